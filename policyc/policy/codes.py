@@ -1,0 +1,83 @@
+"""The registry of diagnostic codes: code -> kebab name -> one-line meaning.
+
+Codes are stable: tests, CI annotations and editor integrations key on them,
+never on message prose. Add new codes at the end of their block; never
+renumber. `docs/diagnostics.md` is generated from this table
+(`policyc codes --markdown`).
+
+Blocks: P syntax, E policy errors, W warnings, T policy tests, I inventory,
+N enforcement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class CodeInfo:
+    name: str
+    summary: str
+
+
+CODES: dict[str, CodeInfo] = {
+    # --- P: HuJSON syntax -------------------------------------------------
+    "P001": CodeInfo("syntax-error", "The file is not valid HuJSON."),
+    "P002": CodeInfo("duplicate-key", "An object has the same key twice."),
+    "P003": CodeInfo("invalid-string", "A string has a bad escape or a raw control character."),
+    "P004": CodeInfo("invalid-number", "A number is not valid JSON (leading zeros, hex, NaN)."),
+    "P005": CodeInfo("unterminated-comment", "A /* comment is never closed."),
+    "P006": CodeInfo("io-error", "A file could not be read or is not UTF-8."),
+    # --- E: policy errors ----------------------------------------------------
+    "E101": CodeInfo("unknown-field", "A section or field is not part of the policy format."),
+    "E102": CodeInfo("wrong-type", "A value has the wrong JSON type."),
+    "E103": CodeInfo("missing-field", "A required field is absent."),
+    "E104": CodeInfo("undefined-group", "A group is used but not defined in `groups`."),
+    "E105": CodeInfo("undefined-tag", "A tag is used but not defined in `tagOwners`."),
+    "E106": CodeInfo("undefined-host", "A host alias is used but not defined in `hosts`."),
+    "E107": CodeInfo("undefined-ipset", "An ipset is used but not defined in `ipsets`."),
+    "E108": CodeInfo("nested-group", "A group lists another group; groups cannot nest."),
+    "E109": CodeInfo("invalid-user", "A user is not of the form `name@domain` or `name@`."),
+    "E110": CodeInfo("invalid-address", "An IP address, CIDR prefix or range is malformed."),
+    "E111": CodeInfo("invalid-port", "A port, port list or port range is malformed."),
+    "E112": CodeInfo("unknown-protocol", "A protocol name or number is not known."),
+    "E113": CodeInfo("unknown-autogroup", "An autogroup name is not known."),
+    "E114": CodeInfo("misplaced-autogroup", "An autogroup is used where it is not allowed."),
+    "E115": CodeInfo("invalid-action", "A rule action is not one the section accepts."),
+    "E116": CodeInfo("invalid-name", "A group, tag, host or ipset name is malformed."),
+    "E117": CodeInfo("invalid-alias", "An alias cannot be used in this position."),
+    "E118": CodeInfo("ports-not-supported", "Specific ports are used with a portless protocol."),
+    "E119": CodeInfo("invalid-grant", "A grant is malformed (no ip/app, bad via, bad app)."),
+    "E120": CodeInfo("invalid-ssh-rule", "An SSH rule is malformed."),
+    "E121": CodeInfo("invalid-self-source", "autogroup:self is used with a source it cannot narrow."),
+    "E122": CodeInfo("circular-tag-owner", "Tag ownership forms a cycle."),
+    "E123": CodeInfo("invalid-owner", "A tag owner or approver is not a user, group or tag."),
+    "E124": CodeInfo("invalid-duration", "A duration is malformed or out of range."),
+    "E125": CodeInfo("invalid-test", "A policy test entry is malformed."),
+    "E126": CodeInfo("invalid-posture", "A posture or posture reference is malformed."),
+    "E127": CodeInfo("invalid-node-attr", "A nodeAttrs entry is malformed."),
+    "E128": CodeInfo("invalid-capability", "An app capability name is malformed."),
+    # --- W: likely mistakes ----------------------------------------------------
+    "W201": CodeInfo("rule-matches-nothing", "A rule's sources or destinations match no node."),
+    "W202": CodeInfo("unused-group", "A group is defined but never referenced."),
+    "W203": CodeInfo("shadowed-rule", "Every packet a rule allows is already allowed by another."),
+    "W204": CodeInfo("unused-host", "A host alias is defined but never referenced."),
+    "W205": CodeInfo("unused-tag", "A tag is defined but no rule or node uses it."),
+    # --- T: policy tests -------------------------------------------------------
+    "T301": CodeInfo("test-accept-failed", "A `tests` accept entry is not allowed by the policy."),
+    "T302": CodeInfo("test-deny-failed", "A `tests` deny entry is allowed by the policy."),
+    "T303": CodeInfo("test-unresolvable", "A test source or destination resolves to nothing."),
+    "T304": CodeInfo("ssh-test-failed", "An `sshTests` expectation does not hold."),
+    # --- I: inventory ----------------------------------------------------------
+    "I401": CodeInfo("invalid-node", "A node entry in the inventory is malformed."),
+    "I402": CodeInfo("duplicate-node", "Two nodes share a name, address or key."),
+    "I403": CodeInfo("invalid-key", "A WireGuard public key is not 32 bytes of base64."),
+    "I404": CodeInfo("unknown-node", "A node name given on the command line is not in the inventory."),
+    # --- N: enforcement ----------------------------------------------------------
+    "N501": CodeInfo("nft-load-failed", "nftables rejected the ruleset; the old one stays."),
+    "N502": CodeInfo("nft-drift", "The loaded table differs from what policyc rendered."),
+    "N503": CodeInfo("interface-missing", "The mesh interface does not exist."),
+    "N504": CodeInfo("privilege-missing", "The operation needs root or CAP_NET_ADMIN."),
+    "N505": CodeInfo("wireguard-failed", "Configuring WireGuard peers failed."),
+    "N506": CodeInfo("unsupported-by-backend", "A rule uses something the backend cannot express."),
+}
