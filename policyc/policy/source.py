@@ -1,7 +1,8 @@
 """Source text and spans: where every model object came from.
 
-A `Span` is a half-open character-offset range into one `SourceFile`. Line and column are computed on demand from a cached table of
-line starts, so carrying spans everywhere costs two ints and a reference.
+A `Span` is a half-open character-offset range into one `SourceFile`.
+Line and column are computed on demand from a cached table of line starts,
+so carrying spans everywhere costs two ints and a reference.
 """
 
 from __future__ import annotations
