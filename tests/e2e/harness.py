@@ -1,0 +1,541 @@
+"""A WireGuard mesh of network namespaces for end-to-end tests.
+
+`Mesh.build(inventory, names)` makes one namespace per node, joins them to a
+hub namespace's bridge by veth pairs (underlay 198.18.0.0/24), starts a
+wireguard-go interface in each with a fresh X25519 key, gives it the node's
+mesh addresses from the inventory and routes 100.64.0.0/10 and
+fd7a:115c:a1e0::/48 over it. `mesh.inventory` is the input inventory
+restricted to those nodes with the real public keys and underlay endpoints
+substituted, ready to compile.
+
+Traffic helpers send only to addresses inside the namespaces built here.
+Everything is torn down by PID and namespace name (`Mesh.close`, also on a
+failed build); `sweep_leftovers` removes what a killed test run left behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import ipaddress
+import itertools
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from nacl.public import PrivateKey
+
+from policyc.policy.filtertypes import NodeNetmap
+from policyc.policy.nodes import Inventory, Node
+
+NS_PREFIX = "pce"  # every namespace: pce<pid>m<mesh>... so leftovers can be swept
+WG_PREFIX = "pcw"
+WG_PORT = 41641
+WG_SOCKET_DIR = Path("/var/run/wireguard")
+MESH_V4, MESH_V6 = "100.64.0.0/10", "fd7a:115c:a1e0::/48"
+UNDERLAY = ipaddress.ip_network("198.18.0.0/24")
+WAIT_SECONDS = 5.0
+_WG_ENV = {**os.environ, "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"}
+_mesh_ids = itertools.count(1)
+
+
+def requirements_missing() -> str | None:
+    """Why privileged e2e tests cannot run here, or None if they can."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces, nftables, wireguard-go)"
+    for tool in ("ip", "nft", "wg", "wireguard-go", "nc", "ping"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    return None
+
+
+def sh(cmd: Sequence[str], *, timeout: float = WAIT_SECONDS, check: bool = True,
+       input: str | None = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout,
+                          input=input, check=False)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")
+    return proc
+
+
+def wait_for(predicate: object, timeout: float = WAIT_SECONDS, step: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(predicate) and predicate():
+            return True
+        time.sleep(step)
+    return bool(callable(predicate) and predicate())
+
+
+# --- nodes ------------------------------------------------------------------------
+
+
+@dataclass
+class MeshNode:
+    name: str
+    netns: str
+    iface: str  # the WireGuard interface
+    underlay: str  # 198.18.0.x on eth0
+    addresses: tuple[str, ...]  # mesh IPs from the inventory
+    public_key: str
+    private_key_file: str
+    wg_process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def ipv4(self) -> str:
+        return next(a for a in self.addresses if ":" not in a)
+
+    @property
+    def ipv6(self) -> str:
+        return next(a for a in self.addresses if ":" in a)
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.underlay}:{WG_PORT}"
+
+    def exec_prefix(self) -> list[str]:
+        return ["ip", "netns", "exec", self.netns]
+
+    def run(self, cmd: Sequence[str], *, timeout: float = WAIT_SECONDS, check: bool = False,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run `cmd` inside this node's namespace."""
+        return sh([*self.exec_prefix(), *cmd], timeout=timeout, check=check, input=input)
+
+    def popen(self, cmd: Sequence[str], **kwargs: object) -> subprocess.Popen[str]:
+        return subprocess.Popen([*self.exec_prefix(), *cmd], text=True,  # type: ignore[call-overload]
+                                **kwargs)
+
+    def wg_peers(self) -> set[str]:
+        out = self.run(["wg", "show", self.iface, "peers"], check=True).stdout
+        return set(out.split())
+
+
+def _kill(proc: subprocess.Popen[bytes] | subprocess.Popen[str] | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=2)
+
+
+# --- the mesh ---------------------------------------------------------------------------
+
+
+@dataclass
+class Mesh:
+    mesh_id: int
+    hub: str
+    nodes: dict[str, MeshNode]
+    inventory: Inventory
+    keydir: str
+
+    @classmethod
+    def build(cls, inventory: Inventory, names: Iterable[str] | None = None) -> Mesh:
+        """Namespaces, veths, wireguard-go and addresses for `names` (default all)."""
+        chosen = [inventory.by_name[n] for n in names] if names is not None else list(inventory)
+        mesh_id = next(_mesh_ids)
+        base = f"{NS_PREFIX}{os.getpid()}m{mesh_id}"
+        mesh = cls(mesh_id, f"{base}hub", {}, inventory, tempfile.mkdtemp(prefix="policyc-e2e-"))
+        try:
+            sh(["ip", "netns", "add", mesh.hub])
+            _ns_setup_hub(mesh.hub)
+            for index, node in enumerate(chosen):
+                mesh.nodes[node.name] = mesh._add_node(node, index, f"{base}n{index}")
+            mesh.inventory = mesh._substituted(chosen)
+        except BaseException:
+            mesh.close()
+            raise
+        return mesh
+
+    def _add_node(self, node: Node, index: int, netns: str) -> MeshNode:
+        underlay = str(UNDERLAY.network_address + 10 + index)
+        sh(["ip", "netns", "add", netns])
+        sh(["ip", "-n", self.hub, "link", "add", f"h{index}", "type", "veth",
+            "peer", "name", "eth0", "netns", netns])
+        sh(["ip", "-n", self.hub, "link", "set", f"h{index}", "master", "br0", "up"])
+        for cmd in (["link", "set", "lo", "up"], ["link", "set", "eth0", "up"],
+                    ["addr", "add", f"{underlay}/{UNDERLAY.prefixlen}", "dev", "eth0"]):
+            sh(["ip", "-n", netns, *cmd])
+        private = PrivateKey.generate()
+        key_file = Path(self.keydir) / f"{node.name}.key"
+        key_file.touch(mode=0o600)
+        key_file.write_text(base64.b64encode(bytes(private)).decode() + "\n")
+        mesh_node = MeshNode(
+            name=node.name, netns=netns,
+            iface=f"{WG_PREFIX}{os.getpid() % 100000}m{self.mesh_id}n{index}",
+            underlay=underlay, addresses=tuple(str(ip) for ip in node.ips),
+            public_key=base64.b64encode(bytes(private.public_key)).decode(),
+            private_key_file=str(key_file),
+        )
+        # Registered before wireguard-go starts so close() always finds its PID.
+        self.nodes[node.name] = mesh_node
+        _start_wireguard(mesh_node)
+        return mesh_node
+
+    def _substituted(self, chosen: Sequence[Node]) -> Inventory:
+        return Inventory.of([
+            dataclasses.replace(n, key=self.nodes[n.name].public_key,
+                                endpoint=self.nodes[n.name].endpoint)
+            for n in chosen
+        ])
+
+    # -- lookups ---------------------------------------------------------------------
+
+    def __getitem__(self, name: str) -> MeshNode:
+        return self.nodes[name]
+
+    def node_for_ip(self, ip: str) -> MeshNode:
+        wanted = ipaddress.ip_address(ip)
+        for node in self.nodes.values():
+            if any(ipaddress.ip_address(a) == wanted for a in node.addresses):
+                return node
+        raise KeyError(f"no mesh node has address {ip}")
+
+    # -- enforcement -----------------------------------------------------------------
+
+    def enforce(self, netmaps: dict[str, NodeNetmap]) -> dict[str, object]:
+        """Run policyc's node enforcement for every mesh node; results by name."""
+        from policyc.enforcer.node import enforce
+
+        results: dict[str, object] = {}
+        for name, node in self.nodes.items():
+            result = enforce(netmaps[name], node.iface, netns=node.netns)
+            if not result.ok:
+                raise RuntimeError(f"enforce on {name} failed: {result.messages()}")
+            results[name] = result
+        return results
+
+    # -- teardown --------------------------------------------------------------------
+
+    def close(self) -> None:
+        for node in self.nodes.values():
+            with contextlib.suppress(Exception):
+                _kill(node.wg_process)
+            with contextlib.suppress(Exception):
+                sh(["ip", "netns", "del", node.netns], check=False)
+        with contextlib.suppress(Exception):
+            sh(["ip", "netns", "del", self.hub], check=False)
+        shutil.rmtree(self.keydir, ignore_errors=True)
+
+    def __enter__(self) -> Mesh:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _ns_setup_hub(hub: str) -> None:
+    sh(["ip", "-n", hub, "link", "set", "lo", "up"])
+    sh(["ip", "-n", hub, "link", "add", "br0", "type", "bridge"])
+    sh(["ip", "-n", hub, "link", "set", "br0", "up"])
+
+
+def _start_wireguard(node: MeshNode) -> None:
+    socket = WG_SOCKET_DIR / f"{node.iface}.sock"
+    node.wg_process = subprocess.Popen(
+        [*node.exec_prefix(), "wireguard-go", "-f", node.iface],
+        env=_WG_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not wait_for(socket.exists):
+        raise RuntimeError(f"wireguard-go for {node.iface} did not create {socket}")
+    node.run(["wg", "set", node.iface, "private-key", node.private_key_file,
+              "listen-port", str(WG_PORT)], check=True)
+    for address in node.addresses:
+        plen = 128 if ":" in address else 32
+        node.run(["ip", "addr", "add", f"{address}/{plen}", "dev", node.iface, "nodad"],
+                 check=True)
+    node.run(["ip", "link", "set", node.iface, "up"], check=True)
+    node.run(["ip", "route", "add", MESH_V4, "dev", node.iface], check=True)
+    node.run(["ip", "-6", "route", "add", MESH_V6, "dev", node.iface], check=True)
+
+
+def sweep_leftovers() -> list[str]:
+    """Delete namespaces (and the processes in them) of test runs that died.
+
+    Only namespaces named with our prefix whose creating PID is gone are
+    touched, so a concurrent test run is left alone.
+    """
+    listing = sh(["ip", "netns", "list"], check=False).stdout.split("\n")
+    swept: list[str] = []
+    for line in listing:
+        name = line.split(" ")[0]
+        owner = _owner_pid(name)
+        if owner is None or _pid_alive(owner):
+            continue
+        pids = sh(["ip", "netns", "pids", name], check=False).stdout.split()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), signal.SIGKILL)
+        sh(["ip", "netns", "del", name], check=False)
+        swept.append(name)
+    return swept
+
+
+def _owner_pid(netns: str) -> int | None:
+    if not netns.startswith(NS_PREFIX):
+        return None
+    digits = netns[len(NS_PREFIX):].split("m", 1)[0]
+    return int(digits) if digits.isdigit() else None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --- single probes (nc, ping) -------------------------------------------------------------
+
+
+def _mesh_of(src: MeshNode, mesh: Mesh | None, dst_ip: str) -> MeshNode:
+    if mesh is None:
+        raise ValueError("pass mesh= so the destination namespace can be found")
+    return mesh.node_for_ip(dst_ip)
+
+
+def _listening(node: MeshNode, port: int, udp: bool = False) -> bool:
+    flag = "-Hlun" if udp else "-Hltn"
+    return bool(node.run(["ss", flag, f"sport = :{port}"]).stdout.strip())
+
+
+def tcp_connect(src: MeshNode, dst_ip: str, port: int, timeout: float = 2.0, *,
+                mesh: Mesh) -> bool:
+    """Does a TCP handshake from `src` to dst_ip:port complete? (nc both ends)"""
+    dst = _mesh_of(src, mesh, dst_ip)
+    listener = dst.popen(["nc", "-l", "-n", dst_ip, str(port)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if not wait_for(lambda: _listening(dst, port)):
+            raise RuntimeError(f"nc did not listen on {dst.name}:{port}")
+        client = src.run(["nc", "-n", "-z", "-w", str(max(1, round(timeout))), dst_ip,
+                          str(port)], timeout=timeout + 3)
+        return client.returncode == 0
+    finally:
+        _kill(listener)
+
+
+def udp_probe(src: MeshNode, dst_ip: str, port: int, timeout: float = 2.0, *,
+              mesh: Mesh) -> bool:
+    """Does a UDP datagram from `src` reach a listener on dst_ip:port?"""
+    dst = _mesh_of(src, mesh, dst_ip)
+    listener = dst.popen(["nc", "-u", "-l", "-n", dst_ip, str(port)],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        if not wait_for(lambda: _listening(dst, port, udp=True)):
+            raise RuntimeError(f"nc did not listen on udp {dst.name}:{port}")
+        token = f"probe-{os.getpid()}-{port}"
+        src.run(["nc", "-u", "-n", "-w", "1", dst_ip, str(port)], input=token + "\n",
+                timeout=timeout + 3)
+        return _read_token(listener, token, timeout)
+    finally:
+        _kill(listener)
+
+
+def _read_token(proc: subprocess.Popen[str], token: str, timeout: float) -> bool:
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    deadline = time.monotonic() + timeout
+    seen = b""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        seen += chunk
+        if token.encode() in seen:
+            return True
+    return False
+
+
+def ping(src: MeshNode, dst_ip: str, timeout: float = 2.0) -> bool:
+    proc = src.run(["ping", "-n", "-q", "-c", "1", "-W", str(max(1, round(timeout))), dst_ip],
+                   timeout=timeout + 3)
+    return proc.returncode == 0
+
+
+@dataclass
+class TcpSession:
+    """An open TCP connection src -> dst; `send` says if a line still gets through."""
+
+    client: subprocess.Popen[str]
+    server: subprocess.Popen[str]
+
+    def send(self, line: str, timeout: float = 2.0) -> bool:
+        assert self.client.stdin is not None
+        if self.client.poll() is not None:
+            return False
+        try:
+            self.client.stdin.write(line + "\n")
+            self.client.stdin.flush()
+        except BrokenPipeError:
+            return False
+        return _read_token(self.server, line, timeout)
+
+    def close(self) -> None:
+        _kill(self.client)
+        _kill(self.server)
+
+
+def open_tcp_session(src: MeshNode, dst_ip: str, port: int, *, mesh: Mesh) -> TcpSession:
+    """A long-lived nc connection, established and checked once."""
+    dst = _mesh_of(src, mesh, dst_ip)
+    server = dst.popen(["nc", "-l", "-n", dst_ip, str(port)],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    if not wait_for(lambda: _listening(dst, port)):
+        _kill(server)
+        raise RuntimeError(f"nc did not listen on {dst.name}:{port}")
+    client = src.popen(["nc", "-n", dst_ip, str(port)], stdin=subprocess.PIPE,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    session = TcpSession(client, server)
+    if not session.send("hello", timeout=WAIT_SECONDS):
+        session.close()
+        raise RuntimeError(f"could not open a TCP session {src.name} -> {dst_ip}:{port}")
+    return session
+
+
+# --- batch probes: one server and one client process per node --------------------------
+
+_SERVER = r"""
+import json, socket, sys, threading
+spec = json.loads(sys.argv[1])
+def serve_tcp(s):
+    while True:
+        c, _ = s.accept(); c.close()
+def serve_udp(s):
+    while True:
+        data, _ = s.recvfrom(2048)
+        sys.stdout.write(data.decode(errors="replace").strip() + "\n"); sys.stdout.flush()
+for kind, ports in (("tcp", spec["tcp"]), ("udp", spec["udp"])):
+    for port in ports:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("::", port))
+        if kind == "tcp":
+            s.listen(64)
+        threading.Thread(target=serve_tcp if kind == "tcp" else serve_udp, args=(s,), daemon=True).start()
+sys.stdout.write("READY\n"); sys.stdout.flush()
+sys.stdin.read()
+"""
+
+_CLIENT = r"""
+import json, socket, subprocess, sys, threading, time
+probes, timeout = json.loads(sys.argv[1]), float(sys.argv[2])
+result = {}
+def run(pid, proto, ip, port):
+    fam = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    if proto == "tcp":
+        try:
+            socket.create_connection((ip, port), timeout=timeout).close(); result[pid] = True
+        except OSError:
+            result[pid] = False
+    elif proto == "udp":
+        s = socket.socket(fam, socket.SOCK_DGRAM)
+        for _ in range(3):
+            try:
+                s.sendto(pid.encode(), (ip, port))
+            except OSError:
+                pass
+            time.sleep(0.15)
+        result[pid] = None
+    else:
+        p = subprocess.run(["ping", "-n", "-q", "-c", "1", "-W", str(max(1, round(timeout))), ip],
+                           capture_output=True)
+        result[pid] = p.returncode == 0
+threads = [threading.Thread(target=run, args=tuple(p)) for p in probes]
+for t in threads: t.start()
+for t in threads: t.join()
+print(json.dumps(result))
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    src: str  # node name
+    dst: str  # node name
+    proto: str  # "tcp", "udp" or "icmp"
+    port: int = 0
+    family: int = 4
+
+    def __str__(self) -> str:
+        where = f":{self.port}" if self.proto != "icmp" else ""
+        return f"{self.src} -> {self.dst}{where}/{self.proto}/v{self.family}"
+
+
+def probe_all(mesh: Mesh, probes: Sequence[Probe], timeout: float = 1.5) -> dict[Probe, bool]:
+    """Run every probe concurrently; True where the packet got through."""
+    servers = _start_servers(mesh, probes)
+    try:
+        tagged = {f"p{i}": p for i, p in enumerate(probes)}
+        outcome: dict[Probe, bool] = {}
+        clients = _start_clients(mesh, tagged, timeout)
+        for proc in clients:
+            out, _ = proc.communicate(timeout=timeout + 10)
+            for pid, ok in json.loads(out).items():
+                if ok is not None:
+                    outcome[tagged[pid]] = ok
+        time.sleep(0.3)  # the last UDP datagrams are in flight
+        received = _stop_servers(servers)
+        for pid, probe in tagged.items():
+            if probe.proto == "udp":
+                outcome[probe] = pid in received
+        return outcome
+    finally:
+        for proc in servers:
+            _kill(proc)
+
+
+def _start_servers(mesh: Mesh, probes: Sequence[Probe]) -> list[subprocess.Popen[str]]:
+    servers = []
+    for name in sorted({p.dst for p in probes}):
+        spec = {"tcp": sorted({p.port for p in probes if p.dst == name and p.proto == "tcp"}),
+                "udp": sorted({p.port for p in probes if p.dst == name and p.proto == "udp"})}
+        proc = mesh[name].popen([sys.executable, "-c", _SERVER, json.dumps(spec)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        servers.append(proc)
+        assert proc.stdout is not None
+        if not _read_token(proc, "READY", WAIT_SECONDS):
+            raise RuntimeError(f"probe server on {name} did not start")
+    return servers
+
+
+def _start_clients(mesh: Mesh, tagged: dict[str, Probe],
+                   timeout: float) -> list[subprocess.Popen[str]]:
+    clients = []
+    for name in sorted({p.src for p in tagged.values()}):
+        batch = [[pid, p.proto, _address(mesh[p.dst], p.family), p.port]
+                 for pid, p in tagged.items() if p.src == name]
+        clients.append(mesh[name].popen([sys.executable, "-c", _CLIENT, json.dumps(batch),
+                                         str(timeout)], stdout=subprocess.PIPE))
+    return clients
+
+
+def _stop_servers(servers: list[subprocess.Popen[str]]) -> set[str]:
+    received: set[str] = set()
+    for proc in servers:
+        # The server exits when its stdin closes.
+        out, _ = proc.communicate(input="", timeout=WAIT_SECONDS)
+        received.update(line.strip() for line in out.splitlines())
+    return received
+
+
+def _address(node: MeshNode, family: int) -> str:
+    return node.ipv6 if family == 6 else node.ipv4
