@@ -1,0 +1,232 @@
+"""HuJSON value tree -> typed `Policy`.
+
+This stage checks shape: known sections and fields (E101), JSON types
+(E102), required fields (E103), and the syntax of every alias, port and
+protocol string (via `aliases.py`). Cross-references (is this group
+defined? is autogroup:self allowed here?) are `validate.py`'s job.
+
+It never stops at the first problem: a bad item is reported and skipped,
+and the rest of the file is still built, so one run shows every error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from policyc.policy.aliases import parse_alias, parse_network
+from policyc.policy.build_rules import (
+    build_acl,
+    build_app,
+    build_grant,
+    build_ssh,
+    build_ssh_test,
+    build_test,
+)
+from policyc.policy.cst import JString, JValue, to_python
+from policyc.policy.diagnostics import Diagnostics
+from policyc.policy.jsonread import Reader, list_of
+from policyc.policy.model import (
+    AutoApprovers,
+    Group,
+    HostAlias,
+    IPSet,
+    NodeAttr,
+    Policy,
+    Posture,
+    RouteApprover,
+    TagOwners,
+    TagRef,
+    TailnetOptions,
+    UserRef,
+)
+from policyc.policy.source import SourceFile
+
+# Top-level keys Tailscale accepts that do not affect access; kept verbatim.
+EXTRA_OPTIONS = frozenset({"attrConfig", "autogroups", "$schema"})
+
+# --- definitions --------------------------------------------------------------
+
+
+def build_groups(r: Reader, value: JValue) -> dict[str, Group]:
+    obj = r.obj(value, "groups")
+    out: dict[str, Group] = {}
+    for member in obj.members if obj else ():
+        name = member.key.value
+        if not name.startswith("group:") or len(name) == len("group:"):
+            r.diags.error("E116", member.key.span, f'group name "{name}" must start with "group:"')
+            continue
+        array = r.arr(member.value, f'groups["{name}"]', "an array of users")
+        users = r.strings(array, f'groups["{name}"]') if array is not None else ()
+        out[name] = Group(name, tuple(_group_members(r, name, users)), member.span)
+    return out
+
+
+def _group_members(r: Reader, group: str, members: tuple[JString, ...]) -> list[UserRef]:
+    out = []
+    for member in members:
+        text = member.value.strip()
+        if text.startswith("group:"):
+            r.diags.error("E108", member.span,
+                          f'groups["{group}"]: "{text}": group members cannot be recursive')
+        elif "@" not in text:
+            r.diags.error("E109", member.span,
+                          f'groups["{group}"]: username must contain @, got: "{text}"')
+        else:
+            out.append(UserRef(text, member.span))
+    return out
+
+
+def build_tag_owners(r: Reader, value: JValue) -> dict[str, TagOwners]:
+    obj = r.obj(value, "tagOwners")
+    out: dict[str, TagOwners] = {}
+    for member in obj.members if obj else ():
+        tag = parse_alias(member.key.value, member.key.span, r.diags, position="tagOwners")
+        if tag is None:
+            continue
+        if not isinstance(tag, TagRef):
+            r.diags.error("E116", member.key.span,
+                          f'tagOwners key "{member.key.value}" must start with "tag:"')
+            continue
+        owners = r.aliases(member.value, f'tagOwners["{tag.name}"]')
+        out[tag.name] = TagOwners(tag.name, owners, member.span)
+    return out
+
+
+def build_hosts(r: Reader, value: JValue) -> dict[str, HostAlias]:
+    obj = r.obj(value, "hosts")
+    out: dict[str, HostAlias] = {}
+    for member in obj.members if obj else ():
+        name = member.key.value
+        if not name or any(c in name for c in "@: \t"):
+            r.diags.error("E116", member.key.span,
+                          f'host name "{name}" must not be empty or contain "@", ":" or spaces')
+            continue
+        text = r.string(member.value, f'hosts["{name}"]')
+        network = parse_network(text.value.strip()) if text is not None else None
+        if text is not None and network is None:
+            r.diags.error("E110", text.span,
+                          f'hosts["{name}"]: hostname contains invalid IP address "{text.value}"')
+        if network is not None:
+            out[name] = HostAlias(name, network, member.span)
+    return out
+
+
+def build_ipsets(r: Reader, value: JValue) -> dict[str, IPSet]:
+    obj = r.obj(value, "ipsets")
+    out: dict[str, IPSet] = {}
+    for member in obj.members if obj else ():
+        name = member.key.value
+        if not name.startswith("ipset:") or len(name) == len("ipset:"):
+            r.diags.error("E116", member.key.span, f'ipset name "{name}" must start with "ipset:"')
+            continue
+        out[name] = IPSet(name, r.aliases(member.value, f'ipsets["{name}"]'), member.span)
+    return out
+
+
+def build_postures(r: Reader, value: JValue) -> dict[str, Posture]:
+    obj = r.obj(value, "postures")
+    out: dict[str, Posture] = {}
+    for member in obj.members if obj else ():
+        name = member.key.value
+        if not name.startswith("posture:") or len(name) == len("posture:"):
+            r.diags.error("E126", member.key.span,
+                          f'posture name "{name}" must start with "posture:"')
+            continue
+        conditions = r.names(member.value, f'postures["{name}"]')
+        out[name] = Posture(name, conditions, member.span)
+    return out
+
+
+def build_auto_approvers(r: Reader, value: JValue) -> AutoApprovers:
+    obj = r.obj(value, "autoApprovers")
+    if obj is None:
+        return AutoApprovers()
+    f = r.fields(obj, "autoApprovers", frozenset({"routes", "exitNode"}))
+    routes = []
+    routes_obj = r.obj(f["routes"], "autoApprovers.routes") if "routes" in f else None
+    for member in routes_obj.members if routes_obj else ():
+        prefix = parse_network(member.key.value.strip())
+        if prefix is None:
+            r.diags.error("E110", member.key.span,
+                          f'autoApprovers.routes: "{member.key.value}" is not a valid prefix')
+            continue
+        approvers = r.aliases(member.value, "autoApprovers")
+        routes.append(RouteApprover(prefix, approvers, member.span))
+    exit_node = r.aliases(f["exitNode"], "autoApprovers") if "exitNode" in f else ()
+    return AutoApprovers(tuple(routes), exit_node, obj.span)
+
+
+NODE_ATTR_FIELDS = frozenset({"target", "attr", "ipPool", "app"})
+
+
+def build_node_attr(r: Reader, value: JValue) -> NodeAttr | None:
+    obj = r.obj(value, "nodeAttrs entry")
+    if obj is None:
+        return None
+    f = r.fields(obj, "nodeAttrs entry", NODE_ATTR_FIELDS, required=("target",))
+    targets = r.aliases(f["target"], "nodeAttrs target") if "target" in f else ()
+    pools = []
+    for item in r.strings(f["ipPool"], "ipPool") if "ipPool" in f else ():
+        network = parse_network(item.value.strip())
+        if network is None:
+            r.diags.error("E110", item.span, f'ipPool "{item.value}": invalid prefix')
+        else:
+            pools.append(network)
+    app = build_app(r, f["app"]) if "app" in f else ()
+    if "target" not in f:
+        return None
+    return NodeAttr(targets, r.names(f.get("attr"), "attr"), tuple(pools), app, obj.span)
+
+
+def _options(r: Reader, f: Mapping[str, JValue]) -> TailnetOptions:
+    cgnat = r.string(f["OneCGNATRoute"], "OneCGNATRoute") if "OneCGNATRoute" in f else None
+    derp = f.get("derpMap")
+    if derp is not None:
+        r.obj(derp, "derpMap")
+    return TailnetOptions(
+        disable_ipv4=r.boolean(f["disableIPv4"], "disableIPv4") if "disableIPv4" in f else False,
+        randomize_client_port=(r.boolean(f["randomizeClientPort"], "randomizeClientPort")
+                               if "randomizeClientPort" in f else False),
+        one_cgnat_route=cgnat.value if cgnat is not None else "",
+        derp_map=to_python(derp) if derp is not None else None,
+        extra={k: to_python(v) for k, v in f.items() if k in EXTRA_OPTIONS},
+    )
+
+
+# --- the whole file -----------------------------------------------------------
+
+# section key -> (Policy field, builder)
+SECTIONS: dict[str, tuple[str, Callable[[Reader, JValue], Any]]] = {
+    "acls": ("acls", list_of(build_acl)),
+    "grants": ("grants", list_of(build_grant)),
+    "ssh": ("ssh", list_of(build_ssh)),
+    "groups": ("groups", build_groups),
+    "tagOwners": ("tag_owners", build_tag_owners),
+    "hosts": ("hosts", build_hosts),
+    "ipsets": ("ipsets", build_ipsets),
+    "postures": ("postures", build_postures),
+    "autoApprovers": ("auto_approvers", build_auto_approvers),
+    "nodeAttrs": ("node_attrs", list_of(build_node_attr)),
+    "defaultSrcPosture": ("default_src_posture", lambda r, v: r.names(v, "defaultSrcPosture")),
+    "tests": ("tests", list_of(build_test)),
+    "sshTests": ("ssh_tests", list_of(build_ssh_test)),
+}
+OPTION_KEYS = frozenset({"disableIPv4", "randomizeClientPort", "OneCGNATRoute", "derpMap"})
+TOP_LEVEL_KEYS = frozenset(SECTIONS) | OPTION_KEYS | EXTRA_OPTIONS
+
+
+def build_policy(tree: JValue | None, source: SourceFile, diags: Diagnostics) -> Policy:
+    """The typed policy, best effort; callers check `diags.has_errors`."""
+    if tree is None:
+        return Policy(source)  # empty file: no acls/grants, so allow-all
+    r = Reader(diags)
+    obj = r.obj(tree, "policy")
+    if obj is None:
+        return Policy(source)
+    f = r.fields(obj, "policy", TOP_LEVEL_KEYS)
+    kwargs: dict[str, Any] = {}
+    for key, (field_name, build) in SECTIONS.items():
+        if key in f:
+            kwargs[field_name] = build(r, f[key])
+    return Policy(source, options=_options(r, f), **kwargs)

@@ -1,0 +1,306 @@
+"""Build the rule sections (`acls`, `grants`, `ssh`) and the tests (`tests`, `sshTests`).
+
+Shape and string syntax only; cross-references are checked in `validate.py`.
+"""
+
+from __future__ import annotations
+
+from policyc.policy.aliases import (
+    check_ports_allowed,
+    parse_alias,
+    parse_check_period,
+    parse_destination,
+    parse_ip_capability,
+    parse_protocol,
+)
+from policyc.policy.cst import JArray, JString, JValue, to_python
+from policyc.policy.filtertypes import PortRange
+from policyc.policy.jsonread import Reader, has_items
+from policyc.policy.model import (
+    AclDestination,
+    AclRule,
+    Alias,
+    AppCapability,
+    AutoGroupRef,
+    GrantRule,
+    IPCapability,
+    PolicyTest,
+    PrefixAlias,
+    RangeAlias,
+    SshRule,
+    SshTest,
+    TagRef,
+    TestTarget,
+    Wildcard,
+)
+
+# --- rules --------------------------------------------------------------------
+
+ACL_FIELDS = frozenset({"action", "src", "dst", "proto", "srcPosture", "users", "ports"})
+
+
+def build_acl(r: Reader, value: JValue) -> AclRule | None:
+    obj = r.obj(value, "acl rule")
+    if obj is None:
+        return None
+    errors = len(r.diags.errors)
+    f = r.fields(obj, "acl rule", ACL_FIELDS)
+    # `users`/`ports` are Tailscale's original names for `src`/`dst`.
+    src, dst = f.get("src", f.get("users")), f.get("dst", f.get("ports"))
+    for name, present in (("action", "action" in f), ("src", src), ("dst", dst)):
+        if not present:
+            r.diags.error("E103", obj.span, f'acl rule: missing required field "{name}"')
+    action = r.string(f["action"], "action") if "action" in f else None
+    if action is not None and action.value != "accept":
+        r.diags.error("E115", action.span, f'action="{action.value}" is not supported')
+    sources = r.aliases(src, "src") if src is not None else ()
+    destinations = _acl_destinations(r, dst) if dst is not None else ()
+    protocols = _acl_protocols(r, f.get("proto"), destinations)
+    if len(r.diags.errors) > errors:
+        return None
+    return AclRule("accept", sources, destinations, protocols,
+                   r.names(f.get("srcPosture"), "srcPosture"), obj.span)
+
+
+def _acl_destinations(r: Reader, value: JValue) -> tuple[AclDestination, ...]:
+    out = []
+    for item in r.strings(value, "dst"):
+        destination = parse_destination(item.value, item.span, r.diags)
+        if destination is not None:
+            out.append(destination)
+    return tuple(out)
+
+
+def _acl_protocols(r: Reader, value: JValue | None,
+                   destinations: tuple[AclDestination, ...]) -> tuple[int, ...]:
+    """The rule's protocol as a 1-tuple; empty when omitted (the default set)."""
+    text = r.string(value, "proto") if value is not None else None
+    if text is None or not text.value.strip():
+        return ()
+    protocol = parse_protocol(text.value, text.span, r.diags)
+    if protocol is None:
+        return ()
+    for destination in destinations:
+        check_ports_allowed(protocol, destination.ports, text.value, destination.span, r.diags)
+    return (protocol,)
+
+
+GRANT_FIELDS = frozenset({"src", "dst", "ip", "app", "via", "srcPosture"})
+
+
+def build_grant(r: Reader, value: JValue) -> GrantRule | None:
+    obj = r.obj(value, "grant")
+    if obj is None:
+        return None
+    f = r.fields(obj, "grant", GRANT_FIELDS, required=("src", "dst"))
+    sources = r.aliases(f["src"], "src") if "src" in f else ()
+    destinations = r.aliases(f["dst"], "dst") if "dst" in f else ()
+    ip = _ip_caps(r, f["ip"]) if "ip" in f else ()
+    app = build_app(r, f["app"]) if "app" in f else ()
+    via = _via(r, f["via"]) if "via" in f else ()
+    errors = len(r.diags.errors)
+    if not has_items(f.get("ip")) and not has_items(f.get("app")):
+        r.diags.error("E119", obj.span, "ip and app can not both be empty")
+    if "src" not in f or "dst" not in f or len(r.diags.errors) > errors:
+        return None
+    return GrantRule(sources, destinations, ip, app, via,
+                     r.names(f.get("srcPosture"), "srcPosture"), obj.span)
+
+
+def _ip_caps(r: Reader, value: JValue) -> tuple[IPCapability, ...]:
+    out = []
+    for item in r.strings(value, "ip"):
+        capability = parse_ip_capability(item.value, item.span, r.diags)
+        if capability is not None:
+            out.append(capability)
+    return tuple(out)
+
+
+def _via(r: Reader, value: JValue) -> tuple[TagRef, ...]:
+    out = []
+    for alias in r.aliases(value, "via"):
+        if isinstance(alias, TagRef):
+            out.append(alias)
+        else:
+            r.diags.error("E119", alias.span, f'via "{alias}": via can only be a tag')
+    return tuple(out)
+
+
+# Under tailscale.com/ only these capabilities may be granted (POLICY-FORMAT §3.2).
+ALLOWED_TAILSCALE_CAPS = frozenset(
+    f"tailscale.com/cap/{name}"
+    for name in ("drive", "relay", "webui", "kubernetes", "tsidp", "secrets")
+)
+
+
+def build_app(r: Reader, value: JValue) -> tuple[AppCapability, ...]:
+    obj = r.obj(value, "app")
+    if obj is None:
+        return ()
+    out = []
+    for member in obj.members:
+        name = member.key
+        if not _check_cap_name(r, name):
+            continue
+        values = r.arr(member.value, f'app "{name.value}"', "an array of objects")
+        if values is not None:
+            for item in values.items:
+                r.obj(item, f'app "{name.value}"')
+        out.append(AppCapability(name.value, to_python(member.value), name.span))
+    return tuple(out)
+
+
+def _check_cap_name(r: Reader, name: JString) -> bool:
+    domain, slash, path = name.value.partition("/")
+    if "://" in name.value or not slash or not domain or not path or " " in name.value:
+        r.diags.error("E128", name.span,
+                      f'"{name.value}": capability name must have the form {{domain}}/{{path}}')
+        return False
+    if domain == "tailscale.com" and name.value not in ALLOWED_TAILSCALE_CAPS:
+        r.diags.error("E128", name.span,
+                      f'"{name.value}": capability name must not be in the tailscale.com domain')
+        return False
+    return True
+
+
+SSH_FIELDS = frozenset({"action", "src", "dst", "users", "checkPeriod", "acceptEnv", "srcPosture"})
+
+
+def build_ssh(r: Reader, value: JValue) -> SshRule | None:
+    obj = r.obj(value, "ssh rule")
+    if obj is None:
+        return None
+    f = r.fields(obj, "ssh rule", SSH_FIELDS, required=("action", "src", "dst", "users"))
+    errors = len(r.diags.errors)
+    action = r.string(f["action"], "action") if "action" in f else None
+    if action is not None and action.value not in ("accept", "check"):
+        message = (f'"{action.value}" is not a valid action' if action.value
+                   else "action must be specified")
+        r.diags.error("E115", action.span, message)
+    sources = r.aliases(f["src"], "ssh src") if "src" in f else ()
+    destinations = r.aliases(f["dst"], "ssh dst") if "dst" in f else ()
+    users = _ssh_users(r, f["users"]) if "users" in f else ()
+    period = None
+    if "checkPeriod" in f and (text := r.string(f["checkPeriod"], "checkPeriod")) is not None:
+        period = parse_check_period(text.value, text.span, r.diags)
+    accept_env = _accept_env(r, f.get("acceptEnv"))
+    if action is None or len(r.diags.errors) > errors:
+        return None
+    return SshRule(action.value, sources, destinations, users, period, accept_env,
+                   r.names(f.get("srcPosture"), "srcPosture"), obj.span)
+
+
+def _ssh_users(r: Reader, value: JValue) -> tuple[str, ...]:
+    users = r.strings(value, "users")
+    if isinstance(value, JArray) and not value.items:
+        r.diags.error("E120", value.span, "users must be specified")
+    for user in users:
+        if user.value.strip() in ("", "*"):
+            r.diags.error("E120", user.span, f'user "{user.value}" is not valid')
+    return tuple(u.value.strip() for u in users)
+
+
+def _accept_env(r: Reader, value: JValue | None) -> tuple[str, ...]:
+    names = r.strings(value, "acceptEnv") if value is not None else ()
+    for name in names:
+        if not name.value:
+            r.diags.error("E120", name.span, "acceptEnv values cannot be empty")
+    return tuple(n.value for n in names)
+
+
+# --- tests ----------------------------------------------------------------------
+
+TEST_FIELDS = frozenset({"src", "proto", "accept", "deny"})
+# Tests may only ask about port-carrying protocols; "" is the default set.
+TEST_PROTOCOLS: dict[str, int | None] = {
+    "": None, "tcp": 6, "udp": 17, "sctp": 132, "6": 6, "17": 17, "132": 132,
+}
+
+
+def build_test(r: Reader, value: JValue) -> PolicyTest | None:
+    obj = r.obj(value, "test")
+    if obj is None:
+        return None
+    f = r.fields(obj, "test", TEST_FIELDS, required=("src",))
+    errors = len(r.diags.errors)
+    src_text = r.string(f["src"], "test src") if "src" in f else None
+    src = (parse_alias(src_text.value, src_text.span, r.diags, position="test src")
+           if src_text is not None else None)
+    protocol = _test_protocol(r, f.get("proto"))
+    accept = _test_targets(r, f.get("accept"), "accept")
+    deny = _test_targets(r, f.get("deny"), "deny")
+    if not has_items(f.get("accept")) and not has_items(f.get("deny")):
+        r.diags.error("E125", obj.span, "test: needs at least one accept or deny entry")
+    if src is None or src_text is None or len(r.diags.errors) > errors:
+        return None
+    return PolicyTest(src, src_text.value.strip(), protocol, accept, deny, obj.span)
+
+
+def _test_protocol(r: Reader, value: JValue | None) -> int | None:
+    text = r.string(value, "test proto") if value is not None else None
+    if text is None:
+        return None
+    name = text.value.strip().lower()
+    if name not in TEST_PROTOCOLS:
+        r.diags.error("E125", text.span,
+                      f'test proto "{text.value}": only tcp, udp, sctp or "" can be tested')
+        return None
+    return TEST_PROTOCOLS[name]
+
+
+def _test_targets(r: Reader, value: JValue | None, what: str) -> tuple[TestTarget, ...]:
+    out = []
+    for item in r.strings(value, f"test {what}") if value is not None else ():
+        destination = parse_destination(item.value, item.span, r.diags, position=f"test {what}")
+        if destination is None:
+            continue
+        problem = _single_host_problem(destination.alias) or _single_port_problem(
+            destination.ports)
+        if problem:
+            r.diags.error("E125", item.span, f'test {what} "{item.value}": {problem}')
+            continue
+        out.append(TestTarget(destination.alias, destination.ports[0].first,
+                              item.value.strip(), item.span))
+    return tuple(out)
+
+
+def _single_host_problem(alias: Alias) -> str | None:
+    """Why a test destination is not a single host, or None if it is."""
+    if isinstance(alias, PrefixAlias) and alias.network.prefixlen < alias.network.max_prefixlen:
+        return "a test destination must be a single host, not a prefix"
+    if isinstance(alias, RangeAlias | Wildcard):
+        return "a test destination must be a single host"
+    if isinstance(alias, AutoGroupRef) and alias.name == "autogroup:internet":
+        return "autogroup:internet cannot be tested"
+    return None
+
+
+def _single_port_problem(ports: tuple[PortRange, ...]) -> str | None:
+    if len(ports) != 1 or ports[0].first != ports[0].last:
+        return "a test entry must name exactly one port"
+    return None
+
+
+SSH_TEST_FIELDS = frozenset({"src", "dst", "accept", "check", "deny"})
+
+
+def build_ssh_test(r: Reader, value: JValue) -> SshTest | None:
+    obj = r.obj(value, "sshTest")
+    if obj is None:
+        return None
+    f = r.fields(obj, "sshTest", SSH_TEST_FIELDS, required=("src", "dst"))
+    errors = len(r.diags.errors)
+    src_text = r.string(f["src"], "sshTest src") if "src" in f else None
+    src = (parse_alias(src_text.value, src_text.span, r.diags, position="sshTest src")
+           if src_text is not None else None)
+    destinations = r.aliases(f["dst"], "sshTest dst") if "dst" in f else ()
+    for alias in destinations:
+        if _single_host_problem(alias) is not None:
+            r.diags.error("E125", alias.span,
+                          f'SSH tests dst contains disallowed element "{alias}"')
+    users = {key: r.names(f.get(key), f"sshTest {key}") for key in ("accept", "check", "deny")}
+    if src is None or src_text is None or len(r.diags.errors) > errors:
+        return None
+    return SshTest(src, src_text.value.strip(), destinations, users["accept"], users["check"],
+                   users["deny"], obj.span)
+
