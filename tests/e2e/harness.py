@@ -425,13 +425,15 @@ def serve_udp(s):
         sys.stdout.write(data.decode(errors="replace").strip() + "\n"); sys.stdout.flush()
 for kind, ports in (("tcp", spec["tcp"]), ("udp", spec["udp"])):
     for port in ports:
-        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM)
+        kind_type = socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM
+        s = socket.socket(socket.AF_INET6, kind_type)
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("::", port))
         if kind == "tcp":
             s.listen(64)
-        threading.Thread(target=serve_tcp if kind == "tcp" else serve_udp, args=(s,), daemon=True).start()
+        serve = serve_tcp if kind == "tcp" else serve_udp
+        threading.Thread(target=serve, args=(s,), daemon=True).start()
 sys.stdout.write("READY\n"); sys.stdout.flush()
 sys.stdin.read()
 """

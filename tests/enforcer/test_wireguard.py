@@ -25,7 +25,7 @@ from policyc.policy.filtertypes import NodeNetmap, Peer
 from policyc.policy.nodes import Inventory, Node
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-import harness  # noqa: E402
+import harness
 
 
 def key(n: int) -> str:
