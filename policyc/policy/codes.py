@@ -80,4 +80,6 @@ CODES: dict[str, CodeInfo] = {
     "N504": CodeInfo("privilege-missing", "Needs root or CAP_NET_ADMIN."),
     "N505": CodeInfo("wireguard-failed", "Configuring WireGuard peers failed."),
     "N506": CodeInfo("unsupported-by-backend", "A rule uses something the backend cannot express."),
+    "N507": CodeInfo("invalid-netmap", "A filter rule has a malformed address, port or protocol."),
+    "N508": CodeInfo("netns-missing", "The network namespace to enforce in does not exist."),
 }
