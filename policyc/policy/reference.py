@@ -1,0 +1,400 @@
+"""A small, obviously-correct evaluator of a policy, written from POLICY-FORMAT.md.
+
+It exists to cross-check the compiler and to answer `tests` and `explain`, so
+it is deliberately independent of the compiler: no shared resolution code, no
+interval arithmetic. Aliases are tested one address at a time with
+`ipaddress` objects, and every question loops over the rules. Clarity beats
+speed here; a tailnet of a few hundred nodes is still answered in
+milliseconds per question.
+
+Semantics (POLICY-FORMAT §3-§5):
+
+* A rule says who may *initiate*: `src` -> `dst` on some protocols and ports.
+* ACL rules use the default protocol set {TCP, UDP, ICMPv4, ICMPv6} when
+  `proto` is omitted; a grant `ip` entry without a protocol does too, and the
+  grant entry `*` means every IP protocol on every port.
+* A port is only compared when the question names one (`port=None` asks about
+  a port-less protocol, or "any port").
+* Identity aliases (users, groups, tags, autogroup:member/tagged) match the
+  mesh addresses of their nodes; tags override ownership.
+* `*` as a source is every Tailscale address plus every approved subnet route;
+  as a destination it is every address.
+* `autogroup:self` narrows per destination node: the source must be an
+  untagged node of the same owner as the (untagged) destination node.
+* Neither `acls` nor `grants` present: everything is allowed.
+* `allowing_rules` answers the way Tailscale evaluates `tests`: against the
+  rules alone. `allowed` adds that somebody must deliver the packet: the
+  destination is a node address, lies in an approved subnet route, or is an
+  Internet address and the tailnet has an exit node.
+
+Not modelled: device postures (`srcPosture` is ignored), role autogroups
+(`autogroup:admin` and friends match nobody: the inventory has no roles),
+and the Tailscale client's leniency of admitting ICMP to any address with
+some open port.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+from policyc.policy.filtertypes import ALL_PORTS, DEFAULT_PROTOCOLS, PortRange
+from policyc.policy.model import (
+    AclRule,
+    Alias,
+    AutoGroupRef,
+    GrantRule,
+    GroupRef,
+    HostRef,
+    IPAddress,
+    IPNetwork,
+    IPSetRef,
+    Policy,
+    PrefixAlias,
+    RangeAlias,
+    TagRef,
+    UserRef,
+    Wildcard,
+)
+from policyc.policy.nodes import Inventory, Node
+from policyc.policy.source import Span
+
+_net = ipaddress.ip_network
+
+TAILSCALE_V4 = _net("100.64.0.0/10")
+CHROMEOS_VM = _net("100.115.92.0/23")  # inside the CGNAT range but never a tailnet address
+TAILSCALE_V6 = _net("fd7a:115c:a1e0::/48")
+
+# autogroup:internet: all of IPv4 and global unicast IPv6, minus private,
+# Tailscale and link-local space (the control plane's own construction).
+INTERNET_INCLUDED = (_net("0.0.0.0/0"), _net("2000::/3"))
+INTERNET_EXCLUDED = tuple(_net(t) for t in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7",
+    "100.64.0.0/10", "fd7a:115c:a1e0::/48", "169.254.0.0/16", "fe80::/10",
+))
+
+RuleKind = Literal["acl", "grant", "default"]
+
+
+def in_tailscale_range(ip: IPAddress) -> bool:
+    """Is `ip` an address Tailscale could assign to a node?"""
+    if ip in CHROMEOS_VM:
+        return False
+    return ip in TAILSCALE_V4 or ip in TAILSCALE_V6
+
+
+def in_internet(ip: IPAddress) -> bool:
+    """Is `ip` part of `autogroup:internet`?"""
+    included = any(ip in net for net in INTERNET_INCLUDED if net.version == ip.version)
+    return included and not any(ip in net for net in INTERNET_EXCLUDED
+                                if net.version == ip.version)
+
+
+def _overlaps(a: IPNetwork, b: IPNetwork) -> bool:
+    return a.version == b.version and a.overlaps(b)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleRef:
+    """A rule that allows something: which section, which entry, where."""
+
+    kind: RuleKind
+    index: int  # position in `acls` or `grants`; -1 for the allow-all default
+    entry: int  # position of the ACL dst entry or grant `ip` entry in its rule
+    rule: AclRule | GrantRule | None = field(compare=False)
+    span: Span = field(compare=False)  # the whole rule
+    entry_span: Span = field(compare=False)  # the ACL dst entry or grant `ip` entry that matched
+
+    def location(self) -> str:
+        """`file:line`, for notes and explanations."""
+        return f"{self.span.file}:{self.span.line}"
+
+    @property
+    def text(self) -> str:
+        """The rule as written in the policy file."""
+        return self.span.text
+
+    def describe(self) -> str:
+        if self.kind == "default":
+            return "the default allow-all policy (neither `acls` nor `grants` is present)"
+        return f"{self.kind}s[{self.index}] at {self.location()}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Permit:
+    """One rule flattened to one destination alias with its ports and protocols."""
+
+    ref: RuleRef
+    sources: tuple[Alias, ...]
+    destination: Alias
+    ports: tuple[PortRange, ...]
+    protocols: frozenset[int] | None  # None: every IP protocol
+    via: tuple[str, ...] = ()
+
+    def matches_traffic(self, proto: int, port: int | None) -> bool:
+        if self.protocols is not None and proto not in self.protocols:
+            return False
+        return port is None or any(r.first <= port <= r.last for r in self.ports)
+
+
+def _acl_permits(index: int, rule: AclRule) -> Iterator[_Permit]:
+    protocols = frozenset(rule.protocols or DEFAULT_PROTOCOLS)
+    for entry, dst in enumerate(rule.destinations):
+        ref = RuleRef("acl", index, entry, rule, rule.span, dst.span)
+        yield _Permit(ref, rule.sources, dst.alias, dst.ports, protocols)
+
+
+def _grant_permits(index: int, rule: GrantRule) -> Iterator[_Permit]:
+    via = tuple(tag.name for tag in rule.via)
+    for entry, cap in enumerate(rule.ip):
+        ref = RuleRef("grant", index, entry, rule, rule.span, cap.span)
+        protocols: frozenset[int] | None = None
+        ports: tuple[PortRange, ...] = (ALL_PORTS,)
+        if not cap.any_protocol:
+            protocols = frozenset(cap.protocols or DEFAULT_PROTOCOLS)
+            ports = cap.ports
+        for dst in rule.destinations:
+            yield _Permit(ref, rule.sources, dst, ports, protocols, via)
+
+
+class ReferenceEvaluator:
+    """Answers "may this address reach that one?" straight from the policy text."""
+
+    def __init__(self, policy: Policy, inventory: Inventory) -> None:
+        self.policy = policy
+        self.inventory = inventory
+        self._permits = tuple(self._flatten())
+
+    def _flatten(self) -> Iterator[_Permit]:
+        for index, acl in enumerate(self.policy.acls or ()):
+            yield from _acl_permits(index, acl)
+        for index, grant in enumerate(self.policy.grants or ()):
+            yield from _grant_permits(index, grant)
+
+    # --- nodes -----------------------------------------------------------------
+
+    def node_with_address(self, ip: IPAddress) -> Node | None:
+        for node in self.inventory:
+            if ip in node.ips:
+                return node
+        return None
+
+    def nodes_of(self, alias: Alias) -> list[Node]:
+        """The nodes an identity alias names; empty for address aliases."""
+        return [n for n in self.inventory if self._node_matches(alias, n)]
+
+    def _node_matches(self, alias: Alias, node: Node) -> bool:
+        if isinstance(alias, UserRef):
+            return node.owner == alias.login
+        if isinstance(alias, GroupRef):
+            group = self.policy.groups.get(alias.name)
+            return group is not None and node.owner in {m.login for m in group.members}
+        if isinstance(alias, TagRef):
+            return alias.name in node.tags
+        if isinstance(alias, AutoGroupRef):
+            if alias.name == "autogroup:member":
+                return not node.is_tagged
+            if alias.name == "autogroup:tagged":
+                return node.is_tagged
+        return False
+
+    # --- aliases as address sets -----------------------------------------------
+
+    def address_alias_contains(self, alias: Alias, ip: IPAddress,
+                               seen: frozenset[str] = frozenset()) -> bool:
+        """Membership for literal addresses, host aliases and ipsets."""
+        if isinstance(alias, PrefixAlias):
+            return ip.version == alias.network.version and ip in alias.network
+        if isinstance(alias, RangeAlias):
+            return ip.version == alias.first.version and alias.first <= ip <= alias.last  # type: ignore[operator]
+        if isinstance(alias, HostRef):
+            host = self.policy.hosts.get(alias.name)
+            return host is not None and ip.version == host.network.version and ip in host.network
+        if isinstance(alias, IPSetRef) and alias.name not in seen:
+            ipset = self.policy.ipsets.get(alias.name)
+            return ipset is not None and any(
+                self.address_alias_contains(e, ip, seen | {alias.name}) for e in ipset.entries)
+        return False
+
+    def source_contains(self, alias: Alias, ip: IPAddress) -> bool:
+        """Does `alias`, written in a rule's `src`, include address `ip`?"""
+        if isinstance(alias, Wildcard):
+            return in_tailscale_range(ip) or self.in_approved_route(ip)
+        if isinstance(alias, AutoGroupRef) and alias.name == "autogroup:danger-all":
+            return True
+        if isinstance(alias, UserRef | GroupRef | TagRef | AutoGroupRef):
+            node = self.node_with_address(ip)
+            return node is not None and self._node_matches(alias, node)
+        return self.address_alias_contains(alias, ip)
+
+    def destination_contains(self, alias: Alias, src_ip: IPAddress, dst_ip: IPAddress) -> bool:
+        """Does `alias`, written in a rule's `dst`, include `dst_ip` for traffic from `src_ip`?"""
+        if isinstance(alias, Wildcard):
+            return True
+        if isinstance(alias, AutoGroupRef):
+            if alias.name == "autogroup:internet":
+                return in_internet(dst_ip)
+            if alias.name == "autogroup:self":
+                return self._same_owner(src_ip, dst_ip)
+            if alias.name == "autogroup:danger-all":
+                return False  # not valid as a destination
+        return self.source_contains(alias, dst_ip)
+
+    def _same_owner(self, src_ip: IPAddress, dst_ip: IPAddress) -> bool:
+        src, dst = self.node_with_address(src_ip), self.node_with_address(dst_ip)
+        if src is None or dst is None or dst.owner is None:
+            return False
+        return src.owner == dst.owner
+
+    # --- delivery ----------------------------------------------------------------
+
+    def in_approved_route(self, ip: IPAddress) -> bool:
+        return any(ip in r for node in self.inventory for r in node.routes
+                   if r.version == ip.version)
+
+    def has_exit_node(self) -> bool:
+        return any(node.exit_node for node in self.inventory)
+
+    def deliverable(self, dst_ip: IPAddress) -> bool:
+        """Would some node receive a packet for `dst_ip` (itself, as router, as exit)?"""
+        if self.node_with_address(dst_ip) is not None or self.in_approved_route(dst_ip):
+            return True
+        return in_internet(dst_ip) and self.has_exit_node()
+
+    def _via_serves(self, via: tuple[str, ...], dst_ip: IPAddress) -> bool:
+        """A grant with `via` applies only to routes of nodes carrying a via tag."""
+        for node in self.inventory:
+            if not set(via) & set(node.tags):
+                continue
+            if any(dst_ip in r for r in node.routes if r.version == dst_ip.version):
+                return True
+            if node.exit_node and in_internet(dst_ip):
+                return True
+        return False
+
+    # --- the questions -------------------------------------------------------------
+
+    def allowing_rules(self, src_ip: IPAddress, dst_ip: IPAddress, proto: int,
+                       port: int | None) -> list[RuleRef]:
+        """Every rule entry that allows `src_ip` to initiate `proto`/`port` to `dst_ip`.
+
+        Rules only: whether any node delivers `dst_ip` is `allowed`'s business.
+        """
+        if self.policy.allows_all:
+            whole = self.policy.source.whole()
+            return [RuleRef("default", -1, -1, None, whole, whole)]
+        found: list[RuleRef] = []
+        for permit in self._permits:
+            if permit.ref in found or not permit.matches_traffic(proto, port):
+                continue
+            if not any(self.source_contains(s, src_ip) for s in permit.sources):
+                continue
+            if not self.destination_contains(permit.destination, src_ip, dst_ip):
+                continue
+            if permit.via and not self._via_serves(permit.via, dst_ip):
+                continue
+            found.append(permit.ref)
+        return found
+
+    def allowed(self, src_ip: IPAddress, dst_ip: IPAddress, proto: int,
+                port: int | None) -> bool:
+        """May `src_ip` open `proto`/`port` to `dst_ip`, and would a node deliver it?"""
+        return self.deliverable(dst_ip) and bool(
+            self.allowing_rules(src_ip, dst_ip, proto, port))
+
+    def open_ports(self, src_ip: IPAddress, dst_ip: IPAddress, proto: int) -> list[PortRange]:
+        """The port ranges of every rule entry allowing `proto` from src to dst."""
+        ranges: set[PortRange] = set()
+        for ref in self.allowing_rules(src_ip, dst_ip, proto, None):
+            if ref.kind == "default":
+                return [ALL_PORTS]
+            ranges.update(self._ports_of(ref, src_ip, dst_ip, proto))
+        return sorted(ranges)
+
+    def _ports_of(self, ref: RuleRef, src_ip: IPAddress, dst_ip: IPAddress,
+                  proto: int) -> Iterable[PortRange]:
+        for permit in self._permits:
+            if permit.ref == ref and permit.matches_traffic(proto, None) \
+                    and self.destination_contains(permit.destination, src_ip, dst_ip):
+                yield from permit.ports
+
+    # --- peer visibility (§5.5) -------------------------------------------------------
+
+    def may_see(self, a: Node, b: Node) -> bool:
+        """Is `b` among `a`'s peers: may either initiate to the other?"""
+        if a.name == b.name:
+            return False
+        if self.policy.allows_all:
+            return True
+        return self.may_initiate(a, b) or self.may_initiate(b, a)
+
+    def may_initiate(self, a: Node, b: Node) -> bool:
+        """Does some rule let `a` (or hosts behind its routes) reach `b` or what `b` serves?"""
+        return any(self._permit_links(p, a, b) for p in self._permits)
+
+    def _permit_links(self, permit: _Permit, a: Node, b: Node) -> bool:
+        if not any(self._source_touches(s, a) for s in permit.sources):
+            return False
+        dst = permit.destination
+        if isinstance(dst, AutoGroupRef) and dst.name == "autogroup:self":
+            return a.owner is not None and a.owner == b.owner
+        if permit.via:
+            return bool(set(permit.via) & set(b.tags)) and self._reaches_served(dst, b)
+        reaches_node = any(self.destination_contains(dst, a_ip, b_ip)
+                           for a_ip in a.ips for b_ip in b.ips)
+        return reaches_node or self._reaches_served(dst, b)
+
+    def _source_touches(self, alias: Alias, node: Node) -> bool:
+        """The alias holds one of the node's addresses or overlaps its approved routes."""
+        if any(self.source_contains(alias, ip) for ip in node.ips):
+            return True
+        return any(self._alias_overlaps(alias, route) for route in node.routes)
+
+    def _reaches_served(self, dst: Alias, node: Node) -> bool:
+        """The destination overlaps the node's routes, or is the Internet and it is an exit."""
+        if any(self._alias_overlaps(dst, route) for route in node.routes):
+            return True
+        return node.exit_node and _covers_internet(dst)
+
+    def _alias_overlaps(self, alias: Alias, net: IPNetwork) -> bool:
+        """Does the alias share at least one address with `net`?"""
+        if isinstance(alias, Wildcard):
+            return True
+        if isinstance(alias, AutoGroupRef):
+            if alias.name == "autogroup:internet":
+                return _overlaps_internet(net)
+            if alias.name == "autogroup:danger-all":
+                return True
+        if isinstance(alias, PrefixAlias):
+            return _overlaps(alias.network, net)
+        if isinstance(alias, HostRef):
+            host = self.policy.hosts.get(alias.name)
+            return host is not None and _overlaps(host.network, net)
+        if isinstance(alias, RangeAlias):
+            return alias.first.version == net.version and not (
+                alias.last < net.network_address or alias.first > net.broadcast_address)  # type: ignore[operator]
+        if isinstance(alias, IPSetRef):
+            ipset = self.policy.ipsets.get(alias.name)
+            return ipset is not None and any(
+                self._alias_overlaps(e, net) for e in ipset.entries if e != alias)
+        return any(ip in net for n in self.nodes_of(alias) for ip in n.ips
+                   if ip.version == net.version)
+
+
+def _covers_internet(alias: Alias) -> bool:
+    """Is the alias the whole Internet: `*`, `autogroup:internet`, or a /0?"""
+    if isinstance(alias, Wildcard):
+        return True
+    if isinstance(alias, AutoGroupRef):
+        return alias.name == "autogroup:internet"
+    return isinstance(alias, PrefixAlias) and alias.network.prefixlen == 0
+
+
+def _overlaps_internet(net: IPNetwork) -> bool:
+    """Does `net` hold an Internet address? (Not entirely inside excluded space.)"""
+    if not any(_overlaps(net, inc) for inc in INTERNET_INCLUDED):
+        return False
+    return not any(net.version == exc.version and net.subnet_of(exc)  # type: ignore[arg-type]
+                   for exc in INTERNET_EXCLUDED)

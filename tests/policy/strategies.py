@@ -1,0 +1,240 @@
+"""Test helpers: tiny model builders, the §9 inventory, and hypothesis strategies.
+
+The builders make model objects straight from short strings so unit tests of
+the reference evaluator do not depend on the parser. The strategies produce
+random small tailnets and random policies as HuJSON *text*, so property tests
+exercise the parser and builder too.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import json
+
+from hypothesis import strategies as st
+
+from policyc.policy.filtertypes import ALL_PORTS, PortRange
+from policyc.policy.model import (
+    AclDestination,
+    AclRule,
+    Alias,
+    AutoGroupRef,
+    GrantRule,
+    Group,
+    GroupRef,
+    HostAlias,
+    HostRef,
+    IPCapability,
+    Policy,
+    PrefixAlias,
+    TagOwners,
+    TagRef,
+    UserRef,
+    Wildcard,
+)
+from policyc.policy.nodes import Inventory, Node
+from policyc.policy.source import SourceFile
+
+# --- builders --------------------------------------------------------------------
+
+PROTOS = {"tcp": 6, "udp": 17, "icmp": 1, "ipv6-icmp": 58, "sctp": 132, "gre": 47}
+
+
+def alias(text: str) -> Alias:
+    if text == "*":
+        return Wildcard()
+    if text.startswith("group:"):
+        return GroupRef(text)
+    if text.startswith("tag:"):
+        return TagRef(text)
+    if text.startswith("autogroup:"):
+        return AutoGroupRef(text)
+    if "@" in text:
+        return UserRef(text)
+    try:
+        return PrefixAlias(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        return HostRef(text)
+
+
+def ports(text: str) -> tuple[PortRange, ...]:
+    if text == "*":
+        return (ALL_PORTS,)
+    out = []
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        out.append(PortRange(int(first), int(last or first)))
+    return tuple(out)
+
+
+def acl(src: list[str], dst: list[str], proto: str | None = None) -> AclRule:
+    dests = []
+    for entry in dst:
+        head, _, tail = entry.rpartition(":")
+        dests.append(AclDestination(alias(head), ports(tail)))
+    protocols = (PROTOS[proto],) if proto else ()
+    return AclRule("accept", tuple(alias(s) for s in src), tuple(dests), protocols)
+
+
+def ip_cap(text: str) -> IPCapability:
+    if text == "*":
+        return IPCapability((), (ALL_PORTS,), any_protocol=True)
+    if ":" in text:
+        proto, _, port_text = text.partition(":")
+        return IPCapability((PROTOS[proto],), ports(port_text))
+    return IPCapability((), ports(text))
+
+
+def grant(src: list[str], dst: list[str], ip: list[str]) -> GrantRule:
+    return GrantRule(tuple(alias(s) for s in src), tuple(alias(d) for d in dst),
+                     tuple(ip_cap(i) for i in ip))
+
+
+EXAMPLE_GROUPS = {"group:eng": ["alice@example.com", "bob@example.com"]}
+EXAMPLE_TAGS = ["tag:web", "tag:db", "tag:router", "tag:exit"]
+
+
+def policy(acls: list[AclRule] | None = None, grants: list[GrantRule] | None = None,
+           hosts: dict[str, str] | None = None,
+           groups: dict[str, list[str]] | None = None) -> Policy:
+    """A model policy with the §9 common header (groups, tagOwners)."""
+    group_map = EXAMPLE_GROUPS if groups is None else groups
+    return Policy(
+        source=SourceFile("test.hujson", ""),
+        groups={g: Group(g, tuple(UserRef(m) for m in ms)) for g, ms in group_map.items()},
+        tag_owners={t: TagOwners(t, ()) for t in EXAMPLE_TAGS},
+        hosts={h: HostAlias(h, ipaddress.ip_network(v)) for h, v in (hosts or {}).items()},
+        acls=None if acls is None else tuple(acls),
+        grants=None if grants is None else tuple(grants),
+    )
+
+
+def node(name: str, user: str | None, tags: tuple[str, ...], n: int,
+         routes: tuple[str, ...] = (), exit_node: bool = False) -> Node:
+    """A node with addresses 100.64.0.N and fd7a:115c:a1e0::N (hex)."""
+    v4 = ipaddress.ip_address(f"100.64.0.{n}")
+    v6 = ipaddress.ip_address(f"fd7a:115c:a1e0::{n:x}")
+    key = base64.b64encode(hashlib.sha256(name.encode()).digest()).decode()
+    return Node(name, user, tags, (v4, v6), key=key,
+                routes=tuple(ipaddress.ip_network(r) for r in routes), exit_node=exit_node)
+
+
+def example_inventory() -> Inventory:
+    """The inventory of POLICY-FORMAT §9."""
+    return Inventory.of([
+        node("laptop-a", "alice@example.com", (), 1),
+        node("phone-a", "alice@example.com", (), 2),
+        node("laptop-b", "bob@example.com", (), 3),
+        node("web", "alice@example.com", ("tag:web",), 10),
+        node("db", "alice@example.com", ("tag:db",), 11),
+        node("router", "bob@example.com", ("tag:router",), 20, routes=("10.1.0.0/16",)),
+        node("exit", "bob@example.com", ("tag:exit",), 30, exit_node=True),
+    ])
+
+
+def ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.ip_address(text)
+
+
+# --- hypothesis: random tailnets and policies --------------------------------------
+
+USERS = ("alice@example.com", "bob@example.com", "carol@example.com")
+TAGS = ("tag:web", "tag:db", "tag:ci")
+ROUTER_TAG, EXIT_TAG = "tag:router", "tag:exit"
+ROUTES = ("10.1.0.0/16", "10.2.0.0/24", "192.168.7.0/24")
+# Destinations outside the tailnet the property tests probe.
+ROUTE_PROBES = ("10.1.2.3", "10.1.255.1", "10.2.0.9", "192.168.7.7", "10.3.0.1")
+INTERNET_PROBES = ("8.8.8.8", "1.1.1.1", "2606:4700::1111")
+HOSTS = {"nas": "10.1.2.3", "lan": "10.1.0.0/16", "dns": "8.8.8.8", "v6box": "fd7a:115c:a1e0::3"}
+
+
+@st.composite
+def tailnets(draw: st.DrawFn) -> Inventory:
+    """2-8 nodes: users' devices, tagged servers, maybe a subnet router and an exit node."""
+    count = draw(st.integers(2, 6))
+    nodes: list[Node] = []
+    for i in range(count):
+        user = draw(st.sampled_from(USERS))
+        tags = tuple(sorted(draw(st.sets(st.sampled_from(TAGS), max_size=2))))
+        nodes.append(node(f"n{i}", user, tags, i + 1))
+    if draw(st.booleans()):
+        routes = tuple(sorted(draw(st.sets(st.sampled_from(ROUTES), min_size=1, max_size=2))))
+        nodes.append(node("router", draw(st.sampled_from(USERS)), (ROUTER_TAG,), 40,
+                          routes=routes))
+    if draw(st.booleans()):
+        nodes.append(node("exit", draw(st.sampled_from(USERS)), (EXIT_TAG,), 50,
+                          exit_node=True))
+    return Inventory.of(nodes)
+
+
+SRC_ALIASES = (*USERS, *TAGS, ROUTER_TAG, EXIT_TAG, "group:eng", "group:ops", "group:empty",
+               "*", "autogroup:member", "autogroup:tagged", "nas", "lan", "v6box",
+               "100.64.0.1", "10.1.0.0/16", "fd7a:115c:a1e0::2")
+DST_ALIASES = (*USERS, *TAGS, ROUTER_TAG, EXIT_TAG, "group:eng", "group:ops", "*",
+               "autogroup:member", "autogroup:tagged", "autogroup:internet", "nas", "lan",
+               "dns", "v6box", "100.64.0.2", "10.2.0.0/24", "192.168.7.0/25", "8.8.8.0/24",
+               "fd7a:115c:a1e0::1")
+SELF_SOURCES = (*USERS, "group:eng", "group:ops", "autogroup:member", "*")
+PORT_TEXTS = ("*", "22", "80,443", "1000-2000", "22,8000-8100", "53")
+ACL_PROTOS = (None, "tcp", "udp", "icmp", "ipv6-icmp", "sctp", "gre", "6")
+GRANT_IPS = ("*", "22", "tcp:443", "udp:53", "icmp:*", "tcp:1000-2000", "gre:*", "80,443",
+             "sctp:9")
+PORTLESS_PROTOS = frozenset({"icmp", "ipv6-icmp", "gre"})
+
+
+@st.composite
+def acl_rules(draw: st.DrawFn) -> dict[str, object]:
+    proto = draw(st.sampled_from(ACL_PROTOS))
+    self_rule = draw(st.integers(0, 5)) == 0
+    if self_rule:
+        src = draw(st.lists(st.sampled_from(SELF_SOURCES), min_size=1, max_size=2))
+        dst_aliases = ["autogroup:self"]
+    else:
+        src = draw(st.lists(st.sampled_from(SRC_ALIASES), min_size=1, max_size=3))
+        dst_aliases = draw(st.lists(st.sampled_from(DST_ALIASES), min_size=1, max_size=3))
+    dst = []
+    for dst_alias in dst_aliases:
+        port_text = "*" if proto in PORTLESS_PROTOS else draw(st.sampled_from(PORT_TEXTS))
+        dst.append(f"{dst_alias}:{port_text}")
+    rule: dict[str, object] = {"action": "accept", "src": src, "dst": dst}
+    if proto is not None:
+        rule["proto"] = proto
+    return rule
+
+
+@st.composite
+def grant_rules(draw: st.DrawFn) -> dict[str, object]:
+    if draw(st.integers(0, 5)) == 0:
+        src = draw(st.lists(st.sampled_from(SELF_SOURCES[:-1]), min_size=1, max_size=2))
+        dst = ["autogroup:self"]
+    else:
+        src = draw(st.lists(st.sampled_from(SRC_ALIASES), min_size=1, max_size=3))
+        dst = draw(st.lists(st.sampled_from(DST_ALIASES), min_size=1, max_size=3))
+    ips = draw(st.lists(st.sampled_from(GRANT_IPS), min_size=1, max_size=2, unique=True))
+    return {"src": src, "dst": dst, "ip": ips}
+
+
+@st.composite
+def policies(draw: st.DrawFn) -> str:
+    """A random, valid policy as HuJSON text (with a comment and a trailing comma)."""
+    doc: dict[str, object] = {
+        "groups": {
+            "group:eng": sorted(draw(st.sets(st.sampled_from(USERS), max_size=2))),
+            "group:ops": sorted(draw(st.sets(st.sampled_from(USERS), max_size=2))),
+            "group:empty": [],
+        },
+        "tagOwners": {t: ["alice@example.com"] for t in (*TAGS, ROUTER_TAG, EXIT_TAG)},
+        "hosts": HOSTS,
+    }
+    shape = draw(st.sampled_from(("acls", "grants", "both", "none", "empty")))
+    if shape in ("acls", "both"):
+        doc["acls"] = draw(st.lists(acl_rules(), min_size=1, max_size=4))
+    if shape in ("grants", "both"):
+        doc["grants"] = draw(st.lists(grant_rules(), min_size=1, max_size=3))
+    if shape == "empty":
+        doc["acls"] = []
+    text = json.dumps(doc, indent=2)
+    # HuJSON extras, so the parser's comment and trailing-comma paths run too.
+    return "// generated\n" + text[:-2] + ",\n}"
