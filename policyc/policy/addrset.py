@@ -1,0 +1,263 @@
+"""Immutable IP address sets as sorted, disjoint, merged integer intervals.
+
+Set algebra runs on `(first, last)` integer pairs, one tuple per address
+family, so `10.0.0.0/8` costs as much as a single host. `ipaddress` is used
+only at the edges: parsing input and printing Tailscale's textual forms.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from policyc.policy.model import IPAddress, IPNetwork
+
+Interval: TypeAlias = tuple[int, int]  # inclusive
+Intervals: TypeAlias = tuple[Interval, ...]
+
+V4_MAX = (1 << 32) - 1
+V6_MAX = (1 << 128) - 1
+
+
+def merge(intervals: Iterable[Interval]) -> Intervals:
+    """Sort and coalesce overlapping or adjacent intervals."""
+    out: list[list[int]] = []
+    for first, last in sorted(intervals):
+        if out and first <= out[-1][1] + 1:
+            if last > out[-1][1]:
+                out[-1][1] = last
+        else:
+            out.append([first, last])
+    return tuple((a, b) for a, b in out)
+
+
+def _intersect(a: Intervals, b: Intervals) -> Intervals:
+    out: list[Interval] = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        first = max(a[i][0], b[j][0])
+        last = min(a[i][1], b[j][1])
+        if first <= last:
+            out.append((first, last))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return tuple(out)
+
+
+def _subtract(a: Intervals, b: Intervals) -> Intervals:
+    out: list[Interval] = []
+    j = 0
+    for first, last in a:
+        cur = first
+        while j < len(b) and b[j][1] < cur:
+            j += 1
+        k = j
+        while k < len(b) and b[k][0] <= last:
+            if b[k][0] > cur:
+                out.append((cur, b[k][0] - 1))
+            cur = max(cur, b[k][1] + 1)
+            k += 1
+        if cur <= last:
+            out.append((cur, last))
+    return tuple(out)
+
+
+def _overlaps(a: Intervals, b: Intervals) -> bool:
+    i = j = 0
+    while i < len(a) and j < len(b):
+        if max(a[i][0], b[j][0]) <= min(a[i][1], b[j][1]):
+            return True
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return False
+
+
+def _cover(first: int, last: int, bits: int) -> list[tuple[int, int]]:
+    """Minimal CIDR cover of [first, last] as (network int, prefix length)."""
+    out: list[tuple[int, int]] = []
+    while first <= last:
+        # Largest aligned block starting at `first` that fits in the range.
+        size = (first & -first).bit_length() - 1 if first else bits
+        while size > 0 and first + (1 << size) - 1 > last:
+            size -= 1
+        out.append((first, bits - size))
+        first += 1 << size
+    return out
+
+
+def _prefix_len(first: int, last: int, bits: int) -> int | None:
+    """The prefix length if [first, last] is exactly one CIDR block."""
+    size = last - first + 1
+    if size & (size - 1) or first & (size - 1):
+        return None
+    return bits - (size.bit_length() - 1)
+
+
+def _interval_text(first: int, last: int, v6: bool) -> str:
+    bits = 128 if v6 else 32
+    make = ipaddress.IPv6Address if v6 else ipaddress.IPv4Address
+    if first == last:
+        return str(make(first))
+    length = _prefix_len(first, last, bits)
+    if length is not None:
+        return f"{make(first)}/{length}"
+    return f"{make(first)}-{make(last)}"
+
+
+@dataclass(frozen=True, slots=True)
+class AddressSet:
+    """A set of IPv4 and IPv6 addresses."""
+
+    v4: Intervals = ()
+    v6: Intervals = ()
+
+    # --- constructors ---------------------------------------------------------
+
+    @classmethod
+    def of_network(cls, network: IPNetwork) -> AddressSet:
+        first = int(network.network_address)
+        iv = ((first, first + network.num_addresses - 1),)
+        return cls((), iv) if network.version == 6 else cls(iv, ())
+
+    @classmethod
+    def of_address(cls, address: IPAddress) -> AddressSet:
+        value = int(address)
+        return cls((), ((value, value),)) if address.version == 6 else cls(((value, value),), ())
+
+    @classmethod
+    def of_range(cls, first: IPAddress, last: IPAddress) -> AddressSet:
+        if first.version != last.version or int(first) > int(last):
+            return EMPTY
+        iv = ((int(first), int(last)),)
+        return cls((), iv) if first.version == 6 else cls(iv, ())
+
+    @classmethod
+    def of_networks(cls, networks: Iterable[IPNetwork]) -> AddressSet:
+        return union_all(cls.of_network(n) for n in networks)
+
+    @classmethod
+    def of_addresses(cls, addresses: Iterable[IPAddress]) -> AddressSet:
+        v4: list[Interval] = []
+        v6: list[Interval] = []
+        for a in addresses:
+            value = int(a)
+            (v6 if a.version == 6 else v4).append((value, value))
+        return cls(merge(v4), merge(v6))
+
+    @classmethod
+    def parse(cls, text: str) -> AddressSet:
+        """Tailscale's textual forms: `*`, an address, a CIDR, or `first-last`."""
+        text = text.strip()
+        if text == "*":
+            return ALL
+        if "-" in text:
+            first, last = text.split("-", 1)
+            return cls.of_range(ipaddress.ip_address(first), ipaddress.ip_address(last))
+        if "/" in text:
+            return cls.of_network(ipaddress.ip_network(text, strict=False))
+        return cls.of_address(ipaddress.ip_address(text))
+
+    # --- algebra ----------------------------------------------------------------
+
+    def __or__(self, other: AddressSet) -> AddressSet:
+        return self.union(other)
+
+    def __and__(self, other: AddressSet) -> AddressSet:
+        return self.intersection(other)
+
+    def __sub__(self, other: AddressSet) -> AddressSet:
+        return self.difference(other)
+
+    def union(self, other: AddressSet) -> AddressSet:
+        if not other:
+            return self
+        if not self:
+            return other
+        return AddressSet(merge(self.v4 + other.v4), merge(self.v6 + other.v6))
+
+    def intersection(self, other: AddressSet) -> AddressSet:
+        return AddressSet(_intersect(self.v4, other.v4), _intersect(self.v6, other.v6))
+
+    def difference(self, other: AddressSet) -> AddressSet:
+        return AddressSet(_subtract(self.v4, other.v4), _subtract(self.v6, other.v6))
+
+    def overlaps(self, other: AddressSet) -> bool:
+        return _overlaps(self.v4, other.v4) or _overlaps(self.v6, other.v6)
+
+    def issubset(self, other: AddressSet) -> bool:
+        return not self.difference(other)
+
+    def contains(self, address: IPAddress) -> bool:
+        value = int(address)
+        intervals = self.v6 if address.version == 6 else self.v4
+        return any(first <= value <= last for first, last in intervals)
+
+    def __contains__(self, address: IPAddress) -> bool:
+        return self.contains(address)
+
+    def __bool__(self) -> bool:
+        return bool(self.v4) or bool(self.v6)
+
+    def __len__(self) -> int:
+        """Number of addresses (may be huge for IPv6)."""
+        return sum(b - a + 1 for a, b in self.v4) + sum(b - a + 1 for a, b in self.v6)
+
+    @property
+    def is_all(self) -> bool:
+        return self.v4 == ALL.v4 and self.v6 == ALL.v6
+
+    # --- output ----------------------------------------------------------------
+
+    def to_prefixes(self) -> list[IPNetwork]:
+        """The minimal CIDR cover, IPv4 first, each family in address order."""
+        out: list[IPNetwork] = []
+        for first, last in self.v4:
+            out.extend(ipaddress.IPv4Network((n, length)) for n, length in _cover(first, last, 32))
+        for first, last in self.v6:
+            out.extend(ipaddress.IPv6Network((n, length)) for n, length in _cover(first, last, 128))
+        return out
+
+    def prefix_texts(self, *, bare_hosts: bool) -> list[str]:
+        """The CIDR cover as text; single addresses without `/32` if `bare_hosts`."""
+        out: list[str] = []
+        for v6, intervals in ((False, self.v4), (True, self.v6)):
+            bits = 128 if v6 else 32
+            make = ipaddress.IPv6Address if v6 else ipaddress.IPv4Address
+            for first, last in intervals:
+                for network, length in _cover(first, last, bits):
+                    if bare_hosts and length == bits:
+                        out.append(str(make(network)))
+                    else:
+                        out.append(f"{make(network)}/{length}")
+        return out
+
+    def texts(self) -> list[str]:
+        """Tailscale's SrcIPs form: one entry per interval, string-sorted."""
+        if self.is_all:
+            return ["*"]
+        out = [_interval_text(a, b, False) for a, b in self.v4]
+        out.extend(_interval_text(a, b, True) for a, b in self.v6)
+        return sorted(out)
+
+    def __str__(self) -> str:
+        return ", ".join(self.texts()) if self else "{}"
+
+
+def union_all(sets: Iterable[AddressSet]) -> AddressSet:
+    """Union of many sets with one sort per family (not pairwise merges)."""
+    v4: list[Interval] = []
+    v6: list[Interval] = []
+    for s in sets:
+        v4.extend(s.v4)
+        v6.extend(s.v6)
+    return AddressSet(merge(v4), merge(v6))
+
+
+EMPTY = AddressSet()
+ALL = AddressSet(((0, V4_MAX),), ((0, V6_MAX),))

@@ -1,0 +1,154 @@
+"""The compiler: Policy + Inventory -> one NodeNetmap per node (§4, §5).
+
+Stages: resolve aliases (`resolve.py`), turn ACLs/grants into shared rules
+(`grants.py`), expand autogroup:self / via and reduce per node
+(`pernode.py`), compute peers over bitsets (`peers.py`), and SSH policy
+(`sshpolicy.py`). This module only wires them together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from policyc.policy.addrset import ALL, AddressSet, union_all
+from policyc.policy.filtertypes import ALL_PORTS, FilterRule, NetPortRange, NodeNetmap, Peer
+from policyc.policy.grants import CompiledUnit, UnitCompiler, expand_units
+from policyc.policy.model import Policy
+from policyc.policy.nodes import Inventory
+from policyc.policy.peers import PeerGraph, indexes_to_bits
+from policyc.policy.pernode import NodeView, Reduction, node_filter, self_rules, via_rules
+from policyc.policy.resolve import Resolver
+from policyc.policy.rules import Rule, merge_rules
+from policyc.policy.source import Span
+from policyc.policy.sshpolicy import SshCompiler
+
+ALLOW_ALL = FilterRule(("*",), (NetPortRange("*", ALL_PORTS),))
+EXIT_ROUTES = ("0.0.0.0/0", "::/0")
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    """An unreduced rule and the policy rule it came from."""
+
+    rule: FilterRule
+    span: Span
+
+    def __str__(self) -> str:
+        return f"{self.span.location()}: {self.rule.to_json()}"
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    netmaps: Mapping[str, NodeNetmap]
+    global_rules: tuple[CompiledRule, ...]
+    policy_version: str
+    allows_all: bool = False
+
+
+def policy_version(policy: Policy) -> str:
+    return hashlib.sha256(policy.source.text.encode()).hexdigest()[:16]
+
+
+def compile_policy(policy: Policy, inventory: Inventory) -> CompiledPolicy:
+    return _Compilation(policy, inventory).run()
+
+
+class _Compilation:
+    def __init__(self, policy: Policy, inventory: Inventory) -> None:
+        self.policy = policy
+        self.r = Resolver(policy, inventory)
+        self.version = policy_version(policy)
+        self.graph = PeerGraph(self.r)
+        self.views = [
+            NodeView(i, self.r.node_addrs[i], self.r.node_routes[i], n.exit_node, n.ips)
+            for i, n in enumerate(self.r.nodes)
+        ]
+        self.extras: list[list[Rule]] = [[] for _ in self.r.nodes]
+
+    def run(self) -> CompiledPolicy:
+        if self.policy.allows_all:
+            return self._allow_all()
+        compiler = UnitCompiler(self.r)
+        units = [compiler.compile(i, u) for i, u in enumerate(expand_units(self.policy))]
+        shared = merge_rules(r for u in units for r in u.rules)
+        per_node = self._self_rules(units) + self._via_rules(units)
+        for rule in shared:
+            self.graph.add_rule(rule.src, rule.dst_addrs, rule.internet)
+        reduction = Reduction(shared, self.r, self.views)
+        filters = [node_filter(reduction, v, self.extras[v.index]) for v in self.views]
+        global_rules = tuple(CompiledRule(r.to_wire(), r.span) for r in shared + per_node)
+        return CompiledPolicy(self._netmaps(filters), global_rules, self.version)
+
+    # --- per-node rule sources --------------------------------------------------
+
+    def _self_rules(self, units: list[CompiledUnit]) -> list[Rule]:
+        out: list[Rule] = []
+        for unit in units:
+            if unit.self_part is None:
+                continue
+            for user_nodes in self.r.by_user.values():
+                rules = self_rules(unit, unit.self_part, user_nodes, self.r)
+                for i in user_nodes:
+                    self.extras[i].extend(rules)
+                for rule in rules:
+                    if rule.dst or rule.caps:
+                        dst = self.r.addresses_of(user_nodes)
+                        self.graph.add_edge(indexes_to_bits(self.r.nodes_in(rule.src)),
+                                            indexes_to_bits(user_nodes), dst, False)
+                out.extend(rules)
+        return out
+
+    def _via_rules(self, units: list[CompiledUnit]) -> list[Rule]:
+        out: list[Rule] = []
+        for unit in units:
+            if unit.via is None:
+                continue
+            for view in self.views:
+                rules = via_rules(unit, unit.via, view, self.r.nodes[view.index].tags)
+                self.extras[view.index].extend(rules)
+                for rule in rules:
+                    self.graph.add_edge(self.graph.src_bits(rule.src), 1 << view.index,
+                                        union_all(e.addrs for e in rule.dst), rule.internet)
+                out.extend(rules)
+        return out
+
+    # --- assembly ---------------------------------------------------------------------
+
+    def _allow_all(self) -> CompiledPolicy:
+        self.graph.add_rule(ALL, ALL, True)
+        filters = [[ALLOW_ALL] for _ in self.r.nodes]
+        rule = CompiledRule(ALLOW_ALL, self.policy.source.whole())
+        return CompiledPolicy(self._netmaps(filters), (rule,), self.version, allows_all=True)
+
+    def _netmaps(self, filters: list[list[FilterRule]]) -> dict[str, NodeNetmap]:
+        peers = self.graph.peers()
+        usable = self.graph.usable_routes()
+        ssh = SshCompiler(self.policy, self.r)
+        out: dict[str, NodeNetmap] = {}
+        for i, node in enumerate(self.r.nodes):
+            peer_list = tuple(self._peer(i, p, usable) for p in peers[i])
+            out[node.name] = NodeNetmap(
+                node=node.name,
+                addresses=tuple(str(ip) for ip in node.ips),
+                peers=tuple(sorted(peer_list, key=lambda p: p.name)),
+                packet_filter=tuple(filters[i]),
+                ssh_policy=ssh.for_node(i),
+                policy_version=self.version,
+            )
+        return out
+
+    def _peer(self, me: int, p: int, usable: dict[tuple[int, int], int]) -> Peer:
+        node = self.r.nodes[p]
+        allowed = [str(ipaddress.ip_network(ip)) for ip in node.ips]
+        bit = 1 << me
+        allowed.extend(str(route) for k, route in enumerate(node.routes)
+                       if usable.get((p, k), 0) & bit)
+        if node.exit_node and usable.get((p, len(node.routes)), 0) & bit:
+            allowed.extend(EXIT_ROUTES)
+        return Peer(node.name, node.key, tuple(str(ip) for ip in node.ips), tuple(allowed),
+                    node.endpoint)
+
+

@@ -1,0 +1,243 @@
+"""ACLs and grants -> unreduced rules (POLICY-FORMAT §3.1-3.2, §5.2, §5.4).
+
+Every ACL becomes one grant per `dst` entry (non-self entries first when the
+ACL names anything but autogroups, as Tailscale orders them). Each grant
+compiles once into the rules every node shares; `autogroup:self` and `via`
+parts are kept as `SelfPart` / `ViaPart` for the per-node stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from policyc.policy.addrset import EMPTY, AddressSet, union_all
+from policyc.policy.filtertypes import ALL_PORTS, PortRange
+from policyc.policy.internet import INTERNET
+from policyc.policy.model import (
+    AclRule,
+    Alias,
+    AppCapability,
+    AutoGroupRef,
+    GrantRule,
+    IPCapability,
+    Policy,
+    TagRef,
+    Wildcard,
+)
+from policyc.policy.resolve import DANGER_ALL, INTERNET_GROUP, SELF, Resolver
+from policyc.policy.rules import COMPANION_CAPS, CapEntry, DstEntry, Order, Rule
+from policyc.policy.source import NO_SPAN, Span
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """One grant, or one `dst` entry of an ACL seen as a grant."""
+
+    sources: tuple[Alias, ...]
+    destinations: tuple[Alias, ...]
+    ip: tuple[IPCapability, ...] = ()
+    app: tuple[AppCapability, ...] = ()
+    via: tuple[TagRef, ...] = ()
+    span: Span = NO_SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class SelfPart:
+    """autogroup:self destinations: expanded per destination user later."""
+
+    sources: AddressSet  # all resolved sources, merged
+    ip: tuple[IPCapability, ...]
+    app: tuple[tuple[str, object], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ViaPart:
+    """A `via` grant: rules only on via-tagged routers serving the dst."""
+
+    tags: frozenset[str]
+    src_ips: tuple[str, ...]
+    src: AddressSet
+    dst_prefixes: tuple[AddressSet, ...]
+    dst_texts: tuple[str, ...]
+    internet: bool
+    ip: tuple[IPCapability, ...]
+
+
+@dataclass(slots=True)
+class CompiledUnit:
+    index: int
+    span: Span
+    rules: list[Rule] = field(default_factory=list)
+    self_part: SelfPart | None = None
+    via: ViaPart | None = None
+
+
+def is_self(alias: Alias) -> bool:
+    return isinstance(alias, AutoGroupRef) and alias.name == SELF
+
+
+def _is_autogroup(alias: Alias, name: str) -> bool:
+    return isinstance(alias, AutoGroupRef) and alias.name == name
+
+
+def expand_units(policy: Policy) -> list[Unit]:
+    """Grants first, then ACLs, each ACL split per destination."""
+    units = [
+        Unit(g.sources, g.destinations, g.ip, g.app, g.via, g.span) for g in policy.grants or ()
+    ]
+    for acl in policy.acls or ():
+        units.extend(_acl_units(acl))
+    return units
+
+
+def _acl_units(acl: AclRule) -> list[Unit]:
+    dsts = list(acl.destinations)
+    if any(not isinstance(d.alias, AutoGroupRef) for d in dsts):
+        dsts = [d for d in dsts if not is_self(d.alias)] + [d for d in dsts if is_self(d.alias)]
+    return [
+        Unit(acl.sources, (d.alias,), (IPCapability(acl.protocols, d.ports, span=d.span),),
+             span=acl.span)
+        for d in dsts
+    ]
+
+
+class UnitCompiler:
+    """Compiles units against one resolver; shared rules are built once."""
+
+    def __init__(self, resolver: Resolver) -> None:
+        self.r = resolver
+
+    def compile(self, index: int, unit: Unit) -> CompiledUnit:
+        out = CompiledUnit(index, unit.span)
+        if not unit.sources or not unit.destinations:
+            return out  # literally empty src or dst: nothing at all
+        resolved = [(a, self.r.alias(a)) for a in unit.sources if not is_self(a)]
+        merged = union_all(s for _, s in resolved)
+        if unit.via:
+            out.via = self._via(unit, resolved, merged)
+            return out
+        if not merged and not unit.app:
+            return out
+        src_ips, src = self._sources(unit.sources, resolved, merged)
+        others = tuple(d for d in unit.destinations if not is_self(d))
+        seq = 0
+        if others:
+            for cap in unit.ip:
+                rule = self._ip_rule(unit, (index, seq), src_ips, src, others, cap)
+                seq += 1
+                if rule is not None:
+                    out.rules.append(rule)
+            if unit.app:
+                out.rules.extend(self._app_rules(unit, (index, seq), src_ips, src, resolved,
+                                                 others))
+        if any(is_self(d) for d in unit.destinations):
+            app = tuple((c.name, c.values) for c in unit.app)
+            out.self_part = SelfPart(merged, unit.ip, app)
+        return out
+
+    # --- sources -----------------------------------------------------------------
+
+    def _sources(self, aliases: tuple[Alias, ...], resolved: list[tuple[Alias, AddressSet]],
+                 merged: AddressSet) -> tuple[tuple[str, ...], AddressSet]:
+        """SrcIPs text and its meaning: `*` adds every approved route, one by one."""
+        if any(_is_autogroup(a, DANGER_ALL) for a in aliases):
+            return ("*",), AddressSet.parse("*")
+        if not merged:
+            return (), EMPTY
+        texts = set(merged.texts())
+        src = merged
+        if any(isinstance(a, Wildcard) for a in aliases):
+            texts.update(self.r.route_texts)
+            src = src | self.r.all_routes
+            # Tailscale keeps explicit sources next to the wildcard ranges.
+            for alias, addrs in resolved:
+                if not isinstance(alias, Wildcard):
+                    texts.update(addrs.texts())
+        return tuple(sorted(texts)), src
+
+    # --- ip -> DstPorts ------------------------------------------------------------
+
+    def _ip_rule(self, unit: Unit, order: Order, src_ips: tuple[str, ...], src: AddressSet,
+                 dsts: tuple[Alias, ...], cap: IPCapability) -> Rule | None:
+        ports = cap.ports or (ALL_PORTS,)
+        entries: list[DstEntry] = []
+        internet = False
+        for alias in dsts:
+            if isinstance(alias, Wildcard):
+                entries.extend(DstEntry("*", AddressSet.parse("*"), p) for p in ports)
+            elif _is_autogroup(alias, INTERNET_GROUP):
+                internet = True  # reached through exit nodes, not a filter entry
+            else:
+                entries.extend(self._prefix_entries(self.r.alias(alias), ports))
+        if not src_ips or not (entries or internet):
+            return None
+        return Rule(src_ips, src, order, tuple(entries), tuple(cap.protocols),
+                    internet=internet, span=cap.span if cap.span.end else unit.span)
+
+    @staticmethod
+    def _prefix_entries(addrs: AddressSet, ports: tuple[PortRange, ...]) -> list[DstEntry]:
+        out: list[DstEntry] = []
+        for prefix in addrs.to_prefixes():
+            text = (str(prefix.network_address)
+                    if prefix.prefixlen == prefix.max_prefixlen else str(prefix))
+            one = AddressSet.of_network(prefix)
+            out.extend(DstEntry(text, one, p) for p in ports)
+        return out
+
+    # --- app -> CapGrant -------------------------------------------------------------
+
+    def _app_rules(self, unit: Unit, order: Order, src_ips: tuple[str, ...], src: AddressSet,
+                   resolved: list[tuple[Alias, AddressSet]],
+                   dsts: tuple[Alias, ...]) -> list[Rule]:
+        cap_map = tuple((c.name, c.values) for c in unit.app)
+        caps: list[CapEntry] = []
+        dst_texts: list[str] = []
+        for alias in dsts:
+            addrs = self.r.alias(alias)
+            caps.append(CapEntry(tuple(addrs.to_prefixes()), cap_map))
+            dst_texts.extend(addrs.texts())
+        if any(isinstance(a, Wildcard) for a in dsts):
+            dst_texts.extend(self.r.route_texts)
+        rules = [Rule(src_ips, src, order, caps=tuple(caps), span=unit.span)]
+        src_prefixes = tuple(p for _, addrs in resolved for p in addrs.to_prefixes())
+        rules.extend(companion_rules(order, dst_texts, src_prefixes,
+                                     {name for name, _ in cap_map}, unit.span))
+        return rules
+
+    # --- via ---------------------------------------------------------------------------
+
+    def _via(self, unit: Unit, resolved: list[tuple[Alias, AddressSet]],
+             merged: AddressSet) -> ViaPart | None:
+        if not unit.ip or not merged:
+            return None
+        src_ips, src = self._sources(unit.sources, [], merged)
+        prefixes: list[AddressSet] = []
+        texts: list[str] = []
+        internet = False
+        for alias in unit.destinations:
+            if _is_autogroup(alias, INTERNET_GROUP):
+                internet = True
+                continue
+            for prefix in self.r.alias(alias).to_prefixes():
+                prefixes.append(AddressSet.of_network(prefix))
+                texts.append(str(prefix))
+        return ViaPart(frozenset(t.name for t in unit.via), src_ips, src, tuple(prefixes),
+                       tuple(texts), internet, unit.ip)
+
+
+def companion_rules(order: Order, dst_texts: list[str], src_prefixes: tuple[object, ...],
+                    cap_names: set[str], span: Span) -> list[Rule]:
+    """Reversed rules for drive/relay: the destinations get the companion cap."""
+    out: list[Rule] = []
+    texts = tuple(sorted(set(dst_texts)))
+    src = union_all(AddressSet.parse(t) for t in texts)
+    for name in sorted(cap_names):
+        companion = COMPANION_CAPS.get(name)
+        if companion is None:
+            continue
+        cap = CapEntry(tuple(src_prefixes), ((companion, None),))  # type: ignore[arg-type]
+        out.append(Rule(texts, src, order, caps=(cap,), span=span))
+    return out
+
+
+INTERNET_PREFIXES = tuple(INTERNET.to_prefixes())

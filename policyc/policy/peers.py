@@ -1,0 +1,128 @@
+"""Peer visibility (POLICY-FORMAT §5.5) over node bitsets.
+
+A and B are peers iff some rule lets one initiate to the other. Each rule
+becomes an edge (source nodes, destination nodes) held as Python ints used
+as bitsets, so OR-ing a 10k-node set is one C-level operation. Nodes that
+take part in exactly the same edges form one identity class and have their
+peer set computed once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from policyc.policy.addrset import AddressSet
+from policyc.policy.internet import INTERNET
+from policyc.policy.resolve import Resolver
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    src_bits: int
+    dst_bits: int
+    dst: AddressSet  # what the sources may reach, to decide which routes they use
+    internet: bool  # the sources may use exit nodes
+
+
+def bits_to_indexes(bits: int) -> list[int]:
+    """Set bit positions, in increasing order (C-speed scan of the binary text)."""
+    text = bin(bits)[:1:-1]  # least significant bit first, without the "0b"
+    out: list[int] = []
+    i = text.find("1")
+    while i >= 0:
+        out.append(i)
+        i = text.find("1", i + 1)
+    return out
+
+
+def indexes_to_bits(indexes: list[int]) -> int:
+    bits = 0
+    for i in indexes:
+        bits |= 1 << i
+    return bits
+
+
+class PeerGraph:
+    """Collects edges, then answers peers and usable routes per node."""
+
+    def __init__(self, resolver: Resolver) -> None:
+        self.r = resolver
+        self.edges: set[Edge] = set()
+        self._src_cache: dict[AddressSet, int] = {}
+        self._exit_bits = indexes_to_bits(list(resolver.exit_nodes))
+
+    def src_bits(self, addrs: AddressSet) -> int:
+        """Nodes that can send from `addrs`: own addresses, or routes behind them."""
+        cached = self._src_cache.get(addrs)
+        if cached is None:
+            found = self.r.nodes_in(addrs) + self.r.routers_overlapping(addrs)
+            cached = indexes_to_bits(found)
+            self._src_cache[addrs] = cached
+        return cached
+
+    def dst_bits(self, addrs: AddressSet, internet: bool) -> int:
+        bits = self.src_bits(addrs)
+        if internet or (self._exit_bits and INTERNET.issubset(addrs)):
+            bits |= self._exit_bits
+        return bits
+
+    def add_rule(self, src: AddressSet, dst: AddressSet, internet: bool) -> None:
+        s = self.src_bits(src)
+        d = self.dst_bits(dst, internet)
+        if s and d:
+            self.edges.add(Edge(s, d, dst, internet or INTERNET.issubset(dst)))
+
+    def add_edge(self, src_bits: int, dst_bits: int, dst: AddressSet, internet: bool) -> None:
+        if src_bits and dst_bits:
+            self.edges.add(Edge(src_bits, dst_bits, dst, internet))
+
+    def peers(self) -> list[list[int]]:
+        """For every node, the indexes of its peers (never itself), ascending."""
+        n = len(self.r.nodes)
+        outgoing: list[set[int]] = [set() for _ in range(n)]
+        incoming: list[set[int]] = [set() for _ in range(n)]
+        dst_ids: dict[int, int] = {}
+        src_ids: dict[int, int] = {}
+        for edge in self.edges:
+            d = dst_ids.setdefault(edge.dst_bits, len(dst_ids))
+            s = src_ids.setdefault(edge.src_bits, len(src_ids))
+            for i in bits_to_indexes(edge.src_bits):
+                outgoing[i].add(d)
+            for i in bits_to_indexes(edge.dst_bits):
+                incoming[i].add(s)
+        dst_by_id = {v: k for k, v in dst_ids.items()}
+        src_by_id = {v: k for k, v in src_ids.items()}
+        by_class: dict[tuple[frozenset[int], frozenset[int]], int] = {}
+        out: list[list[int]] = []
+        for i in range(n):
+            key = (frozenset(outgoing[i]), frozenset(incoming[i]))
+            bits = by_class.get(key)
+            if bits is None:
+                bits = 0
+                for d in key[0]:
+                    bits |= dst_by_id[d]
+                for s in key[1]:
+                    bits |= src_by_id[s]
+                by_class[key] = bits
+            out.append(bits_to_indexes(bits & ~(1 << i)))
+        return out
+
+    def usable_routes(self) -> dict[tuple[int, int], int]:
+        """(router, route number) -> nodes that may send into that route.
+
+        Route number `len(routes)` stands for the exit routes of an exit node.
+        """
+        out: dict[tuple[int, int], int] = defaultdict(int)
+        for p in set(self.r.routers) | set(self.r.exit_nodes):
+            node = self.r.nodes[p]
+            bit = 1 << p
+            for edge in self.edges:
+                if not edge.dst_bits & bit:
+                    continue
+                for k, route in enumerate(node.routes):
+                    if edge.dst.overlaps(AddressSet.of_network(route)):
+                        out[(p, k)] |= edge.src_bits
+                if node.exit_node and edge.internet:
+                    out[(p, len(node.routes))] |= edge.src_bits
+        return out

@@ -1,0 +1,189 @@
+"""Per-node rules: autogroup:self and via expansion, and reduction (§4.5, §5.3).
+
+`Reduction` indexes the shared rules by destination once, so finding the
+rules that concern a node costs O(its output), not O(rules x nodes).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from dataclasses import dataclass
+
+from policyc.policy.addrset import AddressSet, union_all
+from policyc.policy.filtertypes import ALL_PORTS, FilterRule
+from policyc.policy.grants import (
+    INTERNET_PREFIXES,
+    CompiledUnit,
+    SelfPart,
+    ViaPart,
+    companion_rules,
+)
+from policyc.policy.internet import INTERNET
+from policyc.policy.model import IPAddress, IPNetwork
+from policyc.policy.resolve import Resolver
+from policyc.policy.rules import CapEntry, DstEntry, Rule, merge_rules
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    """What reduction needs to know about one node."""
+
+    index: int
+    addrs: AddressSet
+    routes: AddressSet
+    is_exit: bool
+    ips: tuple[IPAddress, ...]
+
+
+def entry_concerns(addrs: AddressSet, node: NodeView) -> bool:
+    """Keep a DstPorts entry if it holds the node, overlaps its routes, or is Internet
+    space on an exit node."""
+    if addrs.overlaps(node.addrs) or addrs.overlaps(node.routes):
+        return True
+    return node.is_exit and addrs.issubset(INTERNET)
+
+
+def reduce_caps(caps: tuple[CapEntry, ...], node: NodeView) -> list[CapEntry]:
+    """CapGrant Dsts narrowed to the node's own /32 /128, or kept whole for its routes."""
+    out: list[CapEntry] = []
+    for cap in caps:
+        keep: set[IPNetwork] = set()
+        for prefix in cap.prefixes:
+            keep.update(ipaddress.ip_network(ip) for ip in node.ips
+                        if ip.version == prefix.version and ip in prefix)
+            if AddressSet.of_network(prefix).overlaps(node.routes):
+                keep.add(prefix)
+        if keep:
+            ordered = sorted(keep, key=lambda p: (p.version, int(p.network_address), p.prefixlen))
+            out.append(CapEntry(tuple(ordered), cap.cap_map))
+    return out
+
+
+class Reduction:
+    """Shared rules indexed by the nodes their destinations concern."""
+
+    def __init__(self, rules: list[Rule], resolver: Resolver, views: list[NodeView]) -> None:
+        self.rules = rules
+        self.views = views
+        self.everywhere: list[tuple[int, int]] = []  # (rule, entry) kept on every node
+        self.by_node: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        self.cap_candidates: dict[int, list[int]] = defaultdict(list)
+        self.by_key = {r.merge_key: i for i, r in enumerate(rules) if r.merge_key is not None}
+        for ri, rule in enumerate(rules):
+            if rule.caps:
+                for ni in self._nodes_for(rule.dst_addrs, resolver, internet=False):
+                    self.cap_candidates[ni].append(ri)
+            for ei, entry in enumerate(rule.dst):
+                if entry.ip == "*":
+                    self.everywhere.append((ri, ei))
+                    continue
+                for ni in self._nodes_for(entry.addrs, resolver, internet=True):
+                    self.by_node[ni].append((ri, ei))
+
+    @staticmethod
+    def _nodes_for(addrs: AddressSet, resolver: Resolver, *, internet: bool) -> set[int]:
+        found = set(resolver.nodes_in(addrs))
+        found.update(resolver.routers_overlapping(addrs))
+        if internet and resolver.exit_nodes and addrs.issubset(INTERNET):
+            found.update(resolver.exit_nodes)
+        return found
+
+    def shared_entries(self, ni: int) -> dict[int, list[int]]:
+        """rule index -> kept entry indexes, for the shared rules."""
+        kept: dict[int, list[int]] = defaultdict(list)
+        for ri, ei in sorted(self.everywhere + self.by_node.get(ni, [])):
+            kept[ri].append(ei)
+        return kept
+
+
+def self_rules(unit: CompiledUnit, part: SelfPart, user_nodes: list[int],
+               resolver: Resolver) -> list[Rule]:
+    """The autogroup:self rules every device of one user receives."""
+    srcs = [i for i in user_nodes if resolver.node_addrs[i].overlaps(part.sources)]
+    if not srcs:
+        return []
+    src = resolver.addresses_of(srcs)
+    src_ips = tuple(src.texts())
+    out: list[Rule] = []
+    seq = 100_000
+    for cap in part.ip:
+        entries = [DstEntry(str(ip), AddressSet.of_address(ip), p)
+                   for i in user_nodes for p in (cap.ports or (ALL_PORTS,))
+                   for ip in resolver.nodes[i].ips]
+        out.append(Rule(src_ips, src, (unit.index, seq), tuple(entries), tuple(cap.protocols),
+                        span=unit.span))
+        seq += 1
+    if part.app:
+        caps = tuple(
+            CapEntry(tuple(resolver.node_addrs[i].to_prefixes()), part.app) for i in user_nodes
+        )
+        out.append(Rule(src_ips, src, (unit.index, seq), caps=caps, span=unit.span))
+        dst_texts = [str(ip) for i in user_nodes for ip in resolver.nodes[i].ips]
+        out.extend(companion_rules((unit.index, seq), dst_texts, tuple(src.to_prefixes()),
+                                   {name for name, _ in part.app}, unit.span))
+    return out
+
+
+def via_rules(unit: CompiledUnit, via: ViaPart, node: NodeView, tags: tuple[str, ...],
+              ) -> list[Rule]:
+    """Rules of a via grant on one router: its served slice of the destinations."""
+    if not via.tags.intersection(tags):
+        return []
+    entries_addrs: list[tuple[str, AddressSet]] = [
+        (text, addrs) for text, addrs in zip(via.dst_texts, via.dst_prefixes, strict=True)
+        if addrs.overlaps(node.routes)
+    ]
+    if via.internet and node.is_exit:
+        entries_addrs.extend((str(p), AddressSet.of_network(p)) for p in INTERNET_PREFIXES)
+    if not entries_addrs:
+        return []
+    out: list[Rule] = []
+    for seq, cap in enumerate(via.ip):
+        entries = tuple(DstEntry(text, addrs, p) for text, addrs in entries_addrs
+                        for p in (cap.ports or (ALL_PORTS,)))
+        out.append(Rule(via.src_ips, via.src, (unit.index, seq), entries, tuple(cap.protocols),
+                        internet=via.internet, span=unit.span))
+    return out
+
+
+def node_filter(reduction: Reduction, node: NodeView, extras: list[Rule]) -> list[FilterRule]:
+    """Shared rules plus this node's own, merged as Tailscale merges, then reduced."""
+    rules = reduction.rules
+    kept = reduction.shared_entries(node.index)
+    parts: dict[int, list[DstEntry]] = {ri: [rules[ri].dst[e] for e in eis]
+                                        for ri, eis in kept.items()}
+    orders: dict[int, tuple[int, int]] = {ri: rules[ri].order for ri in parts}
+    extra_rules: list[Rule] = []
+    for rule in merge_rules(extras):
+        ri = reduction.by_key.get(rule.merge_key) if rule.merge_key is not None else None
+        entries = [e for e in rule.dst if entry_concerns(e.addrs, node)]
+        if ri is None:
+            extra_rules.append(rule)
+            continue
+        if entries:
+            parts.setdefault(ri, []).extend(entries)
+            orders[ri] = min(orders.get(ri, rules[ri].order), rule.order)
+    items: list[tuple[tuple[int, int], int, FilterRule]] = []
+    for ri, entries in parts.items():
+        if entries:
+            items.append((orders[ri], ri, rules[ri].to_wire(dst=entries)))
+    for ri in reduction.cap_candidates.get(node.index, []):
+        caps = reduce_caps(rules[ri].caps, node)
+        if caps:
+            items.append((rules[ri].order, ri, rules[ri].to_wire(caps=caps)))
+    for k, rule in enumerate(extra_rules):
+        wire = _reduce_extra(rule, node)
+        if wire is not None:
+            items.append((rule.order, len(rules) + k, wire))
+    items.sort(key=lambda t: (t[0], t[1]))
+    return [wire for _, _, wire in items]
+
+
+def _reduce_extra(rule: Rule, node: NodeView) -> FilterRule | None:
+    if rule.caps:
+        caps = reduce_caps(rule.caps, node)
+        return rule.to_wire(caps=caps) if caps else None
+    entries = [e for e in rule.dst if entry_concerns(e.addrs, node)]
+    return rule.to_wire(dst=entries) if entries else None
+

@@ -1,0 +1,172 @@
+"""Resolution: aliases -> address sets against one inventory.
+
+Indexes (user -> nodes, tag -> nodes, sorted node addresses) are built once
+per (policy, inventory) so each lookup costs O(result). Results are cached
+per alias, so a group used by a thousand rules is resolved once.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from policyc.policy.addrset import ALL, EMPTY, AddressSet, union_all
+from policyc.policy.internet import INTERNET, TAILSCALE_RANGES
+from policyc.policy.model import (
+    Alias,
+    AutoGroupRef,
+    GroupRef,
+    HostRef,
+    IPSetRef,
+    Policy,
+    PrefixAlias,
+    RangeAlias,
+    TagRef,
+    UserRef,
+    Wildcard,
+)
+from policyc.policy.nodes import Inventory, Node
+
+SELF = "autogroup:self"
+INTERNET_GROUP = "autogroup:internet"
+DANGER_ALL = "autogroup:danger-all"
+MEMBER = "autogroup:member"
+TAGGED = "autogroup:tagged"
+
+
+class Resolver:
+    """Resolves aliases of one policy against one inventory."""
+
+    def __init__(self, policy: Policy, inventory: Inventory) -> None:
+        self.policy = policy
+        self.nodes: tuple[Node, ...] = inventory.nodes
+        self.node_addrs: tuple[AddressSet, ...] = tuple(
+            AddressSet.of_addresses(n.ips) for n in self.nodes
+        )
+        self.node_routes: tuple[AddressSet, ...] = tuple(
+            AddressSet.of_networks(n.routes) for n in self.nodes
+        )
+        self.by_user: dict[str, list[int]] = defaultdict(list)
+        self.by_tag: dict[str, list[int]] = defaultdict(list)
+        self.members: list[int] = []
+        self.tagged: list[int] = []
+        for index, node in enumerate(self.nodes):
+            for tag in node.tags:
+                self.by_tag[tag].append(index)
+            if node.tags:
+                self.tagged.append(index)
+            elif node.user is not None:
+                self.by_user[node.user].append(index)
+                self.members.append(index)
+        self.routers = tuple(i for i, n in enumerate(self.nodes) if n.routes)
+        self.exit_nodes = tuple(i for i, n in enumerate(self.nodes) if n.exit_node)
+        # Every approved subnet route, in inventory order, each once: `*` as a
+        # source lists them one by one (10.33.0.0/16 is kept next to 10.0.0.0/8).
+        seen: dict[str, AddressSet] = {}
+        for node in self.nodes:
+            for route in node.routes:
+                seen.setdefault(str(route), AddressSet.of_network(route))
+        self.route_texts: tuple[str, ...] = tuple(seen)
+        self.all_routes = union_all(seen.values())
+        self._address_index = _AddressIndex(self.nodes)
+        self._cache: dict[tuple[str, str], AddressSet] = {}
+
+    # --- aliases -----------------------------------------------------------------
+
+    def alias(self, alias: Alias) -> AddressSet:
+        """The addresses an alias stands for (`*` as a source, without routes)."""
+        key = (type(alias).__name__, str(alias))
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._resolve(alias, frozenset())
+            self._cache[key] = cached
+        return cached
+
+    def alias_nodes(self, alias: Alias) -> list[int]:
+        """Indexes of nodes an identity alias names (users, groups, tags, autogroups)."""
+        match alias:
+            case UserRef(login=login):
+                return list(self.by_user.get(login, ()))
+            case GroupRef(name=name):
+                group = self.policy.groups.get(name)
+                members = group.members if group else ()
+                return sorted({i for m in members for i in self.by_user.get(m.login, ())})
+            case TagRef(name=name):
+                return list(self.by_tag.get(name, ()))
+            case AutoGroupRef(name=name) if name == MEMBER:
+                return list(self.members)
+            case AutoGroupRef(name=name) if name == TAGGED:
+                return list(self.tagged)
+            case Wildcard():
+                return list(range(len(self.nodes)))
+        return self.nodes_in(self.alias(alias))
+
+    def _resolve(self, alias: Alias, visiting: frozenset[str]) -> AddressSet:
+        match alias:
+            case Wildcard():
+                return TAILSCALE_RANGES
+            case PrefixAlias(network=network):
+                return AddressSet.of_network(network)
+            case RangeAlias(first=first, last=last):
+                return AddressSet.of_range(first, last)
+            case HostRef(name=name):
+                host = self.policy.hosts.get(name)
+                return AddressSet.of_network(host.network) if host else EMPTY
+            case IPSetRef(name=name):
+                return self._ipset(name, visiting)
+            case AutoGroupRef(name=name) if name == INTERNET_GROUP:
+                return INTERNET
+            case AutoGroupRef(name=name) if name == DANGER_ALL:
+                return ALL
+            case AutoGroupRef(name=name) if name not in (MEMBER, TAGGED):
+                # autogroup:self is per destination (compiler); role autogroups
+                # (admin, owner, ...) are not modelled: no node has a role.
+                return EMPTY
+        return self.addresses_of(self.alias_nodes(alias))
+
+    def _ipset(self, name: str, visiting: frozenset[str]) -> AddressSet:
+        ipset = self.policy.ipsets.get(name)
+        if ipset is None or name in visiting:
+            return EMPTY
+        inner = visiting | {name}
+        return union_all(self._resolve(entry, inner) for entry in ipset.entries)
+
+    # --- nodes <-> addresses -------------------------------------------------------
+
+    def addresses_of(self, indexes: Iterable[int]) -> AddressSet:
+        return union_all(self.node_addrs[i] for i in indexes)
+
+    def nodes_in(self, addrs: AddressSet) -> list[int]:
+        """Nodes with at least one mesh address in `addrs`, in inventory order."""
+        return self._address_index.nodes_in(addrs)
+
+    def routers_overlapping(self, addrs: AddressSet) -> list[int]:
+        """Nodes with an approved subnet route that overlaps `addrs`."""
+        if not addrs.overlaps(self.all_routes):
+            return []
+        return [i for i in self.routers if self.node_routes[i].overlaps(addrs)]
+
+
+class _AddressIndex:
+    """Sorted node addresses per family, to find nodes in a set by bisection."""
+
+    def __init__(self, nodes: Sequence[Node]) -> None:
+        v4 = sorted((int(a), i) for i, n in enumerate(nodes) for a in n.ips if a.version == 4)
+        v6 = sorted((int(a), i) for i, n in enumerate(nodes) for a in n.ips if a.version == 6)
+        self.v4_keys = [a for a, _ in v4]
+        self.v4_nodes = [i for _, i in v4]
+        self.v6_keys = [a for a, _ in v6]
+        self.v6_nodes = [i for _, i in v6]
+
+    def nodes_in(self, addrs: AddressSet) -> list[int]:
+        found: set[int] = set()
+        for intervals, keys, nodes in (
+            (addrs.v4, self.v4_keys, self.v4_nodes),
+            (addrs.v6, self.v6_keys, self.v6_nodes),
+        ):
+            for first, last in intervals:
+                lo = bisect.bisect_left(keys, first)
+                hi = bisect.bisect_right(keys, last)
+                found.update(nodes[lo:hi])
+        return sorted(found)

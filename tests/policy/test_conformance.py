@@ -1,0 +1,148 @@
+"""Tailscale conformance: compile every captured case and compare per node.
+
+The cases live in ../shared/conformance/tailscale (609 JSON files captured
+from Tailscale SaaS via headscale's testdata; never copied into this repo).
+Filters are compared rule by rule, in order; inside a rule, SrcIPs, DstPorts,
+IPProto and CapGrant are compared as sets of what they allow (address text
+normalised to interval sets). Peers are compared exactly.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from policyc.policy.addrset import AddressSet, union_all
+from policyc.policy.compiler import compile_policy
+from policyc.policy.diagnostics import Diagnostics
+from policyc.policy.filtertypes import DEFAULT_PROTOCOLS
+from policyc.policy.model import Policy
+from policyc.policy.nodes import Inventory, Node
+
+pytestmark = pytest.mark.conformance
+
+
+def _find_cases() -> Path | None:
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "shared" / "conformance" / "tailscale"
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+CASES_DIR = _find_cases()
+CASE_FILES = sorted(CASES_DIR.glob("*.json")) if CASES_DIR else []
+
+# Cases we knowingly get wrong: {test_id: reason}. Strict: a fixed case fails
+# until it is removed from here.
+EXPECTED_FAILURES: dict[str, str] = {}
+
+RESULTS: Counter[tuple[str, bool]] = Counter()
+
+
+def load_policy(text: str, name: str) -> tuple[Policy | None, Diagnostics]:
+    try:
+        from policyc.policy.load import load_policy_text
+    except ImportError:  # the loader lands separately; compose parse + build meanwhile
+        from policyc.policy.build import build_policy
+        from policyc.policy.hujson import parse
+        from policyc.policy.source import SourceFile
+
+        diags = Diagnostics()
+        source = SourceFile(name, text)
+        tree = parse(source, diags)
+        return build_policy(tree, source, diags), diags
+    return load_policy_text(text, name)
+
+
+def inventory_of(case: dict[str, Any]) -> Inventory:
+    return Inventory.of([
+        Node(
+            name=n["name"], user=n.get("user"), tags=tuple(n.get("tags") or ()),
+            ips=tuple(ipaddress.ip_address(ip) for ip in n["ips"]),
+            key=f"key-{n['name']}",
+            routes=tuple(ipaddress.ip_network(r) for r in n.get("routes") or ()),
+            exit_node=bool(n.get("exit_node")),
+        )
+        for n in case["nodes"]
+    ])
+
+
+def _addrs(texts: list[str]) -> AddressSet:
+    return union_all(AddressSet.parse(t) for t in texts)
+
+
+def normalise_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """A rule as sets of meaning: sources, (dst, ports) pairs, protocols, caps."""
+    dst: dict[tuple[int, int], AddressSet] = {}
+    for d in rule.get("DstPorts") or ():
+        key = (d["Ports"]["First"], d["Ports"]["Last"])
+        dst[key] = dst.get(key, AddressSet()) | AddressSet.parse(d["IP"])
+    caps = sorted(
+        (json.dumps(c["CapMap"], sort_keys=True), str(_addrs(c["Dsts"])))
+        for c in rule.get("CapGrant") or ()
+    )
+    protos = tuple(sorted(rule.get("IPProto") or DEFAULT_PROTOCOLS))
+    return {
+        "src": str(_addrs(rule.get("SrcIPs") or [])),
+        "dst": sorted((k, str(v)) for k, v in dst.items()),
+        "proto": protos,
+        "caps": caps,
+    }
+
+
+def _case_ids() -> list[Any]:
+    params = []
+    for path in CASE_FILES:
+        case = json.loads(path.read_text())
+        test_id = case["test_id"]
+        marks = []
+        if test_id in EXPECTED_FAILURES:
+            marks.append(pytest.mark.xfail(reason=EXPECTED_FAILURES[test_id], strict=True))
+        params.append(pytest.param(path, id=test_id, marks=marks))
+    return params
+
+
+@pytest.mark.skipif(CASES_DIR is None, reason="shared/conformance/tailscale not found")
+@pytest.mark.parametrize("path", _case_ids())
+def test_case(path: Path) -> None:
+    case = json.loads(path.read_text())
+    expect = case["expect"]
+    if "error" in expect:
+        pytest.skip("error case: covered by the policy builder's tests")
+    ok = False
+    try:
+        _check_case(case)
+        ok = True
+    finally:
+        RESULTS[(case["category"], ok)] += 1
+
+
+def _check_case(case: dict[str, Any]) -> None:
+    policy, diags = load_policy(case["policy"], case["test_id"] + ".hujson")
+    assert policy is not None and not diags.has_errors, [str(d) for d in diags.errors]
+    compiled = compile_policy(policy, inventory_of(case))
+    expect = case["expect"]
+    for name, want in expect["filters"].items():
+        got = [r.to_json() for r in compiled.netmaps[name].packet_filter]
+        assert [normalise_rule(r) for r in got] == [normalise_rule(r) for r in want or []], name
+    for name, want in (expect.get("peers") or {}).items():
+        got = sorted(p.name for p in compiled.netmaps[name].peers)
+        assert got == sorted(want), f"peers of {name}"
+
+
+def test_zz_report() -> None:
+    """Print the pass rate per category (runs last: name sorts after test_case)."""
+    if not RESULTS:
+        pytest.skip("no conformance case ran")
+    lines = ["", f"{'category':<16}{'passed':>8}{'total':>8}{'rate':>8}"]
+    for category in sorted({c for c, _ in RESULTS}):
+        passed = RESULTS[(category, True)]
+        total = passed + RESULTS[(category, False)]
+        lines.append(f"{category:<16}{passed:>8}{total:>8}{passed / total:>8.1%}")
+    print("\n".join(lines))
