@@ -9,7 +9,7 @@ syncconf without a PrivateKey line wipes the interface's private key and
 listen port, and the private key must never pass through policyc's text.
 
 Errors come back as diagnostics in the result (N503 interface missing,
-N504 no privilege, N505 anything else); nothing here raises for bad input.
+N504 no privilege, N508 namespace missing, N505 anything else); nothing here raises for bad input.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def _classify_failure(stderr: str) -> str:
     if "unable to access interface" in lowered or "no such device" in lowered:
         return "N503"
     if "cannot open network namespace" in lowered and "no such file" in lowered:
-        return "N503"
+        return "N508"
     if "operation not permitted" in lowered or "permission denied" in lowered:
         return "N504"
     return "N505"

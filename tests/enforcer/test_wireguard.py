@@ -244,11 +244,11 @@ def test_applied_peers_carry_traffic_and_removed_peers_do_not(mesh: harness.Mesh
 
 @pytest.mark.privileged
 @privileged
-def test_missing_interface_and_namespace_are_n503(mesh: harness.Mesh) -> None:
+def test_missing_interface_is_n503_and_missing_namespace_n508(mesh: harness.Mesh) -> None:
     no_iface = apply_peers(netmap(), "pcwnosuch0", netns=mesh["wg-1"].netns)
     no_netns = apply_peers(netmap(), "pcwnosuch0", netns="pce-no-such-netns")
     assert [d.code for d in no_iface.diagnostics] == ["N503"]
-    assert [d.code for d in no_netns.diagnostics] == ["N503"]
+    assert [d.code for d in no_netns.diagnostics] == ["N508"]
 
 
 @pytest.mark.privileged

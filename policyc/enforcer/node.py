@@ -1,0 +1,67 @@
+"""Enforce one node's netmap: packet filter, then WireGuard peers, then revocation.
+
+The order is the safety argument:
+
+1. The nftables filter goes first. If it cannot be loaded the old table
+   stays (nft transactions are atomic), and we must not widen reachability
+   on top of it: peers the new netmap adds are NOT configured, only peers
+   it drops are removed (taking access away is always safe). The node so
+   fails closed: nothing becomes reachable that the last good filter and
+   peer set did not already allow.
+2. WireGuard peers next: keys of nodes that are no longer peers are removed,
+   new peers added, changed allowed-ips replaced.
+3. Conntrack entries the new filter no longer allows are flushed last, so
+   an open connection that lost its permission dies instead of living on
+   as "established".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from policyc.enforcer import nft
+from policyc.enforcer.wireguard import WgResult, apply_peers, configure_interface
+from policyc.policy.diagnostics import Diagnostic
+from policyc.policy.filtertypes import NodeNetmap
+
+
+@dataclass(frozen=True, slots=True)
+class EnforceResult:
+    ok: bool
+    filter_loaded: bool
+    peers: WgResult
+    revoked_flows: int = 0
+    diagnostics: tuple[Diagnostic, ...] = ()
+
+    def messages(self) -> list[str]:
+        """One line per diagnostic, or a one-line summary when all went well."""
+        if self.diagnostics:
+            return [f"{d.severity.value}[{d.code}]: {d.message}" for d in self.diagnostics]
+        return [f"filter loaded; peers +{len(self.peers.added)} -{len(self.peers.removed)} "
+                f"~{len(self.peers.updated)}; {self.revoked_flows} revoked flow(s) flushed"]
+
+
+def enforce(netmap: NodeNetmap, iface: str, *, netns: str | None = None,
+            private_key_file: str | None = None, listen_port: int | None = None,
+            routes: Sequence[str] = ()) -> EnforceResult:
+    """Apply `netmap` on `iface` (in `netns`); never raises for bad input or state.
+
+    `routes` are the subnet routes this node serves, so the filter also
+    covers traffic it forwards. The private key, if given, is loaded from
+    its file; its bytes never pass through policyc.
+    """
+    diagnostics: list[Diagnostic] = []
+    interface = configure_interface(iface, netns=netns, private_key_file=private_key_file,
+                                    listen_port=listen_port)
+    diagnostics.extend(interface.diagnostics)
+    ruleset = nft.render_ruleset(netmap, iface, routes=tuple(routes))
+    applied = nft.apply_ruleset(ruleset, netns=netns)
+    diagnostics.extend(applied.diagnostics)
+    peers = apply_peers(netmap, iface, netns=netns, removals_only=not applied.ok)
+    diagnostics.extend(peers.diagnostics)
+    revoked = 0
+    if applied.ok:
+        revoked = nft.revoke_disallowed_flows(netmap.packet_filter, iface, netns)
+    ok = interface.ok and applied.ok and peers.ok
+    return EnforceResult(ok, applied.ok, peers, revoked, tuple(diagnostics))
