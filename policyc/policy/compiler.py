@@ -19,7 +19,14 @@ from policyc.policy.grants import CompiledUnit, UnitCompiler, expand_units
 from policyc.policy.model import Policy
 from policyc.policy.nodes import Inventory
 from policyc.policy.peers import PeerGraph, indexes_to_bits
-from policyc.policy.pernode import NodeView, Reduction, node_filter, self_rules, via_rules
+from policyc.policy.pernode import (
+    NodeView,
+    Reduction,
+    node_filter,
+    self_rules,
+    via_rules,
+    via_served,
+)
 from policyc.policy.resolve import Resolver
 from policyc.policy.rules import Rule, merge_rules
 from policyc.policy.source import Span
@@ -107,11 +114,13 @@ class _Compilation:
             if unit.via is None:
                 continue
             for view in self.views:
-                rules = via_rules(unit, unit.via, view, self.r.nodes[view.index].tags)
+                served = via_served(unit.via, view, self.r.nodes[view.index].tags)
+                if not served:
+                    continue
+                rules = via_rules(unit, unit.via, served)
                 self.extras[view.index].extend(rules)
-                for rule in rules:
-                    self.graph.add_edge(self.graph.src_bits(rule.src), 1 << view.index,
-                                        union_all(e.addrs for e in rule.dst), rule.internet)
+                self.graph.add_edge(self.graph.src_bits(unit.via.src), 1 << view.index,
+                                    union_all(a for _, a in served), unit.via.internet)
                 out.extend(rules)
         return out
 

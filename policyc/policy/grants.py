@@ -208,7 +208,7 @@ class UnitCompiler:
 
     def _via(self, unit: Unit, resolved: list[tuple[Alias, AddressSet]],
              merged: AddressSet) -> ViaPart | None:
-        if not unit.ip or not merged:
+        if not (unit.ip or unit.app) or not merged:
             return None
         src_ips, src = self._sources(unit.sources, [], merged)
         prefixes: list[AddressSet] = []

@@ -125,22 +125,25 @@ def self_rules(unit: CompiledUnit, part: SelfPart, user_nodes: list[int],
     return out
 
 
-def via_rules(unit: CompiledUnit, via: ViaPart, node: NodeView, tags: tuple[str, ...],
-              ) -> list[Rule]:
-    """Rules of a via grant on one router: its served slice of the destinations."""
+def via_served(via: ViaPart, node: NodeView, tags: tuple[str, ...]) -> list[tuple[str, AddressSet]]:
+    """The destinations of a via grant this router serves (empty if none)."""
     if not via.tags.intersection(tags):
         return []
-    entries_addrs: list[tuple[str, AddressSet]] = [
+    served: list[tuple[str, AddressSet]] = [
         (text, addrs) for text, addrs in zip(via.dst_texts, via.dst_prefixes, strict=True)
         if addrs.overlaps(node.routes)
     ]
     if via.internet and node.is_exit:
-        entries_addrs.extend((str(p), AddressSet.of_network(p)) for p in INTERNET_PREFIXES)
-    if not entries_addrs:
-        return []
+        served.extend((str(p), AddressSet.of_network(p)) for p in INTERNET_PREFIXES)
+    return served
+
+
+def via_rules(unit: CompiledUnit, via: ViaPart, served: list[tuple[str, AddressSet]],
+              ) -> list[Rule]:
+    """Rules of a via grant on one router: its served slice of the destinations."""
     out: list[Rule] = []
     for seq, cap in enumerate(via.ip):
-        entries = tuple(DstEntry(text, addrs, p) for text, addrs in entries_addrs
+        entries = tuple(DstEntry(text, addrs, p) for text, addrs in served
                         for p in (cap.ports or (ALL_PORTS,)))
         out.append(Rule(via.src_ips, via.src, (unit.index, seq), entries, tuple(cap.protocols),
                         internet=via.internet, span=unit.span))

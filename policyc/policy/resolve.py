@@ -87,11 +87,11 @@ class Resolver:
         """Indexes of nodes an identity alias names (users, groups, tags, autogroups)."""
         match alias:
             case UserRef(login=login):
-                return list(self.by_user.get(login, ()))
+                return self.user_nodes(login)
             case GroupRef(name=name):
                 group = self.policy.groups.get(name)
                 members = group.members if group else ()
-                return sorted({i for m in members for i in self.by_user.get(m.login, ())})
+                return sorted({i for m in members for i in self.user_nodes(m.login)})
             case TagRef(name=name):
                 return list(self.by_tag.get(name, ()))
             case AutoGroupRef(name=name) if name == MEMBER:
@@ -101,6 +101,15 @@ class Resolver:
             case Wildcard():
                 return list(range(len(self.nodes)))
         return self.nodes_in(self.alias(alias))
+
+    def user_nodes(self, login: str) -> list[int]:
+        """Untagged nodes of a login; `user:*@domain` means every user of the domain."""
+        login = login.removeprefix("user:")
+        if not login.startswith("*@"):
+            return list(self.by_user.get(login, ()))
+        domain = login[1:]
+        return sorted(i for user, nodes in self.by_user.items() if user.endswith(domain)
+                      for i in nodes)
 
     def _resolve(self, alias: Alias, visiting: frozenset[str]) -> AddressSet:
         match alias:
