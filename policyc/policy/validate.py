@@ -1,0 +1,212 @@
+"""Static cross-checks of a built `Policy` (POLICY-FORMAT §3, §6, §8).
+
+`build.py` checked that every string is well formed; this stage checks
+that the pieces fit together: every group, tag, host and ipset used is
+defined; each alias kind and autogroup appears only where Tailscale allows
+it; rule-level constraints (autogroup:self sources, grants, SSH rules); and
+it warns about groups and hosts nobody uses.
+
+Validation is static: users that own no node are not errors, and tags need
+only be declared, not in use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from policyc.policy.diagnostics import Diagnostics, did_you_mean
+from policyc.policy.model import (
+    AclRule,
+    Alias,
+    AutoGroupRef,
+    GrantRule,
+    GroupRef,
+    HostRef,
+    IPSetRef,
+    Policy,
+    PrefixAlias,
+    RangeAlias,
+    SshRule,
+    TagRef,
+    UserRef,
+    Wildcard,
+)
+from policyc.policy.validate_rules import check_rules
+
+ROLE_AUTOGROUPS = frozenset({
+    "autogroup:admin", "autogroup:owner", "autogroup:it-admin", "autogroup:network-admin",
+    "autogroup:billing-admin", "autogroup:auditor",
+})
+MEMBERSHIP = frozenset({"autogroup:member", "autogroup:tagged"})
+ADDRESSES: frozenset[type] = frozenset({HostRef, IPSetRef, PrefixAlias, RangeAlias})
+IDENTITIES: frozenset[type] = frozenset({UserRef, GroupRef, TagRef, AutoGroupRef})
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where an alias appears, and what may appear there."""
+
+    label: str
+    code: str  # reported when an alias of a kind not in `kinds` appears here
+    kinds: frozenset[type]
+    autogroups: frozenset[str]
+
+
+EVERYTHING = ADDRESSES | IDENTITIES | {Wildcard}
+SRC = Place("src", "E117", EVERYTHING,
+            MEMBERSHIP | ROLE_AUTOGROUPS | {"autogroup:danger-all", "autogroup:shared"})
+DST = Place("dst", "E117", EVERYTHING,
+            MEMBERSHIP | {"autogroup:self", "autogroup:internet"})
+VIA = Place("via", "E119", frozenset({TagRef}), frozenset())
+SSH_SRC = Place("ssh src", "E120", IDENTITIES, MEMBERSHIP | ROLE_AUTOGROUPS)
+SSH_DST = Place("ssh dst", "E120", IDENTITIES - {GroupRef}, MEMBERSHIP | {"autogroup:self"})
+OWNER = Place("tagOwners", "E123", IDENTITIES,
+              frozenset({"autogroup:admin", "autogroup:member", "autogroup:owner",
+                         "autogroup:it-admin", "autogroup:network-admin"}))
+APPROVER = Place("autoApprovers", "E123", OWNER.kinds, OWNER.autogroups)
+NODE_ATTR = Place("nodeAttrs target", "E127", IDENTITIES | {Wildcard, PrefixAlias},
+                  MEMBERSHIP | ROLE_AUTOGROUPS)
+TEST_SRC = Place("test src", "E125", (IDENTITIES | ADDRESSES) - {IPSetRef},
+                 MEMBERSHIP | ROLE_AUTOGROUPS)
+TEST_DST = Place("test destination", "E125", (IDENTITIES | ADDRESSES) - {IPSetRef},
+                 MEMBERSHIP | {"autogroup:self"})
+SSH_TEST_SRC = Place("sshTest src", "E125", IDENTITIES, MEMBERSHIP | ROLE_AUTOGROUPS)
+SSH_TEST_DST = Place("sshTest dst", "E125", IDENTITIES | {PrefixAlias, HostRef},
+                     MEMBERSHIP | {"autogroup:self"})
+IPSET = Place("ipsets", "E117", frozenset({HostRef, IPSetRef, PrefixAlias, RangeAlias}),
+              frozenset())
+
+# SaaS's own words for the autogroup placements people get wrong most.
+AUTOGROUP_MESSAGES = {
+    ("src", "autogroup:self"): '"autogroup:self" not valid on the src side of a rule',
+    ("src", "autogroup:internet"): "autogroup:internet can only be used in ACL destinations",
+    ("dst", "autogroup:danger-all"): "cannot use autogroup:danger-all as a dst",
+}
+
+
+def placed_aliases(policy: Policy) -> Iterator[tuple[Place, Alias]]:
+    """Every alias in the policy with the place it appears in."""
+    for acl in policy.acls or ():
+        yield from ((SRC, a) for a in acl.sources)
+        yield from ((DST, d.alias) for d in acl.destinations)
+    for grant in policy.grants or ():
+        yield from ((SRC, a) for a in grant.sources)
+        yield from ((DST, a) for a in grant.destinations)
+        yield from ((VIA, a) for a in grant.via)
+    for rule in policy.ssh:
+        yield from ((SSH_SRC, a) for a in rule.sources)
+        yield from ((SSH_DST, a) for a in rule.destinations)
+    for owners in policy.tag_owners.values():
+        yield from ((OWNER, a) for a in owners.owners)
+    for route in policy.auto_approvers.routes:
+        yield from ((APPROVER, a) for a in route.approvers)
+    yield from ((APPROVER, a) for a in policy.auto_approvers.exit_node)
+    for attr in policy.node_attrs:
+        yield from ((NODE_ATTR, a) for a in attr.targets)
+    for test in policy.tests:
+        yield TEST_SRC, test.src
+        yield from ((TEST_DST, t.alias) for t in (*test.accept, *test.deny))
+    for ssh_test in policy.ssh_tests:
+        yield SSH_TEST_SRC, ssh_test.src
+        yield from ((SSH_TEST_DST, a) for a in ssh_test.destinations)
+    for ipset in policy.ipsets.values():
+        yield from ((IPSET, a) for a in ipset.entries)
+
+
+def validate_policy(policy: Policy, diags: Diagnostics) -> None:
+    """Append every cross-reference and placement problem of `policy` to `diags`."""
+    placed = list(placed_aliases(policy))
+    for place, alias in placed:
+        _check_defined(policy, place, alias, diags)
+        _check_placement(place, alias, diags)
+    check_rules(policy, diags)
+    _check_tag_owner_cycles(policy, diags)
+    _check_postures(policy, diags)
+    _warn_unused(policy, [alias for _, alias in placed], diags)
+
+
+def _check_defined(policy: Policy, place: Place, alias: Alias, diags: Diagnostics) -> None:
+    if isinstance(alias, GroupRef):
+        _require(alias.name, policy.groups, "E104", "group", alias, diags)
+    elif isinstance(alias, TagRef):
+        _require(alias.name, policy.tag_owners, "E105", "tag", alias, diags,
+                 where=" in tagOwners")
+    elif isinstance(alias, HostRef) and place is not NODE_ATTR:
+        _require(alias.name, policy.hosts, "E106", "host", alias, diags)
+    elif isinstance(alias, IPSetRef):
+        _require(alias.name, policy.ipsets, "E107", "ipset", alias, diags)
+
+
+def _require(name: str, defined: Mapping[str, object], code: str, kind: str, alias: Alias,
+             diags: Diagnostics, *, where: str = "") -> None:
+    if name in defined:
+        return
+    guess = did_you_mean(name, defined)
+    hint = f' (did you mean "{guess}"?)' if guess else ""
+    diags.error(code, alias.span, f'{kind} "{name}" is not defined{where}{hint}',
+                suggestion=guess)
+
+
+def _check_placement(place: Place, alias: Alias, diags: Diagnostics) -> None:
+    if isinstance(alias, AutoGroupRef):
+        if alias.name not in place.autogroups:
+            message = AUTOGROUP_MESSAGES.get((place.label, alias.name),
+                                             f'"{alias.name}" cannot be used in {place.label}')
+            diags.error("E114", alias.span, message)
+    elif type(alias) not in place.kinds:
+        message = (f'"{alias}": invalid address' if place is NODE_ATTR
+                   else f'"{alias}" cannot be used in {place.label}')
+        diags.error(place.code, alias.span, message)
+
+
+def _check_tag_owner_cycles(policy: Policy, diags: Diagnostics) -> None:
+    """Tags may own tags, but an ownership chain must not come back to its start."""
+    owned_by = {tag: [o.name for o in entry.owners if isinstance(o, TagRef)]
+                for tag, entry in policy.tag_owners.items()}
+    reported: set[str] = set()
+    for start in owned_by:
+        cycle = _find_cycle(start, owned_by)
+        if cycle and not reported.intersection(cycle):
+            reported.update(cycle)
+            path = " -> ".join([*cycle, cycle[0]])
+            diags.error("E122", policy.tag_owners[start].span,
+                        f"tag ownership is circular: {path}")
+
+
+def _find_cycle(start: str, owned_by: Mapping[str, list[str]]) -> list[str] | None:
+    """The tags of a cycle through `start`, found by depth-first search."""
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    seen: set[str] = set()
+    while stack:
+        tag, path = stack.pop()
+        for owner in owned_by.get(tag, ()):
+            if owner == start:
+                return path
+            if owner not in seen:
+                seen.add(owner)
+                stack.append((owner, [*path, owner]))
+    return None
+
+
+def _check_postures(policy: Policy, diags: Diagnostics) -> None:
+    rules: list[AclRule | GrantRule | SshRule] = [
+        *(policy.acls or ()), *(policy.grants or ()), *policy.ssh]
+    references = [(name, rule.span) for rule in rules for name in rule.src_posture]
+    references += [(name, policy.source.whole()) for name in policy.default_src_posture]
+    for name, span in references:
+        if name not in policy.postures:
+            guess = did_you_mean(name, policy.postures)
+            hint = f' (did you mean "{guess}"?)' if guess else ""
+            diags.error("E126", span, f'posture "{name}" is not defined{hint}', suggestion=guess)
+
+
+def _warn_unused(policy: Policy, used: list[Alias], diags: Diagnostics) -> None:
+    groups = {a.name for a in used if isinstance(a, GroupRef)}
+    hosts = {a.name for a in used if isinstance(a, HostRef)}
+    for name, group in policy.groups.items():
+        if name not in groups:
+            diags.warning("W202", group.span, f'group "{name}" is never used')
+    for name, host in policy.hosts.items():
+        if name not in hosts:
+            diags.warning("W204", host.span, f'host "{name}" is never used')

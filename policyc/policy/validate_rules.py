@@ -1,0 +1,124 @@
+"""Rule-level static checks: constraints that involve more than one alias.
+
+`validate.py` checks each alias on its own (is it defined, may it appear
+here); this module checks combinations inside one rule: autogroup:self with
+sources it cannot narrow, grants' destination and capability rules, SSH
+source/destination ownership, nodeAttrs pools and test destinations.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+from policyc.policy.diagnostics import Diagnostics
+from policyc.policy.model import (
+    Alias,
+    AutoGroupRef,
+    GrantRule,
+    HostRef,
+    IPSetRef,
+    Policy,
+    PrefixAlias,
+    RangeAlias,
+    SshRule,
+    TagRef,
+    UserRef,
+    Wildcard,
+)
+from policyc.policy.source import Span
+
+# Sources autogroup:self cannot narrow to "the same user": they are not users.
+NOT_USERS: tuple[type, ...] = (TagRef, HostRef, IPSetRef, PrefixAlias, RangeAlias)
+NOT_USER_AUTOGROUPS = frozenset({"autogroup:tagged", "autogroup:danger-all"})
+SELF_MESSAGE = "autogroup:self can only be used with users, groups, or supported autogroups"
+ALL_V4, ALL_V6 = ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")
+# Addresses Tailscale keeps for itself (Quad100 and ChromeOS's VM range).
+RESERVED_POOLS = tuple(ipaddress.ip_network(n) for n in (
+    "100.100.100.0/24", "100.115.92.0/23", "fd7a:115c:a1e0::53/128"))
+
+
+def check_rules(policy: Policy, diags: Diagnostics) -> None:
+    for acl in policy.acls or ():
+        _check_self(acl.sources, [d.alias for d in acl.destinations], diags, wildcard_ok=True)
+    for grant in policy.grants or ():
+        _check_self(grant.sources, grant.destinations, diags, wildcard_ok=False)
+        _check_grant(grant, diags)
+    for rule in policy.ssh:
+        _check_ssh(rule, diags)
+    _check_node_attrs(policy, diags)
+    _check_test_hosts(policy, diags)
+
+
+def _is(alias: Alias, autogroup: str) -> bool:
+    return isinstance(alias, AutoGroupRef) and alias.name == autogroup
+
+
+def _check_self(sources: Sequence[Alias], destinations: Sequence[Alias], diags: Diagnostics,
+                *, wildcard_ok: bool) -> None:
+    """autogroup:self means "the same user's devices"; every source must be a user."""
+    if not any(_is(d, "autogroup:self") for d in destinations):
+        return
+    for source in sources:
+        bad = (isinstance(source, NOT_USERS)
+               or (isinstance(source, AutoGroupRef) and source.name in NOT_USER_AUTOGROUPS)
+               or (isinstance(source, Wildcard) and not wildcard_ok))
+        if bad:
+            diags.error("E121", source.span, f'"{source}": {SELF_MESSAGE}')
+
+
+def _check_grant(grant: GrantRule, diags: Diagnostics) -> None:
+    for alias in grant.destinations:
+        if isinstance(alias, PrefixAlias) and alias.network in (ALL_V4, ALL_V6):
+            diags.error("E119", alias.span, f'dst "{alias.network}": to allow all IP '
+                        'addresses, use "*" or "autogroup:internet"')
+        if grant.app and _is(alias, "autogroup:internet"):
+            diags.error("E119", alias.span, "cannot use app grants with autogroup:internet")
+
+
+def _is_tagged(alias: Alias) -> bool:
+    return isinstance(alias, TagRef) or _is(alias, "autogroup:tagged")
+
+
+def _check_ssh(rule: SshRule, diags: Diagnostics) -> None:
+    tagged_source = any(_is_tagged(s) for s in rule.sources)
+    for dst in rule.destinations:
+        user_owned = isinstance(dst, UserRef) or _is(dst, "autogroup:self") or _is(
+            dst, "autogroup:member")
+        if tagged_source and user_owned:
+            diags.error("E120", dst.span,
+                        f'ssh dst "{dst}": tags in SSH source cannot access user-owned devices')
+        elif isinstance(dst, UserRef) and any(s != dst for s in rule.sources):
+            diags.error("E120", dst.span,
+                        f'ssh dst "{dst}": a user destination needs that same user as the '
+                        "only source")
+    if rule.check_period is not None and rule.action != "check":
+        diags.error("E120", rule.span, 'checkPeriod is only valid with action "check"')
+    for user in rule.users:
+        if user.startswith("autogroup:") and user != "autogroup:nonroot":
+            diags.error("E114", rule.span, f'ssh users: "{user}" is not a valid SSH user')
+
+
+def _check_node_attrs(policy: Policy, diags: Diagnostics) -> None:
+    for attr in policy.node_attrs:
+        for pool in attr.ip_pool:
+            if any(pool.version == r.version and pool.overlaps(r) for r in RESERVED_POOLS):
+                diags.error("E127", attr.span,
+                            f"IPPool({pool}): network within reserved range")
+        if not attr.attrs and not attr.app and not attr.ip_pool:
+            diags.error("E127", attr.span, "nodeAttrs entry: needs attr, app or ipPool")
+
+
+def _check_test_hosts(policy: Policy, diags: Diagnostics) -> None:
+    """A test destination must be one address; a host alias to a prefix is several."""
+    for test in policy.tests:
+        for target in (*test.accept, *test.deny):
+            host = policy.hosts.get(target.alias.name) if isinstance(
+                target.alias, HostRef) else None
+            if host is not None and host.network.num_addresses > 1:
+                _multi_address(target.text, target.span, diags)
+
+
+def _multi_address(text: str, span: Span, diags: Diagnostics) -> None:
+    diags.error("E125", span,
+                f'test destination "{text}": host alias is a prefix, not a single host')
