@@ -206,17 +206,20 @@ class Mesh:
 
     # -- enforcement -----------------------------------------------------------------
 
-    def enforce(self, netmaps: dict[str, NodeNetmap]) -> dict[str, object]:
-        """Run policyc's node enforcement for every mesh node; results by name."""
+    def enforce(self, netmaps: dict[str, NodeNetmap]) -> None:
+        """Run policyc's node enforcement for every mesh node."""
+        for name in self.nodes:
+            self.enforce_node(name, netmaps[name])
+
+    def enforce_node(self, name: str, netmap: NodeNetmap) -> None:
+        """`policyc.enforcer.node.enforce` on one node; raises if it did not succeed."""
         from policyc.enforcer.node import enforce
 
-        results: dict[str, object] = {}
-        for name, node in self.nodes.items():
-            result = enforce(netmaps[name], node.iface, netns=node.netns)
-            if not result.ok:
-                raise RuntimeError(f"enforce on {name} failed: {result.messages()}")
-            results[name] = result
-        return results
+        node = self.nodes[name]
+        routes = tuple(str(r) for r in self.inventory.by_name[name].routes)
+        result = enforce(netmap, node.iface, netns=node.netns, routes=routes)
+        if not result.ok:
+            raise RuntimeError(f"enforce on {name} failed: {result.messages()}")
 
     # -- teardown --------------------------------------------------------------------
 
