@@ -398,3 +398,45 @@ def _overlaps_internet(net: IPNetwork) -> bool:
         return False
     return not any(net.version == exc.version and net.subnet_of(exc)  # type: ignore[arg-type]
                    for exc in INTERNET_EXCLUDED)
+
+
+# --- SSH (§6) ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SshVerdict:
+    """The first SSH rule that matches a connection, or none."""
+
+    action: str | None  # "accept" | "check" | None: no rule matches
+    index: int = -1  # position in `ssh`
+    span: Span | None = None
+
+    def describe(self) -> str:
+        if self.action is None or self.span is None:
+            return "no ssh rule matches"
+        return f"ssh[{self.index}] at {self.span.file}:{self.span.line} decides {self.action}"
+
+
+def ssh_user_matches(pattern: str, user: str, src: Node) -> bool:
+    """Does an SSH rule `users` entry admit local `user` for a source node?"""
+    if pattern == "autogroup:nonroot":
+        return user != "root"
+    if pattern.startswith("localpart:*@"):
+        domain = pattern.removeprefix("localpart:*@")
+        owner = src.owner or ""
+        local, _, owner_domain = owner.partition("@")
+        return bool(local) and owner_domain == domain and user == local
+    return pattern == user
+
+
+def ssh_verdict(evaluator: ReferenceEvaluator, src: Node, dst: Node, user: str) -> SshVerdict:
+    """First-match evaluation of the `ssh` rules for `src` -> `dst` as `user`."""
+    for index, rule in enumerate(evaluator.policy.ssh):
+        if not any(evaluator.source_contains(a, ip) for a in rule.sources for ip in src.ips):
+            continue
+        if not any(evaluator.destination_contains(a, s, d) for a in rule.destinations
+                   for s in src.ips for d in dst.ips):
+            continue
+        if any(ssh_user_matches(p, user, src) for p in rule.users):
+            return SshVerdict(rule.action, index, rule.span)
+    return SshVerdict(None)

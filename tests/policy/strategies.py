@@ -134,6 +134,25 @@ def example_inventory() -> Inventory:
     ])
 
 
+def load(text: str, name: str = "policy.hujson") -> Policy:
+    """Parse and build a policy through the real front end; fail on any error."""
+    try:
+        from policyc.policy.load import load_policy_text
+    except ImportError:  # the loader lands separately; the builder is enough
+        load_policy_text = None
+    if load_policy_text is not None:
+        built, diags = load_policy_text(text, name)
+    else:
+        from policyc.policy.build import build_policy
+        from policyc.policy.diagnostics import Diagnostics
+        from policyc.policy.hujson import parse
+
+        source, diags = SourceFile(name, text), Diagnostics()
+        built = build_policy(parse(source, diags), source, diags)
+    assert built is not None and not diags.has_errors, [str(d) for d in diags]
+    return built
+
+
 def ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     return ipaddress.ip_address(text)
 

@@ -1,0 +1,378 @@
+"""Runs a policy's own `tests` and `sshTests` (POLICY-FORMAT §7).
+
+Each failing entry becomes one diagnostic on the entry's string: T301 (an
+accept entry is not allowed), T302 (a deny entry is allowed), T303 (a source
+or destination matches no address), T304 (an SSH expectation does not hold).
+Notes name the rules that decided, with `file:line`.
+
+ACL tests follow Tailscale: they are judged against the rules alone (not
+against which node would deliver the packet); the source must match at
+least one address and EVERY source address must be allowed, while reaching
+ANY address of the destination is enough. A test without `proto` asks about
+the default set (TCP, UDP, ICMPv4, ICMPv6): one protocol of it is enough.
+So a deny entry passes as soon as one source address cannot reach the
+destination, exactly as Tailscale evaluates it.
+
+SSH tests look for the first SSH rule (in file order) that matches the
+source node, the destination node and the local user: `accept` users must
+meet an accept or check rule, `check` users a check rule, `deny` users none.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from policyc.policy.diagnostics import Diagnostics
+from policyc.policy.filtertypes import DEFAULT_PROTOCOLS
+from policyc.policy.model import (
+    Alias,
+    AutoGroupRef,
+    GroupRef,
+    HostRef,
+    IPAddress,
+    Policy,
+    PolicyTest,
+    PrefixAlias,
+    RangeAlias,
+    SshTest,
+    TagRef,
+    TestTarget,
+    UserRef,
+)
+from policyc.policy.nodes import Inventory, Node
+from policyc.policy.reference import ReferenceEvaluator, RuleRef, SshVerdict, ssh_verdict
+from policyc.policy.source import NO_SPAN, Span
+
+PROTOCOL_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "ipv6-icmp", 132: "sctp"}
+MAX_SOURCE_ADDRESSES = 256  # a test source prefix is checked address by address
+
+EntryKind = Literal["accept", "deny", "check"]
+
+
+@dataclass(frozen=True, slots=True)
+class EntryOutcome:
+    """The verdict on one accept/deny/check entry of one test."""
+
+    section: Literal["tests", "sshTests"]
+    kind: EntryKind
+    text: str
+    passed: bool
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class TestReport:
+    __test__ = False  # not a pytest class
+
+    outcomes: tuple[EntryOutcome, ...]
+    synthetic: bool  # evaluated against `synthetic_inventory` (no --nodes given)
+
+    @property
+    def passed(self) -> int:
+        return sum(1 for o in self.outcomes if o.passed)
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for o in self.outcomes if not o.passed)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0
+
+    def summary(self) -> str:
+        where = " (synthetic inventory)" if self.synthetic and self.outcomes else ""
+        return f"{self.passed} test entries passed, {self.failed} failed{where}"
+
+
+def run_policy_tests(policy: Policy, inventory: Inventory | None,
+                     diags: Diagnostics) -> TestReport:
+    """Evaluate `tests` and `sshTests`; append one diagnostic per failing entry.
+
+    Without an inventory the tests run against `synthetic_inventory(policy)`.
+    """
+    synthetic = inventory is None
+    nodes = synthetic_inventory(policy) if inventory is None else inventory
+    evaluator = ReferenceEvaluator(policy, nodes)
+    outcomes: list[EntryOutcome] = []
+    for test in policy.tests:
+        outcomes.extend(_run_test(evaluator, test, diags))
+    for ssh_test in policy.ssh_tests:
+        outcomes.extend(_run_ssh_test(evaluator, ssh_test, diags))
+    return TestReport(tuple(outcomes), synthetic)
+
+
+# --- address resolution for tests ------------------------------------------------
+
+
+def _span_of(alias: Alias, fallback: Span) -> Span:
+    return fallback if alias.span == NO_SPAN else alias.span
+
+
+def source_addresses(ev: ReferenceEvaluator, alias: Alias) -> list[IPAddress]:
+    """Every address a test source stands for; empty when it names nothing."""
+    if isinstance(alias, UserRef | GroupRef | TagRef | AutoGroupRef):
+        return [ip for node in ev.nodes_of(alias) for ip in node.ips]
+    network = _literal_network(ev, alias)
+    if network is None or network.num_addresses > MAX_SOURCE_ADDRESSES:
+        return []
+    if network.num_addresses == 1:
+        return [network.network_address]
+    return list(network)
+
+
+def destination_addresses(ev: ReferenceEvaluator, alias: Alias,
+                          src_ip: IPAddress) -> list[IPAddress]:
+    """The addresses a test destination names; `autogroup:self` is the source's owner."""
+    if isinstance(alias, AutoGroupRef) and alias.name == "autogroup:self":
+        src = ev.node_with_address(src_ip)
+        owner = src.owner if src is not None else None
+        return [ip for n in ev.inventory if owner and n.owner == owner for ip in n.ips]
+    if isinstance(alias, UserRef | GroupRef | TagRef | AutoGroupRef):
+        return [ip for node in ev.nodes_of(alias) for ip in node.ips]
+    network = _literal_network(ev, alias)
+    if network is None or network.num_addresses != 1:
+        return []  # tests name single hosts only
+    return [network.network_address]
+
+
+def _literal_network(ev: ReferenceEvaluator, alias: Alias) -> ipaddress.IPv4Network | \
+        ipaddress.IPv6Network | None:
+    if isinstance(alias, PrefixAlias):
+        return alias.network
+    if isinstance(alias, HostRef):
+        host = ev.policy.hosts.get(alias.name)
+        return host.network if host is not None else None
+    if isinstance(alias, RangeAlias) and alias.first == alias.last:
+        return ipaddress.ip_network(alias.first)
+    return None
+
+
+# --- ACL tests ------------------------------------------------------------------------
+
+
+def protocol_text(protocols: Iterable[int]) -> str:
+    names = [PROTOCOL_NAMES.get(p, str(p)) for p in protocols]
+    return names[0] if len(names) == 1 else "{" + ",".join(names) + "}"
+
+
+@dataclass(frozen=True, slots=True)
+class _EntryCheck:
+    """For each source address: the rules that let it reach the destination."""
+
+    destinations: tuple[IPAddress, ...]
+    allowing: tuple[tuple[IPAddress, tuple[RuleRef, ...]], ...]
+
+    @property
+    def allowed(self) -> bool:
+        return all(refs for _, refs in self.allowing)
+
+    def denied_sources(self) -> list[IPAddress]:
+        return [src for src, refs in self.allowing if not refs]
+
+
+def _check_entry(ev: ReferenceEvaluator, sources: list[IPAddress], target: TestTarget,
+                 protocols: tuple[int, ...]) -> _EntryCheck:
+    allowing: list[tuple[IPAddress, tuple[RuleRef, ...]]] = []
+    all_dsts: list[IPAddress] = []
+    for src in sources:
+        dsts = destination_addresses(ev, target.alias, src)
+        all_dsts.extend(d for d in dsts if d not in all_dsts)
+        refs: list[RuleRef] = []
+        for dst in dsts:
+            for proto in protocols:
+                refs.extend(r for r in ev.allowing_rules(src, dst, proto, target.port)
+                            if r not in refs)
+        allowing.append((src, tuple(refs)))
+    return _EntryCheck(tuple(all_dsts), tuple(allowing))
+
+
+def _run_test(ev: ReferenceEvaluator, test: PolicyTest,
+              diags: Diagnostics) -> list[EntryOutcome]:
+    entries: list[tuple[EntryKind, TestTarget]] = (
+        [("accept", t) for t in test.accept] + [("deny", t) for t in test.deny])
+    sources = source_addresses(ev, test.src)
+    if not sources:
+        diags.error("T303", _span_of(test.src, test.span),
+                    f'test source "{test.src_text}" matches no address',
+                    notes=["a test source must name at least one node or a single host"])
+        return [EntryOutcome("tests", k, t.text, False, t.span) for k, t in entries]
+    protocols = (test.protocol,) if test.protocol is not None else DEFAULT_PROTOCOLS
+    outcomes = []
+    for kind, target in entries:
+        passed = _judge_entry(ev, test, sources, kind, target, protocols, diags)
+        outcomes.append(EntryOutcome("tests", kind, target.text, passed, target.span))
+    return outcomes
+
+
+def _judge_entry(ev: ReferenceEvaluator, test: PolicyTest, sources: list[IPAddress],
+                 kind: str, target: TestTarget, protocols: tuple[int, ...],
+                 diags: Diagnostics) -> bool:
+    check = _check_entry(ev, sources, target, protocols)
+    traffic = f"{protocol_text(protocols)}/{target.port}"
+    if not check.destinations:
+        diags.error("T303", target.span, f'test destination "{target.text}" matches no address',
+                    notes=["a test destination must name a node or a single host"])
+        return False
+    if kind == "accept" and not check.allowed:
+        denied = check.denied_sources()
+        dsts = ", ".join(str(d) for d in check.destinations)
+        diags.error(
+            "T301", target.span,
+            f'expected "{test.src_text}" to reach "{target.text}" ({traffic}), but '
+            f"{len(denied)} of its {len(sources)} address(es) cannot",
+            notes=[f"no rule allows {traffic} from {src} to {dsts}" for src in denied])
+        return False
+    if kind == "deny" and check.allowed:
+        diags.error(
+            "T302", target.span,
+            f'expected "{test.src_text}" not to reach "{target.text}" ({traffic}), '
+            "but every one of its addresses can",
+            notes=_allowing_notes(check))
+        return False
+    return True
+
+
+def _allowing_notes(check: _EntryCheck) -> list[str]:
+    by_rule: dict[RuleRef, list[str]] = {}
+    for src, refs in check.allowing:
+        for ref in refs:
+            by_rule.setdefault(ref, []).append(str(src))
+    return [f"allowed by {ref.describe()}: {_one_line(ref.text)} (from {', '.join(srcs)})"
+            for ref, srcs in by_rule.items()]
+
+
+def _one_line(text: str, limit: int = 100) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+# --- SSH tests --------------------------------------------------------------------------
+
+
+def _ssh_nodes(ev: ReferenceEvaluator, alias: Alias, src: Node | None = None) -> list[Node]:
+    if isinstance(alias, AutoGroupRef) and alias.name == "autogroup:self":
+        owner = src.owner if src is not None else None
+        return [n for n in ev.inventory if owner and n.owner == owner]
+    if isinstance(alias, UserRef | GroupRef | TagRef | AutoGroupRef):
+        return ev.nodes_of(alias)
+    network = _literal_network(ev, alias)
+    if network is None:
+        return []
+    return [n for n in ev.inventory if any(ip in network for ip in n.ips
+                                           if ip.version == network.version)]
+
+
+def _run_ssh_test(ev: ReferenceEvaluator, test: SshTest,
+                  diags: Diagnostics) -> list[EntryOutcome]:
+    entries: list[tuple[EntryKind, str]] = (
+        [("accept", u) for u in test.accept] + [("check", u) for u in test.check]
+        + [("deny", u) for u in test.deny])
+    sources = _ssh_nodes(ev, test.src)
+    pairs = [(s, d) for s in sources for alias in test.destinations
+             for d in _ssh_nodes(ev, alias, s)]
+    if not sources or not pairs:
+        what = "source" if not sources else "destination"
+        diags.error("T303", _span_of(test.src, test.span),
+                    f'SSH test {what} of "{test.src_text}" matches no node')
+        return [EntryOutcome("sshTests", k, u, False, _user_span(test, k, u))
+                for k, u in entries]
+    outcomes = []
+    for kind, user in entries:
+        passed = _judge_ssh_entry(ev, test, pairs, kind, user, diags)
+        outcomes.append(EntryOutcome("sshTests", kind, user, passed, _user_span(test, kind, user)))
+    return outcomes
+
+
+def _judge_ssh_entry(ev: ReferenceEvaluator, test: SshTest, pairs: list[tuple[Node, Node]],
+                     kind: EntryKind, user: str, diags: Diagnostics) -> bool:
+    wrong: list[tuple[Node, Node, SshVerdict]] = []
+    for src, dst in pairs:
+        verdict = ssh_verdict(ev, src, dst, user)
+        if not _ssh_expectation_holds(kind, verdict):
+            wrong.append((src, dst, verdict))
+    if not wrong:
+        return True
+    expected = {"accept": "be allowed", "check": "need a check", "deny": "be denied"}[kind]
+    diags.error("T304", _user_span(test, kind, user),
+                f'expected "{test.src_text}" to {expected} as SSH user "{user}", '
+                f"but {len(wrong)} of {len(pairs)} source/destination pair(s) differ",
+                notes=[f"{s.name} -> {d.name}: {v.describe()}" for s, d, v in wrong])
+    return False
+
+
+def _ssh_expectation_holds(kind: EntryKind, verdict: SshVerdict) -> bool:
+    if kind == "accept":
+        return verdict.action in ("accept", "check")
+    if kind == "check":
+        return verdict.action == "check"
+    return verdict.action is None
+
+
+def _user_span(test: SshTest, kind: str, user: str) -> Span:
+    """The span of `"user"` inside the test's `kind` list; the test's span if not found."""
+    text = test.span.text
+    key = text.find(f'"{kind}"')
+    at = text.find(f'"{user}"', key) if key >= 0 else -1
+    if at < 0:
+        return test.span
+    start = test.span.start + at
+    return Span(test.span.source, start, start + len(user) + 2)
+
+
+# --- the inventory used when none is given ----------------------------------------------
+
+SYNTHETIC_V4_BASE = ipaddress.IPv4Address("100.64.0.0")
+SYNTHETIC_V6_BASE = ipaddress.IPv6Address("fd7a:115c:a1e0::")
+
+
+def synthetic_inventory(policy: Policy) -> Inventory:
+    """A made-up tailnet for `policyc check` without `--nodes`.
+
+    One untagged node per user the policy mentions anywhere (group members,
+    tag owners, rule and SSH sources and destinations, test sources and
+    destinations, auto-approvers), named `virtual:<login>`, then one node per
+    tag declared in `tagOwners`, named `virtual:<tag>` and carrying only that
+    tag. Nodes are ordered users first, each block sorted by name, and node
+    number i (from 1) gets 100.64.0.0 + i and fd7a:115c:a1e0:: + i, so the
+    same policy always yields the same addresses. There are no subnet routes
+    and no exit nodes: tests are judged against the rules alone anyway.
+    """
+    users = sorted(_mentioned_users(policy))
+    tags = sorted(policy.tag_owners)
+    owners: list[tuple[str | None, tuple[str, ...], str]] = (
+        [(u, (), u) for u in users] + [(None, (t,), t) for t in tags])
+    nodes = []
+    for number, (user, node_tags, label) in enumerate(owners, start=1):
+        ips = (SYNTHETIC_V4_BASE + number, SYNTHETIC_V6_BASE + number)
+        nodes.append(Node(f"virtual:{label}", user, node_tags, ips))
+    return Inventory.of(nodes)
+
+
+def _mentioned_users(policy: Policy) -> set[str]:
+    aliases: list[Alias] = []
+    for acl in policy.acls or ():
+        aliases.extend(acl.sources)
+        aliases.extend(d.alias for d in acl.destinations)
+    for grant in policy.grants or ():
+        aliases.extend(grant.sources)
+        aliases.extend(grant.destinations)
+    for ssh in policy.ssh:
+        aliases.extend(ssh.sources)
+        aliases.extend(ssh.destinations)
+    for owners in policy.tag_owners.values():
+        aliases.extend(owners.owners)
+    for test in policy.tests:
+        aliases.append(test.src)
+        aliases.extend(t.alias for t in (*test.accept, *test.deny))
+    for ssh_test in policy.ssh_tests:
+        aliases.append(ssh_test.src)
+        aliases.extend(ssh_test.destinations)
+    for route in policy.auto_approvers.routes:
+        aliases.extend(route.approvers)
+    aliases.extend(policy.auto_approvers.exit_node)
+    users = {a.login for a in aliases if isinstance(a, UserRef)}
+    users.update(m.login for g in policy.groups.values() for m in g.members)
+    return users
