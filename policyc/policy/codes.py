@@ -82,4 +82,5 @@ CODES: dict[str, CodeInfo] = {
     "N506": CodeInfo("unsupported-by-backend", "A rule uses something the backend cannot express."),
     "N507": CodeInfo("invalid-netmap", "A filter rule has a malformed address, port or protocol."),
     "N508": CodeInfo("netns-missing", "The network namespace to enforce in does not exist."),
+    "N509": CodeInfo("revocation-failed", "Conntrack entries of revoked flows could not be cut."),
 }
