@@ -22,9 +22,13 @@ class Reader:
     """Typed access to JSON values; every mismatch becomes a diagnostic."""
 
     diags: Diagnostics
+    # The inventory reuses the reader with its own I4xx codes.
+    unknown_code: str = "E101"
+    wrong_type_code: str = "E102"
+    missing_code: str = "E103"
 
     def wrong_type(self, value: JValue, what: str, expected: str) -> None:
-        self.diags.error("E102", value.span,
+        self.diags.error(self.wrong_type_code, value.span,
                          f"{what}: expected {expected}, got {type_name(value)}")
 
     def obj(self, value: JValue, what: str) -> JObject | None:
@@ -75,11 +79,12 @@ class Reader:
                 continue
             guess = did_you_mean(key, known)
             hint = f' (did you mean "{guess}"?)' if guess else ""
-            self.diags.error("E101", member.key.span, f'{what}: unknown field "{key}"{hint}',
-                             suggestion=guess)
+            self.diags.error(self.unknown_code, member.key.span,
+                             f'{what}: unknown field "{key}"{hint}', suggestion=guess)
         for name in required:
             if name not in out:
-                self.diags.error("E103", obj.span, f'{what}: missing required field "{name}"')
+                self.diags.error(self.missing_code, obj.span,
+                                 f'{what}: missing required field "{name}"')
         return out
 
     def aliases(self, value: JValue, what: str) -> tuple[Alias, ...]:
