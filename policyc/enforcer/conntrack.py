@@ -1,0 +1,179 @@
+"""Revocation: cut established flows that a new filter no longer allows.
+
+`ct state established` accepts every packet of a flow conntrack already
+knows, so loading a narrower filter does not stop open connections. After a
+load we list the namespace's conntrack table (`conntrack -L -o xml`: a
+structured format, unlike the column soup of `-o extended`), pick the flows
+that came in over the mesh, evaluate each original-direction tuple with
+`filter_allows`, and delete the disallowed ones by exact tuple.
+
+A flow "came in over the mesh" when its conntrack mark carries MESH_MARK
+(the set lookups set it when they admit a flow), or, for flows older than
+the first load, when its original destination is an address of the mesh
+interface and its source is not.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from policyc.enforcer.netns import NetnsError, run_in_netns
+from policyc.enforcer.nftrender import MESH_MARK
+from policyc.enforcer.nftsets import PORT_PROTOCOLS, ParsedFilter, filter_allows, parse_filter
+from policyc.policy.diagnostics import Diagnostic, Diagnostics, Severity
+from policyc.policy.filtertypes import FilterRule
+from policyc.policy.source import NO_SPAN
+
+__all__ = ["Flow", "RevokeResult", "filter_allows", "parse_flows", "revoke_disallowed_flows"]
+
+_ICMP_NAMES = {1: "icmp", 58: "icmpv6"}
+_TIMEOUT_SECONDS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """The original-direction tuple of one conntrack entry."""
+
+    family: int
+    src: str
+    dst: str
+    proto: int
+    sport: int | None
+    dport: int | None
+    mark: int
+
+    def __str__(self) -> str:
+        ports = f":{self.dport}" if self.dport is not None else ""
+        return f"proto {self.proto} {self.src} -> {self.dst}{ports}"
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeResult:
+    examined: int
+    revoked: tuple[Flow, ...]
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.severity is Severity.ERROR for d in self.diagnostics)
+
+
+def parse_flows(xml_text: str) -> list[Flow]:
+    """Flows from `conntrack -L -o xml`; entries it cannot read are skipped."""
+    try:
+        root = ET.fromstring(xml_text)
+    except ET.ParseError:
+        return []
+    flows = []
+    for flow in root.iter("flow"):
+        parsed = _parse_flow(flow)
+        if parsed is not None:
+            flows.append(parsed)
+    return flows
+
+
+def _parse_flow(flow: ET.Element) -> Flow | None:
+    original = flow.find("meta[@direction='original']")
+    independent = flow.find("meta[@direction='independent']")
+    if original is None:
+        return None
+    layer3, layer4 = original.find("layer3"), original.find("layer4")
+    src, dst = original.findtext("layer3/src"), original.findtext("layer3/dst")
+    if layer3 is None or layer4 is None or src is None or dst is None:
+        return None
+    try:
+        family = ipaddress.ip_address(src).version
+        proto = int(layer4.get("protonum", ""))
+        sport, dport = original.findtext("layer4/sport"), original.findtext("layer4/dport")
+        mark_text = independent.findtext("mark") if independent is not None else None
+        return Flow(family, src, dst, proto, int(sport) if sport else None,
+                    int(dport) if dport else None, int(mark_text or 0))
+    except ValueError:
+        return None
+
+
+def _run(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), capture_output=True, text=True,
+                          timeout=_TIMEOUT_SECONDS, check=False)
+
+
+def _interface_addresses(iface: str) -> set[str]:
+    """Addresses on `iface` in the current namespace (empty if it is missing)."""
+    proc = _run(["ip", "-j", "addr", "show", "dev", iface])
+    if proc.returncode != 0:
+        return set()
+    try:
+        return {a["local"] for link in json.loads(proc.stdout)
+                for a in link.get("addr_info", ()) if "local" in a}
+    except (ValueError, KeyError, TypeError):
+        return set()
+
+
+def _came_over_mesh(flow: Flow, mesh_addresses: set[str]) -> bool:
+    if flow.mark & MESH_MARK:
+        return True
+    return flow.dst in mesh_addresses and flow.src not in mesh_addresses
+
+
+def _allowed(filt: ParsedFilter, flow: Flow) -> bool:
+    dport = flow.dport if flow.proto in PORT_PROTOCOLS and flow.dport is not None else 0
+    return filter_allows(filt, flow.src, flow.dst, flow.proto, dport)
+
+
+def _delete_args(flow: Flow) -> list[str]:
+    """`conntrack -D` options naming exactly this flow's original tuple."""
+    args = ["conntrack", "-D", "-f", "ipv4" if flow.family == 4 else "ipv6",
+            "-p", _ICMP_NAMES.get(flow.proto, {6: "tcp", 17: "udp", 132: "sctp"}
+                                  .get(flow.proto, str(flow.proto))),
+            "-s", flow.src, "-d", flow.dst]
+    if flow.sport is not None and flow.dport is not None:
+        args += ["--sport", str(flow.sport), "--dport", str(flow.dport)]
+    return args
+
+
+def _revoke_here(filt: ParsedFilter, iface: str) -> tuple[int, list[Flow], list[str]]:
+    """Runs inside the namespace: (examined, revoked, failures)."""
+    listing = _run(["conntrack", "-L", "-o", "xml"])
+    if listing.returncode != 0:
+        return 0, [], [f"conntrack -L failed: {listing.stderr.strip()}"]
+    mesh_addresses = _interface_addresses(iface)
+    candidates = [f for f in parse_flows(listing.stdout) if _came_over_mesh(f, mesh_addresses)]
+    revoked, failures = [], []
+    for flow in candidates:
+        if _allowed(filt, flow):
+            continue
+        deleted = _run(_delete_args(flow))
+        # exit 1 with "0 flow entries" means it ended on its own meanwhile.
+        if deleted.returncode == 0 or "0 flow entries" in deleted.stderr:
+            revoked.append(flow)
+        else:
+            failures.append(f"could not delete {flow}: {deleted.stderr.strip()}")
+    return len(candidates), revoked, failures
+
+
+def revoke_disallowed_flows(rules: Sequence[FilterRule] | ParsedFilter, iface: str,
+                            netns: str | None = None) -> RevokeResult:
+    """Delete conntrack entries of mesh flows that `rules` no longer allow.
+
+    Call after loading the filter built from the same `rules`, so a cut
+    flow cannot be re-admitted. Failures are N509 errors: a flow that
+    should have been cut may still be open.
+    """
+    diags = Diagnostics()
+    filt = rules if isinstance(rules, ParsedFilter) else parse_filter(rules)
+    try:
+        examined, revoked, failures = run_in_netns(netns, lambda: _revoke_here(filt, iface))
+    except NetnsError as err:
+        diags.error("N508", NO_SPAN, str(err))
+        return RevokeResult(0, (), tuple(diags))
+    except (OSError, subprocess.SubprocessError) as err:
+        diags.error("N509", NO_SPAN, f"conntrack could not be run: {err}")
+        return RevokeResult(0, (), tuple(diags))
+    for text in failures:
+        diags.error("N509", NO_SPAN, text)
+    return RevokeResult(examined, tuple(revoked), tuple(diags))

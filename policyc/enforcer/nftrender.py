@@ -1,0 +1,265 @@
+"""NodeNetmap -> the nftables JSON of table `inet policyc` (pure, deterministic).
+
+Layout (see docs/enforcement.md):
+
+    table inet policyc
+      set in4_ports  ipv4_addr . ipv4_addr . inet_proto . inet_service  (interval)
+      set in4_proto  ipv4_addr . ipv4_addr . inet_proto                  (interval)
+      set in6_ports / in6_proto, fwd4_* / fwd6_* likewise
+      counter in_dropped, fwd_dropped
+      chain input   (hook input)   iifname IFACE jump mesh_in
+      chain forward (hook forward) iifname IFACE jump mesh_fwd; oifname IFACE <pickup reject>
+      chain output  (hook output)  oifname IFACE <pickup reject>
+      chain mesh_in / mesh_fwd: established accept, [ND], invalid drop,
+            set lookups accept (marking the conntrack entry), log, count, drop
+
+The expressions are written in the exact form `nft -j list` prints them, so
+a read-back compares equal rule by rule (see nftapply).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from typing import Any
+
+from policyc.enforcer.nftsets import (
+    MAX_ADDR,
+    FamilySets,
+    Iv,
+    ParsedFilter,
+    address_set,
+    build_family_sets,
+    parse_filter,
+)
+from policyc.policy.diagnostics import Diagnostics
+from policyc.policy.filtertypes import NodeNetmap
+from policyc.policy.source import NO_SPAN
+
+FAMILY, TABLE = "inet", "policyc"
+# The bit policyc ORs into the conntrack mark of flows its sets admitted, so
+# revocation can tell mesh-inbound flows from the node's own. One bit, kept
+# clear of the low bits other software (kube-proxy, Tailscale) uses.
+MESH_MARK = 0x20000000
+LOG_RATE_PER_SECOND, LOG_BURST = 10, 20
+_ADDR_TYPE = {4: "ipv4_addr", 6: "ipv6_addr"}
+_IP_PAYLOAD = {4: "ip", 6: "ip6"}
+Json = dict[str, Any]
+
+
+def _table() -> Json:
+    return {"family": FAMILY, "name": TABLE}
+
+
+def _obj(**fields: Any) -> Json:
+    return {"family": FAMILY, "table": TABLE, **fields}
+
+
+def _match(left: Json, right: Any, op: str = "==") -> Json:
+    return {"match": {"op": op, "left": left, "right": right}}
+
+
+def _payload(protocol: str, field: str) -> Json:
+    return {"payload": {"protocol": protocol, "field": field}}
+
+
+def _meta(key: str) -> Json:
+    return {"meta": {"key": key}}
+
+
+def _ct(key: str) -> Json:
+    return {"ct": {"key": key}}
+
+
+# --- set elements ---------------------------------------------------------------
+
+
+def _addr(fam: int, iv: Iv) -> Any:
+    """An address interval as nft JSON: address, prefix, or range."""
+    lo, hi = iv
+    make = ipaddress.IPv4Address if fam == 4 else ipaddress.IPv6Address
+    if lo == hi:
+        return str(make(lo))
+    size = hi - lo + 1
+    if size & (size - 1) == 0 and lo % size == 0:
+        length = MAX_ADDR[fam].bit_length() - (size.bit_length() - 1)
+        return {"prefix": {"addr": str(make(lo)), "len": length}}
+    return {"range": [str(make(lo)), str(make(hi))]}
+
+
+def _port(iv: Iv) -> Any:
+    return iv[0] if iv[0] == iv[1] else {"range": [iv[0], iv[1]]}
+
+
+def _set(name: str, fam: int, with_port: bool, elems: list[Json]) -> Json:
+    key = [_ADDR_TYPE[fam], _ADDR_TYPE[fam], "inet_proto"]
+    if with_port:
+        key.append("inet_service")
+    body = _obj(name=name, type=key, flags=["interval"])
+    if elems:
+        body["elem"] = elems
+    return {"add": {"set": body}}
+
+
+def _family_sets(prefix: str, fam: int, sets: FamilySets) -> list[Json]:
+    ports = [{"concat": [_addr(fam, s), _addr(fam, d), p, _port(r)]}
+             for s, d, p, r in sets.ports]
+    protos = [{"concat": [_addr(fam, s), _addr(fam, d), p]} for s, d, p in sets.protocols]
+    return [_set(f"{prefix}{fam}_ports", fam, True, ports),
+            _set(f"{prefix}{fam}_proto", fam, False, protos)]
+
+
+# --- chains ---------------------------------------------------------------------
+
+
+def _rule(chain: str, *expr: Json) -> Json:
+    return {"add": {"rule": _obj(chain=chain, expr=list(expr))}}
+
+
+def _lookup(fam: int, set_name: str, with_port: bool) -> list[Json]:
+    ip = _IP_PAYLOAD[fam]
+    key = [_payload(ip, "saddr"), _payload(ip, "daddr"), _meta("l4proto")]
+    guard: list[Json] = []
+    if with_port:
+        # th dport is only meaningful for port-bearing protocols.
+        guard = [_match(_meta("l4proto"), {"set": [6, 17, 132]})]
+        key.append(_payload("th", "dport"))
+    mark = {"mangle": {"key": _ct("mark"), "value": {"|": [_ct("mark"), MESH_MARK]}}}
+    return [*guard, _match({"concat": key}, f"@{set_name}"), mark, {"accept": None}]
+
+
+def _mesh_chain(chain: str, prefix: str, counter: str, *, local: bool) -> list[Json]:
+    rules = [_rule(chain, _match(_ct("state"), ["established", "related"], "in"),
+                   {"accept": None})]
+    if local:
+        # Neighbour discovery: never seen on WireGuard (L3, no link layer),
+        # but needed when the mesh runs over an L2 link. Hop limit 255
+        # proves the sender is on-link (RFC 4861); conntrack does not track
+        # ND, so this must come before the invalid drop.
+        rules.append(_rule(
+            chain,
+            _match(_payload("icmpv6", "type"),
+                   {"set": ["nd-neighbor-solicit", "nd-neighbor-advert"]}),
+            _match(_payload("ip6", "hoplimit"), 255), {"accept": None}))
+    rules.append(_rule(chain, _match(_ct("state"), "invalid", "in"), {"drop": None}))
+    for fam in (4, 6):
+        for with_port, suffix in ((True, "ports"), (False, "proto")):
+            rules.append(_rule(chain, *_lookup(fam, f"{prefix}{fam}_{suffix}", with_port)))
+    rules.append(_rule(
+        chain,
+        {"limit": {"rate": LOG_RATE_PER_SECOND, "burst": LOG_BURST, "per": "second"}},
+        {"log": {"prefix": f"policyc {prefix} drop: ", "level": "info"}}))
+    rules.append(_rule(chain, {"counter": counter}, {"drop": None}))
+    return rules
+
+
+def _pickup_reject(chain: str, iface: str) -> Json:
+    """Refuse a TCP mid-stream pickup leaving towards the mesh.
+
+    After revocation deletes a flow's conntrack entry, the local side's next
+    segment would otherwise create a fresh entry whose replies count as
+    established, reopening the revoked flow. Legitimate new connections
+    start with a bare SYN, so nothing else matches.
+    """
+    flags = {"&": [_payload("tcp", "flags"), ["syn", "ack"]]}
+    return _rule(chain, _match(_meta("oifname"), iface),
+                 _match(_ct("state"), "new", "in"), _match(flags, "syn", "!="),
+                 {"reject": {"type": "tcp reset"}})
+
+
+def _base_chain(name: str, hook: str) -> Json:
+    return {"add": {"chain": _obj(name=name, type="filter", hook=hook, prio=0,
+                                  policy="accept")}}
+
+
+def _regular_chain(name: str) -> Json:
+    return {"add": {"chain": _obj(name=name)}}
+
+
+def _replace_table() -> list[Json]:
+    """add + delete + add: atomic replace that also works with no table yet."""
+    return [{"add": {"table": _table()}}, {"delete": {"table": _table()}},
+            {"add": {"table": _table()}}]
+
+
+def render_filter(filt: ParsedFilter, iface: str, *, local: Sequence[str] = (),
+                  routes: Sequence[str] = ()) -> Json:
+    """The ruleset for an already parsed filter.
+
+    `local` are the node's own addresses; input lookups only admit
+    destinations in local + routes, forward lookups only destinations in
+    routes (as Tailscale drops packets for destinations it does not serve).
+    """
+    local_set = address_set([*local, *routes])
+    route_set = address_set(routes)
+    commands = _replace_table()
+    commands.append({"add": {"counter": _obj(name="in_dropped")}})
+    commands.append({"add": {"counter": _obj(name="fwd_dropped")}})
+    for fam in (4, 6):
+        commands += _family_sets("in", fam, build_family_sets(filt, fam, local_set.family(fam)))
+    for fam in (4, 6):
+        commands += _family_sets("fwd", fam,
+                                 build_family_sets(filt, fam, route_set.family(fam)))
+    for name, hook in (("input", "input"), ("forward", "forward"), ("output", "output")):
+        commands.append(_base_chain(name, hook))
+    commands += [_regular_chain("mesh_in"), _regular_chain("mesh_fwd")]
+    commands.append(_rule("input", _match(_meta("iifname"), iface),
+                          {"jump": {"target": "mesh_in"}}))
+    commands.append(_rule("forward", _match(_meta("iifname"), iface),
+                          {"jump": {"target": "mesh_fwd"}}))
+    commands.append(_pickup_reject("forward", iface))
+    commands.append(_pickup_reject("output", iface))
+    commands += _mesh_chain("mesh_in", "in", "in_dropped", local=True)
+    commands += _mesh_chain("mesh_fwd", "fwd", "fwd_dropped", local=False)
+    return {"nftables": commands}
+
+
+def render_ruleset(netmap: NodeNetmap, iface: str, *, routes: Sequence[str] = (),
+                   diagnostics: Diagnostics | None = None) -> Json:
+    """The nftables JSON that enforces `netmap.packet_filter` on `iface`.
+
+    `routes` are the subnet/exit routes this node serves (forward chain).
+    Malformed rule entries are reported to `diagnostics` (N507, N506
+    warnings) and left out; do not apply the result when errors were
+    reported. Deterministic: the same input gives byte-identical JSON.
+    """
+    diags = diagnostics if diagnostics is not None else Diagnostics()
+    bad: list[str] = []
+    address_set([*netmap.addresses, *routes], bad)
+    for text in bad:
+        diags.error("N507", NO_SPAN, f"node address or route {text!r} is malformed")
+    if not iface or len(iface) > 15 or "/" in iface or iface.strip() != iface:
+        diags.error("N503", NO_SPAN, f"{iface!r} is not a valid interface name")
+    filt = parse_filter(netmap.packet_filter, diags)
+    return render_filter(filt, iface, local=netmap.addresses, routes=routes)
+
+
+def fail_closed_ruleset(iface: str) -> Json:
+    """The minimal table installed when the real one cannot be loaded.
+
+    Replies to the node's own flows still pass; nothing new gets in or
+    through from the mesh.
+    """
+    commands = _replace_table()
+    for name, hook, jump in (("input", "input", "closed_in"),
+                             ("forward", "forward", "closed_fwd")):
+        commands.append(_base_chain(name, hook))
+        commands.append(_regular_chain(jump))
+        commands.append(_rule(name, _match(_meta("iifname"), iface),
+                              {"jump": {"target": jump}}))
+        commands.append(_rule(jump, _match(_ct("state"), ["established", "related"], "in"),
+                              {"accept": None}))
+        commands.append(_rule(jump, {"drop": None}))
+    return {"nftables": commands}
+
+
+def ruleset_interface(ruleset: Json) -> str | None:
+    """The mesh interface a rendered ruleset is hooked on."""
+    for command in ruleset.get("nftables", ()):
+        rule = command.get("add", {}).get("rule")
+        if rule and rule.get("chain") == "input":
+            for expr in rule["expr"]:
+                match = expr.get("match", {})
+                if match.get("left") == _meta("iifname"):
+                    return str(match["right"])
+    return None

@@ -1,0 +1,359 @@
+"""FilterRules -> canonical, non-overlapping set elements; and the matcher.
+
+Tailscale's client semantics (wgengine/filter, runIn4/runIn6), which both the
+nftables sets and `filter_allows` follow:
+
+* TCP, UDP, SCTP: allowed when some rule lists the protocol, its SrcIPs
+  contain the source, and one of its DstPorts contains the destination
+  address and port.
+* ICMP of the packet's family (1 on IPv4, 58 on IPv6): allowed when some
+  rule's SrcIPs contain the source and one of its DstPorts contains the
+  destination, whatever the rule's protocols and ports ("if any port is open
+  to an IP, allow ICMP to it").
+* Any other protocol: the rule must list it and the DstPorts entry must
+  cover all ports (0-65535).
+
+Set algebra runs on sorted integer intervals. Elements are built as a
+canonical partition: a sweep over source addresses finds the segments on
+which the same rules are active, each segment's destinations are swept the
+same way, and port ranges are merged; adjacent segments with equal contents
+are merged. nft rejects overlapping elements in a concatenated interval set,
+and a partition is also the smallest set this decomposition can produce.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+from collections import Counter, defaultdict
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from policyc.policy.diagnostics import Diagnostics
+from policyc.policy.filtertypes import DEFAULT_PROTOCOLS, FilterRule
+from policyc.policy.source import NO_SPAN
+
+Iv = tuple[int, int]  # inclusive integer interval
+K = TypeVar("K", bound=Hashable)
+R = TypeVar("R")
+
+MAX_ADDR = {4: 2**32 - 1, 6: 2**128 - 1}
+ALL_PORTS: Iv = (0, 65535)
+PORT_PROTOCOLS = (6, 17, 132)  # TCP, UDP, SCTP: the protocols Tailscale matches by port
+ICMP_OF_FAMILY = {4: 1, 6: 58}
+FOREIGN_ICMP = {4: 58, 6: 1}  # ICMPv6 in IPv4 and vice versa never matches
+
+
+@dataclass(frozen=True, slots=True)
+class AddrSet:
+    """Addresses as merged, sorted intervals per family."""
+
+    v4: tuple[Iv, ...] = ()
+    v6: tuple[Iv, ...] = ()
+
+    def family(self, fam: int) -> tuple[Iv, ...]:
+        return self.v4 if fam == 4 else self.v6
+
+    def contains(self, fam: int, addr: int) -> bool:
+        return any(lo <= addr <= hi for lo, hi in self.family(fam))
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedDst:
+    addrs: AddrSet
+    ports: Iv
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedRule:
+    src: AddrSet
+    protocols: frozenset[int]
+    dsts: tuple[ParsedDst, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFilter:
+    """A node's packet filter, validated and in interval form."""
+
+    rules: tuple[ParsedRule, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FamilySets:
+    """Elements of one family's two sets.
+
+    `ports`: (src, dst, protocol, port range) for TCP/UDP/SCTP.
+    `protocols`: (src, dst, protocol) for the portless protocols.
+    """
+
+    ports: tuple[tuple[Iv, Iv, int, Iv], ...]
+    protocols: tuple[tuple[Iv, Iv, int], ...]
+
+
+# --- parsing ---------------------------------------------------------------
+
+
+def merge_intervals(ivs: Iterable[Iv]) -> tuple[Iv, ...]:
+    """Sorted, disjoint, non-adjacent intervals covering the same integers."""
+    out: list[Iv] = []
+    for lo, hi in sorted(ivs):
+        if out and lo <= out[-1][1] + 1:
+            if hi > out[-1][1]:
+                out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+    return tuple(out)
+
+
+def intersect_intervals(a: Sequence[Iv], b: Sequence[Iv]) -> tuple[Iv, ...]:
+    """Intersection of two merged interval lists."""
+    out: list[Iv] = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if lo <= hi:
+            out.append((lo, hi))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return tuple(out)
+
+
+def parse_address(text: str) -> tuple[int, Iv] | None:
+    """(family, interval) of an IP, CIDR or `a-b` range; None if malformed."""
+    try:
+        if "-" in text:
+            first_text, last_text = text.split("-", 1)
+            first = ipaddress.ip_address(first_text.strip())
+            last = ipaddress.ip_address(last_text.strip())
+            if first.version != last.version or int(first) > int(last):
+                return None
+            return first.version, (int(first), int(last))
+        if "/" in text:
+            net = ipaddress.ip_network(text, strict=False)
+            return net.version, (int(net.network_address), int(net.broadcast_address))
+        addr = ipaddress.ip_address(text)
+        return addr.version, (int(addr), int(addr))
+    except ValueError:
+        return None
+
+
+def address_set(texts: Iterable[str], bad: list[str] | None = None) -> AddrSet:
+    """Union of address texts; `*` is every v4 and v6 address.
+
+    Malformed texts are skipped and, when `bad` is given, appended to it.
+    """
+    by_family: dict[int, list[Iv]] = {4: [], 6: []}
+    for text in texts:
+        if text == "*":
+            by_family[4].append((0, MAX_ADDR[4]))
+            by_family[6].append((0, MAX_ADDR[6]))
+            continue
+        parsed = parse_address(text)
+        if parsed is None:
+            if bad is not None:
+                bad.append(text)
+            continue
+        by_family[parsed[0]].append(parsed[1])
+    return AddrSet(merge_intervals(by_family[4]), merge_intervals(by_family[6]))
+
+
+def parse_filter(rules: Sequence[FilterRule], diagnostics: Diagnostics | None = None
+                 ) -> ParsedFilter:
+    """Validate and convert rules. Bad entries are reported and left out.
+
+    Leaving an entry out can only remove access, never add it, so the
+    result errs on the closed side; callers refuse to apply when errors
+    were reported (N507). CapGrant rules grant no packets and are skipped.
+    """
+    diags = diagnostics if diagnostics is not None else Diagnostics()
+    parsed: list[ParsedRule] = []
+    for index, rule in enumerate(rules):
+        if not rule.dst_ports:
+            continue
+        rule_ok = _parse_rule(index, rule, diags)
+        if rule_ok is not None:
+            parsed.append(rule_ok)
+    return ParsedFilter(tuple(parsed))
+
+
+def _parse_rule(index: int, rule: FilterRule, diags: Diagnostics) -> ParsedRule | None:
+    where = f"packet_filter[{index}]"
+    capability_sources = [s for s in rule.src_ips if s.startswith("cap:")]
+    if capability_sources:
+        diags.warning("N506", NO_SPAN, f"{where}: node-capability sources "
+                      f"{capability_sources} cannot be enforced by nftables; ignored")
+    bad: list[str] = []
+    src = address_set((s for s in rule.src_ips if not s.startswith("cap:")), bad)
+    protocols = rule.ip_proto or DEFAULT_PROTOCOLS
+    for proto in protocols:
+        if not isinstance(proto, int) or not 0 < proto < 256:
+            diags.error("N507", NO_SPAN, f"{where}: IP protocol {proto!r} is not 1-255")
+    dsts: list[ParsedDst] = []
+    for dst in rule.dst_ports:
+        first, last = dst.ports.first, dst.ports.last
+        if not (0 <= first <= last <= 65535):
+            diags.error("N507", NO_SPAN, f"{where}: port range {first}-{last} "
+                        "is not within 0-65535")
+            continue
+        dsts.append(ParsedDst(address_set([dst.ip], bad), (first, last)))
+    for text in bad:
+        diags.error("N507", NO_SPAN, f"{where}: {text!r} is not an IP, CIDR, range or *")
+    valid_protocols = frozenset(p for p in protocols if isinstance(p, int) and 0 < p < 256)
+    if not dsts or not valid_protocols:
+        return None
+    return ParsedRule(src, valid_protocols, tuple(dsts))
+
+
+# --- the matcher --------------------------------------------------------------
+
+
+def filter_allows(rules: Sequence[FilterRule] | ParsedFilter, src: str, dst: str,
+                  proto: int, dport: int = 0) -> bool:
+    """Whether a new flow src -> dst:dport over IP protocol `proto` is allowed.
+
+    Follows the client semantics in the module docstring. `dport` is only
+    looked at for TCP, UDP and SCTP.
+    """
+    filt = rules if isinstance(rules, ParsedFilter) else parse_filter(rules)
+    src_addr, dst_addr = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+    fam = src_addr.version
+    if dst_addr.version != fam or proto == FOREIGN_ICMP[fam]:
+        return False
+    s, d = int(src_addr), int(dst_addr)
+    for rule in filt.rules:
+        if not rule.src.contains(fam, s):
+            continue
+        for target in rule.dsts:
+            if not target.addrs.contains(fam, d):
+                continue
+            if proto == ICMP_OF_FAMILY[fam]:
+                return True
+            if proto not in rule.protocols:
+                continue
+            if proto in PORT_PROTOCOLS:
+                if target.ports[0] <= dport <= target.ports[1]:
+                    return True
+            elif target.ports == ALL_PORTS:
+                return True
+    return False
+
+
+# --- canonical partition --------------------------------------------------------
+
+
+def sweep(entries: Iterable[tuple[int, int, K]],
+          solve: Callable[[frozenset[K]], tuple[R, ...]]) -> list[tuple[Iv, tuple[R, ...]]]:
+    """Split the line where `entries` (lo, hi, key) start and end.
+
+    For each maximal segment, `solve(active keys)` gives its contents;
+    segments with empty contents are dropped and adjacent segments with
+    equal contents merged. Results are cached per active key set.
+    """
+    events: dict[int, list[tuple[int, K]]] = defaultdict(list)
+    for lo, hi, key in entries:
+        events[lo].append((1, key))
+        events[hi + 1].append((-1, key))
+    points = sorted(events)
+    counts: Counter[K] = Counter()
+    cache: dict[frozenset[K], tuple[R, ...]] = {}
+    out: list[tuple[Iv, tuple[R, ...]]] = []
+    for here, following in itertools.pairwise(points):
+        for delta, key in events[here]:
+            counts[key] += delta
+            if not counts[key]:
+                del counts[key]
+        if not counts:
+            continue
+        active = frozenset(counts)
+        contents = cache.get(active)
+        if contents is None:
+            contents = cache[active] = solve(active)
+        if not contents:
+            continue
+        if out and out[-1][0][1] == here - 1 and (
+                out[-1][1] is contents or out[-1][1] == contents):
+            out[-1] = ((out[-1][0][0], following - 1), contents)
+        else:
+            out.append(((here, following - 1), contents))
+    return out
+
+
+def _dst_port_boxes(boxes: Sequence[tuple[Iv, Iv]]) -> tuple[tuple[Iv, Iv], ...]:
+    """Disjoint (dst, ports) boxes covering the union of `boxes`."""
+    def ports_of(active: frozenset[int]) -> tuple[Iv, ...]:
+        return merge_intervals(boxes[i][1] for i in active)
+
+    segments = sweep(((d[0], d[1], i) for i, (d, _) in enumerate(boxes)), ports_of)
+    return tuple((dst, ports) for dst, port_list in segments for ports in port_list)
+
+
+def _partition(src_by_rule: Sequence[tuple[Iv, ...]],
+               boxes_by_rule: Sequence[tuple[tuple[Iv, Iv], ...]]
+               ) -> list[tuple[Iv, Iv, Iv]]:
+    """Disjoint (src, dst, ports) boxes covering the union over rules."""
+    def boxes_of(active: frozenset[int]) -> tuple[tuple[Iv, Iv], ...]:
+        return _dst_port_boxes([b for r in sorted(active) for b in boxes_by_rule[r]])
+
+    entries = ((lo, hi, r) for r, ivs in enumerate(src_by_rule) if boxes_by_rule[r]
+               for lo, hi in ivs)
+    return [(src, dst, ports) for src, boxes in sweep(entries, boxes_of)
+            for dst, ports in boxes]
+
+
+def _boxes_for(filt: ParsedFilter, fam: int, proto: int, restrict: tuple[Iv, ...] | None
+               ) -> tuple[list[tuple[Iv, ...]], list[tuple[tuple[Iv, Iv], ...]]]:
+    """Per rule: its sources and the (dst, ports) boxes that admit `proto`."""
+    icmp = proto == ICMP_OF_FAMILY[fam]
+    sources: list[tuple[Iv, ...]] = []
+    boxes: list[tuple[tuple[Iv, Iv], ...]] = []
+    for rule in filt.rules:
+        if not icmp and proto not in rule.protocols:
+            continue
+        rule_boxes: list[tuple[Iv, Iv]] = []
+        for target in rule.dsts:
+            if proto in PORT_PROTOCOLS:
+                ports = target.ports
+            elif icmp or target.ports == ALL_PORTS:
+                ports = ALL_PORTS
+            else:
+                continue
+            dst = target.addrs.family(fam)
+            if restrict is not None:
+                dst = intersect_intervals(dst, restrict)
+            rule_boxes.extend((d, ports) for d in dst)
+        sources.append(rule.src.family(fam))
+        boxes.append(tuple(rule_boxes))
+    return sources, boxes
+
+
+def build_family_sets(filt: ParsedFilter, fam: int,
+                      restrict: tuple[Iv, ...] | None = None) -> FamilySets:
+    """The elements of one family's sets; destinations clipped to `restrict`."""
+    protocols = {p for rule in filt.rules for p in rule.protocols}
+    if filt.rules:
+        protocols.add(ICMP_OF_FAMILY[fam])
+    protocols.discard(FOREIGN_ICMP[fam])
+    port_elems: list[tuple[Iv, Iv, int, Iv]] = []
+    proto_elems: list[tuple[Iv, Iv, int]] = []
+    for proto in sorted(protocols):
+        boxes = _partition(*_boxes_for(filt, fam, proto, restrict))
+        if proto in PORT_PROTOCOLS:
+            port_elems.extend((s, d, proto, p) for s, d, p in boxes)
+        else:
+            proto_elems.extend((s, d, proto) for s, d, _ in boxes)
+    return FamilySets(tuple(port_elems), tuple(proto_elems))
+
+
+def sets_allow(sets: FamilySets, src: int, dst: int, proto: int, dport: int = 0) -> bool:
+    """What the nft lookups decide for a packet: the test oracle for the sets."""
+    def inside(iv: Iv, x: int) -> bool:
+        return iv[0] <= x <= iv[1]
+
+    if proto in PORT_PROTOCOLS:
+        return any(p == proto and inside(s, src) and inside(d, dst) and inside(r, dport)
+                   for s, d, p, r in sets.ports)
+    return any(p == proto and inside(s, src) and inside(d, dst)
+               for s, d, p in sets.protocols)
