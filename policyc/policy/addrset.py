@@ -99,7 +99,7 @@ def _prefix_len(first: int, last: int, bits: int) -> int | None:
     return bits - (size.bit_length() - 1)
 
 
-def _interval_text(first: int, last: int, v6: bool) -> str:
+def interval_text(first: int, last: int, v6: bool) -> str:
     bits = 128 if v6 else 32
     make = ipaddress.IPv6Address if v6 else ipaddress.IPv4Address
     if first == last:
@@ -241,8 +241,8 @@ class AddressSet:
         """Tailscale's SrcIPs form: one entry per interval, string-sorted."""
         if self.is_all:
             return ["*"]
-        out = [_interval_text(a, b, False) for a, b in self.v4]
-        out.extend(_interval_text(a, b, True) for a, b in self.v6)
+        out = [interval_text(a, b, False) for a, b in self.v4]
+        out.extend(interval_text(a, b, True) for a, b in self.v6)
         return sorted(out)
 
     def __str__(self) -> str:

@@ -13,7 +13,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from policyc.policy.addrset import ALL, AddressSet, union_all
+from policyc.policy.addrset import ALL, union_all
 from policyc.policy.filtertypes import ALL_PORTS, FilterRule, NetPortRange, NodeNetmap, Peer
 from policyc.policy.grants import CompiledUnit, UnitCompiler, expand_units
 from policyc.policy.model import Policy

@@ -18,8 +18,8 @@ from policyc.policy.model import (
     Alias,
     AppCapability,
     AutoGroupRef,
-    GrantRule,
     IPCapability,
+    IPNetwork,
     Policy,
     TagRef,
     Wildcard,
@@ -144,7 +144,7 @@ class UnitCompiler:
             return ("*",), AddressSet.parse("*")
         if not merged:
             return (), EMPTY
-        texts = set(merged.texts())
+        texts = set(self.r.texts(merged))
         src = merged
         if any(isinstance(a, Wildcard) for a in aliases):
             texts.update(self.r.route_texts)
@@ -152,7 +152,7 @@ class UnitCompiler:
             # Tailscale keeps explicit sources next to the wildcard ranges.
             for alias, addrs in resolved:
                 if not isinstance(alias, Wildcard):
-                    texts.update(addrs.texts())
+                    texts.update(self.r.texts(addrs))
         return tuple(sorted(texts)), src
 
     # --- ip -> DstPorts ------------------------------------------------------------
@@ -172,7 +172,7 @@ class UnitCompiler:
         if not src_ips or not (entries or internet):
             return None
         return Rule(src_ips, src, order, tuple(entries), tuple(cap.protocols),
-                    internet=internet, span=cap.span if cap.span.end else unit.span)
+                    internet=internet, span=unit.span)
 
     @staticmethod
     def _prefix_entries(addrs: AddressSet, ports: tuple[PortRange, ...]) -> list[DstEntry]:
@@ -195,7 +195,7 @@ class UnitCompiler:
         for alias in dsts:
             addrs = self.r.alias(alias)
             caps.append(CapEntry(tuple(addrs.to_prefixes()), cap_map))
-            dst_texts.extend(addrs.texts())
+            dst_texts.extend(self.r.texts(addrs))
         if any(isinstance(a, Wildcard) for a in dsts):
             dst_texts.extend(self.r.route_texts)
         rules = [Rule(src_ips, src, order, caps=tuple(caps), span=unit.span)]
@@ -225,7 +225,7 @@ class UnitCompiler:
                        tuple(texts), internet, unit.ip)
 
 
-def companion_rules(order: Order, dst_texts: list[str], src_prefixes: tuple[object, ...],
+def companion_rules(order: Order, dst_texts: list[str], src_prefixes: tuple[IPNetwork, ...],
                     cap_names: set[str], span: Span) -> list[Rule]:
     """Reversed rules for drive/relay: the destinations get the companion cap."""
     out: list[Rule] = []
@@ -235,7 +235,7 @@ def companion_rules(order: Order, dst_texts: list[str], src_prefixes: tuple[obje
         companion = COMPANION_CAPS.get(name)
         if companion is None:
             continue
-        cap = CapEntry(tuple(src_prefixes), ((companion, None),))  # type: ignore[arg-type]
+        cap = CapEntry(src_prefixes, ((companion, None),))
         out.append(Rule(texts, src, order, caps=(cap,), span=span))
     return out
 

@@ -10,7 +10,7 @@ import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass
 
-from policyc.policy.addrset import AddressSet, union_all
+from policyc.policy.addrset import AddressSet
 from policyc.policy.filtertypes import ALL_PORTS, FilterRule
 from policyc.policy.grants import (
     INTERNET_PREFIXES,
@@ -104,7 +104,7 @@ def self_rules(unit: CompiledUnit, part: SelfPart, user_nodes: list[int],
     if not srcs:
         return []
     src = resolver.addresses_of(srcs)
-    src_ips = tuple(src.texts())
+    src_ips = tuple(resolver.texts(src))
     out: list[Rule] = []
     seq = 100_000
     for cap in part.ip:

@@ -11,7 +11,7 @@ import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from policyc.policy.addrset import ALL, EMPTY, AddressSet, union_all
+from policyc.policy.addrset import ALL, EMPTY, AddressSet, interval_text, union_all
 from policyc.policy.internet import INTERNET, TAILSCALE_RANGES
 from policyc.policy.model import (
     Alias,
@@ -146,6 +146,10 @@ class Resolver:
     def addresses_of(self, indexes: Iterable[int]) -> AddressSet:
         return union_all(self.node_addrs[i] for i in indexes)
 
+    def texts(self, addrs: AddressSet) -> list[str]:
+        """SrcIPs text: node addresses one by one, other space as CIDR or range."""
+        return self._address_index.texts(addrs)
+
     def nodes_in(self, addrs: AddressSet) -> list[int]:
         """Nodes with at least one mesh address in `addrs`, in inventory order."""
         return self._address_index.nodes_in(addrs)
@@ -167,6 +171,24 @@ class _AddressIndex:
         self.v4_nodes = [i for _, i in v4]
         self.v6_keys = [a for a, _ in v6]
         self.v6_nodes = [i for _, i in v6]
+
+    def texts(self, addrs: AddressSet) -> list[str]:
+        """SrcIPs text: node addresses one by one, other space as CIDR or range."""
+        return self._address_index.texts(addrs)
+
+    def texts(self, addrs: AddressSet) -> list[str]:
+        out: list[str] = []
+        families = ((False, addrs.v4, self.v4_keys), (True, addrs.v6, self.v6_keys))
+        for v6, intervals, keys in families:
+            for first, last in intervals:
+                lo = bisect.bisect_left(keys, first)
+                hi = bisect.bisect_right(keys, last)
+                size = last - first + 1
+                if first < last and hi - lo >= size and len(set(keys[lo:hi])) == size:
+                    out.extend(interval_text(a, a, v6) for a in range(first, last + 1))
+                else:
+                    out.append(interval_text(first, last, v6))
+        return sorted(out)
 
     def nodes_in(self, addrs: AddressSet) -> list[int]:
         found: set[int] = set()

@@ -1,0 +1,202 @@
+"""Warnings that need the inventory: dead rules, shadowed rules, unused tags.
+
+W201 a rule's sources or destinations match no node and no approved route;
+W203 everything a rule allows is allowed by one other rule (checked per
+     destination entry: a sufficient, not a necessary, condition);
+W205 a tag in `tagOwners` that no rule, tag owner, approver or node uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from policyc.policy.addrset import ALL, AddressSet, union_all
+from policyc.policy.diagnostics import Diagnostics
+from policyc.policy.filtertypes import ALL_PORTS, DEFAULT_PROTOCOLS, PortRange
+from policyc.policy.grants import is_self
+from policyc.policy.model import (
+    Alias,
+    AutoGroupRef,
+    IPCapability,
+    Policy,
+    TagRef,
+    Wildcard,
+)
+from policyc.policy.nodes import Inventory
+from policyc.policy.resolve import DANGER_ALL, INTERNET_GROUP, Resolver
+from policyc.policy.source import Span
+
+ANY_PROTOCOL = frozenset(range(256))
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What one policy rule allows: sources x (destinations, protocols, ports)."""
+
+    span: Span
+    src: AddressSet
+    entries: tuple[tuple[AddressSet, frozenset[int], PortRange], ...]
+    has_self: bool
+
+    def covers(self, other: Access) -> bool:
+        if self.has_self or other.has_self or not other.src.issubset(self.src):
+            return False
+        return all(self._covers_entry(e) for e in other.entries)
+
+    def _covers_entry(self, entry: tuple[AddressSet, frozenset[int], PortRange]) -> bool:
+        dst, protos, ports = entry
+        reach = union_all(
+            d for d, p, r in self.entries
+            if protos <= p and r.first <= ports.first and ports.last <= r.last
+        )
+        return dst.issubset(reach)
+
+
+def lint_policy(policy: Policy, inventory: Inventory, diags: Diagnostics) -> None:
+    resolver = Resolver(policy, inventory)
+    accesses = [_access(resolver, rule) for rule in _rules(policy)]
+    for access, (src_ok, dst_ok) in zip(accesses, _liveness(resolver, policy), strict=True):
+        if not src_ok:
+            diags.warning("W201", access.span, "this rule's sources match no node or route")
+        elif not dst_ok:
+            diags.warning("W201", access.span, "this rule's destinations match no node or route")
+    _shadowed(accesses, diags)
+    _unused_tags(policy, inventory, diags)
+
+
+# --- rules -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """A policy rule as (sources, destinations x capabilities)."""
+
+    span: Span
+    sources: tuple[Alias, ...]
+    destinations: tuple[Alias, ...]
+    pairs: tuple[tuple[Alias, IPCapability], ...]
+    opaque: bool  # self / via / app: per-node meaning, never compared for W203
+
+
+def _rules(policy: Policy) -> list[_Rule]:
+    out = [
+        _Rule(g.span, g.sources, g.destinations,
+              tuple((d, c) for d in g.destinations for c in g.ip),
+              bool(g.via or g.app) or any(is_self(d) for d in g.destinations))
+        for g in policy.grants or ()
+    ]
+    for acl in policy.acls or ():
+        dsts = tuple(d.alias for d in acl.destinations)
+        pairs = tuple((d.alias, IPCapability(acl.protocols, d.ports)) for d in acl.destinations)
+        out.append(_Rule(acl.span, acl.sources, dsts, pairs, any(is_self(d) for d in dsts)))
+    return out
+
+
+def _access(r: Resolver, rule: _Rule) -> Access:
+    entries = [
+        (_dst(r, alias), _protocols(cap), p)
+        for alias, cap in rule.pairs for p in cap.ports or (ALL_PORTS,)
+    ]
+    return Access(rule.span, _src(r, rule.sources), tuple(entries), rule.opaque)
+
+
+def _protocols(cap: IPCapability) -> frozenset[int]:
+    if cap.any_protocol:
+        return ANY_PROTOCOL
+    return frozenset(cap.protocols or DEFAULT_PROTOCOLS)
+
+
+def _src(r: Resolver, aliases: Iterable[Alias]) -> AddressSet:
+    out = union_all(r.alias(a) for a in aliases)
+    if any(isinstance(a, Wildcard) for a in aliases):
+        out = out | r.all_routes
+    return out
+
+
+def _dst(r: Resolver, alias: Alias) -> AddressSet:
+    return ALL if isinstance(alias, Wildcard) else r.alias(alias)
+
+
+# --- W201 ------------------------------------------------------------------------
+
+
+def _liveness(r: Resolver, policy: Policy) -> Iterator[tuple[bool, bool]]:
+    for rule in _rules(policy):
+        yield (_matches_any(r, rule.sources), _matches_any(r, rule.destinations))
+
+
+def _matches_any(r: Resolver, aliases: tuple[Alias, ...]) -> bool:
+    for alias in aliases:
+        if isinstance(alias, Wildcard):
+            return bool(r.nodes)
+        if isinstance(alias, AutoGroupRef):
+            if alias.name == DANGER_ALL:
+                return bool(r.nodes)
+            if alias.name == INTERNET_GROUP:
+                if r.exit_nodes:
+                    return True
+                continue
+            if is_self(alias):
+                if r.members:
+                    return True
+                continue
+        addrs = r.alias(alias)
+        if r.nodes_in(addrs) or r.routers_overlapping(addrs):
+            return True
+    return False
+
+
+# --- W203 ------------------------------------------------------------------------
+
+
+def _shadowed(accesses: list[Access], diags: Diagnostics) -> None:
+    for i, rule in enumerate(accesses):
+        if not rule.entries or not rule.src:
+            continue
+        for j, other in enumerate(accesses):
+            if i == j or not other.covers(rule):
+                continue
+            # Two identical rules: only the later one is redundant.
+            if j > i and rule.covers(other):
+                continue
+            diags.warning("W203", rule.span,
+                          f"everything this rule allows is already allowed by the rule at "
+                          f"{other.span.location()}")
+            break
+
+
+# --- W205 ------------------------------------------------------------------------
+
+
+def _unused_tags(policy: Policy, inventory: Inventory, diags: Diagnostics) -> None:
+    used = {t for node in inventory for t in node.tags}
+    used.update(_tag_names(_policy_aliases(policy)))
+    for name, owners in policy.tag_owners.items():
+        if name not in used:
+            diags.warning("W205", owners.span, f'tag "{name}" is defined but never used')
+
+
+def _tag_names(aliases: Iterable[Alias]) -> set[str]:
+    return {a.name for a in aliases if isinstance(a, TagRef)}
+
+
+def _policy_aliases(policy: Policy) -> Iterator[Alias]:
+    for acl in policy.acls or ():
+        yield from acl.sources
+        yield from (d.alias for d in acl.destinations)
+    for grant in policy.grants or ():
+        yield from grant.sources
+        yield from grant.destinations
+        yield from grant.via
+    for ssh in policy.ssh:
+        yield from ssh.sources
+        yield from ssh.destinations
+    for owners in policy.tag_owners.values():
+        yield from owners.owners
+    for route in policy.auto_approvers.routes:
+        yield from route.approvers
+    yield from policy.auto_approvers.exit_node
+    for attr in policy.node_attrs:
+        yield from attr.targets
+
