@@ -173,10 +173,6 @@ class _AddressIndex:
         self.v6_nodes = [i for _, i in v6]
 
     def texts(self, addrs: AddressSet) -> list[str]:
-        """SrcIPs text: node addresses one by one, other space as CIDR or range."""
-        return self._address_index.texts(addrs)
-
-    def texts(self, addrs: AddressSet) -> list[str]:
         out: list[str] = []
         families = ((False, addrs.v4, self.v4_keys), (True, addrs.v6, self.v6_keys))
         for v6, intervals, keys in families:
