@@ -88,7 +88,8 @@ def _check_ssh(rule: SshRule, diags: Diagnostics) -> None:
         if tagged_source and user_owned:
             diags.error("E120", dst.span,
                         f'ssh dst "{dst}": tags in SSH source cannot access user-owned devices')
-        elif isinstance(dst, UserRef) and any(s != dst for s in rule.sources):
+        elif isinstance(dst, UserRef) and not all(
+                isinstance(s, UserRef) and s.login == dst.login for s in rule.sources):
             diags.error("E120", dst.span,
                         f'ssh dst "{dst}": a user destination needs that same user as the '
                         "only source")
