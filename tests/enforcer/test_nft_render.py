@@ -222,7 +222,7 @@ def test_set_elements_accept_exactly_what_filter_allows_accepts(
         rule_list: list[FilterRule], data: st.DataObject) -> None:
     filt = parse_filter(rule_list)
     restrict_text = data.draw(st.sampled_from([None, "10.0.0.4/30", "fd00::/126"]))
-    for fam, pool in ((4, V4 + ["10.0.0.200"]), (6, V6 + ["fd00::99"])):
+    for fam, pool in ((4, [*V4, "10.0.0.200"]), (6, [*V6, "fd00::99"])):
         restrict = None
         if restrict_text is not None:
             restrict = address_set([restrict_text]).family(fam)

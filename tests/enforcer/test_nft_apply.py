@@ -1,0 +1,346 @@
+"""Privileged: real nftables in network namespaces this test creates.
+
+Two namespaces joined by a veth pair: `peer` (the mesh peers, several
+source addresses) and `node` (enforced; its veth end plays the mesh
+interface `mesh0`). Nothing runs in the root namespace.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from policyc.enforcer.binding import BindingMissing, import_nftables
+from policyc.enforcer.netns import run_in_netns
+from policyc.enforcer.nft import (
+    apply_ruleset,
+    check_drift,
+    counter_packets,
+    enforce_netmap,
+    read_table,
+    render_ruleset,
+    render_text,
+    repair,
+)
+from policyc.policy.filtertypes import FilterRule, NetPortRange, NodeNetmap, PortRange
+
+
+def _missing_prerequisite() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root for network namespaces and nftables"
+    for tool in ("ip", "nft", "conntrack", "ping"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    try:
+        import_nftables()
+    except BindingMissing as err:
+        return str(err)
+    return None
+
+
+pytestmark = [pytest.mark.privileged,
+              pytest.mark.skipif(_missing_prerequisite() is not None,
+                                 reason=str(_missing_prerequisite()))]
+
+NODE4, NODE6 = "100.64.0.10", "fd7a:115c:a1e0::a"
+PEER4, OTHER4 = "100.64.0.20", "100.64.0.21"
+PEER6, OTHER6 = "fd7a:115c:a1e0::14", "fd7a:115c:a1e0::15"
+IFACE = "mesh0"
+_counter = itertools.count()
+
+
+def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), capture_output=True, text=True, check=check, timeout=20)
+
+
+@dataclass
+class Pair:
+    node: str
+    peer: str
+
+
+@pytest.fixture
+def pair() -> Iterator[Pair]:
+    base = f"pc-{os.getpid()}-{next(_counter)}"
+    p = Pair(node=f"{base}-n", peer=f"{base}-p")
+    try:
+        sh("ip", "netns", "add", p.node)
+        sh("ip", "netns", "add", p.peer)
+        sh("ip", "link", "add", "veth-pc", "netns", p.peer, "type", "veth",
+           "peer", "name", IFACE, "netns", p.node)
+        for ns, dev, addrs in ((p.node, IFACE, (f"{NODE4}/24", f"{NODE6}/64")),
+                               (p.peer, "veth-pc", (f"{PEER4}/24", f"{OTHER4}/24",
+                                                    f"{PEER6}/64", f"{OTHER6}/64"))):
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+            for addr in addrs:
+                sh("ip", "-n", ns, "addr", "add", addr, "dev", dev, "nodad")
+            sh("ip", "-n", ns, "link", "set", dev, "up")
+        yield p
+    finally:
+        for ns in (p.node, p.peer):
+            sh("ip", "netns", "del", ns, check=False)
+
+
+def dst(ip: str, first: int = 0, last: int = 65535) -> NetPortRange:
+    return NetPortRange(ip, PortRange(first, last))
+
+
+def netmap(*rules: FilterRule) -> NodeNetmap:
+    return NodeNetmap("node", (NODE4, NODE6), (), tuple(rules))
+
+
+SSH_FROM_PEER = netmap(FilterRule((PEER4, PEER6), (dst(NODE4, 22, 22), dst(NODE6, 22, 22),
+                                                   dst(NODE4, 80, 80)), (6,)))
+
+
+class Server:
+    """TCP listeners in the node namespace that record what they receive."""
+
+    def __init__(self, ns: str, ports: tuple[int, ...]) -> None:
+        self.received: dict[int, bytes] = {}
+        self.sockets = [run_in_netns(ns, lambda p=p, fam=fam: self._listen(fam, p))
+                        for p in ports for fam in (socket.AF_INET, socket.AF_INET6)]
+        for sock in self.sockets:
+            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    @staticmethod
+    def _listen(fam: int, port: int) -> socket.socket:
+        sock = socket.socket(fam, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if fam == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(("::" if fam == socket.AF_INET6 else "0.0.0.0", port))
+        sock.listen(8)
+        return sock
+
+    def _serve(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._read, args=(conn, sock.getsockname()[1]),
+                             daemon=True).start()
+
+    def _read(self, conn: socket.socket, port: int) -> None:
+        with conn:
+            while data := conn.recv(100):
+                self.received[port] = self.received.get(port, b"") + data
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+
+
+def connect(ns: str, src: str, target: str, port: int, timeout: float = 0.8
+            ) -> socket.socket | None:
+    """A TCP connection from src (in ns), or None if it is not admitted."""
+    def attempt() -> socket.socket | None:
+        fam = socket.AF_INET6 if ":" in target else socket.AF_INET
+        sock = socket.socket(fam, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.bind((src, 0))
+            sock.connect((target, port))
+        except OSError:
+            sock.close()
+            return None
+        return sock
+
+    return run_in_netns(ns, attempt)
+
+
+def pings(ns: str, src: str, target: str) -> bool:
+    return sh("ip", "netns", "exec", ns, "ping", "-c1", "-W1", "-I", src, target,
+              check=False).returncode == 0
+
+
+def applied(ruleset: dict, ns: str) -> None:
+    result = apply_ruleset(ruleset, netns=ns)
+    assert result.ok and result.verified, [str(d) for d in result.diagnostics]
+
+
+def test_allowed_tcp_connects_and_disallowed_is_dropped_and_counted(pair: Pair) -> None:
+    applied(render_ruleset(SSH_FROM_PEER, IFACE), pair.node)
+    server = Server(pair.node, (22, 23))
+    try:
+        for src, target in ((PEER4, NODE4), (PEER6, NODE6)):
+            ok = connect(pair.peer, src, target, 22)
+            assert ok is not None
+            ok.close()
+            assert connect(pair.peer, src, target, 23) is None
+        assert connect(pair.peer, OTHER4, NODE4, 22) is None
+        assert connect(pair.peer, OTHER6, NODE6, 22) is None
+        assert (counter_packets("in_dropped", pair.node) or 0) >= 4
+    finally:
+        server.close()
+
+
+def test_icmp_follows_the_rules_in_both_families(pair: Pair) -> None:
+    applied(render_ruleset(SSH_FROM_PEER, IFACE), pair.node)
+    assert pings(pair.peer, PEER4, NODE4)
+    assert pings(pair.peer, PEER6, NODE6)
+    assert not pings(pair.peer, OTHER4, NODE4)
+    assert not pings(pair.peer, OTHER6, NODE6)
+
+
+def test_rendered_text_is_valid_nft_syntax(pair: Pair, tmp_path) -> None:
+    path = tmp_path / "ruleset.nft"
+    path.write_text(render_text(render_ruleset(SSH_FROM_PEER, IFACE, routes=("10.0.0.0/8",))))
+    assert sh("ip", "netns", "exec", pair.node, "nft", "-c", "-f", str(path),
+              check=False).returncode == 0
+
+
+def broken(ruleset: dict) -> dict:
+    bad = copy.deepcopy(ruleset)
+    bad["nftables"].append({"add": {"rule": {
+        "family": "inet", "table": "policyc", "chain": "mesh_in",
+        "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip",
+                                                               "field": "saddr"}},
+                            "right": "@no_such_set"}}, {"accept": None}]}}})
+    return bad
+
+
+def test_a_rejected_load_keeps_the_previous_table_in_force(pair: Pair) -> None:
+    good = render_ruleset(SSH_FROM_PEER, IFACE)
+    applied(good, pair.node)
+    result = apply_ruleset(broken(render_ruleset(netmap(), IFACE)), netns=pair.node)
+    assert not result.ok and not result.fail_closed
+    assert "N501" in [d.code for d in result.diagnostics]
+    assert check_drift(good, pair.node).ok
+    server = Server(pair.node, (22, 23))
+    try:
+        assert connect(pair.peer, PEER4, NODE4, 22) is not None
+        assert connect(pair.peer, PEER4, NODE4, 23) is None
+    finally:
+        server.close()
+
+
+def test_a_rejected_first_load_fails_closed(pair: Pair) -> None:
+    result = apply_ruleset(broken(render_ruleset(SSH_FROM_PEER, IFACE)), netns=pair.node)
+    assert result.fail_closed and not result.ok
+    assert "N501" in [d.code for d in result.diagnostics]
+    server = Server(pair.node, (22,))
+    try:
+        assert connect(pair.peer, PEER4, NODE4, 22) is None
+        assert not pings(pair.peer, PEER4, NODE4)
+    finally:
+        server.close()
+    assert read_table(pair.node) is not None
+
+
+def test_replace_works_with_and_without_an_existing_table(pair: Pair) -> None:
+    assert read_table(pair.node) is None
+    first = render_ruleset(SSH_FROM_PEER, IFACE)
+    applied(first, pair.node)
+    second = render_ruleset(netmap(FilterRule((OTHER4,), (dst(NODE4, 23, 23),), (6,))), IFACE)
+    applied(second, pair.node)
+    assert check_drift(second, pair.node).ok
+    assert not check_drift(first, pair.node).ok
+
+
+OTHER_TABLE = """table inet other {
+    set keep { type ipv4_addr; elements = { 192.0.2.1 } }
+    chain c { type filter hook input priority 10; policy accept; ip saddr 192.0.2.7 drop; }
+}"""
+
+
+@pytest.mark.parametrize("tamper", [
+    "add element inet policyc in4_ports { 100.64.0.99 . 100.64.0.10 . 6 . 1-65535 }",
+    "delete element inet policyc in4_ports { 100.64.0.20 . 100.64.0.10 . 6 . 22 }",
+    "add rule inet policyc mesh_in accept",
+    "flush chain inet policyc mesh_in",
+    "chain inet policyc input { policy drop; }",
+    "delete table inet policyc",
+])
+def test_drift_is_detected_and_repaired_without_touching_other_tables(
+        pair: Pair, tamper: str) -> None:
+    run = ("ip", "netns", "exec", pair.node, "nft")
+    sh(*run, OTHER_TABLE)
+    other_before = sh(*run, "list", "table", "inet", "other").stdout
+    expected = render_ruleset(SSH_FROM_PEER, IFACE)
+    applied(expected, pair.node)
+    sh(*run, tamper)
+    report = check_drift(expected, pair.node)
+    assert report.differences
+    assert [d.code for d in report.diagnostics] == ["N502"]
+    assert repair(expected, netns=pair.node).ok
+    assert check_drift(expected, pair.node).ok
+    assert sh(*run, "list", "table", "inet", "other").stdout == other_before
+
+
+def test_missing_interface_is_a_warning_and_missing_netns_an_error(pair: Pair) -> None:
+    result = apply_ruleset(render_ruleset(SSH_FROM_PEER, "wg-later"), netns=pair.node)
+    assert result.ok
+    assert [d.code for d in result.diagnostics] == ["N503"]
+    result = apply_ruleset(render_ruleset(SSH_FROM_PEER, IFACE), netns="pc-does-not-exist")
+    assert not result.ok
+    assert [d.code for d in result.diagnostics] == ["N508"]
+
+
+def test_bad_netmap_never_reaches_nft(pair: Pair) -> None:
+    bad = netmap(FilterRule(("100.64.0.999",), (dst(NODE4, 22, 22),)))
+    result = enforce_netmap(bad, IFACE, netns=pair.node)
+    assert not result.ok and result.apply is None
+    assert [d.code for d in result.diagnostics] == ["N507"]
+    assert read_table(pair.node) is None
+
+
+def received_after(server: Server, sock: socket.socket, port: int, data: bytes) -> bool:
+    before = server.received.get(port, b"")
+    try:
+        sock.sendall(data)
+    except OSError:
+        return False
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        if server.received.get(port, b"") != before:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_revocation_cuts_disallowed_flows_and_keeps_allowed_ones(pair: Pair) -> None:
+    first = enforce_netmap(SSH_FROM_PEER, IFACE, netns=pair.node)
+    assert first.ok, [str(d) for d in first.diagnostics]
+    server = Server(pair.node, (22, 80))
+    try:
+        ssh = connect(pair.peer, PEER4, NODE4, 22)
+        web = connect(pair.peer, PEER4, NODE4, 80)
+        assert ssh is not None and web is not None
+        assert received_after(server, ssh, 22, b"hello")
+        assert received_after(server, web, 80, b"hello")
+        web_only = netmap(FilterRule((PEER4,), (dst(NODE4, 80, 80),), (6,)))
+        second = enforce_netmap(web_only, IFACE, netns=pair.node)
+        assert second.ok, [str(d) for d in second.diagnostics]
+        assert second.revoke is not None
+        assert [f.dport for f in second.revoke.revoked] == [22]
+        assert not received_after(server, ssh, 22, b"after revocation")
+        assert received_after(server, web, 80, b"still here")
+        ssh.close()
+        web.close()
+    finally:
+        server.close()
+
+
+def test_without_revocation_an_established_flow_outlives_the_new_filter(pair: Pair) -> None:
+    assert enforce_netmap(SSH_FROM_PEER, IFACE, netns=pair.node).ok
+    server = Server(pair.node, (22,))
+    try:
+        ssh = connect(pair.peer, PEER4, NODE4, 22)
+        assert ssh is not None
+        assert enforce_netmap(netmap(), IFACE, netns=pair.node, revoke=False).ok
+        assert received_after(server, ssh, 22, b"still flowing")
+        ssh.close()
+    finally:
+        server.close()
