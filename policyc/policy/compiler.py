@@ -9,6 +9,7 @@ Stages: resolve aliases (`resolve.py`), turn ACLs/grants into shared rules
 from __future__ import annotations
 
 import hashlib
+from collections import defaultdict
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -74,6 +75,7 @@ class _Compilation:
             for i, n in enumerate(self.r.nodes)
         ]
         self.extras: list[list[Rule]] = [[] for _ in self.r.nodes]
+        self._base_peers: list[Peer] = []
 
     def run(self) -> CompiledPolicy:
         if self.policy.allows_all:
@@ -96,15 +98,21 @@ class _Compilation:
         for unit in units:
             if unit.self_part is None:
                 continue
-            for user_nodes in self.r.by_user.values():
-                rules = self_rules(unit, unit.self_part, user_nodes, self.r)
+            by_owner: dict[str, list[int]] = defaultdict(list)
+            for i in self.r.nodes_in(unit.self_part.sources):
+                owner = self.r.nodes[i].owner
+                if owner is not None:
+                    by_owner[owner].append(i)
+            for owner, srcs in by_owner.items():
+                user_nodes = self.r.by_user[owner]
+                rules = self_rules(unit, unit.self_part, user_nodes, srcs, self.r)
                 for i in user_nodes:
                     self.extras[i].extend(rules)
                 for rule in rules:
                     if rule.dst or rule.caps:
                         dst = self.r.addresses_of(user_nodes)
-                        self.graph.add_edge(indexes_to_bits(self.r.nodes_in(rule.src)),
-                                            indexes_to_bits(user_nodes), dst, False)
+                        self.graph.add_edge(indexes_to_bits(srcs), indexes_to_bits(user_nodes),
+                                            dst, False)
                 out.extend(rules)
         return out
 
@@ -136,13 +144,18 @@ class _Compilation:
         peers = self.graph.peers()
         usable = self.graph.usable_routes()
         ssh = SshCompiler(self.policy, self.r)
+        self._base_peers = [
+            Peer(n.name, n.key, tuple(str(ip) for ip in n.ips),
+                 tuple(str(ipaddress.ip_network(ip)) for ip in n.ips), n.endpoint)
+            for n in self.r.nodes
+        ]
         out: dict[str, NodeNetmap] = {}
         for i, node in enumerate(self.r.nodes):
             peer_list = tuple(self._peer(i, p, usable) for p in peers[i])
             out[node.name] = NodeNetmap(
                 node=node.name,
                 addresses=tuple(str(ip) for ip in node.ips),
-                peers=tuple(sorted(peer_list, key=lambda p: p.name)),
+                peers=tuple(sorted(peer_list, key=_peer_name)),
                 packet_filter=tuple(filters[i]),
                 ssh_policy=ssh.for_node(i),
                 policy_version=self.version,
@@ -150,14 +163,20 @@ class _Compilation:
         return out
 
     def _peer(self, me: int, p: int, usable: dict[tuple[int, int], int]) -> Peer:
+        base = self._base_peers[p]
         node = self.r.nodes[p]
-        allowed = [str(ipaddress.ip_network(ip)) for ip in node.ips]
+        if not (node.routes or node.exit_node):
+            return base  # one shared object: most peers have no routes to choose
         bit = 1 << me
-        allowed.extend(str(route) for k, route in enumerate(node.routes)
-                       if usable.get((p, k), 0) & bit)
+        extra = [str(route) for k, route in enumerate(node.routes)
+                 if usable.get((p, k), 0) & bit]
         if node.exit_node and usable.get((p, len(node.routes)), 0) & bit:
-            allowed.extend(EXIT_ROUTES)
-        return Peer(node.name, node.key, tuple(str(ip) for ip in node.ips), tuple(allowed),
-                    node.endpoint)
+            extra.extend(EXIT_ROUTES)
+        if not extra:
+            return base
+        return Peer(base.name, base.key, base.addresses, base.allowed_ips + tuple(extra),
+                    base.endpoint)
 
 
+def _peer_name(peer: Peer) -> str:
+    return peer.name

@@ -97,12 +97,12 @@ class Reduction:
         return kept
 
 
-def self_rules(unit: CompiledUnit, part: SelfPart, user_nodes: list[int],
+def self_rules(unit: CompiledUnit, part: SelfPart, user_nodes: list[int], srcs: list[int],
                resolver: Resolver) -> list[Rule]:
-    """The autogroup:self rules every device of one user receives."""
-    srcs = [i for i in user_nodes if resolver.node_addrs[i].overlaps(part.sources)]
-    if not srcs:
-        return []
+    """The autogroup:self rules every device of one user receives.
+
+    `srcs` are the user's devices among the grant's sources.
+    """
     src = resolver.addresses_of(srcs)
     src_ips = tuple(resolver.texts(src))
     out: list[Rule] = []
