@@ -8,7 +8,7 @@ the old one; no other table is ever named in a command.
 
 from __future__ import annotations
 
-import ipaddress
+import functools
 import json
 import socket
 import time
@@ -68,21 +68,36 @@ def _field(value: Any) -> tuple[int, int]:
     """One element field as an inclusive integer interval."""
     if isinstance(value, dict):
         if "prefix" in value:
-            return _network(f"{value['prefix']['addr']}/{value['prefix']['len']}")
+            return _prefix(value["prefix"]["addr"], value["prefix"]["len"])
         low, high = value["range"]
         return _field(low)[0], _field(high)[1]
     if isinstance(value, int):
         return value, value
-    text = str(value)
+    return _scalar(str(value))
+
+
+@functools.lru_cache(maxsize=65536)
+def _scalar(text: str) -> tuple[int, int]:
+    """An address or a protocol name; cached, as big sets repeat them a lot."""
     if ":" in text or "." in text:
-        return _network(text)
+        point = _address(text)
+        return point, point
     number = socket.getprotobyname(text)  # a protocol name, if nft printed one
     return number, number
 
 
-def _network(text: str) -> tuple[int, int]:
-    net = ipaddress.ip_network(text, strict=False)
-    return int(net.network_address), int(net.broadcast_address)
+def _address(text: str) -> int:
+    # inet_pton is ~20x faster than ipaddress, which matters at 20k elements.
+    family = socket.AF_INET6 if ":" in text else socket.AF_INET
+    return int.from_bytes(socket.inet_pton(family, text), "big")
+
+
+@functools.lru_cache(maxsize=65536)
+def _prefix(addr: str, length: int) -> tuple[int, int]:
+    bits = 128 if ":" in addr else 32
+    host = (1 << (bits - length)) - 1
+    base = _address(addr)
+    return base & ~host, base | host
 
 
 def _element(elem: Any) -> tuple[Any, ...]:
