@@ -77,15 +77,15 @@ def read_source(path: str | Path) -> SourceFile | Diagnostic:
     try:
         text = Path(path).read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        return _io_error(name, f"{name} is not UTF-8 (invalid byte at offset {err.start})")
+        return _io_error(name, f"file is not UTF-8 (invalid byte at offset {err.start})")
     except IsADirectoryError:
-        return _io_error(name, f"{name} is a directory, not a file")
+        return _io_error(name, "is a directory, not a file")
     except FileNotFoundError:
-        return _io_error(name, f"{name}: no such file")
+        return _io_error(name, "no such file")
     except PermissionError:
-        return _io_error(name, f"{name}: permission denied")
+        return _io_error(name, "permission denied")
     except OSError as err:
-        return _io_error(name, f"{name}: cannot read: {err.strerror or err}")
+        return _io_error(name, f"cannot read the file: {err.strerror or err}")
     return SourceFile(name, text)
 
 
@@ -174,12 +174,12 @@ class _TreeBuilder(Transformer[Token, JValue]):
 
     def _bad_string(self, raw: str, start: int, err: json.JSONDecodeError) -> None:
         at = start + err.pos
-        suggestion = None
         if err.msg.startswith("Invalid control character"):
             code = ord(raw[err.pos])
             name = {9: "tab", 10: "newline", 13: "carriage return"}.get(code, f"U+{code:04X}")
-            message = f"raw control character ({name}) in string; write it as an escape"
-            suggestion, width = json.dumps(chr(code))[1:-1], 1
+            escape = json.dumps(chr(code))[1:-1]
+            message = f"raw control character ({name}) in string; write it as {escape}"
+            width = 1
         else:
             if raw[err.pos] != "\\":  # json points \\uXXXX errors at the 'u'
                 at -= 1
@@ -189,8 +189,7 @@ class _TreeBuilder(Transformer[Token, JValue]):
             message = f"invalid escape {escape} in string"
             width = len(escape)
         self.failed = True
-        self.diags.error("P003", Span(self.source, at, at + width), message,
-                         suggestion=suggestion)
+        self.diags.error("P003", Span(self.source, at, at + width), message)
 
     def _number(self, token: Token, span: Span) -> int | float:
         raw: str = token
