@@ -88,7 +88,8 @@ def _io_error() -> Diagnostics:
 
 CASES: dict[str, Callable[[], Diagnostics]] = {
     "missing-comma": lambda: _parse_errors(
-        "policy.hujson", '{\n  "groups": {\n    "group:a": ["x@"]\n    "group:b": ["y@"],\n  }\n}\n'),
+        "policy.hujson",
+        '{\n  "groups": {\n    "group:a": ["x@"]\n    "group:b": ["y@"],\n  }\n}\n'),
     "unclosed-brackets": lambda: _parse_errors(
         "policy.hujson", '{\n  "acls": [\n    {"a": 1},\n'),
     "double-trailing-comma": lambda: _parse_errors(
