@@ -10,6 +10,7 @@ network namespace it creates and deletes. Prints a table.
 from __future__ import annotations
 
 import argparse
+import functools
 import ipaddress
 import os
 import statistics
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from policyc.enforcer.nft import apply_ruleset, check_drift, render_ruleset
 from policyc.enforcer.nftapply import element_count
@@ -24,6 +26,7 @@ from policyc.policy.filtertypes import FilterRule, NetPortRange, NodeNetmap, Por
 
 NODE = "100.64.0.10"
 IFACE = "wg0"
+T = TypeVar("T")
 
 
 def workload(port_shift: int = 0) -> NodeNetmap:
@@ -38,7 +41,7 @@ def workload(port_shift: int = 0) -> NodeNetmap:
     return NodeNetmap("bench", (NODE,), (), (ssh, app))
 
 
-def timed(fn: Callable[[], object]) -> tuple[float, object]:
+def timed(fn: Callable[[], T]) -> tuple[float, T]:
     start = time.perf_counter()
     value = fn()
     return time.perf_counter() - start, value
@@ -70,17 +73,18 @@ def run(netns: str, repeat: int) -> int:
                         "policyc"], check=False, capture_output=True)
         seconds, first = timed(lambda: render_ruleset(workload(), IFACE))
         rows["render (10k srcs + 1k port ranges)"].append(seconds)
-        elements = element_count(first)  # type: ignore[arg-type]
-        result = apply_ruleset(first, netns=netns)  # type: ignore[arg-type]
+        elements = element_count(first)
+        result = apply_ruleset(first, netns=netns)
         assert result.ok, [str(d) for d in result.diagnostics]
         rows["apply + verify, no table yet"].append(result.seconds)
-        seconds, changed = timed(lambda i=index: render_ruleset(workload(1 + i % 3), IFACE))
+        shifted = workload(1 + index % 3)
+        seconds, changed = timed(functools.partial(render_ruleset, shifted, IFACE))
         rows["render one-rule change"].append(seconds)
-        result = apply_ruleset(changed, netns=netns)  # type: ignore[arg-type]
+        result = apply_ruleset(changed, netns=netns)
         assert result.ok, [str(d) for d in result.diagnostics]
         rows["apply + verify, one-rule change (whole table)"].append(result.seconds)
-        seconds, report = timed(lambda c=changed: check_drift(c, netns))  # type: ignore[misc]
-        assert report.ok  # type: ignore[attr-defined]
+        seconds, report = timed(functools.partial(check_drift, changed, netns))
+        assert report.ok
         rows["check_drift (read back + compare)"].append(seconds)
     print(f"nftables apply benchmark: {elements} set elements, {repeat} runs, "
           f"python {sys.version.split()[0]}")
