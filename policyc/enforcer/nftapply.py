@@ -252,6 +252,9 @@ def apply_ruleset(ruleset: Json, *, netns: str | None = None,
     """
     start = time.perf_counter()
     diags = Diagnostics()
+    if not isinstance(ruleset, dict) or not isinstance(ruleset.get("nftables"), list):
+        diags.error("N501", NO_SPAN, "not an nftables JSON ruleset (no `nftables` list)")
+        return ApplyResult(False, tuple(diags))
     iface = iface or ruleset_interface(ruleset)
     if not check_enforcer_ready(diags):
         return ApplyResult(False, tuple(diags))

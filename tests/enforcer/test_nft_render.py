@@ -238,3 +238,19 @@ def test_set_elements_accept_exactly_what_filter_allows_accepts(
                 expected = expected and any(lo <= d <= hi for lo, hi in restrict)
             s = int(ipaddress.ip_address(src))
             assert sets_allow(sets, s, d, proto, port) == expected, (src, dst_ip, proto, port)
+
+
+def test_apply_refuses_something_that_is_not_a_ruleset() -> None:
+    from policyc.enforcer.nft import apply_ruleset
+
+    result = apply_ruleset({"rules": []})
+    assert not result.ok
+    assert [d.code for d in result.diagnostics] == ["N501"]
+
+
+def test_fail_closed_table_only_admits_established_flows_on_the_mesh() -> None:
+    from policyc.enforcer.nft import fail_closed_ruleset
+
+    text = render_text(fail_closed_ruleset("wg0"))
+    assert 'iifname "wg0" jump closed_in' in text
+    assert "ct state established,related accept\n\t\tdrop" in text
