@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from policyc.enforcer import nft
 from policyc.enforcer.wireguard import WgResult, apply_peers, configure_interface
-from policyc.policy.diagnostics import Diagnostic
+from policyc.policy.diagnostics import Diagnostic, Severity
 from policyc.policy.filtertypes import NodeNetmap
 
 
@@ -55,13 +55,15 @@ def enforce(netmap: NodeNetmap, iface: str, *, netns: str | None = None,
     interface = configure_interface(iface, netns=netns, private_key_file=private_key_file,
                                     listen_port=listen_port)
     diagnostics.extend(interface.diagnostics)
-    ruleset = nft.render_ruleset(netmap, iface, routes=tuple(routes))
-    applied = nft.apply_ruleset(ruleset, netns=netns)
-    diagnostics.extend(applied.diagnostics)
-    peers = apply_peers(netmap, iface, netns=netns, removals_only=not applied.ok)
+    # Revocation waits until the peers are settled (step 3), hence revoke=False.
+    loaded = nft.enforce_netmap(netmap, iface, routes=tuple(routes), netns=netns, revoke=False)
+    diagnostics.extend(loaded.diagnostics)
+    peers = apply_peers(netmap, iface, netns=netns, removals_only=not loaded.ok)
     diagnostics.extend(peers.diagnostics)
     revoked = 0
-    if applied.ok:
-        revoked = nft.revoke_disallowed_flows(netmap.packet_filter, iface, netns)
-    ok = interface.ok and applied.ok and peers.ok
-    return EnforceResult(ok, applied.ok, peers, revoked, tuple(diagnostics))
+    if loaded.ok:
+        revocation = nft.revoke_disallowed_flows(netmap.packet_filter, iface, netns)
+        diagnostics.extend(revocation.diagnostics)
+        revoked = len(revocation.revoked)
+    ok = not any(d.severity is Severity.ERROR for d in diagnostics)
+    return EnforceResult(ok, loaded.ok, peers, revoked, tuple(diagnostics))

@@ -1,0 +1,91 @@
+"""Fixtures for the namespace mesh tests: the samples, compiled and enforced."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import harness
+import pytest
+
+from policyc.policy.filtertypes import NodeNetmap
+from policyc.policy.model import Policy
+from policyc.policy.nodes import Inventory, Node
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+# One node per role the policy distinguishes: dev, sre, qa, marketing, a prod web
+# server, the prod database, staging, and the subnet router (its own address only:
+# the routed office LAN 10.20.0.0/16 is outside what tests may send to).
+MESH_NODES = ("alice-laptop", "carol-laptop", "dave-laptop", "frank-laptop",
+              "prod-web-1", "prod-db", "staging-api", "office-router")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sweep_leftovers() -> None:
+    if harness.requirements_missing() is None:
+        harness.sweep_leftovers()
+
+
+def load_policy(path: Path = SAMPLES / "policy.hujson") -> Policy:
+    from policyc.policy.load import load_policy_file
+
+    policy, diags = load_policy_file(str(path))
+    # A malformed `tests` entry (E125) does not change what the policy grants.
+    fatal = [str(d) for d in diags.errors if d.code != "E125"]
+    assert policy is not None and not fatal, fatal
+    return policy
+
+
+def load_inventory(path: Path = SAMPLES / "nodes.json") -> Inventory:
+    try:
+        from policyc.policy.load import load_inventory_file
+    except ImportError:  # the loader is optional here: the samples are plain JSON
+        return _inventory_from_json(path)
+    inventory, diags = load_inventory_file(str(path))
+    assert inventory is not None and not diags.has_errors, [str(d) for d in diags]
+    return inventory
+
+
+def _inventory_from_json(path: Path) -> Inventory:
+    records = json.loads(path.read_text())["nodes"]
+    return Inventory.of([
+        Node(r["name"], r.get("user"), tuple(r.get("tags") or ()),
+             tuple(ipaddress.ip_address(ip) for ip in r["ips"]), r.get("key") or "",
+             tuple(ipaddress.ip_network(n) for n in r.get("routes") or ()),
+             bool(r.get("exit_node")), r.get("endpoint"))
+        for r in records
+    ])
+
+
+def compile_netmaps(policy: Policy, inventory: Inventory) -> dict[str, NodeNetmap]:
+    from policyc.policy.compiler import compile_policy
+
+    return dict(compile_policy(policy, inventory).netmaps)
+
+
+@dataclass
+class Tailnet:
+    """A built and enforced sample mesh, plus what it was compiled from."""
+
+    mesh: harness.Mesh
+    policy: Policy
+    netmaps: dict[str, NodeNetmap]
+
+    def enforce(self, name: str, netmap: NodeNetmap | None = None) -> None:
+        self.mesh.enforce_node(name, netmap or self.netmaps[name])
+
+
+@pytest.fixture(scope="module")
+def tailnet() -> Iterator[Tailnet]:
+    reason = harness.requirements_missing()
+    if reason is not None:
+        pytest.skip(reason)
+    policy = load_policy()
+    with harness.Mesh.build(load_inventory(), MESH_NODES) as mesh:
+        net = Tailnet(mesh, policy, compile_netmaps(policy, mesh.inventory))
+        mesh.enforce(net.netmaps)
+        yield net
