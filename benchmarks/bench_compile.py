@@ -22,14 +22,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.tailnet_gen import generate  # noqa: E402
-from policyc.policy.build import build_policy  # noqa: E402
-from policyc.policy.compiler import CompiledPolicy, compile_policy  # noqa: E402
-from policyc.policy.diagnostics import Diagnostics  # noqa: E402
-from policyc.policy.hujson import parse  # noqa: E402
-from policyc.policy.model import Policy  # noqa: E402
-from policyc.policy.nodes import Inventory, Node  # noqa: E402
-from policyc.policy.source import SourceFile  # noqa: E402
+from benchmarks.tailnet_gen import generate
+from policyc.policy.build import build_policy
+from policyc.policy.compiler import CompiledPolicy, compile_policy
+from policyc.policy.diagnostics import Diagnostics
+from policyc.policy.hujson import parse
+from policyc.policy.model import Policy
+from policyc.policy.nodes import Inventory, Node
+from policyc.policy.source import SourceFile
 
 
 def load(nodes: int, groups: int, rules: int) -> tuple[Policy, Inventory]:
@@ -70,7 +70,8 @@ def run(nodes: int, groups: int, rules: int, profile: bool) -> str:
     if profiler:
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
     r, e, p = sizes(compiled)
-    return f"| {nodes:>6} | {rules:>5} | {seconds:>7.2f} | {peak / 2**20:>8.0f} | {r:>9} | {e:>9} | {p:>9} |"
+    mib = peak / 2**20
+    return f"| {nodes:>6} | {rules:>5} | {seconds:>7.2f} | {mib:>8.0f} | {r:>9} | {e:>9} | {p:>9} |"
 
 
 def main() -> None:
@@ -84,8 +85,8 @@ def main() -> None:
     if args.one:
         print(run(args.one, args.groups, args.rules, args.profile), flush=True)
         return
-    print("|  nodes | rules | seconds | peak MiB | FilterRules | DstPorts | peers |".replace(
-        "FilterRules", "  rules  ").replace("DstPorts", " entries "), flush=True)
+    print("|  nodes | rules | seconds | peak MiB |  filters  |  entries  |   peers   |",
+          flush=True)
     print("|-------:|------:|--------:|---------:|----------:|----------:|----------:|")
     for n in args.sizes.split(","):
         command = [sys.executable, __file__, "--one", n, "--groups", str(args.groups),

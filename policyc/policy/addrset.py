@@ -7,6 +7,8 @@ only at the edges: parsing input and printing Tailscale's textual forms.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -67,14 +69,15 @@ def _subtract(a: Intervals, b: Intervals) -> Intervals:
 
 
 def _overlaps(a: Intervals, b: Intervals) -> bool:
-    i = j = 0
-    while i < len(a) and j < len(b):
-        if max(a[i][0], b[j][0]) <= min(a[i][1], b[j][1]):
+    """Bisect the shorter list into the longer: O(short * log long)."""
+    if len(a) > len(b):
+        a, b = b, a
+    for first, last in a:
+        # Intervals of b starting at or before `last`; the last of them is the
+        # only one that can reach back to `first` (b is disjoint and sorted).
+        k = bisect.bisect_right(b, (last, V6_MAX + 1))
+        if k and b[k - 1][1] >= first:
             return True
-        if a[i][1] < b[j][1]:
-            i += 1
-        else:
-            j += 1
     return False
 
 
@@ -99,6 +102,7 @@ def _prefix_len(first: int, last: int, bits: int) -> int | None:
     return bits - (size.bit_length() - 1)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def interval_text(first: int, last: int, v6: bool) -> str:
     bits = 128 if v6 else 32
     make = ipaddress.IPv6Address if v6 else ipaddress.IPv4Address
@@ -235,6 +239,18 @@ class AddressSet:
                         out.append(str(make(network)))
                     else:
                         out.append(f"{make(network)}/{length}")
+        return out
+
+    def prefix_parts(self) -> list[tuple[str, AddressSet]]:
+        """The CIDR cover as (wire text, one-prefix set); hosts without `/32`."""
+        out: list[tuple[str, AddressSet]] = []
+        for v6, intervals in ((False, self.v4), (True, self.v6)):
+            bits = 128 if v6 else 32
+            for first, last in intervals:
+                for network, length in _cover(first, last, bits):
+                    end = network + (1 << (bits - length)) - 1
+                    one = AddressSet((), ((network, end),)) if v6 else AddressSet(((network, end),))
+                    out.append((interval_text(network, end, v6), one))
         return out
 
     def texts(self) -> list[str]:

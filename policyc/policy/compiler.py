@@ -9,8 +9,8 @@ Stages: resolve aliases (`resolve.py`), turn ACLs/grants into shared rules
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
 import ipaddress
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -149,13 +149,21 @@ class _Compilation:
                  tuple(str(ipaddress.ip_network(ip)) for ip in n.ips), n.endpoint)
             for n in self.r.nodes
         ]
+        base = self._base_peers
+        routed = {i for i, n in enumerate(self.r.nodes) if n.routes or n.exit_node}
+        by_name = sorted(range(len(self.r.nodes)), key=lambda i: self.r.nodes[i].name)
+        rank = [0] * len(by_name)
+        for position, i in enumerate(by_name):
+            rank[i] = position
         out: dict[str, NodeNetmap] = {}
         for i, node in enumerate(self.r.nodes):
-            peer_list = tuple(self._peer(i, p, usable) for p in peers[i])
+            ordered = sorted(peers[i], key=rank.__getitem__)
+            peer_list = tuple(base[p] if p not in routed else self._peer(i, p, usable)
+                              for p in ordered)
             out[node.name] = NodeNetmap(
                 node=node.name,
                 addresses=tuple(str(ip) for ip in node.ips),
-                peers=tuple(sorted(peer_list, key=_peer_name)),
+                peers=peer_list,
                 packet_filter=tuple(filters[i]),
                 ssh_policy=ssh.for_node(i),
                 policy_version=self.version,
@@ -177,6 +185,3 @@ class _Compilation:
         return Peer(base.name, base.key, base.addresses, base.allowed_ips + tuple(extra),
                     base.endpoint)
 
-
-def _peer_name(peer: Peer) -> str:
-    return peer.name

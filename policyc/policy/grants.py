@@ -176,13 +176,7 @@ class UnitCompiler:
 
     @staticmethod
     def _prefix_entries(addrs: AddressSet, ports: tuple[PortRange, ...]) -> list[DstEntry]:
-        out: list[DstEntry] = []
-        for prefix in addrs.to_prefixes():
-            text = (str(prefix.network_address)
-                    if prefix.prefixlen == prefix.max_prefixlen else str(prefix))
-            one = AddressSet.of_network(prefix)
-            out.extend(DstEntry(text, one, p) for p in ports)
-        return out
+        return [DstEntry(text, one, p) for text, one in addrs.prefix_parts() for p in ports]
 
     # --- app -> CapGrant -------------------------------------------------------------
 
