@@ -121,6 +121,8 @@ class NodeNetmap:
     packet_filter: tuple[FilterRule, ...]
     ssh_policy: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     policy_version: str = ""
+    routes: tuple[str, ...] = ()  # routes this node serves: approved subnets, exit routes
+
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -130,6 +132,7 @@ class NodeNetmap:
             "packet_filter": [r.to_json() for r in self.packet_filter],
             "ssh_policy": self.ssh_policy,
             "policy_version": self.policy_version,
+            "routes": list(self.routes),
         }
 
     @classmethod
@@ -145,4 +148,5 @@ class NodeNetmap:
             packet_filter=tuple(FilterRule.from_json(r) for r in data.get("packet_filter") or ()),
             ssh_policy=dict(data.get("ssh_policy") or {}),
             policy_version=str(data.get("policy_version") or ""),
+            routes=tuple(data.get("routes") or ()),
         )
