@@ -1,0 +1,73 @@
+"""Lint warnings that need the inventory: W201, W203, W205."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+
+from policyc.policy.build import build_policy
+from policyc.policy.diagnostics import Diagnostics
+from policyc.policy.hujson import parse
+from policyc.policy.lint import lint_policy
+from policyc.policy.nodes import Inventory, Node
+from policyc.policy.source import SourceFile
+
+INVENTORY = Inventory.of([
+    Node("a", "alice@example.com", (), (ipaddress.ip_address("100.64.0.1"),)),
+    Node("web", None, ("tag:web",), (ipaddress.ip_address("100.64.0.10"),)),
+    Node("db", None, ("tag:db",), (ipaddress.ip_address("100.64.0.11"),)),
+])
+
+TAGS = {t: ["alice@example.com"] for t in ("tag:web", "tag:db", "tag:spare", "tag:ghost")}
+
+
+def lint(**sections: object) -> list[tuple[str, int]]:
+    text = json.dumps({"tagOwners": TAGS, **sections}, indent=1)
+    diags = Diagnostics()
+    source = SourceFile("policy.hujson", text)
+    policy = build_policy(parse(source, diags), source, diags)
+    assert not diags.has_errors
+    lint_policy(policy, INVENTORY, diags)
+    return [(d.code, d.span.line) for d in diags.warnings if d.code in ("W201", "W203", "W205")]
+
+
+def codes(**sections: object) -> list[str]:
+    return [c for c, _ in lint(**sections)]
+
+
+def test_rule_matching_no_node_is_w201() -> None:
+    found = codes(acls=[{"action": "accept", "src": ["tag:ghost"], "dst": ["tag:db:22"]},
+                        {"action": "accept", "src": ["tag:web"], "dst": ["tag:db:22"]}],
+                  ssh=[{"action": "accept", "src": ["tag:spare"], "dst": ["tag:spare"],
+                        "users": ["root"]}])
+    assert found.count("W201") == 1
+
+
+def test_fully_shadowed_rule_is_w203() -> None:
+    found = codes(acls=[{"action": "accept", "src": ["tag:web"], "dst": ["tag:db:*"]},
+                        {"action": "accept", "src": ["tag:web"], "dst": ["tag:db:22"]}],
+                  ssh=[{"action": "accept", "src": ["tag:spare", "tag:ghost"],
+                        "dst": ["tag:spare"], "users": ["root"]}])
+    assert found.count("W203") == 1
+
+
+def test_duplicate_rules_report_only_the_later_one() -> None:
+    rule = {"action": "accept", "src": ["tag:web"], "dst": ["tag:db:22"]}
+    found = lint(acls=[rule, rule], ssh=[{"action": "accept", "src": ["tag:spare", "tag:ghost"],
+                                          "dst": ["tag:spare"], "users": ["root"]}])
+    w203 = [line for code, line in found if code == "W203"]
+    assert len(w203) == 1
+
+
+def test_narrower_protocol_is_not_shadowed_by_wider_port_on_other_protocol() -> None:
+    found = codes(acls=[{"action": "accept", "src": ["tag:web"], "proto": "udp",
+                         "dst": ["tag:db:*"]},
+                        {"action": "accept", "src": ["tag:web"], "dst": ["tag:db:22"]}],
+                  ssh=[{"action": "accept", "src": ["tag:spare", "tag:ghost"],
+                        "dst": ["tag:spare"], "users": ["root"]}])
+    assert "W203" not in found
+
+
+def test_unused_tag_is_w205() -> None:
+    found = codes(acls=[{"action": "accept", "src": ["tag:web"], "dst": ["tag:db:22"]}])
+    assert found.count("W205") == 2  # tag:spare and tag:ghost: no rule, no node
