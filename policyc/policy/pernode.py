@@ -109,8 +109,8 @@ def self_rules(unit: CompiledUnit, part: SelfPart, user_nodes: list[int], srcs: 
     seq = 100_000
     for cap in part.ip:
         entries = [DstEntry(str(ip), AddressSet.of_address(ip), p)
-                   for i in user_nodes for p in (cap.ports or (ALL_PORTS,))
-                   for ip in resolver.nodes[i].ips]
+                   for i in user_nodes for ip in resolver.nodes[i].ips
+                   for p in (cap.ports or (ALL_PORTS,))]
         out.append(Rule(src_ips, src, (unit.index, seq), tuple(entries), tuple(cap.protocols),
                         span=unit.span))
         seq += 1
