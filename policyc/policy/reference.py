@@ -11,8 +11,9 @@ Semantics (POLICY-FORMAT §3-§5):
 
 * A rule says who may *initiate*: `src` -> `dst` on some protocols and ports.
 * ACL rules use the default protocol set {TCP, UDP, ICMPv4, ICMPv6} when
-  `proto` is omitted; a grant `ip` entry without a protocol does too, and the
-  grant entry `*` means every IP protocol on every port.
+  `proto` is omitted; a grant `ip` entry without a protocol does too, and so
+  does the grant entry `*` (every port): the SaaS captures in
+  /work/shared/conformance emit it without IPProto, whatever §3.2 says.
 * A port is only compared when the question names one (`port=None` asks about
   a port-less protocol, or "any port").
 * Identity aliases (users, groups, tags, autogroup:member/tagged) match the
@@ -21,7 +22,9 @@ Semantics (POLICY-FORMAT §3-§5):
   as a destination it is every address.
 * `autogroup:self` narrows per destination node: the source must be an
   untagged node of the same owner as the (untagged) destination node.
-* Neither `acls` nor `grants` present: everything is allowed.
+* Neither `acls` nor `grants` present: everything is allowed on the default
+  protocol set (Tailscale's FilterAllowAll omits IPProto), and everyone sees
+  everyone.
 * `allowing_rules` answers the way Tailscale evaluates `tests`: against the
   rules alone. `allowed` adds that somebody must deliver the packet: the
   destination is a node address, lies in an approved subnet route, or is an
@@ -150,11 +153,10 @@ def _grant_permits(index: int, rule: GrantRule) -> Iterator[_Permit]:
     via = tuple(tag.name for tag in rule.via)
     for entry, cap in enumerate(rule.ip):
         ref = RuleRef("grant", index, entry, rule, rule.span, cap.span)
-        protocols: frozenset[int] | None = None
-        ports: tuple[PortRange, ...] = (ALL_PORTS,)
-        if not cap.any_protocol:
-            protocols = frozenset(cap.protocols or DEFAULT_PROTOCOLS)
-            ports = cap.ports
+        # `*` is "all ports" of the default set: SaaS captures emit it without
+        # IPProto (tailcfg.ProtoPortRange: "* allows all TCP, UDP and ICMP").
+        protocols = frozenset(cap.protocols or DEFAULT_PROTOCOLS)
+        ports = (ALL_PORTS,) if cap.any_protocol else cap.ports
         for dst in rule.destinations:
             yield _Permit(ref, rule.sources, dst, ports, protocols, via)
 
@@ -283,6 +285,10 @@ class ReferenceEvaluator:
         Rules only: whether any node delivers `dst_ip` is `allowed`'s business.
         """
         if self.policy.allows_all:
+            # Tailscale's FilterAllowAll: any source, any destination, any port, but
+            # IPProto is omitted, so only the default protocol set.
+            if proto not in DEFAULT_PROTOCOLS:
+                return []
             whole = self.policy.source.whole()
             return [RuleRef("default", -1, -1, None, whole, whole)]
         found: list[RuleRef] = []

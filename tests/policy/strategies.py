@@ -170,8 +170,11 @@ HOSTS = {"nas": "10.1.2.3", "lan": "10.1.0.0/16", "dns": "8.8.8.8", "v6box": "fd
 
 
 @st.composite
-def tailnets(draw: st.DrawFn) -> Inventory:
-    """2-8 nodes: users' devices, tagged servers, maybe a subnet router and an exit node."""
+def tailnets(draw: st.DrawFn, with_exit: bool | None = None) -> Inventory:
+    """2-8 nodes: users' devices, tagged servers, maybe a subnet router and an exit node.
+
+    `with_exit` forces the exit node in (True) or out (False); None draws it.
+    """
     count = draw(st.integers(2, 6))
     nodes: list[Node] = []
     for i in range(count):
@@ -182,7 +185,7 @@ def tailnets(draw: st.DrawFn) -> Inventory:
         routes = tuple(sorted(draw(st.sets(st.sampled_from(ROUTES), min_size=1, max_size=2))))
         nodes.append(node("router", draw(st.sampled_from(USERS)), (ROUTER_TAG,), 40,
                           routes=routes))
-    if draw(st.booleans()):
+    if with_exit if with_exit is not None else draw(st.booleans()):
         nodes.append(node("exit", draw(st.sampled_from(USERS)), (EXIT_TAG,), 50,
                           exit_node=True))
     return Inventory.of(nodes)

@@ -30,7 +30,8 @@ def addr(name: str, family: int = 4) -> str:
 
 def test_ex1_no_rules_allows_everything_and_everyone_sees_everyone() -> None:
     ev = evaluator()
-    assert ev.allowed(ip(addr("laptop-a")), ip(addr("db")), GRE, None)
+    assert ev.allowed(ip(addr("laptop-a")), ip(addr("db")), UDP, 9)
+    assert not ev.allowed(ip(addr("laptop-a")), ip(addr("db")), GRE, None)  # FilterAllowAll
     assert ev.allowing_rules(ip("1.2.3.4"), ip("5.6.7.8"), TCP, 1)[0].kind == "default"
     assert all(len(seen) == 6 for seen in peers(ev).values())
 
@@ -108,12 +109,13 @@ def test_internet_needs_an_exit_node_to_be_delivered() -> None:
     assert not ev.allowed(src, ip("8.8.8.8"), TCP, 80)
 
 
-def test_grant_star_is_every_protocol_but_bare_ports_use_the_default_set() -> None:
+def test_grant_star_and_bare_ports_use_the_default_protocol_set() -> None:
     ev = evaluator(grants=[grant(["tag:web"], ["tag:db"], ["*"]),
                            grant(["tag:db"], ["tag:web"], ["443"])])
     web, db = ip(addr("web")), ip(addr("db"))
-    assert ev.allowed(web, db, GRE, None)
-    assert ev.allowed(web, db, 132, 9)
+    assert ev.allowed(web, db, UDP, 9)
+    assert not ev.allowed(web, db, GRE, None)  # as SaaS captures: IPProto omitted
+    assert not ev.allowed(web, db, 132, 9)
     assert ev.allowed(db, web, UDP, 443)
     assert not ev.allowed(db, web, GRE, None)
     assert not ev.allowed(db, web, 132, 443)  # sctp is not in the default set
