@@ -4,7 +4,7 @@
 
 Generates realistic HuJSON policies (groups, tagOwners, hosts, acls, tests,
 with comments and trailing commas) of roughly the requested sizes in KiB and
-prints one table row per size. json.loads gets the same document with the
+prints one table row per size (best CPU time of N runs). json.loads gets the same document with the
 comments and trailing commas stripped, as a lower bound; json5.loads and
 policyc parse the HuJSON text itself.
 """
@@ -83,11 +83,13 @@ def to_plain_json(hujson: str) -> str:
 
 
 def best_of(repeat: int, run: Callable[[], Any]) -> float:
+    """Best CPU time of `repeat` runs: CPU time, not wall time, so that other
+    work on a shared machine disturbs the comparison less."""
     times = []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = time.process_time()
         run()
-        times.append(time.perf_counter() - start)
+        times.append(time.process_time() - start)
     return min(times)
 
 

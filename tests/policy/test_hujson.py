@@ -263,7 +263,7 @@ def _hujson(draw: st.DrawFn, value: Any) -> str:
     return gap + json.dumps(value, ensure_ascii=ascii_only)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_agrees_with_json5(data: st.DataObject) -> None:
     value = data.draw(_documents)
@@ -296,7 +296,7 @@ def _assert_spans_slice_back(value: JValue, text: str) -> None:
         assert json.loads(piece) == value.value
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_mutations_never_raise(data: st.DataObject) -> None:
     text = data.draw(_hujson(data.draw(_documents)))

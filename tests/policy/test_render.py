@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policyc.policy.codes import CODES
@@ -214,6 +214,7 @@ def test_to_dict_positions_match_span() -> None:
         assert (info["line"], info["column"]) == (diag.span.line, diag.span.column)
 
 
+@settings(deadline=None)
 @given(st.text(max_size=40), st.integers(0, 45), st.integers(0, 10), st.booleans())
 def test_renderers_never_fail(text: str, start: int, length: int, color: bool) -> None:
     source = SourceFile("f.hujson", text)
