@@ -18,7 +18,7 @@ from policyc.policy.addrset import ALL, union_all
 from policyc.policy.filtertypes import ALL_PORTS, FilterRule, NetPortRange, NodeNetmap, Peer
 from policyc.policy.grants import CompiledUnit, UnitCompiler, expand_units
 from policyc.policy.model import Policy
-from policyc.policy.nodes import Inventory
+from policyc.policy.nodes import Inventory, Node
 from policyc.policy.peers import PeerGraph, indexes_to_bits
 from policyc.policy.pernode import (
     NodeView,
@@ -167,6 +167,7 @@ class _Compilation:
                 packet_filter=tuple(filters[i]),
                 ssh_policy=ssh.for_node(i),
                 policy_version=self.version,
+                routes=served_routes(node),
             )
         return out
 
@@ -185,3 +186,8 @@ class _Compilation:
         return Peer(base.name, base.key, base.addresses, base.allowed_ips + tuple(extra),
                     base.endpoint)
 
+
+def served_routes(node: Node) -> tuple[str, ...]:
+    """The routes `node` forwards for its peers: approved subnets, then exit routes."""
+    exits = ("0.0.0.0/0", "::/0") if node.exit_node else ()
+    return tuple(str(r) for r in node.routes) + exits
