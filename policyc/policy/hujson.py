@@ -236,6 +236,18 @@ def _number_problem(raw: str) -> str:
 # --- running lark ------------------------------------------------------------
 
 
+MAX_DEPTH = 200
+"""Deepest nesting accepted. Policies nest a few levels; the limit keeps
+recursive consumers of the tree (to_python, build) clear of RecursionError."""
+_DEPTH_STEP = {"LBRACE": 1, "LSQB": 1, "RBRACE": -1, "RSQB": -1}
+
+
+class _TooDeep(Exception):
+    def __init__(self, offset: int) -> None:
+        super().__init__(offset)
+        self.offset = offset
+
+
 class _ScanningLexer(Lexer):
     """lark's `basic` lexer, minus per-token line counting, in one regex.
 
@@ -260,13 +272,17 @@ class _ScanningLexer(Lexer):
 
     def lex(self, lexer_state: LexerState, parser_state: Any) -> Iterator[Token]:
         text: str = lexer_state.text.text
-        pos = 0
+        pos = depth = 0
         new_token = Token
         for match in self._scan.finditer(text):
             if match.start() != pos:
                 break  # finditer skipped something no terminal matches
             kind = match.lastgroup or ""
             pos = match.end()
+            if kind in _DEPTH_STEP:
+                depth += _DEPTH_STEP[kind]
+                if depth > MAX_DEPTH:
+                    raise _TooDeep(match.start(kind))
             yield new_token(kind, match.group(kind), match.start(kind), None, None, None, None,
                             pos)
         stop = self._skip.match(text, pos)
@@ -298,6 +314,10 @@ def _parse_locked(source: SourceFile, text: str, diags: Diagnostics) -> JValue |
         except UnexpectedInput as err:
             _report_syntax_error(err, source, text, diags)
             return None
+        except _TooDeep as err:
+            diags.error("P001", Span(source, err.offset, err.offset + 1),
+                        f"nesting is deeper than {MAX_DEPTH} levels")
+            return None
         finally:
             failed = builder.failed
             builder.source, builder.diags = SourceFile("<none>", ""), Diagnostics()
@@ -327,9 +347,7 @@ def _unexpected_token(token: Token, values: list[Any], source: SourceFile, text:
     opened = _open_brackets(values)
     if token.type == "$END":
         end = token.end_pos if token.end_pos is not None else len(text)
-        closers = [repr(_CLOSER[t.type]) for t in reversed(opened)]
-        missing = ", ".join(closers[:-1]) + " and " + closers[-1] if len(closers) > 1 \
-            else "".join(closers)
+        missing = _missing_closers([_CLOSER[t.type] for t in reversed(opened)])
         message = "unexpected end of file" + (f": missing {missing}" if missing else "")
         notes = [_opened_note(source, opened[-1])] if opened else []
         diags.error("P001", Span(source, end, end), message, notes=notes)
@@ -353,6 +371,14 @@ def _unexpected_token(token: Token, values: list[Any], source: SourceFile, text:
                 _CLOSER[opened[-1].type] != str(token):
             notes.append(_opened_note(source, opened[-1]))  # mismatched bracket
     diags.error("P001", span, message, notes=notes)
+
+
+def _missing_closers(closers: list[str]) -> str:
+    """"']'", "']' and '}'", "']', ']' and '}'", or a count for deep nesting."""
+    quoted = [repr(c) for c in closers[:3]]
+    if len(closers) > 3:
+        quoted.append(f"{len(closers) - 3} more")
+    return ", ".join(quoted[:-1]) + " and " + quoted[-1] if len(quoted) > 1 else "".join(quoted)
 
 
 def _open_brackets(values: list[Any]) -> list[Token]:

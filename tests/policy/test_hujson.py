@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from policyc.policy.cst import JArray, JNumber, JObject, JString, JValue, to_python
 from policyc.policy.diagnostics import Diagnostic, Diagnostics
-from policyc.policy.hujson import is_blank, parse, parse_text, read_source
+from policyc.policy.hujson import MAX_DEPTH, is_blank, parse, parse_text, read_source
 from policyc.policy.source import SourceFile
 
 
@@ -133,6 +133,18 @@ def test_rejects_with_located_diagnostic(text: str, code: str, start: int,
 def test_eof_error_notes_the_unclosed_bracket() -> None:
     diag = fails('{\n  "a": [\n    1,\n')
     assert diag.notes and "line 2, column 8" in diag.notes[0]
+
+
+def test_nesting_depth_is_limited_without_recursion() -> None:
+    assert ok("[" * MAX_DEPTH + "]" * MAX_DEPTH) is not None
+    assert ok("[{}," * (MAX_DEPTH // 2) + "]" * (MAX_DEPTH // 2)) is not None
+    diag = fails("[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1))
+    assert diag.span.start == MAX_DEPTH and "deeper" in diag.message
+    assert fails("[" * 20000).code == "P001"
+
+
+def test_unexpected_eof_lists_few_closers() -> None:
+    assert fails("[" * 50).message.endswith("missing ']', ']', ']' and 47 more")
 
 
 def test_missing_comma_error_hints_at_the_comma() -> None:
