@@ -115,7 +115,7 @@ def source_addresses(ev: ReferenceEvaluator, alias: Alias) -> list[IPAddress]:
     """Every address a test source stands for; empty when it names nothing."""
     if isinstance(alias, UserRef | GroupRef | TagRef | AutoGroupRef):
         return [ip for node in ev.nodes_of(alias) for ip in node.ips]
-    network = _literal_network(ev, alias)
+    network = literal_network(ev, alias)
     if network is None or network.num_addresses > MAX_SOURCE_ADDRESSES:
         return []
     if network.num_addresses == 1:
@@ -132,14 +132,15 @@ def destination_addresses(ev: ReferenceEvaluator, alias: Alias,
         return [ip for n in ev.inventory if owner and n.owner == owner for ip in n.ips]
     if isinstance(alias, UserRef | GroupRef | TagRef | AutoGroupRef):
         return [ip for node in ev.nodes_of(alias) for ip in node.ips]
-    network = _literal_network(ev, alias)
+    network = literal_network(ev, alias)
     if network is None or network.num_addresses != 1:
         return []  # tests name single hosts only
     return [network.network_address]
 
 
-def _literal_network(ev: ReferenceEvaluator, alias: Alias) -> ipaddress.IPv4Network | \
+def literal_network(ev: ReferenceEvaluator, alias: Alias) -> ipaddress.IPv4Network | \
         ipaddress.IPv6Network | None:
+    """The prefix an address alias (literal, host, one-address range) stands for."""
     if isinstance(alias, PrefixAlias):
         return alias.network
     if isinstance(alias, HostRef):
@@ -258,7 +259,7 @@ def _ssh_nodes(ev: ReferenceEvaluator, alias: Alias, src: Node | None = None) ->
         return [n for n in ev.inventory if owner and n.owner == owner]
     if isinstance(alias, UserRef | GroupRef | TagRef | AutoGroupRef):
         return ev.nodes_of(alias)
-    network = _literal_network(ev, alias)
+    network = literal_network(ev, alias)
     if network is None:
         return []
     return [n for n in ev.inventory if any(ip in network for ip in n.ips
