@@ -205,7 +205,11 @@ def nft(policy: str, nodes_path: str, node_name: str, iface: str, as_json: bool)
     model, inventory = _load_or_exit(policy, nodes_path)
     (name,) = _select_nodes(inventory, (node_name,))
     netmap = compile_policy(model, inventory).netmaps[name]
-    ruleset = render_ruleset(netmap, iface)
+    diags = Diagnostics()
+    ruleset = render_ruleset(netmap, iface, diagnostics=diags)
+    if diags.has_errors:
+        _fail(diags)
+    _emit_diagnostics(diags)
     click.echo(json.dumps(ruleset, indent=2) if as_json else render_text(ruleset))
 
 

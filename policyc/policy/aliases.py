@@ -122,8 +122,7 @@ def _tag(text: str, span: Span, diags: Diagnostics, position: str) -> Alias | No
 def _autogroup(text: str, span: Span, diags: Diagnostics, position: str) -> Alias | None:
     if text not in KNOWN_AUTOGROUPS:
         guess = did_you_mean(text, KNOWN_AUTOGROUPS)
-        hint = f" (did you mean {guess!r}?)" if guess else ""
-        diags.error("E113", span, f"{position}: unknown autogroup {text!r}{hint}",
+        diags.error("E113", span, f"{position}: unknown autogroup {text!r}",
                     suggestion=guess)
         return None
     return AutoGroupRef(text, span)

@@ -78,9 +78,12 @@ class Reader:
                 out.setdefault(key, member.value)
                 continue
             guess = did_you_mean(key, known)
-            hint = f' (did you mean "{guess}"?)' if guess else ""
             self.diags.error(self.unknown_code, member.key.span,
-                             f'{what}: unknown field "{key}"{hint}', suggestion=guess)
+                             f'{what}: unknown field "{key}"', suggestion=guess)
+            if guess is not None and obj.get(guess) is None:
+                # Read a misspelt field as its likely meaning so that one typo
+                # (`tagowners`) does not cascade into errors everywhere it is used.
+                out.setdefault(guess, member.value)
         for name in required:
             if name not in out:
                 self.diags.error(self.missing_code, obj.span,

@@ -143,8 +143,7 @@ def _require(name: str, defined: Mapping[str, object], code: str, kind: str, ali
     if name in defined:
         return
     guess = did_you_mean(name, defined)
-    hint = f' (did you mean "{guess}"?)' if guess else ""
-    diags.error(code, alias.span, f'{kind} "{name}" is not defined{where}{hint}',
+    diags.error(code, alias.span, f'{kind} "{name}" is not defined{where}',
                 suggestion=guess)
 
 
@@ -197,8 +196,7 @@ def _check_postures(policy: Policy, diags: Diagnostics) -> None:
     for name, span in references:
         if name not in policy.postures:
             guess = did_you_mean(name, policy.postures)
-            hint = f' (did you mean "{guess}"?)' if guess else ""
-            diags.error("E126", span, f'posture "{name}" is not defined{hint}', suggestion=guess)
+            diags.error("E126", span, f'posture "{name}" is not defined', suggestion=guess)
 
 
 def _warn_unused(policy: Policy, used: list[Alias], diags: Diagnostics) -> None:
