@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
-from pathlib import Path
 
 import pytest
+from goldens import GOLDEN_ROOT, check_golden
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +20,7 @@ from policyc.enforcer.nftsets import (
 from policyc.policy.diagnostics import Diagnostics
 from policyc.policy.filtertypes import FilterRule, NetPortRange, NodeNetmap, PortRange
 
-GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden" / "nft"
+GOLDEN_DIR = GOLDEN_ROOT / "nft"
 NODE_V4, NODE_V6 = "100.64.0.10", "fd7a:115c:a1e0::a"
 TAILNET_SRCS = ("100.64.0.0-100.115.91.255", "100.115.94.0-100.127.255.255",
                 "fd7a:115c:a1e0::/48")
@@ -48,25 +47,13 @@ CASES: dict[str, tuple[NodeNetmap, tuple[str, ...]]] = {
 }
 
 
-def check_golden(name: str, actual: str) -> None:
-    """Compare with the golden file; POLICYC_UPDATE_GOLDENS=1 rewrites it."""
-    path = GOLDEN_DIR / name
-    if os.environ.get("POLICYC_UPDATE_GOLDENS") == "1":
-        path.write_text(actual)
-        return
-    expected = path.read_text() if path.exists() else None
-    if expected != actual:
-        path.with_name(path.name + ".actual").write_text(actual)
-        pytest.fail(f"{path} differs (wrote {path.name}.actual; "
-                    "POLICYC_UPDATE_GOLDENS=1 to accept)")
-
-
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_golden_json_and_text(case: str) -> None:
     nm, routes = CASES[case]
     ruleset = render_ruleset(nm, "wg0", routes=routes)
-    check_golden(f"{case}.nft.json", json.dumps(ruleset, indent=1, sort_keys=True) + "\n")
-    check_golden(f"{case}.nft", render_text(ruleset))
+    as_json = json.dumps(ruleset, indent=1, sort_keys=True) + "\n"
+    check_golden(GOLDEN_DIR / f"{case}.nft.json", as_json)
+    check_golden(GOLDEN_DIR / f"{case}.nft", render_text(ruleset))
 
 
 def test_rendering_is_deterministic_and_order_independent() -> None:
