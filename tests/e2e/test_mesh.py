@@ -19,7 +19,7 @@ from conftest import Tailnet
 from harness import Probe
 
 from policyc.enforcer import nft
-from policyc.policy.filtertypes import FilterRule, NodeNetmap
+from policyc.policy.filtertypes import FilterRule, NetPortRange, NodeNetmap, PortRange
 from policyc.policy.reference import ReferenceEvaluator
 
 pytestmark = [
@@ -235,3 +235,42 @@ def test_netmap_without_a_peer_removes_its_key(tailnet: Tailnet) -> None:
         tailnet.enforce(alice)
     assert harness.probe_all(tailnet.mesh, [Probe(alice, web, "tcp", 22)]) == {
         Probe(alice, web, "tcp", 22): True}
+
+
+def test_a_filter_that_fails_to_load_adds_no_peers_but_removes_stale_ones(
+        tailnet: Tailnet) -> None:
+    from policyc.enforcer.node import enforce
+
+    dave = tailnet.mesh["dave-laptop"]
+    old = tailnet.netmaps["dave-laptop"]
+    inventory = tailnet.mesh.inventory
+    db_key, staging_key = inventory.by_name["prod-db"].key, inventory.by_name["staging-api"].key
+    db_peer = next(p for p in tailnet.netmaps["prod-web-1"].peers if p.key == db_key)
+    broken = replace(
+        old,
+        peers=(*(p for p in old.peers if p.key != staging_key), db_peer),
+        packet_filter=(*old.packet_filter, FilterRule(("not-an-address",), (
+            NetPortRange(dave.ipv4, PortRange(22, 22)),))),
+    )
+    try:
+        result = enforce(broken, dave.iface, netns=dave.netns)
+        assert not result.ok and not result.filter_loaded
+        assert "N507" in {d.code for d in result.diagnostics}
+        peers = dave.wg_peers()
+        assert db_key not in peers  # access is never widened on a failed filter
+        assert staging_key not in peers  # but taking it away is always safe
+        expected_ruleset = nft.render_ruleset(old, dave.iface)
+        assert nft.check_drift(expected_ruleset, dave.netns).ok  # old filter in force
+    finally:
+        tailnet.enforce("dave-laptop")
+    assert staging_key in dave.wg_peers()
+
+
+def test_enforce_reports_a_missing_namespace_without_raising() -> None:
+    from policyc.enforcer.node import enforce
+
+    result = enforce(NodeNetmap("x", ("100.64.0.1",), (), ()), "pcwnosuch0",
+                     netns="pce-no-such-namespace")
+    assert not result.ok
+    assert "N508" in {d.code for d in result.diagnostics}
+    assert result.messages()
