@@ -224,7 +224,8 @@ def _judge_entry(ev: ReferenceEvaluator, test: PolicyTest, sources: list[IPAddre
             "T301", target.span,
             f'expected "{test.src_text}" to reach "{target.text}" ({traffic}), but '
             f"{len(denied)} of its {len(sources)} address(es) cannot",
-            notes=[f"no rule allows {traffic} from {src} to {dsts}" for src in denied])
+            notes=[f"no rule allows {traffic} from {_label(ev, src)} to {dsts}"
+                   for src in denied])
         return False
     if kind == "deny" and check.allowed:
         diags.error(
@@ -234,6 +235,12 @@ def _judge_entry(ev: ReferenceEvaluator, test: PolicyTest, sources: list[IPAddre
             notes=_allowing_notes(check))
         return False
     return True
+
+
+def _label(ev: ReferenceEvaluator, ip: IPAddress) -> str:
+    """An address with the node that holds it, e.g. `100.64.0.1 (laptop-a)`."""
+    node = ev.node_with_address(ip)
+    return f"{ip} ({node.name})" if node is not None else str(ip)
 
 
 def _allowing_notes(check: _EntryCheck) -> list[str]:
