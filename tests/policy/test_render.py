@@ -8,11 +8,10 @@ rewrites the goldens instead.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
+from goldens import GOLDEN_ROOT, check_golden
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,7 +29,7 @@ from policyc.policy.render import (
 )
 from policyc.policy.source import SourceFile
 
-GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden" / "diagnostics"
+GOLDEN_DIR = GOLDEN_ROOT / "diagnostics"
 
 POLICY = """{
   "groups": {
@@ -113,26 +112,10 @@ FORMATS: dict[str, Callable[[Diagnostics], str]] = {
 }
 
 
-def check_golden(name: str, actual: str) -> None:
-    golden = GOLDEN_DIR / name
-    stale = golden.with_name(golden.name + ".actual")
-    if os.environ.get("POLICYC_UPDATE_GOLDENS") == "1":
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_text(actual, encoding="utf-8")
-        stale.unlink(missing_ok=True)
-        return
-    expected = golden.read_text(encoding="utf-8") if golden.exists() else None
-    if expected != actual:
-        stale.write_text(actual, encoding="utf-8")
-        pytest.fail(f"{golden} differs (wrote {stale.name}); "
-                    "rerun with POLICYC_UPDATE_GOLDENS=1 to accept")
-    stale.unlink(missing_ok=True)
-
-
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("case", CASES)
 def test_golden(case: str, fmt: str) -> None:
-    check_golden(f"{case}.{fmt}.txt", FORMATS[fmt](CASES[case]()))
+    check_golden(GOLDEN_DIR / f"{case}.{fmt}.txt", FORMATS[fmt](CASES[case]()))
 
 
 def test_full_colour_only_on_request() -> None:
