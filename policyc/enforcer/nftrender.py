@@ -219,9 +219,10 @@ def render_ruleset(netmap: NodeNetmap, iface: str, *, routes: Sequence[str] = ()
     """The nftables JSON that enforces `netmap.packet_filter` on `iface`.
 
     `routes` are the subnet/exit routes this node serves (forward chain);
-    they default to the netmap's own `routes`. Malformed rule entries are reported to `diagnostics` (N507, N506
-    warnings) and left out; do not apply the result when errors were
-    reported. Deterministic: the same input gives byte-identical JSON.
+    they default to the netmap's own `routes`. Malformed rule entries are
+    reported to `diagnostics` (N507, N506 warnings) and left out; do not
+    apply the result when errors were reported. Deterministic: the same
+    input gives byte-identical JSON.
     """
     diags = diagnostics if diagnostics is not None else Diagnostics()
     routes = tuple(routes) or netmap.routes
