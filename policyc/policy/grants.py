@@ -166,7 +166,11 @@ class UnitCompiler:
             if isinstance(alias, Wildcard):
                 entries.extend(DstEntry("*", AddressSet.parse("*"), p) for p in ports)
             elif _is_autogroup(alias, INTERNET_GROUP):
-                internet = True  # reached through exit nodes, not a filter entry
+                # Delivered to exit nodes only (POLICY-FORMAT 5.3): the public
+                # Internet prefixes, which reduction keeps for approved exits.
+                internet = True
+                entries.extend(DstEntry(str(p), AddressSet.of_network(p), port)
+                               for p in INTERNET_PREFIXES for port in ports)
             else:
                 entries.extend(self._prefix_entries(self.r.alias(alias), ports))
         if not src_ips or not (entries or internet):

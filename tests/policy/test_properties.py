@@ -14,7 +14,6 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from strategies import INTERNET_PROBES, ROUTE_PROBES, load, policies, tailnets
@@ -135,10 +134,6 @@ def test_compiled_filters_match_the_reference(text: str, inventory: Inventory,
     assert not mismatches, "\n".join(mismatches[:10]) + "\n" + describe(text, inventory)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "compiler gives exit nodes no filter entry for Internet destinations "
-    "(grants.py: 'reached through exit nodes, not a filter entry'); POLICY-FORMAT "
-    "§5.3 and §9 Ex 7 deliver them to the exit node"))
 @settings(PROPERTY_SETTINGS, phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(text=policies(), inventory=tailnets(with_exit=True), traffic=TRAFFIC_SAMPLE)
 def test_internet_through_exit_nodes_matches_the_reference(
