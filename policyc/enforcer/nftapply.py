@@ -57,6 +57,9 @@ class TableState:
 
     chains: dict[str, tuple[Any, ...]]
     sets: dict[str, tuple[tuple[str, ...], tuple[str, ...], frozenset[tuple[Any, ...]]]]
+    # maps: as sets, with the data type last in the key and the verdict
+    # (canonical JSON) last in each element
+    maps: dict[str, tuple[tuple[str, ...], tuple[str, ...], frozenset[tuple[Any, ...]]]]
     rules: dict[str, tuple[str, ...]]
     counters: frozenset[str]
 
@@ -107,9 +110,21 @@ def _element(elem: Any) -> tuple[Any, ...]:
     return tuple(_field(p) for p in parts)
 
 
+def _map_element(elem: Any) -> tuple[Any, ...]:
+    if isinstance(elem, dict) and "elem" in elem:
+        elem = elem["elem"]["val"]
+    key, data = elem
+    return (*_element(key), json.dumps(data, sort_keys=True))
+
+
+def _key_type(body: Json) -> list[str]:
+    return body["type"] if isinstance(body["type"], list) else [body["type"]]
+
+
 def _state(objects: list[Json]) -> TableState:
     chains: dict[str, tuple[Any, ...]] = {}
     sets: dict[str, Any] = {}
+    maps: dict[str, Any] = {}
     rules: dict[str, list[str]] = {}
     counters: set[str] = set()
     for obj in objects:
@@ -118,15 +133,18 @@ def _state(objects: list[Json]) -> TableState:
             chains[c["name"]] = tuple(c.get(k) for k in ("type", "hook", "prio", "policy"))
         elif "set" in obj:
             s = obj["set"]
-            key = s["type"] if isinstance(s["type"], list) else [s["type"]]
-            sets[s["name"]] = (tuple(key), tuple(s.get("flags", ())),
+            sets[s["name"]] = (tuple(_key_type(s)), tuple(s.get("flags", ())),
                                frozenset(_element(e) for e in s.get("elem", ())))
+        elif "map" in obj:
+            m = obj["map"]
+            maps[m["name"]] = ((*_key_type(m), f": {m['map']}"), tuple(m.get("flags", ())),
+                               frozenset(_map_element(e) for e in m.get("elem", ())))
         elif "rule" in obj:
             r = obj["rule"]
             rules.setdefault(r["chain"], []).append(json.dumps(r["expr"], sort_keys=True))
         elif "counter" in obj:
             counters.add(obj["counter"]["name"])
-    return TableState(chains, sets, {k: tuple(v) for k, v in rules.items()},
+    return TableState(chains, sets, maps, {k: tuple(v) for k, v in rules.items()},
                       frozenset(counters))
 
 
@@ -144,7 +162,8 @@ def compare_states(expected: TableState, observed: TableState) -> tuple[str, ...
     """Human-readable differences, empty when the tables match."""
     out: list[str] = []
     for kind, want, have in (("chain", expected.chains, observed.chains),
-                             ("set", expected.sets, observed.sets)):
+                             ("set", expected.sets, observed.sets),
+                             ("map", expected.maps, observed.maps)):
         for name in sorted(want.keys() | have.keys()):
             if name not in have:
                 out.append(f"{kind} {name} is missing")
@@ -164,9 +183,9 @@ def compare_states(expected: TableState, observed: TableState) -> tuple[str, ...
 
 
 def _describe_change(kind: str, name: str, want: Any, have: Any) -> str:
-    if kind == "set" and want[:2] == have[:2]:
+    if kind in ("set", "map") and want[:2] == have[:2]:
         added, removed = len(have[2] - want[2]), len(want[2] - have[2])
-        return f"set {name}: {added} element(s) added, {removed} removed"
+        return f"{kind} {name}: {added} element(s) added, {removed} removed"
     return f"{kind} {name} changed: expected {want!r}, found {have!r}"
 
 
@@ -178,8 +197,9 @@ def _first_difference(want: tuple[str, ...], have: tuple[str, ...]) -> str:
 
 
 def element_count(ruleset: Json) -> int:
-    return sum(len(c["add"]["set"].get("elem", ())) for c in ruleset["nftables"]
-               if "set" in c.get("add", {}))
+    """Elements of all sets and maps in a rendered ruleset."""
+    return sum(len(body.get("elem", ())) for c in ruleset["nftables"]
+               for kind, body in c.get("add", {}).items() if kind in ("set", "map"))
 
 
 # --- kernel access ----------------------------------------------------------------

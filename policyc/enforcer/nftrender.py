@@ -1,17 +1,24 @@
 """NodeNetmap -> the nftables JSON of table `inet policyc` (pure, deterministic).
 
-Layout (see docs/enforcement.md):
+Layout (see docs/enforcement.md): a two-stage lookup. Sources are grouped
+into classes (nftsets); a verdict map per direction and family sends each
+source interval to its class chain, whose sets are keyed without the source.
 
     table inet policyc
-      set in4_ports  ipv4_addr . ipv4_addr . inet_proto . inet_service  (interval)
-      set in4_proto  ipv4_addr . ipv4_addr . inet_proto                  (interval)
-      set in6_ports / in6_proto, fwd4_* / fwd6_* likewise
       counter in_dropped, fwd_dropped
+      map in_src4   ipv4_addr : verdict (interval)   source -> jump in4_cN
+      set in4_cN_ports  ipv4_addr . inet_proto . inet_service  (interval)
+      set in4_cN_proto  ipv4_addr . inet_proto                 (interval)
+      in_src6 / in6_cN_*, fwd_src4 / fwd4_cN_*, fwd_src6 / fwd6_cN_* likewise
       chain input   (hook input)   iifname IFACE jump mesh_in
       chain forward (hook forward) iifname IFACE jump mesh_fwd; oifname IFACE <pickup reject>
       chain output  (hook output)  oifname IFACE <pickup reject>
       chain mesh_in / mesh_fwd: established accept, [ND], invalid drop,
-            set lookups accept (marking the conntrack entry), log, count, drop
+            ip saddr vmap @in_src4, ip6 saddr vmap @in_src6, log, count, drop
+      chain in4_cN: set lookups accept (marking the conntrack entry)
+
+A class chain is entered with `jump`, so a packet that matches none of its
+lookups returns to mesh_in and is logged, counted and dropped there.
 
 The expressions are written in the exact form `nft -j list` prints them, so
 a read-back compares equal rule by rule (see nftapply).
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from policyc.enforcer.nftsets import (
@@ -92,7 +100,7 @@ def _port(iv: Iv) -> Any:
 
 
 def _set(name: str, fam: int, with_port: bool, elems: list[Json]) -> Json:
-    key = [_ADDR_TYPE[fam], _ADDR_TYPE[fam], "inet_proto"]
+    key = [_ADDR_TYPE[fam], "inet_proto"]
     if with_port:
         key.append("inet_service")
     body = _obj(name=name, type=key, flags=["interval"])
@@ -101,12 +109,46 @@ def _set(name: str, fam: int, with_port: bool, elems: list[Json]) -> Json:
     return {"add": {"set": body}}
 
 
-def _family_sets(prefix: str, fam: int, sets: FamilySets) -> list[Json]:
-    ports = [{"concat": [_addr(fam, s), _addr(fam, d), p, _port(r)]}
-             for s, d, p, r in sets.ports]
-    protos = [{"concat": [_addr(fam, s), _addr(fam, d), p]} for s, d, p in sets.protocols]
-    return [_set(f"{prefix}{fam}_ports", fam, True, ports),
-            _set(f"{prefix}{fam}_proto", fam, False, protos)]
+def _source_map(name: str, fam: int, sets: FamilySets, chains: list[str]) -> Json:
+    body = _obj(name=name, type=_ADDR_TYPE[fam], map="verdict", flags=["interval"])
+    if sets.sources:
+        body["elem"] = [[_addr(fam, iv), {"jump": {"target": chains[n]}}]
+                        for iv, n in sets.sources]
+    return {"add": {"map": body}}
+
+
+def source_map_name(prefix: str, fam: int) -> str:
+    return f"{prefix}_src{fam}"
+
+
+def class_chain_name(prefix: str, fam: int, number: int) -> str:
+    return f"{prefix}{fam}_c{number}"
+
+
+@dataclass
+class _Objects:
+    """Commands by kind, emitted in dependency order (chains before the map
+    elements that jump to them, sets and maps before the rules using them)."""
+
+    chains: list[Json] = field(default_factory=list)
+    sets: list[Json] = field(default_factory=list)
+    rules: list[Json] = field(default_factory=list)
+
+
+def _family_objects(out: _Objects, prefix: str, fam: int, sets: FamilySets) -> None:
+    """The source map, class chains and class sets of one direction and family."""
+    chains = [class_chain_name(prefix, fam, n) for n in range(len(sets.classes))]
+    out.sets.append(_source_map(source_map_name(prefix, fam), fam, sets, chains))
+    for chain, cls in zip(chains, sets.classes, strict=True):
+        out.chains.append(_regular_chain(chain))
+        if cls.ports:
+            out.sets.append(_set(f"{chain}_ports", fam, True, [
+                {"concat": [_addr(fam, d), p, _port(r)]} for d, p, r in cls.ports]))
+            out.rules.append(_rule(chain, *_lookup(fam, f"{chain}_ports", True)))
+        if cls.protocols:
+            out.sets.append(_set(f"{chain}_proto", fam, False, [
+                {"concat": [_addr(fam, d), p]} for d, p in cls.protocols]))
+            out.rules.append(_rule(chain, *_lookup(fam, f"{chain}_proto", False)))
 
 
 # --- chains ---------------------------------------------------------------------
@@ -117,8 +159,7 @@ def _rule(chain: str, *expr: Json) -> Json:
 
 
 def _lookup(fam: int, set_name: str, with_port: bool) -> list[Json]:
-    ip = _IP_PAYLOAD[fam]
-    key = [_payload(ip, "saddr"), _payload(ip, "daddr"), _meta("l4proto")]
+    key = [_payload(_IP_PAYLOAD[fam], "daddr"), _meta("l4proto")]
     guard: list[Json] = []
     if with_port:
         # th dport is only meaningful for port-bearing protocols.
@@ -143,8 +184,8 @@ def _mesh_chain(chain: str, prefix: str, counter: str, *, local: bool) -> list[J
             _match(_payload("ip6", "hoplimit"), 255), {"accept": None}))
     rules.append(_rule(chain, _match(_ct("state"), "invalid", "in"), {"drop": None}))
     for fam in (4, 6):
-        for with_port, suffix in ((True, "ports"), (False, "proto")):
-            rules.append(_rule(chain, *_lookup(fam, f"{prefix}{fam}_{suffix}", with_port)))
+        rules.append(_rule(chain, {"vmap": {"key": _payload(_IP_PAYLOAD[fam], "saddr"),
+                                            "data": f"@{source_map_name(prefix, fam)}"}}))
     rules.append(_rule(
         chain,
         {"limit": {"rate": LOG_RATE_PER_SECOND, "burst": LOG_BURST, "per": "second"}},
@@ -192,17 +233,17 @@ def render_filter(filt: ParsedFilter, iface: str, *, local: Sequence[str] = (),
     """
     local_set = address_set([*local, *routes])
     route_set = address_set(routes)
+    objects = _Objects()
+    for prefix, clip in (("in", local_set), ("fwd", route_set)):
+        for fam in (4, 6):
+            _family_objects(objects, prefix, fam, build_family_sets(filt, fam, clip.family(fam)))
     commands = _replace_table()
     commands.append({"add": {"counter": _obj(name="in_dropped")}})
     commands.append({"add": {"counter": _obj(name="fwd_dropped")}})
-    for fam in (4, 6):
-        commands += _family_sets("in", fam, build_family_sets(filt, fam, local_set.family(fam)))
-    for fam in (4, 6):
-        commands += _family_sets("fwd", fam,
-                                 build_family_sets(filt, fam, route_set.family(fam)))
     for name, hook in (("input", "input"), ("forward", "forward"), ("output", "output")):
         commands.append(_base_chain(name, hook))
     commands += [_regular_chain("mesh_in"), _regular_chain("mesh_fwd")]
+    commands += objects.chains + objects.sets
     commands.append(_rule("input", _match(_meta("iifname"), iface),
                           {"jump": {"target": "mesh_in"}}))
     commands.append(_rule("forward", _match(_meta("iifname"), iface),
@@ -211,6 +252,7 @@ def render_filter(filt: ParsedFilter, iface: str, *, local: Sequence[str] = (),
     commands.append(_pickup_reject("output", iface))
     commands += _mesh_chain("mesh_in", "in", "in_dropped", local=True)
     commands += _mesh_chain("mesh_fwd", "fwd", "fwd_dropped", local=False)
+    commands += objects.rules
     return {"nftables": commands}
 
 

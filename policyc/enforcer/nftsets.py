@@ -13,12 +13,24 @@ nftables sets and `filter_allows` follow:
 * Any other protocol: the rule must list it and the DstPorts entry must
   cover all ports (0-65535).
 
-Set algebra runs on sorted integer intervals. Elements are built as a
-canonical partition: a sweep over source addresses finds the segments on
-which the same rules are active, each segment's destinations are swept the
-same way, and port ranges are merged; adjacent segments with equal contents
-are merged. nft rejects overlapping elements in a concatenated interval set,
-and a partition is also the smallest set this decomposition can produce.
+Set algebra runs on sorted integer intervals. Elements are built in two
+stages, so a rule with S sources and P port ranges costs about S + P
+elements, not S x P:
+
+* Source classes: a sweep over source addresses splits each family into
+  atoms, maximal intervals on which the same rules' SrcIPs apply. Atoms
+  whose rules grant the same (destination, protocol, port) entries form one
+  class; adjacent atoms of one class merge. The source map sends each
+  interval to its class.
+* Per class: the union of its rules' entries, keyed without the source. A
+  sweep over destination addresses finds the segments on which the same
+  entries apply and merges their port ranges; adjacent segments with equal
+  contents are merged.
+
+nft rejects overlapping elements in a concatenated interval set, and a
+partition is also the smallest set this decomposition can produce. Classes
+are numbered in source-address order of their first interval, so the output
+does not depend on rule order.
 """
 
 from __future__ import annotations
@@ -80,15 +92,32 @@ class ParsedFilter:
 
 
 @dataclass(frozen=True, slots=True)
-class FamilySets:
-    """Elements of one family's two sets.
+class ClassSets:
+    """What the sources of one class may reach (keyed without the source).
 
-    `ports`: (src, dst, protocol, port range) for TCP/UDP/SCTP.
-    `protocols`: (src, dst, protocol) for the portless protocols.
+    `ports`: (dst, protocol, port range) for TCP/UDP/SCTP.
+    `protocols`: (dst, protocol) for the portless protocols.
     """
 
-    ports: tuple[tuple[Iv, Iv, int, Iv], ...]
-    protocols: tuple[tuple[Iv, Iv, int], ...]
+    ports: tuple[tuple[Iv, int, Iv], ...]
+    protocols: tuple[tuple[Iv, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FamilySets:
+    """One family's two-stage lookup.
+
+    `sources`: disjoint, sorted source intervals, each with the index of its
+    class in `classes`. Addresses in no interval match no rule.
+    """
+
+    sources: tuple[tuple[Iv, int], ...]
+    classes: tuple[ClassSets, ...]
+
+    @property
+    def element_count(self) -> int:
+        return len(self.sources) + sum(len(c.ports) + len(c.protocols)
+                                       for c in self.classes)
 
 
 # --- parsing ---------------------------------------------------------------
@@ -290,70 +319,82 @@ def _dst_port_boxes(boxes: Sequence[tuple[Iv, Iv]]) -> tuple[tuple[Iv, Iv], ...]
     return tuple((dst, ports) for dst, port_list in segments for ports in port_list)
 
 
-def _partition(src_by_rule: Sequence[tuple[Iv, ...]],
-               boxes_by_rule: Sequence[tuple[tuple[Iv, Iv], ...]]
-               ) -> list[tuple[Iv, Iv, Iv]]:
-    """Disjoint (src, dst, ports) boxes covering the union over rules."""
-    def boxes_of(active: frozenset[int]) -> tuple[tuple[Iv, Iv], ...]:
-        return _dst_port_boxes([b for r in sorted(active) for b in boxes_by_rule[r]])
-
-    entries = ((lo, hi, r) for r, ivs in enumerate(src_by_rule) if boxes_by_rule[r]
-               for lo, hi in ivs)
-    return [(src, dst, ports) for src, boxes in sweep(entries, boxes_of)
-            for dst, ports in boxes]
-
-
-def _boxes_for(filt: ParsedFilter, fam: int, proto: int, restrict: tuple[Iv, ...] | None
-               ) -> tuple[list[tuple[Iv, ...]], list[tuple[tuple[Iv, Iv], ...]]]:
-    """Per rule: its sources and the (dst, ports) boxes that admit `proto`."""
+def _rule_boxes(filt: ParsedFilter, fam: int, proto: int, restrict: tuple[Iv, ...] | None
+                ) -> list[tuple[tuple[Iv, Iv], ...]]:
+    """Per rule (by index): the (dst, ports) boxes in which it admits `proto`."""
     icmp = proto == ICMP_OF_FAMILY[fam]
-    sources: list[tuple[Iv, ...]] = []
     boxes: list[tuple[tuple[Iv, Iv], ...]] = []
     for rule in filt.rules:
-        if not icmp and proto not in rule.protocols:
-            continue
         rule_boxes: list[tuple[Iv, Iv]] = []
-        for target in rule.dsts:
-            if proto in PORT_PROTOCOLS:
-                ports = target.ports
-            elif icmp or target.ports == ALL_PORTS:
-                ports = ALL_PORTS
-            else:
-                continue
-            dst = target.addrs.family(fam)
-            if restrict is not None:
-                dst = intersect_intervals(dst, restrict)
-            rule_boxes.extend((d, ports) for d in dst)
-        sources.append(rule.src.family(fam))
+        if icmp or proto in rule.protocols:
+            for target in rule.dsts:
+                if proto in PORT_PROTOCOLS:
+                    ports = target.ports
+                elif icmp or target.ports == ALL_PORTS:
+                    ports = ALL_PORTS
+                else:
+                    continue
+                dst = target.addrs.family(fam)
+                if restrict is not None:
+                    dst = intersect_intervals(dst, restrict)
+                rule_boxes.extend((d, ports) for d in dst)
         boxes.append(tuple(rule_boxes))
-    return sources, boxes
+    return boxes
 
 
 def build_family_sets(filt: ParsedFilter, fam: int,
                       restrict: tuple[Iv, ...] | None = None) -> FamilySets:
-    """The elements of one family's sets; destinations clipped to `restrict`."""
+    """One family's source classes and their entries; destinations clipped to `restrict`."""
     protocols = {p for rule in filt.rules for p in rule.protocols}
     if filt.rules:
         protocols.add(ICMP_OF_FAMILY[fam])
     protocols.discard(FOREIGN_ICMP[fam])
-    port_elems: list[tuple[Iv, Iv, int, Iv]] = []
-    proto_elems: list[tuple[Iv, Iv, int]] = []
-    for proto in sorted(protocols):
-        boxes = _partition(*_boxes_for(filt, fam, proto, restrict))
-        if proto in PORT_PROTOCOLS:
-            port_elems.extend((s, d, proto, p) for s, d, p in boxes)
+    by_proto = [(proto, _rule_boxes(filt, fam, proto, restrict))
+                for proto in sorted(protocols)]
+
+    def class_of(active: frozenset[int]) -> tuple[ClassSets, ...]:
+        rules = sorted(active)
+        ports: list[tuple[Iv, int, Iv]] = []
+        portless: list[tuple[Iv, int]] = []
+        for proto, boxes_by_rule in by_proto:
+            boxes = [b for r in rules for b in boxes_by_rule[r]]
+            if not boxes:
+                continue
+            if proto in PORT_PROTOCOLS:
+                ports.extend((d, proto, p) for d, p in _dst_port_boxes(boxes))
+            else:
+                portless.extend((d, proto) for d, _ in _dst_port_boxes(boxes))
+        if not ports and not portless:
+            return ()
+        return (ClassSets(tuple(ports), tuple(portless)),)
+
+    useful = [r for r in range(len(filt.rules)) if any(b[r] for _, b in by_proto)]
+    entries = ((lo, hi, r) for r in useful for lo, hi in filt.rules[r].src.family(fam))
+    numbering: dict[ClassSets, int] = {}
+    by_identity: dict[int, int] = {}  # sweep reuses one object per active rule set
+    sources: list[tuple[Iv, int]] = []
+    for iv, contents in sweep(entries, class_of):
+        number = by_identity.get(id(contents))
+        if number is None:
+            number = by_identity[id(contents)] = numbering.setdefault(
+                contents[0], len(numbering))
+        if sources and sources[-1][1] == number and sources[-1][0][1] == iv[0] - 1:
+            sources[-1] = ((sources[-1][0][0], iv[1]), number)
         else:
-            proto_elems.extend((s, d, proto) for s, d, _ in boxes)
-    return FamilySets(tuple(port_elems), tuple(proto_elems))
+            sources.append((iv, number))
+    return FamilySets(tuple(sources), tuple(numbering))
 
 
 def sets_allow(sets: FamilySets, src: int, dst: int, proto: int, dport: int = 0) -> bool:
-    """What the nft lookups decide for a packet: the test oracle for the sets."""
+    """What the two nft lookups decide for a packet: the test oracle for the sets."""
     def inside(iv: Iv, x: int) -> bool:
         return iv[0] <= x <= iv[1]
 
+    number = next((n for iv, n in sets.sources if inside(iv, src)), None)
+    if number is None:
+        return False
+    cls = sets.classes[number]
     if proto in PORT_PROTOCOLS:
-        return any(p == proto and inside(s, src) and inside(d, dst) and inside(r, dport)
-                   for s, d, p, r in sets.ports)
-    return any(p == proto and inside(s, src) and inside(d, dst)
-               for s, d, p in sets.protocols)
+        return any(p == proto and inside(d, dst) and inside(r, dport)
+                   for d, p, r in cls.ports)
+    return any(p == proto and inside(d, dst) for d, p in cls.protocols)

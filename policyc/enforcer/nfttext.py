@@ -24,6 +24,8 @@ def render_text(ruleset: Json) -> str:
             lines += [f"{_INDENT}counter {command['counter']['name']} {{", f"{_INDENT}}}"]
         elif "set" in command:
             lines += _set_lines(command["set"])
+        elif "map" in command:
+            lines += _map_lines(command["map"])
     chains = [c["chain"] for c in commands if "chain" in c]
     rules = [c["rule"] for c in commands if "rule" in c]
     for chain in chains:
@@ -37,6 +39,19 @@ def _set_lines(body: Json) -> list[str]:
              f"{_INDENT * 2}type {' . '.join(body['type'])}",
              f"{_INDENT * 2}flags {', '.join(body['flags'])}"]
     elems = [_value(e) for e in body.get("elem", ())]
+    if elems:
+        lines.append(f"{_INDENT * 2}elements = {{ {elems[0]},")
+        lines += [f"{_INDENT * 3}     {e}," for e in elems[1:]]
+        lines[-1] = lines[-1][:-1] + " }"
+    lines.append(f"{_INDENT}}}")
+    return lines
+
+
+def _map_lines(body: Json) -> list[str]:
+    lines = [f"{_INDENT}map {body['name']} {{",
+             f"{_INDENT * 2}type {body['type']} : {body['map']}",
+             f"{_INDENT * 2}flags {', '.join(body['flags'])}"]
+    elems = [f"{_value(key)} : {_statement(verdict)}" for key, verdict in body.get("elem", ())]
     if elems:
         lines.append(f"{_INDENT * 2}elements = {{ {elems[0]},")
         lines += [f"{_INDENT * 3}     {e}," for e in elems[1:]]
@@ -114,6 +129,8 @@ def _statement(expr: Json) -> str:
         return str(kind)
     if kind == "jump":
         return f"jump {arg['target']}"
+    if kind == "vmap":
+        return f"{_operand(arg['key'])} vmap {arg['data']}"
     if kind == "counter":
         return f'counter name "{arg}"'
     if kind == "limit":

@@ -256,9 +256,13 @@ OTHER_TABLE = """table inet other {
 
 
 @pytest.mark.parametrize("tamper", [
-    "add element inet policyc in4_ports { 100.64.0.99 . 100.64.0.10 . 6 . 1-65535 }",
-    "delete element inet policyc in4_ports { 100.64.0.20 . 100.64.0.10 . 6 . 22 }",
+    "add element inet policyc in4_c0_ports { 100.64.0.11 . 6 . 1-65535 }",
+    "delete element inet policyc in4_c0_ports { 100.64.0.10 . 6 . 22 }",
+    "add element inet policyc in_src4 { 100.64.0.99 : jump in4_c0 }",
+    "delete element inet policyc in_src4 { 100.64.0.20 }",
     "add rule inet policyc mesh_in accept",
+    "add rule inet policyc in4_c0 accept",
+    "flush chain inet policyc in6_c0",
     "flush chain inet policyc mesh_in",
     "chain inet policyc input { policy drop; }",
     "delete table inet policyc",
@@ -344,3 +348,53 @@ def test_without_revocation_an_established_flow_outlives_the_new_filter(pair: Pa
         ssh.close()
     finally:
         server.close()
+
+
+def test_each_source_class_reaches_only_its_own_entries(pair: Pair) -> None:
+    # PEER* may reach 22; OTHER* may reach 22 and 23: two classes per family.
+    classes = netmap(FilterRule((PEER4, OTHER4, PEER6, OTHER6),
+                                (dst(NODE4, 22, 22), dst(NODE6, 22, 22)), (6,)),
+                     FilterRule((OTHER4, OTHER6), (dst(NODE4, 23, 23), dst(NODE6, 23, 23)),
+                                (6,)))
+    ruleset = render_ruleset(classes, IFACE)
+    assert sum(1 for c in ruleset["nftables"]
+               if c.get("add", {}).get("chain", {}).get("name", "").startswith(("in4_c", "in6_c"))) == 4
+    applied(ruleset, pair.node)
+    server = Server(pair.node, (22, 23))
+    try:
+        for src, target, port, admitted in (
+                (PEER4, NODE4, 22, True), (PEER4, NODE4, 23, False),
+                (OTHER4, NODE4, 22, True), (OTHER4, NODE4, 23, True),
+                (PEER6, NODE6, 22, True), (PEER6, NODE6, 23, False),
+                (OTHER6, NODE6, 22, True), (OTHER6, NODE6, 23, True)):
+            sock = connect(pair.peer, src, target, port)
+            assert (sock is not None) == admitted, (src, port)
+            if sock is not None:
+                sock.close()
+    finally:
+        server.close()
+
+
+def test_many_sources_times_many_port_ranges_load_as_their_sum(pair: Pair) -> None:
+    # 5,000 source /31s x 1,000 port ranges: 5,000,000 elements as a product,
+    # about 6,000 with the source classes. PEER4 is the last source and the
+    # last range holds port 22 (20-29).
+    sources = (*(f"100.66.{i // 64}.{4 * (i % 64)}/31" for i in range(4999)), PEER4)
+    ranges = tuple(dst(NODE4, 1000 + 20 * i, 1009 + 20 * i) for i in range(999))
+    big = netmap(FilterRule(sources, (*ranges, dst(NODE4, 20, 29)), (6,)))
+    ruleset = render_ruleset(big, IFACE)
+    result = apply_ruleset(ruleset, netns=pair.node)
+    assert result.ok and result.verified, [str(d) for d in result.diagnostics]
+    assert result.elements == 5000 + 1000 + 1
+    server = Server(pair.node, (22, 30))
+    try:
+        sock = connect(pair.peer, PEER4, NODE4, 22)
+        assert sock is not None
+        sock.close()
+        assert connect(pair.peer, PEER4, NODE4, 30) is None
+        assert connect(pair.peer, OTHER4, NODE4, 22) is None
+        assert pings(pair.peer, PEER4, NODE4)
+        assert not pings(pair.peer, OTHER4, NODE4)
+    finally:
+        server.close()
+    assert check_drift(ruleset, pair.node).ok
