@@ -219,16 +219,25 @@ def nft(policy: str, nodes_path: str, node_name: str, iface: str, as_json: bool)
 @click.option("--node", "node_name", required=True)
 @click.option("--iface", required=True, help="The node's WireGuard mesh interface.")
 @click.option("--netns", default=None, help="Network namespace the interface lives in.")
+@click.option("--private-key-file", type=click.Path(dir_okay=False, exists=True),
+              default=None, help="Set the interface's WireGuard private key from this file.")
+@click.option("--listen-port", type=click.IntRange(1, 65535), default=None,
+              help="Set the interface's WireGuard listen port.")
 def enforce(policy: str, nodes_path: str, node_name: str, iface: str,
-            netns: str | None) -> None:
-    """Apply NODE's packet filter and WireGuard peers on IFACE."""
+            netns: str | None, private_key_file: str | None, listen_port: int | None) -> None:
+    """Apply NODE's packet filter and WireGuard peers on IFACE.
+
+    The filter is loaded first (fail closed), then peers are set to exactly
+    the netmap's, then flows the new filter no longer allows are cut.
+    """
     from policyc.enforcer.node import enforce as run_enforce
     from policyc.policy.compiler import compile_policy
 
     model, inventory = _load_or_exit(policy, nodes_path)
     (name,) = _select_nodes(inventory, (node_name,))
     netmap = compile_policy(model, inventory).netmaps[name]
-    result = run_enforce(netmap, iface, netns=netns)
+    result = run_enforce(netmap, iface, netns=netns, private_key_file=private_key_file,
+                         listen_port=listen_port)
     for line in result.messages():
         click.echo(line, err=not result.ok)
     sys.exit(EXIT_OK if result.ok else EXIT_FAIL)

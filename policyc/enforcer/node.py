@@ -21,9 +21,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from policyc.enforcer import nft
+from policyc.enforcer.netns import interface_exists, netns_exists
 from policyc.enforcer.wireguard import WgResult, apply_peers, configure_interface
-from policyc.policy.diagnostics import Diagnostic, Severity
+from policyc.policy.diagnostics import Diagnostic, Diagnostics, Severity
 from policyc.policy.filtertypes import NodeNetmap
+from policyc.policy.source import NO_SPAN
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +49,19 @@ def enforce(netmap: NodeNetmap, iface: str, *, netns: str | None = None,
             routes: Sequence[str] = ()) -> EnforceResult:
     """Apply `netmap` on `iface` (in `netns`); never raises for bad input or state.
 
-    `routes` are the subnet routes this node serves, so the filter also
-    covers traffic it forwards. The private key, if given, is loaded from
+    `routes` are the routes this node serves (default: `netmap.routes`), so
+    the filter also covers traffic it forwards. The private key, if given, is loaded from
     its file; its bytes never pass through policyc.
     """
-    diagnostics: list[Diagnostic] = []
+    diagnostics: list[Diagnostic] = list(_preflight(iface, netns))
+    if diagnostics:
+        # No such namespace or interface: touch nothing, the running ruleset stays.
+        return EnforceResult(False, False, WgResult(False), 0, tuple(diagnostics))
     interface = configure_interface(iface, netns=netns, private_key_file=private_key_file,
                                     listen_port=listen_port)
     diagnostics.extend(interface.diagnostics)
+    if not interface.ok:
+        return EnforceResult(False, False, WgResult(False), 0, tuple(diagnostics))
     # Revocation waits until the peers are settled (step 3), hence revoke=False.
     loaded = nft.enforce_netmap(netmap, iface, routes=tuple(routes), netns=netns, revoke=False)
     diagnostics.extend(loaded.diagnostics)
@@ -67,3 +74,15 @@ def enforce(netmap: NodeNetmap, iface: str, *, netns: str | None = None,
         revoked = len(revocation.revoked)
     ok = not any(d.severity is Severity.ERROR for d in diagnostics)
     return EnforceResult(ok, loaded.ok, peers, revoked, tuple(diagnostics))
+
+
+def _preflight(iface: str, netns: str | None) -> Diagnostics:
+    """Errors that must stop enforcement before anything is changed."""
+    diags = Diagnostics()
+    if netns is not None and not netns_exists(netns):
+        diags.error("N508", NO_SPAN, f"network namespace {netns!r} does not exist")
+    elif not interface_exists(iface, netns):
+        where = f" in namespace {netns!r}" if netns else ""
+        diags.error("N503", NO_SPAN, f"interface {iface!r} does not exist{where}; "
+                    "nothing was changed")
+    return diags

@@ -1,0 +1,74 @@
+"""`policyc enforce` as an operator runs it: a subprocess against real interfaces."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import harness
+import pytest
+from conftest import SAMPLES, load_inventory
+
+from policyc.policy.nodes import Inventory
+
+pytestmark = [
+    pytest.mark.privileged,
+    pytest.mark.skipif(harness.requirements_missing() is not None,
+                       reason=str(harness.requirements_missing())),
+]
+
+NAMES = ("alice-laptop", "prod-db", "frank-laptop")
+
+
+def inventory_json(inventory: Inventory) -> str:
+    return json.dumps({"nodes": [
+        {"name": n.name, "user": n.user, "tags": list(n.tags), "ips": [str(ip) for ip in n.ips],
+         "key": n.key, "routes": [str(r) for r in n.routes], "exit_node": n.exit_node,
+         "endpoint": n.endpoint}
+        for n in inventory
+    ]})
+
+
+@pytest.fixture(scope="module")
+def mesh() -> Iterator[harness.Mesh]:
+    with harness.Mesh.build(load_inventory(), NAMES) as built:
+        yield built
+
+
+def policyc(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "policyc.cli", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def table(node: harness.MeshNode) -> str:
+    return node.run(["nft", "list", "table", "inet", "policyc"]).stdout
+
+
+def test_enforce_loads_filter_and_exactly_the_visible_peers(
+        mesh: harness.Mesh, tmp_path: Path) -> None:
+    nodes = tmp_path / "nodes.json"
+    nodes.write_text(inventory_json(mesh.inventory))
+    db = mesh["prod-db"]
+    done = policyc("enforce", str(SAMPLES / "policy.hujson"), "--nodes", str(nodes),
+                   "--node", "prod-db", "--iface", db.iface, "--netns", db.netns)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "table inet policyc" in table(db)
+    # Developers reach the database, marketing never does: only alice's key is there.
+    assert db.wg_peers() == {mesh["alice-laptop"].public_key}
+
+
+def test_enforce_on_a_missing_interface_fails_and_keeps_the_ruleset(
+        mesh: harness.Mesh, tmp_path: Path) -> None:
+    nodes = tmp_path / "nodes.json"
+    nodes.write_text(inventory_json(mesh.inventory))
+    db = mesh["prod-db"]
+    before = table(db)
+    done = policyc("enforce", str(SAMPLES / "policy.hujson"), "--nodes", str(nodes),
+                   "--node", "prod-db", "--iface", "pcnope0", "--netns", db.netns)
+    assert done.returncode == 1
+    assert "N503" in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert table(db) == before
