@@ -1,10 +1,12 @@
 """Benchmark: render + apply a large nftables ruleset, then a one-rule change.
 
-Workload: 10,000 distinct source prefixes allowed to tcp/22 and one source
-allowed to 1,000 disjoint port ranges, on one node. Needs root; runs in a
-network namespace it creates and deletes. Prints a table.
+Workload (the S x P case from the issue, at full size): one FilterRule with
+10,000 disjoint source prefixes allowed to 1,000 disjoint tcp port ranges on
+one node, plus a second rule (one admin source to tcp/22 and udp/53). The
+one-rule change shifts the big rule's 1,000 ranges by a port. Needs root;
+runs in a network namespace it creates and deletes. Prints a table.
 
-    python3 benchmarks/bench_nft.py [--repeat N]
+    python3 benchmarks/bench_nft.py [--repeat N] [--prefixes 10000] [--ranges 1000]
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from policyc.enforcer.nft import apply_ruleset, check_drift, render_ruleset
 from policyc.enforcer.nftapply import element_count
@@ -29,16 +31,17 @@ IFACE = "wg0"
 T = TypeVar("T")
 
 
-def workload(port_shift: int = 0) -> NodeNetmap:
+def workload(prefixes: int, ranges: int, port_shift: int = 0) -> NodeNetmap:
     base = int(ipaddress.IPv4Address("100.65.0.0"))
-    # Every other /32, so no two sources merge into one prefix.
-    sources = tuple(str(ipaddress.IPv4Address(base + 2 * i)) for i in range(10_000))
-    ssh = FilterRule(sources, (NetPortRange(NODE, PortRange(22, 22)),), (6,))
-    ranges = tuple(NetPortRange(NODE, PortRange(1000 + 10 * i + port_shift,
-                                                1004 + 10 * i + port_shift))
-                   for i in range(1_000))
-    app = FilterRule(("100.64.0.20",), ranges, (6,))
-    return NodeNetmap("bench", (NODE,), (), (ssh, app))
+    # Disjoint, non-adjacent /31s, so no two sources merge into one prefix.
+    sources = tuple(f"{ipaddress.IPv4Address(base + 4 * i)}/31" for i in range(prefixes))
+    ports = tuple(NetPortRange(NODE, PortRange(1000 + 20 * i + port_shift,
+                                               1009 + 20 * i + port_shift))
+                  for i in range(ranges))
+    big = FilterRule(sources, ports, (6,))
+    admin = FilterRule(("100.64.0.20",), (NetPortRange(NODE, PortRange(22, 22)),
+                                          NetPortRange(NODE, PortRange(53, 53))), (6, 17))
+    return NodeNetmap("bench", (NODE,), (), (big, admin))
 
 
 def timed(fn: Callable[[], T]) -> tuple[float, T]:
@@ -50,6 +53,8 @@ def timed(fn: Callable[[], T]) -> tuple[float, T]:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--prefixes", type=int, default=10_000)
+    parser.add_argument("--ranges", type=int, default=1_000)
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench_nft: needs root (network namespace + nftables); skipped")
@@ -57,39 +62,50 @@ def main() -> int:
     netns = f"pc-bench-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", netns], check=True)
     try:
-        return run(netns, args.repeat)
+        return run(netns, args.repeat, args.prefixes, args.ranges)
     finally:
         subprocess.run(["ip", "netns", "del", netns], check=False)
 
 
-def run(netns: str, repeat: int) -> int:
+def layout(ruleset: dict[str, Any]) -> str:
+    """Element counts per set/map, largest first."""
+    sizes = sorted(((len(body.get("elem", ())), body["name"]) for c in ruleset["nftables"]
+                    for kind, body in c.get("add", {}).items() if kind in ("set", "map")),
+                   reverse=True)
+    return ", ".join(f"{name} {count}" for count, name in sizes if count)
+
+
+def run(netns: str, repeat: int, prefixes: int, ranges: int) -> int:
+    size = f"{prefixes // 1000}k srcs x {ranges // 1000 or ranges}{'k' if ranges >= 1000 else ''}"
     rows: dict[str, list[float]] = {k: [] for k in (
-        "render (10k srcs + 1k port ranges)", "apply + verify, no table yet",
+        f"render ({size} port ranges)", "apply + verify, no table yet",
         "render one-rule change", "apply + verify, one-rule change (whole table)",
         "check_drift (read back + compare)")}
-    elements = 0
+    names = list(rows)
+    first: dict[str, Any] = {}
     for index in range(repeat):
         subprocess.run(["ip", "netns", "exec", netns, "nft", "delete", "table", "inet",
                         "policyc"], check=False, capture_output=True)
-        seconds, first = timed(lambda: render_ruleset(workload(), IFACE))
-        rows["render (10k srcs + 1k port ranges)"].append(seconds)
-        elements = element_count(first)
+        seconds, first = timed(functools.partial(render_ruleset,
+                                                 workload(prefixes, ranges), IFACE))
+        rows[names[0]].append(seconds)
         result = apply_ruleset(first, netns=netns)
         assert result.ok, [str(d) for d in result.diagnostics]
-        rows["apply + verify, no table yet"].append(result.seconds)
-        shifted = workload(1 + index % 3)
+        rows[names[1]].append(result.seconds)
+        shifted = workload(prefixes, ranges, 1 + index % 3)
         seconds, changed = timed(functools.partial(render_ruleset, shifted, IFACE))
-        rows["render one-rule change"].append(seconds)
+        rows[names[2]].append(seconds)
         result = apply_ruleset(changed, netns=netns)
         assert result.ok, [str(d) for d in result.diagnostics]
-        rows["apply + verify, one-rule change (whole table)"].append(result.seconds)
+        rows[names[3]].append(result.seconds)
         seconds, report = timed(functools.partial(check_drift, changed, netns))
         assert report.ok
-        rows["check_drift (read back + compare)"].append(seconds)
-    print(f"nftables apply benchmark: {elements} set elements, {repeat} runs, "
-          f"python {sys.version.split()[0]}")
+        rows[names[4]].append(seconds)
+    print(f"nftables apply benchmark: {prefixes} source prefixes x {ranges} port ranges "
+          f"-> {element_count(first)} elements ({layout(first)}); {repeat} runs, "
+          f"python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.1f}")
     print(f"| {'step':<48} | {'median ms':>9} | {'min ms':>8} |")
-    print(f"|{'-' * 50}|{'-' * 11}|{'-' * 10}|")
+    print(f"|{'-' * 50}|{'-' * 10}:|{'-' * 9}:|")
     for name, values in rows.items():
         print(f"| {name:<48} | {statistics.median(values) * 1000:>9.1f} | "
               f"{min(values) * 1000:>8.1f} |")
