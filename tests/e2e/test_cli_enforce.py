@@ -72,3 +72,21 @@ def test_enforce_on_a_missing_interface_fails_and_keeps_the_ruleset(
     assert "N503" in done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     assert table(db) == before
+
+
+def test_enforce_without_net_admin_is_refused_and_keeps_the_ruleset(
+        mesh: harness.Mesh, tmp_path: Path) -> None:
+    """Root without CAP_NET_ADMIN (as in a locked-down container) gets N504."""
+    nodes = tmp_path / "nodes.json"
+    nodes.write_text(inventory_json(mesh.inventory))
+    db = mesh["prod-db"]
+    before = table(db)
+    done = subprocess.run(
+        ["setpriv", "--bounding-set=-net_admin", sys.executable, "-m", "policyc.cli",
+         "enforce", str(SAMPLES / "policy.hujson"), "--nodes", str(nodes),
+         "--node", "prod-db", "--iface", db.iface, "--netns", db.netns],
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "N504" in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert table(db) == before
