@@ -43,7 +43,6 @@ def build_acl(r: Reader, value: JValue) -> AclRule | None:
     obj = r.obj(value, "acl rule")
     if obj is None:
         return None
-    errors = len(r.diags.errors)
     f = r.fields(obj, "acl rule", ACL_FIELDS)
     # `users`/`ports` are Tailscale's original names for `src`/`dst`.
     src, dst = f.get("src", f.get("users")), f.get("dst", f.get("ports"))
@@ -56,8 +55,8 @@ def build_acl(r: Reader, value: JValue) -> AclRule | None:
     sources = r.aliases(src, "src") if src is not None else ()
     destinations = _acl_destinations(r, dst) if dst is not None else ()
     protocols = _acl_protocols(r, f.get("proto"), destinations)
-    if len(r.diags.errors) > errors:
-        return None
+    # A rule with errors is still returned (its good parts) so that validation
+    # can report undefined names in it too; the policy as a whole is rejected.
     return AclRule("accept", sources, destinations, protocols,
                    r.names(f.get("srcPosture"), "srcPosture"), obj.span)
 
@@ -98,11 +97,8 @@ def build_grant(r: Reader, value: JValue) -> GrantRule | None:
     ip = _ip_caps(r, f["ip"]) if "ip" in f else ()
     app = build_app(r, f["app"]) if "app" in f else ()
     via = _via(r, f["via"]) if "via" in f else ()
-    errors = len(r.diags.errors)
     if not has_items(f.get("ip")) and not has_items(f.get("app")):
         r.diags.error("E119", obj.span, "ip and app can not both be empty")
-    if "src" not in f or "dst" not in f or len(r.diags.errors) > errors:
-        return None
     return GrantRule(sources, destinations, ip, app, via,
                      r.names(f.get("srcPosture"), "srcPosture"), obj.span)
 
@@ -171,7 +167,6 @@ def build_ssh(r: Reader, value: JValue) -> SshRule | None:
     if obj is None:
         return None
     f = r.fields(obj, "ssh rule", SSH_FIELDS, required=("action", "src", "dst", "users"))
-    errors = len(r.diags.errors)
     action = r.string(f["action"], "action") if "action" in f else None
     if action is not None and action.value not in ("accept", "check"):
         message = (f'"{action.value}" is not a valid action' if action.value
@@ -184,10 +179,8 @@ def build_ssh(r: Reader, value: JValue) -> SshRule | None:
     if "checkPeriod" in f and (text := r.string(f["checkPeriod"], "checkPeriod")) is not None:
         period = parse_check_period(text.value, text.span, r.diags)
     accept_env = _accept_env(r, f.get("acceptEnv"))
-    if action is None or len(r.diags.errors) > errors:
-        return None
-    return SshRule(action.value, sources, destinations, users, period, accept_env,
-                   r.names(f.get("srcPosture"), "srcPosture"), obj.span)
+    return SshRule(action.value if action is not None else "", sources, destinations, users,
+                   period, accept_env, r.names(f.get("srcPosture"), "srcPosture"), obj.span)
 
 
 def _ssh_users(r: Reader, value: JValue) -> tuple[str, ...]:
@@ -222,7 +215,6 @@ def build_test(r: Reader, value: JValue) -> PolicyTest | None:
     if obj is None:
         return None
     f = r.fields(obj, "test", TEST_FIELDS, required=("src",))
-    errors = len(r.diags.errors)
     src_text = r.string(f["src"], "test src") if "src" in f else None
     src = (parse_alias(src_text.value, src_text.span, r.diags, position="test src")
            if src_text is not None else None)
@@ -231,7 +223,7 @@ def build_test(r: Reader, value: JValue) -> PolicyTest | None:
     deny = _test_targets(r, f.get("deny"), "deny")
     if not has_items(f.get("accept")) and not has_items(f.get("deny")):
         r.diags.error("E125", obj.span, "test: needs at least one accept or deny entry")
-    if src is None or src_text is None or len(r.diags.errors) > errors:
+    if src is None or src_text is None:
         return None
     return PolicyTest(src, src_text.value.strip(), protocol, accept, deny, obj.span)
 
@@ -289,7 +281,6 @@ def build_ssh_test(r: Reader, value: JValue) -> SshTest | None:
     if obj is None:
         return None
     f = r.fields(obj, "sshTest", SSH_TEST_FIELDS, required=("src", "dst"))
-    errors = len(r.diags.errors)
     src_text = r.string(f["src"], "sshTest src") if "src" in f else None
     src = (parse_alias(src_text.value, src_text.span, r.diags, position="sshTest src")
            if src_text is not None else None)
@@ -299,7 +290,7 @@ def build_ssh_test(r: Reader, value: JValue) -> SshTest | None:
             r.diags.error("E125", alias.span,
                           f'SSH tests dst contains disallowed element "{alias}"')
     users = {key: r.names(f.get(key), f"sshTest {key}") for key in ("accept", "check", "deny")}
-    if src is None or src_text is None or len(r.diags.errors) > errors:
+    if src is None or src_text is None:
         return None
     return SshTest(src, src_text.value.strip(), destinations, users["accept"], users["check"],
                    users["deny"], obj.span)

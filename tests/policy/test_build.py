@@ -19,6 +19,7 @@ from policyc.policy.build import build_policy
 from policyc.policy.diagnostics import Diagnostic, Diagnostics
 from policyc.policy.filtertypes import ALL_PORTS, PortRange
 from policyc.policy.hujson import parse
+from policyc.policy.load import load_policy_text
 from policyc.policy.model import (
     AutoGroupRef,
     GroupRef,
@@ -299,7 +300,17 @@ def test_all_errors_reported_and_good_rules_kept() -> None:
         {"action": "accept", "src": ["*"], "proto": "icmp", "dst": ["*:22"]},
     ]}""")
     assert [d.code for d in diags.errors] == ["E115", "E111", "E118"]
-    assert policy.acls is not None and len(policy.acls) == 1
+    # Rules with errors stay in the (rejected) policy so validation sees them too.
+    assert policy.acls is not None and len(policy.acls) == 4
+    assert policy.acls[2].destinations[0].ports[0].first == 22
+
+
+def test_undefined_names_in_a_broken_rule_are_reported_too() -> None:
+    text = """{"acls": [
+        {"action": "allow", "src": ["group:nope"], "dst": ["tag:nope:22", "x:99999"]},
+    ]}"""
+    _, diags = load_policy_text(text)
+    assert sorted(d.code for d in diags.errors) == ["E104", "E105", "E111", "E115"]
 
 
 def test_error_line_and_column() -> None:
