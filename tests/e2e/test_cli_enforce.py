@@ -21,6 +21,7 @@ pytestmark = [
 ]
 
 NAMES = ("alice-laptop", "prod-db", "frank-laptop")
+ROOT = SAMPLES.parent  # run this checkout's policyc, whatever is installed
 
 
 def inventory_json(inventory: Inventory) -> str:
@@ -39,7 +40,7 @@ def mesh() -> Iterator[harness.Mesh]:
 
 
 def policyc(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "policyc.cli", *args],
+    return subprocess.run([sys.executable, "-m", "policyc.cli", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
 
 
@@ -85,7 +86,7 @@ def test_enforce_without_net_admin_is_refused_and_keeps_the_ruleset(
         ["setpriv", "--bounding-set=-net_admin", sys.executable, "-m", "policyc.cli",
          "enforce", str(SAMPLES / "policy.hujson"), "--nodes", str(nodes),
          "--node", "prod-db", "--iface", db.iface, "--netns", db.netns],
-        capture_output=True, text=True, timeout=60)
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "N504" in done.stdout + done.stderr
     assert "Traceback" not in done.stderr
