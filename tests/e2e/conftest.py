@@ -87,3 +87,33 @@ def tailnet() -> Iterator[Tailnet]:
         net = Tailnet(mesh, policy, compile_netmaps(policy, mesh.inventory))
         mesh.enforce(net.netmaps)
         yield net
+
+
+# The office LAN behind the sample's subnet router (hosts as in the policy's `hosts`),
+# and a small mesh around it: one member per role plus a tagged server, which is no
+# member and gets no route to the LAN.
+OFFICE_ROUTER = "office-router"
+OFFICE_LAN = "198.19.20.0/24"
+OFFICE_HOSTS = {"printer": "198.19.20.15", "office-nas": "198.19.20.20"}
+OFFICE_NODES = ("alice-laptop", "dave-laptop", "frank-laptop", "carol-laptop", "prod-web-1",
+                OFFICE_ROUTER)
+
+
+@dataclass
+class Office(Tailnet):
+    """The sample tailnet's office: a mesh plus the LAN behind office-router."""
+
+    lan: harness.LanHosts
+
+
+@pytest.fixture(scope="module")
+def office() -> Iterator[Office]:
+    reason = harness.requirements_missing()
+    if reason is not None:
+        pytest.skip(reason)
+    policy = load_policy()
+    with harness.Mesh.build(load_inventory(), OFFICE_NODES) as mesh:
+        lan = mesh.add_lan(OFFICE_ROUTER, OFFICE_LAN, OFFICE_HOSTS)
+        net = Office(mesh, policy, compile_netmaps(policy, mesh.inventory), lan)
+        mesh.enforce(net.netmaps)
+        yield net

@@ -8,6 +8,11 @@ fd7a:115c:a1e0::/48 over it. `mesh.inventory` is the input inventory
 restricted to those nodes with the real public keys and underlay endpoints
 substituted, ready to compile.
 
+`mesh.add_lan(router, prefix, hosts)` puts a LAN behind a subnet router: one
+namespace per host on a bridge in the router's namespace, IPv4 forwarding on
+in the router, and a route for the prefix over every other node's WireGuard
+interface (its allowed-ips decide whether the router's peer gets it).
+
 Traffic helpers send only to addresses inside the namespaces built here.
 Everything is torn down by PID and namespace name (`Mesh.close`, also on a
 failed build); `sweep_leftovers` removes what a killed test run left behind.
@@ -44,6 +49,10 @@ WG_PORT = 41641
 WG_SOCKET_DIR = Path("/var/run/wireguard")
 MESH_V4, MESH_V6 = "100.64.0.0/10", "fd7a:115c:a1e0::/48"
 UNDERLAY = ipaddress.ip_network("198.18.0.0/24")
+# LANs behind subnet routers must lie in the benchmarking range (RFC 2544), so a
+# probe can never leave the namespaces built here.
+LAN_SPACE = ipaddress.ip_network("198.18.0.0/15")
+LAN_BRIDGE = "lan0"
 WAIT_SECONDS = 5.0
 _WG_ENV = {**os.environ, "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"}
 _mesh_ids = itertools.count(1)
@@ -120,6 +129,57 @@ class MeshNode:
         return set(out.split())
 
 
+# --- LAN hosts behind a subnet router -----------------------------------------------
+
+
+@dataclass
+class LanHost:
+    """One host on a LAN behind a subnet router: its own namespace, one address."""
+
+    name: str
+    ip: str
+    netns: str
+
+    def exec_prefix(self) -> list[str]:
+        return ["ip", "netns", "exec", self.netns]
+
+    def run(self, cmd: Sequence[str], *, timeout: float = WAIT_SECONDS, check: bool = False,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run `cmd` inside this host's namespace."""
+        return sh([*self.exec_prefix(), *cmd], timeout=timeout, check=check, input=input)
+
+    def popen(self, cmd: Sequence[str], **kwargs: object) -> subprocess.Popen[str]:
+        return subprocess.Popen([*self.exec_prefix(), *cmd], text=True,  # type: ignore[call-overload]
+                                **kwargs)
+
+
+@dataclass
+class LanHosts:
+    """A LAN `prefix` behind mesh node `router` (see `Mesh.add_lan`)."""
+
+    router: str  # mesh node name
+    router_netns: str
+    bridge: str  # in the router's namespace, holding `gateway`
+    prefix: str
+    gateway: str
+    hosts: dict[str, LanHost] = dataclasses.field(default_factory=dict)
+    clients: tuple[str, ...] = ()  # mesh nodes given a route for `prefix` over WireGuard
+
+    def __getitem__(self, name: str) -> LanHost:
+        return self.hosts[name]
+
+    def host_for_ip(self, ip: str) -> LanHost:
+        wanted = ipaddress.ip_address(ip)
+        for host in self.hosts.values():
+            if ipaddress.ip_address(host.ip) == wanted:
+                return host
+        raise KeyError(f"no LAN host has address {ip}")
+
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        return tuple(h.netns for h in self.hosts.values())
+
+
 def _kill(proc: subprocess.Popen[bytes] | subprocess.Popen[str] | None) -> None:
     if proc is None or proc.poll() is not None:
         return
@@ -141,6 +201,7 @@ class Mesh:
     nodes: dict[str, MeshNode]
     inventory: Inventory
     keydir: str
+    lans: list[LanHosts] = dataclasses.field(default_factory=list)
 
     @classmethod
     def build(cls, inventory: Inventory, names: Iterable[str] | None = None) -> Mesh:
@@ -221,9 +282,67 @@ class Mesh:
         if not result.ok:
             raise RuntimeError(f"enforce on {name} failed: {result.messages()}")
 
+    # -- LANs behind subnet routers --------------------------------------------------
+
+    def add_lan(self, router_name: str, prefix: str, hosts: dict[str, str], *,
+                gateway: str | None = None,
+                clients: Iterable[str] | None = None) -> LanHosts:
+        """Put LAN `prefix` behind mesh node `router_name`, one namespace per host.
+
+        The router gets a bridge holding `gateway` (default: the prefix's
+        first address) and IPv4 forwarding; each host a veth into that bridge,
+        its address from `hosts` (name -> IP) and a default route via the
+        gateway. `clients` (default: every other mesh node) get a route for
+        the prefix over their WireGuard interface; whether a packet then
+        leaves is up to the allowed-ips of their peers. The prefix must lie in
+        198.18.0.0/15. Everything is torn down by `close` (also when this
+        fails half-way, it removes what it made before raising).
+        """
+        router = self.nodes[router_name]
+        net = ipaddress.ip_network(prefix)
+        if net.version != 4 or not net.subnet_of(LAN_SPACE):
+            raise ValueError(f"LAN {prefix} is not inside {LAN_SPACE}")
+        gw = ipaddress.ip_address(gateway) if gateway else net.network_address + 1
+        addresses = [ipaddress.ip_address(ip) for ip in hosts.values()]
+        usable = set(net.hosts())
+        if gw not in usable or any(a not in usable or a == gw for a in addresses) \
+                or len(set(addresses)) != len(addresses):
+            raise ValueError(f"LAN hosts {hosts} and gateway {gw} must be distinct "
+                             f"host addresses of {net}")
+        index = len(self.lans)
+        base = f"{NS_PREFIX}{os.getpid()}m{self.mesh_id}l{index}"
+        others = [n for n in self.nodes if n != router_name]
+        lan = LanHosts(router_name, router.netns, f"lan{index}", str(net), str(gw))
+        self.lans.append(lan)  # before anything exists, so close() always finds it
+        try:
+            router.run(["ip", "link", "add", lan.bridge, "type", "bridge"], check=True)
+            router.run(["ip", "addr", "add", f"{gw}/{net.prefixlen}", "dev", lan.bridge],
+                       check=True)
+            router.run(["ip", "link", "set", lan.bridge, "up"], check=True)
+            router.run(["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"], check=True)
+            for number, (name, ip) in enumerate(hosts.items()):
+                host = LanHost(name, str(ipaddress.ip_address(ip)), f"{base}h{number}")
+                lan.hosts[name] = host
+                _add_lan_host(lan, host, f"l{index}h{number}", net.prefixlen)
+            lan.clients = tuple(others if clients is None else clients)
+            for name in lan.clients:
+                node = self.nodes[name]
+                node.run(["ip", "route", "add", str(net), "dev", node.iface], check=True)
+            for host in lan.hosts.values():  # the bridge forwards (no STP delay)
+                if not wait_for(lambda h=host: ping(h, lan.gateway, 1.0), timeout=WAIT_SECONDS):
+                    raise RuntimeError(f"LAN host {host.name} cannot reach {lan.gateway}")
+        except BaseException:
+            _close_lan(lan)
+            self.lans.remove(lan)
+            raise
+        return lan
+
+
     # -- teardown --------------------------------------------------------------------
 
     def close(self) -> None:
+        for lan in self.lans:
+            _close_lan(lan)
         for node in self.nodes.values():
             with contextlib.suppress(Exception):
                 _kill(node.wg_process)
@@ -238,6 +357,41 @@ class Mesh:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _add_lan_host(lan: LanHosts, host: LanHost, router_side: str, prefixlen: int) -> None:
+    sh(["ip", "netns", "add", host.netns])
+    sh(["ip", "-n", lan.router_netns, "link", "add", router_side, "type", "veth",
+        "peer", "name", "eth0", "netns", host.netns])
+    sh(["ip", "-n", lan.router_netns, "link", "set", router_side, "master", lan.bridge, "up"])
+    for cmd in (["link", "set", "lo", "up"], ["link", "set", "eth0", "up"],
+                ["addr", "add", f"{host.ip}/{prefixlen}", "dev", "eth0"],
+                ["route", "add", "default", "via", lan.gateway]):
+        sh(["ip", "-n", host.netns, *cmd])
+
+
+def _close_lan(lan: LanHosts) -> None:
+    """Kill what runs in the LAN's namespaces (by PID), then delete them by name."""
+    for host in lan.hosts.values():
+        with contextlib.suppress(Exception):
+            pids = sh(["ip", "netns", "pids", host.netns], check=False).stdout.split()
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid), signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            sh(["ip", "netns", "del", host.netns], check=False)
+    with contextlib.suppress(Exception):  # the router may outlive its LAN
+        sh(["ip", "-n", lan.router_netns, "link", "del", lan.bridge], check=False)
+
+
+def wg_allowed_ips(node: MeshNode) -> dict[str, set[str]]:
+    """The running WireGuard peers of `node`: public key -> allowed-ips."""
+    out = node.run(["wg", "show", node.iface, "allowed-ips"], check=True).stdout
+    peers: dict[str, set[str]] = {}
+    for line in out.splitlines():
+        key, *ips = line.split()
+        peers[key] = {ip for ip in ips if ip != "(none)"}
+    return peers
 
 
 def _ns_setup_hub(hub: str) -> None:
@@ -544,3 +698,110 @@ def _stop_servers(servers: list[subprocess.Popen[str]]) -> set[str]:
 
 def _address(node: MeshNode, family: int) -> str:
     return node.ipv6 if family == 6 else node.ipv4
+
+
+# --- batch probes from mesh nodes to LAN hosts --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LanProbe:
+    src: str  # mesh node name
+    dst: str  # LAN host name
+    proto: str  # "tcp", "udp" or "icmp"
+    port: int = 0
+
+    def __str__(self) -> str:
+        where = f":{self.port}" if self.proto != "icmp" else ""
+        return f"{self.src} -> {self.dst}{where}/{self.proto}"
+
+
+def probe_lan(mesh: Mesh, lan: LanHosts, probes: Sequence[LanProbe],
+              timeout: float = 1.5) -> dict[LanProbe, bool]:
+    """Run every probe concurrently, mesh node -> LAN host; True where it got through.
+
+    Destinations are only ever the addresses of `lan`'s hosts (namespaces
+    built by `Mesh.add_lan`, inside 198.18.0.0/15).
+    """
+    for p in probes:
+        if ipaddress.ip_address(lan[p.dst].ip) not in LAN_SPACE:
+            raise ValueError(f"{p}: {lan[p.dst].ip} is outside {LAN_SPACE}")
+    servers: list[subprocess.Popen[str]] = []
+    clients: list[subprocess.Popen[str]] = []
+    try:
+        for name in sorted({p.dst for p in probes}):
+            spec = {kind: sorted({p.port for p in probes if p.dst == name and p.proto == kind})
+                    for kind in ("tcp", "udp")}
+            proc = lan[name].popen([sys.executable, "-c", _SERVER, json.dumps(spec)],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            servers.append(proc)
+            if not _read_token(proc, "READY", WAIT_SECONDS):
+                raise RuntimeError(f"probe server on LAN host {name} did not start")
+        tagged = {f"p{i}": p for i, p in enumerate(probes)}
+        for name in sorted({p.src for p in probes}):
+            batch = [[pid, p.proto, lan[p.dst].ip, p.port]
+                     for pid, p in tagged.items() if p.src == name]
+            clients.append(mesh[name].popen([sys.executable, "-c", _CLIENT, json.dumps(batch),
+                                             str(timeout)], stdout=subprocess.PIPE))
+        outcome: dict[LanProbe, bool] = {}
+        for proc in clients:
+            out, _ = proc.communicate(timeout=timeout + 10)
+            for pid, ok in json.loads(out).items():
+                if ok is not None:
+                    outcome[tagged[pid]] = ok
+        if any(p.proto == "udp" for p in probes):
+            time.sleep(0.3)  # the last UDP datagrams are in flight
+        received = _stop_servers(servers)
+        for pid, probe in tagged.items():
+            if probe.proto == "udp":
+                outcome[probe] = pid in received
+        return outcome
+    finally:
+        for proc in (*clients, *servers):
+            _kill(proc)
+
+
+# --- where packets went: a SYN tap in a router's forward hook ------------------------------
+
+
+class ForwardTap:
+    """Counts TCP SYNs per flow in a namespace's forward hook, ahead of policyc.
+
+    A table of its own (`inet pce_tap`, priority -10, policy accept, counters
+    only), so it decides nothing and policyc's table and drift checks never
+    see it. A SYN counted here reached the router and was routed for
+    forwarding; if it then did not get through, something at priority >= -10
+    in the forward hook dropped it.
+    """
+
+    TABLE = "pce_tap"
+
+    def __init__(self, netns: str, flows: Iterable[tuple[str, str, int]]) -> None:
+        self.netns = netns
+        self.flows = {f"t{i}": flow for i, flow in enumerate(flows)}
+
+    def __enter__(self) -> ForwardTap:
+        rules = "\n".join(
+            f"    ip saddr {src} ip daddr {dst} tcp dport {port} "
+            f"tcp flags & (syn | ack) == syn counter comment \"{tag}\""
+            for tag, (src, dst, port) in self.flows.items())
+        script = (f"table inet {self.TABLE} {{\n  chain tap {{\n"
+                  f"    type filter hook forward priority -10; policy accept;\n{rules}\n  }}\n}}\n")
+        sh(["ip", "netns", "exec", self.netns, "nft", "-f", "-"], input=script)
+        return self
+
+    def syns(self) -> dict[tuple[str, str, int], int]:
+        """SYN packets counted so far, per (src, dst, port)."""
+        out = sh(["ip", "netns", "exec", self.netns, "nft", "-j", "list", "chain", "inet",
+                  self.TABLE, "tap"]).stdout
+        counts: dict[tuple[str, str, int], int] = {}
+        for item in json.loads(out)["nftables"]:
+            rule = item.get("rule")
+            if not rule or rule.get("comment") not in self.flows:
+                continue
+            packets = next(e["counter"]["packets"] for e in rule["expr"] if "counter" in e)
+            counts[self.flows[rule["comment"]]] = int(packets)
+        return counts
+
+    def __exit__(self, *exc: object) -> None:
+        sh(["ip", "netns", "exec", self.netns, "nft", "delete", "table", "inet", self.TABLE],
+           check=False)
