@@ -16,48 +16,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conformance_data import CASES_DIR, MISSING_REASON, case_params, load_case
 
 from policyc.policy.addrset import AddressSet, union_all
 from policyc.policy.compiler import compile_policy
-from policyc.policy.diagnostics import Diagnostics
 from policyc.policy.filtertypes import DEFAULT_PROTOCOLS
-from policyc.policy.model import Policy
+from policyc.policy.load import load_policy_text
 from policyc.policy.nodes import Inventory, Node
 
 pytestmark = pytest.mark.conformance
 
-
-def _find_cases() -> Path | None:
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "conformance" / "tailscale"
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
-CASES_DIR = _find_cases()
-CASE_FILES = sorted(CASES_DIR.glob("*.json")) if CASES_DIR else []
 
 # Cases we knowingly get wrong: {test_id: reason}. Strict: a fixed case fails
 # until it is removed from here.
 EXPECTED_FAILURES: dict[str, str] = {}
 
 RESULTS: Counter[tuple[str, bool]] = Counter()
-
-
-def load_policy(text: str, name: str) -> tuple[Policy | None, Diagnostics]:
-    try:
-        from policyc.policy.load import load_policy_text
-    except ImportError:  # the loader lands separately; compose parse + build meanwhile
-        from policyc.policy.build import build_policy
-        from policyc.policy.hujson import parse
-        from policyc.policy.source import SourceFile
-
-        diags = Diagnostics()
-        source = SourceFile(name, text)
-        tree = parse(source, diags)
-        return build_policy(tree, source, diags), diags
-    return load_policy_text(text, name)
 
 
 def inventory_of(case: dict[str, Any]) -> Inventory:
@@ -96,25 +70,12 @@ def normalise_rule(rule: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _case_ids() -> list[Any]:
-    params = []
-    for path in CASE_FILES:
-        case = json.loads(path.read_text())
-        test_id = case["test_id"]
-        marks = []
-        if test_id in EXPECTED_FAILURES:
-            marks.append(pytest.mark.xfail(reason=EXPECTED_FAILURES[test_id], strict=True))
-        params.append(pytest.param(path, id=test_id, marks=marks))
-    return params
-
-
-@pytest.mark.skipif(CASES_DIR is None, reason="shared/conformance/tailscale not found")
-@pytest.mark.parametrize("path", _case_ids())
+@pytest.mark.skipif(CASES_DIR is None, reason=MISSING_REASON)
+@pytest.mark.parametrize(
+    "path", case_params(EXPECTED_FAILURES, lambda case: "error" not in case["expect"]))
 def test_case(path: Path) -> None:
-    case = json.loads(path.read_text())
-    expect = case["expect"]
-    if "error" in expect:
-        pytest.skip("error case: covered by the policy builder's tests")
+    """Rejected policies are test_conformance_errors.py's; here every compiled one."""
+    case = load_case(path)
     ok = False
     try:
         _check_case(case)
@@ -124,8 +85,8 @@ def test_case(path: Path) -> None:
 
 
 def _check_case(case: dict[str, Any]) -> None:
-    policy, diags = load_policy(case["policy"], case["test_id"] + ".hujson")
-    assert policy is not None and not diags.has_errors, [str(d) for d in diags.errors]
+    policy, diags = load_policy_text(case["policy"], case["test_id"] + ".hujson")
+    assert not diags.has_errors, [str(d) for d in diags.errors]
     compiled = compile_policy(policy, inventory_of(case))
     expect = case["expect"]
     for name, want in expect["filters"].items():

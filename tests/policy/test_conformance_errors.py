@@ -7,28 +7,16 @@ default-policy cases) must give none, or we would refuse valid policies.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
+from conformance_data import CASES_DIR, MISSING_REASON, case_params, load_case
 
 from policyc.policy.load import load_policy_text
 
 pytestmark = pytest.mark.conformance
 
-
-def _find_cases() -> Path | None:
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "conformance" / "tailscale"
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
-CASES_DIR = _find_cases()
-CASE_FILES = sorted(CASES_DIR.glob("*.json")) if CASES_DIR else []
 
 # Cases we knowingly get wrong: {test_id: reason}. Strict xfail, so a fixed
 # case fails until it is removed from here.
@@ -54,30 +42,14 @@ EXPECTED_CODES: dict[str, str] = {
 RESULTS: Counter[tuple[str, str, bool]] = Counter()
 
 
-def _load(path: Path) -> dict[str, Any]:
-    case: dict[str, Any] = json.loads(path.read_text())
-    return case
-
-
 def _expected_code(message: str) -> str | None:
     return next((code for fragment, code in EXPECTED_CODES.items() if fragment in message), None)
 
 
-def _params() -> list[Any]:
-    params = []
-    for path in CASE_FILES:
-        test_id = path.stem.split("-", 1)[1]
-        marks = []
-        if test_id in EXPECTED_FAILURES:
-            marks.append(pytest.mark.xfail(reason=EXPECTED_FAILURES[test_id], strict=True))
-        params.append(pytest.param(path, id=test_id, marks=marks))
-    return params
-
-
-@pytest.mark.skipif(CASES_DIR is None, reason="../shared/conformance/tailscale not found")
-@pytest.mark.parametrize("path", _params())
+@pytest.mark.skipif(CASES_DIR is None, reason=MISSING_REASON)
+@pytest.mark.parametrize("path", case_params(EXPECTED_FAILURES))
 def test_case_accepted_or_rejected(path: Path) -> None:
-    case = _load(path)
+    case = load_case(path)
     expected_error = case["expect"].get("error")
     _, diags = load_policy_text(case["policy"], case["test_id"] + ".hujson")
     codes = [d.code for d in diags.errors]
@@ -95,7 +67,7 @@ def test_case_accepted_or_rejected(path: Path) -> None:
         assert not codes, [str(d) for d in diags.errors]
 
 
-@pytest.mark.skipif(CASES_DIR is None, reason="../shared/conformance/tailscale not found")
+@pytest.mark.skipif(CASES_DIR is None, reason=MISSING_REASON)
 def test_zz_summary_table(capsys: pytest.CaptureFixture[str]) -> None:
     """Prints pass counts per category (runs last by name within this module)."""
     if not RESULTS:
