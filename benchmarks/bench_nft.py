@@ -7,6 +7,10 @@ one-rule change shifts the big rule's 1,000 ranges by a port. Needs root;
 runs in a network namespace it creates and deletes. Prints a table.
 
     python3 benchmarks/bench_nft.py [--repeat N] [--prefixes 10000] [--ranges 1000]
+        [--classes 100 1000]
+
+It also loads N rules that each have their own source (N source classes),
+the layout's expensive shape: a chain and two sets per class.
 """
 
 from __future__ import annotations
@@ -44,6 +48,19 @@ def workload(prefixes: int, ranges: int, port_shift: int = 0) -> NodeNetmap:
     return NodeNetmap("bench", (NODE,), (), (big, admin))
 
 
+def many_classes(count: int) -> NodeNetmap:
+    """`count` rules, each one distinct source /31 to one distinct port: `count` classes.
+
+    The shape where the two-stage layout costs the most (a chain and two
+    sets per class) and the product costs nothing.
+    """
+    base = int(ipaddress.IPv4Address("100.65.0.0"))
+    return NodeNetmap("bench", (NODE,), (), tuple(
+        FilterRule((f"{ipaddress.IPv4Address(base + 4 * i)}/31",),
+                   (NetPortRange(NODE, PortRange(1000 + i, 1000 + i)),), (6,))
+        for i in range(count)))
+
+
 def timed(fn: Callable[[], T]) -> tuple[float, T]:
     start = time.perf_counter()
     value = fn()
@@ -55,6 +72,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--prefixes", type=int, default=10_000)
     parser.add_argument("--ranges", type=int, default=1_000)
+    parser.add_argument("--classes", type=int, nargs="*", default=[100, 1_000],
+                        help="also render + apply N single-source rules (N classes)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench_nft: needs root (network namespace + nftables); skipped")
@@ -62,7 +81,7 @@ def main() -> int:
     netns = f"pc-bench-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", netns], check=True)
     try:
-        return run(netns, args.repeat, args.prefixes, args.ranges)
+        return run(netns, args.repeat, args.prefixes, args.ranges, args.classes)
     finally:
         subprocess.run(["ip", "netns", "del", netns], check=False)
 
@@ -75,13 +94,16 @@ def layout(ruleset: dict[str, Any]) -> str:
     return ", ".join(f"{name} {count}" for count, name in sizes if count)
 
 
-def run(netns: str, repeat: int, prefixes: int, ranges: int) -> int:
+def run(netns: str, repeat: int, prefixes: int, ranges: int, classes: list[int]) -> int:
     size = f"{prefixes // 1000}k srcs x {ranges // 1000 or ranges}{'k' if ranges >= 1000 else ''}"
     rows: dict[str, list[float]] = {k: [] for k in (
         f"render ({size} port ranges)", "apply + verify, no table yet",
         "render one-rule change", "apply + verify, one-rule change (whole table)",
         "check_drift (read back + compare)")}
     names = list(rows)
+    for count in classes:
+        rows[f"render, {count} single-source rules ({count} classes)"] = []
+        rows[f"apply + verify, {count} classes ({3 * count} elements)"] = []
     first: dict[str, Any] = {}
     for index in range(repeat):
         subprocess.run(["ip", "netns", "exec", netns, "nft", "delete", "table", "inet",
@@ -101,13 +123,21 @@ def run(netns: str, repeat: int, prefixes: int, ranges: int) -> int:
         seconds, report = timed(functools.partial(check_drift, changed, netns))
         assert report.ok
         rows[names[4]].append(seconds)
+        for count in classes:
+            seconds, ruleset = timed(functools.partial(render_ruleset, many_classes(count),
+                                                       IFACE))
+            rows[f"render, {count} single-source rules ({count} classes)"].append(seconds)
+            result = apply_ruleset(ruleset, netns=netns)
+            assert result.ok, [str(d) for d in result.diagnostics]
+            rows[f"apply + verify, {count} classes ({3 * count} elements)"].append(
+                result.seconds)
     print(f"nftables apply benchmark: {prefixes} source prefixes x {ranges} port ranges "
           f"-> {element_count(first)} elements ({layout(first)}); {repeat} runs, "
           f"python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.1f}")
-    print(f"| {'step':<48} | {'median ms':>9} | {'min ms':>8} |")
-    print(f"|{'-' * 50}|{'-' * 10}:|{'-' * 9}:|")
+    print(f"| {'step':<52} | {'median ms':>9} | {'min ms':>8} |")
+    print(f"|{'-' * 54}|{'-' * 10}:|{'-' * 9}:|")
     for name, values in rows.items():
-        print(f"| {name:<48} | {statistics.median(values) * 1000:>9.1f} | "
+        print(f"| {name:<52} | {statistics.median(values) * 1000:>9.1f} | "
               f"{min(values) * 1000:>8.1f} |")
     return 0
 
