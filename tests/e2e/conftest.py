@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,15 +9,17 @@ from pathlib import Path
 import harness
 import pytest
 
+from policyc.policy.compiler import compile_policy
 from policyc.policy.filtertypes import NodeNetmap
+from policyc.policy.load import load_inventory_file, load_policy_file
 from policyc.policy.model import Policy
-from policyc.policy.nodes import Inventory, Node
+from policyc.policy.nodes import Inventory
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
 # One node per role the policy distinguishes: dev, sre, qa, marketing, a prod web
 # server, the prod database, staging, and the subnet router (its own address only:
-# the routed office LAN 10.20.0.0/16 is outside what tests may send to).
+# the routed office LAN is tested in test_subnet_router.py).
 MESH_NODES = ("alice-laptop", "carol-laptop", "dave-laptop", "frank-laptop",
               "prod-web-1", "prod-db", "staging-api", "office-router")
 
@@ -31,37 +31,18 @@ def _sweep_leftovers() -> None:
 
 
 def load_policy(path: Path = SAMPLES / "policy.hujson") -> Policy:
-    from policyc.policy.load import load_policy_file
-
     policy, diags = load_policy_file(str(path))
     assert policy is not None and not diags.has_errors, [str(d) for d in diags.errors]
     return policy
 
 
 def load_inventory(path: Path = SAMPLES / "nodes.json") -> Inventory:
-    try:
-        from policyc.policy.load import load_inventory_file
-    except ImportError:  # the loader is optional here: the samples are plain JSON
-        return _inventory_from_json(path)
     inventory, diags = load_inventory_file(str(path))
     assert inventory is not None and not diags.has_errors, [str(d) for d in diags]
     return inventory
 
 
-def _inventory_from_json(path: Path) -> Inventory:
-    records = json.loads(path.read_text())["nodes"]
-    return Inventory.of([
-        Node(r["name"], r.get("user"), tuple(r.get("tags") or ()),
-             tuple(ipaddress.ip_address(ip) for ip in r["ips"]), r.get("key") or "",
-             tuple(ipaddress.ip_network(n) for n in r.get("routes") or ()),
-             bool(r.get("exit_node")), r.get("endpoint"))
-        for r in records
-    ])
-
-
 def compile_netmaps(policy: Policy, inventory: Inventory) -> dict[str, NodeNetmap]:
-    from policyc.policy.compiler import compile_policy
-
     return dict(compile_policy(policy, inventory).netmaps)
 
 
