@@ -30,6 +30,7 @@ import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -437,6 +438,24 @@ def sweep_leftovers() -> list[str]:
                 os.kill(int(pid), signal.SIGKILL)
         sh(["ip", "netns", "del", name], check=False)
         swept.append(name)
+    swept.extend(_sweep_stale_sockets())
+    return swept
+
+
+def _sweep_stale_sockets() -> list[str]:
+    """UAPI sockets of our interfaces whose wireguard-go is gone (nobody listens)."""
+    swept = []
+    for path in Path("/var/run/wireguard").glob(f"{WG_PREFIX}*.sock"):
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+        except ConnectionRefusedError:
+            path.unlink(missing_ok=True)
+            swept.append(str(path))
+        except OSError:
+            pass
+        finally:
+            probe.close()
     return swept
 
 
