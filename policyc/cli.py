@@ -244,6 +244,45 @@ def enforce(policy: str, nodes_path: str, node_name: str, iface: str,
 
 
 @main.command()
+@click.argument("policy", type=click.Path(dir_okay=False))
+@click.option("--nodes", "nodes_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--node", "node_name", required=True)
+@click.option("--iface", required=True, help="The node's WireGuard mesh interface.")
+@click.option("--netns", default=None, help="Network namespace the interface lives in.")
+@click.option("--repair", is_flag=True, help="Re-apply the expected table if it drifted.")
+def drift(policy: str, nodes_path: str, node_name: str, iface: str, netns: str | None,
+          repair: bool) -> None:
+    """Compare NODE's loaded nftables table with what POLICY says it should be.
+
+    Exit 0 when the kernel holds exactly the rendered table (or it was
+    repaired), 1 when it drifted (or the repair failed).
+    """
+    from policyc.enforcer.nft import apply_ruleset, check_drift, render_ruleset
+    from policyc.policy.compiler import compile_policy
+
+    model, inventory = _load_or_exit(policy, nodes_path)
+    (name,) = _select_nodes(inventory, (node_name,))
+    diags = Diagnostics()
+    expected = render_ruleset(compile_policy(model, inventory).netmaps[name], iface,
+                              diagnostics=diags)
+    if diags.has_errors:
+        _fail(diags)
+    report = check_drift(expected, netns)
+    if report.ok:
+        click.echo(f"{name}: table inet policyc matches the policy")
+        return
+    if not report.differences:  # could not read the table at all
+        _fail(Diagnostics(list(report.diagnostics)))
+    _emit_diagnostics(Diagnostics(list(report.diagnostics)), err=False)
+    if not repair:
+        sys.exit(EXIT_FAIL)
+    applied = apply_ruleset(expected, netns=netns, iface=iface)
+    if not applied.ok:
+        _fail(Diagnostics(list(applied.diagnostics)))
+    click.echo(f"{name}: repaired ({applied.elements} elements re-applied)")
+
+
+@main.command()
 @click.option("--markdown", is_flag=True, help="Emit the table as Markdown.")
 def codes(markdown: bool) -> None:
     """List every diagnostic code."""

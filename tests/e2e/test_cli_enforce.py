@@ -91,3 +91,24 @@ def test_enforce_without_net_admin_is_refused_and_keeps_the_ruleset(
     assert "N504" in done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     assert table(db) == before
+
+
+def test_drift_is_reported_and_repaired(mesh: harness.Mesh, tmp_path: Path) -> None:
+    nodes = tmp_path / "nodes.json"
+    nodes.write_text(inventory_json(mesh.inventory))
+    db = mesh["prod-db"]
+    common = (str(SAMPLES / "policy.hujson"), "--nodes", str(nodes), "--node", "prod-db",
+              "--iface", db.iface, "--netns", db.netns)
+    assert policyc("enforce", *common).returncode == 0
+    assert policyc("drift", *common).returncode == 0
+    # Someone opens a port by hand, inside our table.
+    db.run(["nft", "insert", "rule", "inet", "policyc", "mesh_in", "tcp", "dport", "9999",
+            "accept"], check=True)
+    drifted = policyc("drift", *common)
+    assert drifted.returncode == 1, drifted.stdout + drifted.stderr
+    assert "N502" in drifted.stdout
+    assert "9999" in drifted.stdout  # names what changed
+    repaired = policyc("drift", *common, "--repair")
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert "9999" not in table(db)
+    assert policyc("drift", *common).returncode == 0
