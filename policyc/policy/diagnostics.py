@@ -37,7 +37,8 @@ class Diagnostic:
         return CODES[self.code].name
 
     def __str__(self) -> str:
-        return f"{self.span.location()}: {self.severity.value}[{self.code}]: {self.message}"
+        where = f"{self.span.location()}: " if self.span.is_known else ""
+        return f"{where}{self.severity.value}[{self.code}]: {self.message}"
 
 
 @dataclass

@@ -53,7 +53,8 @@ class _Paint:
 
 def _full_one(diag: Diagnostic, paint: _Paint) -> str:
     severity = paint(_SEVERITY_COLOR[diag.severity], f"{diag.severity.value}[{diag.code}]")
-    lines = [f"{paint(_BOLD, diag.span.location())}: {severity}: {paint(_BOLD, diag.message)}"]
+    where = f"{paint(_BOLD, diag.span.location())}: " if diag.span.is_known else ""
+    lines = [f"{where}{severity}: {paint(_BOLD, diag.message)}"]
     snippet = _snippet(diag.span)
     gutter_width = len(str(diag.span.line))
     pad = " " * gutter_width

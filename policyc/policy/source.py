@@ -72,6 +72,11 @@ class Span:
     def text(self) -> str:
         return self.source.text[self.start : self.end]
 
+    @property
+    def is_known(self) -> bool:
+        """False for NO_SPAN: diagnostics about the system, not about a file."""
+        return self.source is not UNKNOWN_SOURCE
+
     def location(self) -> str:
         """`file:line:col`, the form editors and CI annotations understand."""
         line, column = self.source.position(self.start)

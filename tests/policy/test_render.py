@@ -210,3 +210,13 @@ def test_renderers_never_fail(text: str, start: int, length: int, color: bool) -
         assert render(diags)
     (line0, char0), (line1, char1) = lsp_range(diags.items[0].span)
     assert (line0, char0) <= (line1, char1)
+
+
+def test_system_diagnostics_have_no_location() -> None:
+    """NO_SPAN diagnostics (nft, interfaces) render without a fake file:1:1."""
+    from policyc.policy.diagnostics import Diagnostic, Severity
+    from policyc.policy.source import NO_SPAN
+
+    diag = Diagnostic("N502", Severity.ERROR, "table inet policyc has drifted", NO_SPAN)
+    assert render_concise([diag]) == "error[N502]: table inet policyc has drifted\n"
+    assert render_full([diag]).startswith("error[N502]: table inet policyc has drifted")
