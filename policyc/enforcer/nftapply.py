@@ -117,6 +117,40 @@ def _map_element(elem: Any) -> tuple[Any, ...]:
     return (*_element(key), json.dumps(data, sort_keys=True))
 
 
+_PORT_PROTOCOL = {6: "tcp", 17: "udp", 132: "sctp", "tcp": "tcp", "udp": "udp",
+                  "sctp": "sctp"}
+_L4PROTO = {"meta": {"key": "l4proto"}}
+_TH_DPORT = {"payload": {"protocol": "th", "field": "dport"}}
+
+
+def canonical_rule(expr: list[Json]) -> str:
+    """A rule's expressions in one canonical spelling, as a comparable string.
+
+    nft lists `meta l4proto 6 ... th dport P` back as `tcp dport P`: the
+    protocol match becomes the implicit dependency of the tcp header field.
+    Both sides of a comparison go through this, so either spelling of the
+    same rule compares equal and any other difference still shows.
+    """
+    exprs = list(expr)
+    for index, item in enumerate(exprs):
+        match = item.get("match") if isinstance(item, dict) else None
+        if (not match or match.get("op") != "==" or match.get("left") != _L4PROTO
+                or not isinstance(match.get("right"), int | str)
+                or match["right"] not in _PORT_PROTOCOL):
+            continue
+        later = next((j for j in range(index + 1, len(exprs))
+                      if isinstance(exprs[j], dict) and "match" in exprs[j]
+                      and exprs[j]["match"].get("left") == _TH_DPORT), None)
+        if later is None:
+            continue
+        port = exprs[later]["match"]
+        exprs[later] = {"match": {**port, "left": {"payload": {
+            "protocol": _PORT_PROTOCOL[match["right"]], "field": "dport"}}}}
+        del exprs[index]
+        break
+    return json.dumps(exprs, sort_keys=True)
+
+
 def _key_type(body: Json) -> list[str]:
     return body["type"] if isinstance(body["type"], list) else [body["type"]]
 
@@ -141,7 +175,7 @@ def _state(objects: list[Json]) -> TableState:
                                frozenset(_map_element(e) for e in m.get("elem", ())))
         elif "rule" in obj:
             r = obj["rule"]
-            rules.setdefault(r["chain"], []).append(json.dumps(r["expr"], sort_keys=True))
+            rules.setdefault(r["chain"], []).append(canonical_rule(r["expr"]))
         elif "counter" in obj:
             counters.add(obj["counter"]["name"])
     return TableState(chains, sets, maps, {k: tuple(v) for k, v in rules.items()},
@@ -200,6 +234,16 @@ def element_count(ruleset: Json) -> int:
     """Elements of all sets and maps in a rendered ruleset."""
     return sum(len(body.get("elem", ())) for c in ruleset["nftables"]
                for kind, body in c.get("add", {}).items() if kind in ("set", "map"))
+
+
+def layout_counts(ruleset: Json) -> dict[str, int]:
+    """Objects of a rendered ruleset by kind: elements, named sets and maps,
+    chains, rules (the inline class rules are counted with the rules)."""
+    adds = [c["add"] for c in ruleset["nftables"] if "add" in c]
+    return {"elements": element_count(ruleset),
+            "sets": sum(1 for a in adds if "set" in a or "map" in a),
+            "chains": sum(1 for a in adds if "chain" in a),
+            "rules": sum(1 for a in adds if "rule" in a)}
 
 
 # --- kernel access ----------------------------------------------------------------

@@ -2,26 +2,37 @@
 
 Layout (see docs/enforcement.md): a two-stage lookup. Sources are grouped
 into classes (nftsets); a verdict map per direction and family sends each
-source interval to its class chain, whose sets are keyed without the source.
+source interval to its class chain, which decides on (destination,
+protocol, port) without the source.
 
     table inet policyc
       counter in_dropped, fwd_dropped
       map in_src4   ipv4_addr : verdict (interval)   source -> jump in4_cN
-      set in4_cN_ports  ipv4_addr . inet_proto . inet_service  (interval)
-      set in4_cN_proto  ipv4_addr . inet_proto                 (interval)
+      set in4_cN_ports  ipv4_addr . inet_proto . inet_service  (interval)  large classes only
+      set in4_cN_proto  ipv4_addr . inet_proto                 (interval)  large classes only
       in_src6 / in6_cN_*, fwd_src4 / fwd4_cN_*, fwd_src6 / fwd6_cN_* likewise
       chain input   (hook input)   iifname IFACE jump mesh_in
       chain forward (hook forward) iifname IFACE jump mesh_fwd; oifname IFACE <pickup reject>
       chain output  (hook output)  oifname IFACE <pickup reject>
       chain mesh_in / mesh_fwd: established accept, [ND], invalid drop,
             ip saddr vmap @in_src4, ip6 saddr vmap @in_src6, log, count, drop
-      chain in4_cN: set lookups accept (marking the conntrack entry)
+      chain in4_cN: inline rules and/or set lookups, accept (marking the conntrack entry)
+
+Small classes are written as plain rules, one per entry
+(`ip daddr D tcp dport P accept`, `ip daddr D meta l4proto 47 accept`), and
+only a class's large lookups (more entries than the remaining budget of
+INLINE_RULES) become named sets. A named set costs a name lookup that is
+linear in the number of sets, both in nft and in the kernel, so thousands
+of per-class sets load in time quadratic in the class count; plain rules
+need no set at all (anonymous sets would not help: they are sets too).
+A packet meets at most INLINE_RULES + 1 rules in its class chain.
 
 A class chain is entered with `jump`, so a packet that matches none of its
-lookups returns to mesh_in and is logged, counted and dropped there.
+rules returns to mesh_in and is logged, counted and dropped there.
 
-The expressions are written in the exact form `nft -j list` prints them, so
-a read-back compares equal rule by rule (see nftapply).
+The expressions are written in the form `nft -j list` prints them (nftapply
+also normalises the few re-spellings it knows), so a read-back compares
+equal rule by rule.
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ from typing import Any
 
 from policyc.enforcer.nftsets import (
     MAX_ADDR,
+    ClassSets,
     FamilySets,
     Iv,
     ParsedFilter,
@@ -50,6 +62,10 @@ FAMILY, TABLE = "inet", "policyc"
 # clear of the low bits other software (kube-proxy, Tailscale) uses.
 MESH_MARK = 0x20000000
 LOG_RATE_PER_SECOND, LOG_BURST = 10, 20
+# Per class chain: at most this many entries are written as plain rules; a
+# lookup kind (ports, protocols) that does not fit becomes a named set.
+INLINE_RULES = 8
+_PORT_PAYLOAD = {6: "tcp", 17: "udp", 132: "sctp"}
 _ADDR_TYPE = {4: "ipv4_addr", 6: "ipv6_addr"}
 _IP_PAYLOAD = {4: "ip", 6: "ip6"}
 Json = dict[str, Any]
@@ -141,14 +157,36 @@ def _family_objects(out: _Objects, prefix: str, fam: int, sets: FamilySets) -> N
     out.sets.append(_source_map(source_map_name(prefix, fam), fam, sets, chains))
     for chain, cls in zip(chains, sets.classes, strict=True):
         out.chains.append(_regular_chain(chain))
-        if cls.ports:
+        inline_ports, inline_protocols = inline_kinds(cls)
+        if inline_ports:
+            out.rules += [_rule(chain, *_inline_port(fam, d, p, r)) for d, p, r in cls.ports]
+        elif cls.ports:
             out.sets.append(_set(f"{chain}_ports", fam, True, [
                 {"concat": [_addr(fam, d), p, _port(r)]} for d, p, r in cls.ports]))
             out.rules.append(_rule(chain, *_lookup(fam, f"{chain}_ports", True)))
-        if cls.protocols:
+        if inline_protocols:
+            out.rules += [_rule(chain, *_inline_protocol(fam, d, p)) for d, p in cls.protocols]
+        elif cls.protocols:
             out.sets.append(_set(f"{chain}_proto", fam, False, [
                 {"concat": [_addr(fam, d), p]} for d, p in cls.protocols]))
             out.rules.append(_rule(chain, *_lookup(fam, f"{chain}_proto", False)))
+
+
+def inline_kinds(cls: ClassSets) -> tuple[bool, bool]:
+    """(ports inline, protocols inline): which lookups become plain rules.
+
+    The smaller kind is offered the budget of INLINE_RULES first, the other
+    gets what is left, so a chain has at most INLINE_RULES inline rules
+    (plus at most one set lookup). Empty kinds count as inline (no set).
+    """
+    ports, protocols = len(cls.ports), len(cls.protocols)
+    if protocols <= ports:
+        protocols_inline = protocols <= INLINE_RULES
+        ports_inline = ports <= INLINE_RULES - (protocols if protocols_inline else 0)
+    else:
+        ports_inline = ports <= INLINE_RULES
+        protocols_inline = protocols <= INLINE_RULES - (ports if ports_inline else 0)
+    return ports_inline, protocols_inline
 
 
 # --- chains ---------------------------------------------------------------------
@@ -158,6 +196,24 @@ def _rule(chain: str, *expr: Json) -> Json:
     return {"add": {"rule": _obj(chain=chain, expr=list(expr))}}
 
 
+def _mark_accept() -> list[Json]:
+    mark = {"mangle": {"key": _ct("mark"), "value": {"|": [_ct("mark"), MESH_MARK]}}}
+    return [mark, {"accept": None}]
+
+
+def _inline_port(fam: int, dst: Iv, proto: int, ports: Iv) -> list[Json]:
+    """`ip daddr D tcp dport P`: nft adds the `meta l4proto tcp` dependency
+    itself (so the port is never read from another protocol) and lists the
+    rule back in this form."""
+    return [_match(_payload(_IP_PAYLOAD[fam], "daddr"), _addr(fam, dst)),
+            _match(_payload(_PORT_PAYLOAD[proto], "dport"), _port(ports)), *_mark_accept()]
+
+
+def _inline_protocol(fam: int, dst: Iv, proto: int) -> list[Json]:
+    return [_match(_payload(_IP_PAYLOAD[fam], "daddr"), _addr(fam, dst)),
+            _match(_meta("l4proto"), proto), *_mark_accept()]
+
+
 def _lookup(fam: int, set_name: str, with_port: bool) -> list[Json]:
     key = [_payload(_IP_PAYLOAD[fam], "daddr"), _meta("l4proto")]
     guard: list[Json] = []
@@ -165,8 +221,7 @@ def _lookup(fam: int, set_name: str, with_port: bool) -> list[Json]:
         # th dport is only meaningful for port-bearing protocols.
         guard = [_match(_meta("l4proto"), {"set": [6, 17, 132]})]
         key.append(_payload("th", "dport"))
-    mark = {"mangle": {"key": _ct("mark"), "value": {"|": [_ct("mark"), MESH_MARK]}}}
-    return [*guard, _match({"concat": key}, f"@{set_name}"), mark, {"accept": None}]
+    return [*guard, _match({"concat": key}, f"@{set_name}"), *_mark_accept()]
 
 
 def _mesh_chain(chain: str, prefix: str, counter: str, *, local: bool) -> list[Json]:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -255,13 +257,42 @@ OTHER_TABLE = """table inet other {
 }"""
 
 
+# PEER* (class 0 of each family) is small: plain rules in in4_c0 / in6_c0.
+# OTHER* (class 1) reaches 10 ports: a named set in4_c1_ports, ICMP inline.
+DRIFT = netmap(*SSH_FROM_PEER.packet_filter,
+               FilterRule((OTHER4, OTHER6), tuple(dst(node, 1000 + 10 * i, 1000 + 10 * i)
+                                                  for i in range(10) for node in (NODE4, NODE6)),
+                          (6,)))
+MARK_ACCEPT = "ct mark set ct mark | 0x20000000 accept"
+
+
+def _with_handles(ns: str, tamper: str) -> str:
+    """Replace `{chain:N}` in a tamper command by the handle of rule N of chain."""
+    def handle(found: re.Match[str]) -> str:
+        listing = sh("ip", "netns", "exec", ns, "nft", "-a", "-j", "list", "chain", "inet",
+                     "policyc", found[1]).stdout
+        rules = [o["rule"] for o in json.loads(listing)["nftables"] if "rule" in o]
+        return str(rules[int(found[2])]["handle"])
+
+    return re.sub(r"\{(\w+):(\d+)\}", handle, tamper)
+
+
 @pytest.mark.parametrize("tamper", [
-    "add element inet policyc in4_c0_ports { 100.64.0.11 . 6 . 1-65535 }",
-    "delete element inet policyc in4_c0_ports { 100.64.0.10 . 6 . 22 }",
+    "add element inet policyc in4_c1_ports { 100.64.0.11 . 6 . 1-65535 }",
+    "delete element inet policyc in4_c1_ports { 100.64.0.10 . 6 . 1000 }",
     "add element inet policyc in_src4 { 100.64.0.99 : jump in4_c0 }",
     "delete element inet policyc in_src4 { 100.64.0.20 }",
     "add rule inet policyc mesh_in accept",
     "add rule inet policyc in4_c0 accept",
+    # inline rules of a small class: one added, one edited, one removed
+    f"insert rule inet policyc in4_c0 ip daddr 100.64.0.10 tcp dport 23 {MARK_ACCEPT}",
+    "replace rule inet policyc in4_c0 handle {in4_c0:0} "
+    f"ip daddr 100.64.0.10 tcp dport 2222 {MARK_ACCEPT}",
+    "replace rule inet policyc in6_c0 handle {in6_c0:0} "
+    f"ip6 daddr fd7a:115c:a1e0::a udp dport 22 {MARK_ACCEPT}",
+    "replace rule inet policyc in4_c1 handle {in4_c1:1} "
+    f"ip daddr 100.64.0.0/24 meta l4proto 1 {MARK_ACCEPT}",
+    "delete rule inet policyc in4_c0 handle {in4_c0:1}",
     "flush chain inet policyc in6_c0",
     "flush chain inet policyc mesh_in",
     "chain inet policyc input { policy drop; }",
@@ -272,15 +303,26 @@ def test_drift_is_detected_and_repaired_without_touching_other_tables(
     run = ("ip", "netns", "exec", pair.node, "nft")
     sh(*run, OTHER_TABLE)
     other_before = sh(*run, "list", "table", "inet", "other").stdout
-    expected = render_ruleset(SSH_FROM_PEER, IFACE)
+    expected = render_ruleset(DRIFT, IFACE)
     applied(expected, pair.node)
-    sh(*run, tamper)
+    assert render_text(expected).count("@in4_c1_ports") == 1
+    sh(*run, _with_handles(pair.node, tamper))
     report = check_drift(expected, pair.node)
     assert report.differences
     assert [d.code for d in report.diagnostics] == ["N502"]
     assert repair(expected, netns=pair.node).ok
     assert check_drift(expected, pair.node).ok
     assert sh(*run, "list", "table", "inet", "other").stdout == other_before
+
+
+def test_a_rule_respelt_by_hand_to_the_same_meaning_is_not_drift(pair: Pair) -> None:
+    # `meta l4proto 6 th dport 22` is what nft lists as `tcp dport 22`.
+    expected = render_ruleset(SSH_FROM_PEER, IFACE)
+    applied(expected, pair.node)
+    sh("ip", "netns", "exec", pair.node, "nft", _with_handles(
+        pair.node, "replace rule inet policyc in4_c0 handle {in4_c0:0} ip daddr 100.64.0.10 "
+        f"meta l4proto 6 th dport 22 {MARK_ACCEPT}"))
+    assert check_drift(expected, pair.node).ok
 
 
 def test_missing_interface_is_a_warning_and_missing_netns_an_error(pair: Pair) -> None:
@@ -387,13 +429,39 @@ def test_many_sources_times_many_port_ranges_load_as_their_sum(pair: Pair) -> No
     ruleset = render_ruleset(big, IFACE)
     result = apply_ruleset(ruleset, netns=pair.node)
     assert result.ok and result.verified, [str(d) for d in result.diagnostics]
-    assert result.elements == 5000 + 1000 + 1
+    assert result.elements == 5000 + 1000  # ICMP is a plain rule next to the ports set
     server = Server(pair.node, (22, 30))
     try:
         sock = connect(pair.peer, PEER4, NODE4, 22)
         assert sock is not None
         sock.close()
         assert connect(pair.peer, PEER4, NODE4, 30) is None
+        assert connect(pair.peer, OTHER4, NODE4, 22) is None
+        assert pings(pair.peer, PEER4, NODE4)
+        assert not pings(pair.peer, OTHER4, NODE4)
+    finally:
+        server.close()
+    assert check_drift(ruleset, pair.node).ok
+
+
+def test_a_thousand_single_source_classes_load_and_enforce(pair: Pair) -> None:
+    # The many-classes shape: 1,000 rules, each its own source /31 and port;
+    # PEER4 is the last source and reaches port 22. Every class is plain
+    # rules (no named set per class).
+    sources = [f"100.67.{i // 64}.{4 * (i % 64)}/31" for i in range(999)] + [PEER4]
+    ports = [2000 + i for i in range(999)] + [22]
+    many = netmap(*(FilterRule((src,), (dst(NODE4, port, port),), (6,))
+                    for src, port in zip(sources, ports, strict=True)))
+    ruleset = render_ruleset(many, IFACE)
+    assert "@in4_c" not in render_text(ruleset)
+    result = apply_ruleset(ruleset, netns=pair.node)
+    assert result.ok and result.verified, [str(d) for d in result.diagnostics]
+    server = Server(pair.node, (22, 2000))
+    try:
+        sock = connect(pair.peer, PEER4, NODE4, 22)
+        assert sock is not None
+        sock.close()
+        assert connect(pair.peer, PEER4, NODE4, 2000) is None
         assert connect(pair.peer, OTHER4, NODE4, 22) is None
         assert pings(pair.peer, PEER4, NODE4)
         assert not pings(pair.peer, OTHER4, NODE4)

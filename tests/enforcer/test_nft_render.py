@@ -5,15 +5,19 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import json
+from unittest import mock
 
 import pytest
 from goldens import GOLDEN_ROOT, check_golden
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from policyc.enforcer import nftrender
 from policyc.enforcer.nft import filter_allows, render_ruleset, render_text
-from policyc.enforcer.nftapply import element_count
+from policyc.enforcer.nftapply import canonical_rule, element_count, layout_counts
+from policyc.enforcer.nftrender import INLINE_RULES, inline_kinds
 from policyc.enforcer.nftsets import (
+    ClassSets,
     address_set,
     build_family_sets,
     parse_filter,
@@ -46,6 +50,14 @@ CASES: dict[str, tuple[NodeNetmap, tuple[str, ...]]] = {
         FilterRule(("10.0.0.0/8",), (dst("10.20.0.0/16"),), (47,)),
     ), ("10.20.0.0/16",)),
     "exit_node": (netmap(FilterRule(("*",), (dst("*"),))), ("0.0.0.0/0", "::/0")),
+    # Classes too large to inline: 10 tcp ports (a named ports set, ICMP
+    # inline); GRE + ICMP to 10 subnets (a named protocols set).
+    "large_classes": (netmap(
+        FilterRule(("100.64.0.20",), tuple(dst(NODE_V4, 1000 + 10 * i, 1000 + 10 * i)
+                                           for i in range(10)), (6,)),
+        FilterRule(("10.0.0.0/8",), tuple(dst(f"10.20.{2 * i}.0/24") for i in range(10)),
+                   (47,)),
+    ), ("10.20.0.0/16",)),
 }
 
 
@@ -75,6 +87,16 @@ def set_elems(ruleset: dict, name: str) -> list:
     raise AssertionError(f"no set or map {name}")
 
 
+def chain_rules(ruleset: dict, chain: str) -> list[str]:
+    """The rules of one chain in nft syntax."""
+    text = render_text(ruleset)
+    body = text.split(f"\tchain {chain} {{\n", 1)[1].split("\n\t}", 1)[0]
+    return [line.strip() for line in body.splitlines()]
+
+
+MARK_ACCEPT = "ct mark set ct mark | 0x20000000 accept"
+
+
 def test_adjacent_sources_and_ports_merge_into_one_element() -> None:
     nm = netmap(
         FilterRule(("100.64.1.0/25",), (dst(NODE_V4, 22, 24),), (6,)),
@@ -85,8 +107,9 @@ def test_adjacent_sources_and_ports_merge_into_one_element() -> None:
     # Both halves of the /24 reach the same entries: one class, one interval.
     assert set_elems(ruleset, "in_src4") == [
         [{"prefix": {"addr": "100.64.1.0", "len": 24}}, {"jump": {"target": "in4_c0"}}]]
-    assert set_elems(ruleset, "in4_c0_ports") == [
-        {"concat": [NODE_V4, 6, {"range": [22, 24]}]}]
+    assert chain_rules(ruleset, "in4_c0") == [
+        f"ip daddr {NODE_V4} tcp dport 22-24 {MARK_ACCEPT}",
+        f"ip daddr {NODE_V4} meta l4proto 1 {MARK_ACCEPT}"]
 
 
 def test_sources_with_the_same_entries_share_a_class_and_classes_are_numbered_by_address(
@@ -110,12 +133,15 @@ def test_many_sources_times_many_ports_cost_their_sum_not_their_product() -> Non
     ruleset = render_ruleset(netmap(FilterRule(sources, ranges, (6,))), "wg0")
     assert len(set_elems(ruleset, "in_src4")) == 2000
     assert len(set_elems(ruleset, "in4_c0_ports")) == 500
-    assert set_elems(ruleset, "in4_c0_proto") == [{"concat": [NODE_V4, 1]}]
-    assert element_count(ruleset) == 2000 + 500 + 1  # was 2000 x 500 + 2000
+    # The one ICMP entry is a plain rule next to the ports lookup.
+    assert chain_rules(ruleset, "in4_c0") == [
+        "meta l4proto { 6, 17, 132 } ip daddr . meta l4proto . th dport @in4_c0_ports "
+        + MARK_ACCEPT, f"ip daddr {NODE_V4} meta l4proto 1 {MARK_ACCEPT}"]
+    assert element_count(ruleset) == 2000 + 500  # was 2000 x 500 + 2000
     # A second rule over the same sources adds its entries once, not per source.
     more = FilterRule(sources, (dst(NODE_V4, 22, 22),), (17,))
     ruleset = render_ruleset(netmap(FilterRule(sources, ranges, (6,)), more), "wg0")
-    assert element_count(ruleset) == 2000 + 501 + 1
+    assert element_count(ruleset) == 2000 + 501
 
 
 def test_dst_star_means_any_address_of_both_families() -> None:
@@ -129,11 +155,14 @@ def test_dst_star_means_any_address_of_both_families() -> None:
 def test_input_sets_only_admit_local_destinations_and_forward_only_routes() -> None:
     nm = netmap(FilterRule(("100.64.0.20",), (dst("*", 80, 80),), (6,)))
     ruleset = render_ruleset(nm, "wg0", routes=("10.20.0.0/16",))
-    in_dsts = {json.dumps(e["concat"][0]) for e in set_elems(ruleset, "in4_c0_ports")}
-    fwd_dsts = {json.dumps(e["concat"][0]) for e in set_elems(ruleset, "fwd4_c0_ports")}
-    assert in_dsts == {json.dumps(NODE_V4),
-                       json.dumps({"prefix": {"addr": "10.20.0.0", "len": 16}})}
-    assert fwd_dsts == {json.dumps({"prefix": {"addr": "10.20.0.0", "len": 16}})}
+    assert chain_rules(ruleset, "in4_c0") == [
+        f"ip daddr 10.20.0.0/16 tcp dport 80 {MARK_ACCEPT}",
+        f"ip daddr {NODE_V4} tcp dport 80 {MARK_ACCEPT}",
+        f"ip daddr 10.20.0.0/16 meta l4proto 1 {MARK_ACCEPT}",
+        f"ip daddr {NODE_V4} meta l4proto 1 {MARK_ACCEPT}"]
+    assert chain_rules(ruleset, "fwd4_c0") == [
+        f"ip daddr 10.20.0.0/16 tcp dport 80 {MARK_ACCEPT}",
+        f"ip daddr 10.20.0.0/16 meta l4proto 1 {MARK_ACCEPT}"]
 
 
 def test_without_routes_the_forward_maps_are_empty() -> None:
@@ -141,6 +170,77 @@ def test_without_routes_the_forward_maps_are_empty() -> None:
     assert set_elems(ruleset, "fwd_src4") == set_elems(ruleset, "fwd_src6") == []
     assert not any(c.get("add", {}).get("chain", {}).get("name", "").startswith("fwd")
                    for c in ruleset["nftables"])
+
+
+def _class(ports: int, protocols: int) -> ClassSets:
+    return ClassSets(tuple(((1, 1), 6, (p, p)) for p in range(ports)),
+                     tuple(((1, 1), 40 + p) for p in range(protocols)))
+
+
+@pytest.mark.parametrize(("ports", "protocols", "inline"), [
+    (0, 0, (True, True)),
+    (2, 1, (True, True)),
+    (INLINE_RULES - 1, 1, (True, True)),    # exactly the budget: all plain rules
+    (INLINE_RULES, 1, (False, True)),       # ports do not fit after ICMP: a set
+    (INLINE_RULES, 0, (True, True)),
+    (INLINE_RULES + 1, 0, (False, True)),
+    (500, 3, (False, True)),
+    (2, 40, (True, False)),
+    (INLINE_RULES + 1, INLINE_RULES + 1, (False, False)),
+])
+def test_small_lookups_are_inlined_within_the_budget(
+        ports: int, protocols: int, inline: tuple[bool, bool]) -> None:
+    assert inline_kinds(_class(ports, protocols)) == inline
+
+
+def test_many_single_source_rules_need_no_sets() -> None:
+    # N rules with their own source: N classes, each a chain of two plain
+    # rules (the port, ICMP), no named set besides the four source maps.
+    rules = tuple(FilterRule((f"100.65.{i // 64}.{4 * (i % 64)}",),
+                             (dst(NODE_V4, 1000 + i, 1000 + i),), (6,)) for i in range(300))
+    ruleset = render_ruleset(netmap(*rules), "wg0")
+    assert layout_counts(ruleset) == {"elements": 300, "sets": 4, "chains": 5 + 300,
+                                      "rules": 4 + 7 + 6 + 2 * 300}
+    assert chain_rules(ruleset, "in4_c299") == [
+        f"ip daddr {NODE_V4} tcp dport 1299 {MARK_ACCEPT}",
+        f"ip daddr {NODE_V4} meta l4proto 1 {MARK_ACCEPT}"]
+
+
+def test_class_chains_stay_short() -> None:
+    # Per packet: at most INLINE_RULES plain rules and one set lookup.
+    for case, (nm, routes) in CASES.items():
+        ruleset = render_ruleset(nm, "wg0", routes=routes)
+        for command in ruleset["nftables"]:
+            name = command.get("add", {}).get("chain", {}).get("name", "")
+            if "_c" in name:
+                assert len(chain_rules(ruleset, name)) <= INLINE_RULES + 1, (case, name)
+
+
+def _expr(text: str) -> list[dict]:
+    """A few rule shapes in nft JSON, by a short name."""
+    def match(left: dict, right: object) -> dict:
+        return {"match": {"op": "==", "left": left, "right": right}}
+
+    daddr = match({"payload": {"protocol": "ip", "field": "daddr"}}, NODE_V4)
+    l4 = {"meta": {"key": "l4proto"}}
+    shapes = {
+        "tcp dport 22": [daddr, match({"payload": {"protocol": "tcp", "field": "dport"}}, 22)],
+        "meta l4proto 6 th dport 22": [daddr, match(l4, 6), match(
+            {"payload": {"protocol": "th", "field": "dport"}}, 22)],
+        "meta l4proto 17 th dport 22": [daddr, match(l4, 17), match(
+            {"payload": {"protocol": "th", "field": "dport"}}, 22)],
+        "tcp dport 23": [daddr, match({"payload": {"protocol": "tcp", "field": "dport"}}, 23)],
+        "meta l4proto 6": [daddr, match(l4, 6)],
+    }
+    return [*shapes[text], {"accept": None}]
+
+
+def test_read_back_normalises_respellings_but_not_differences() -> None:
+    # nft lists `meta l4proto 6 th dport 22` as `tcp dport 22`: equal.
+    assert canonical_rule(_expr("meta l4proto 6 th dport 22")) == canonical_rule(
+        _expr("tcp dport 22"))
+    for other in ("meta l4proto 17 th dport 22", "tcp dport 23", "meta l4proto 6"):
+        assert canonical_rule(_expr(other)) != canonical_rule(_expr("tcp dport 22")), other
 
 
 def test_elements_never_overlap() -> None:
@@ -274,8 +374,11 @@ class RenderedMatcher:
     """The rendered JSON, interpreted the way nft evaluates it on a new packet.
 
     mesh chain: `ip[6] saddr vmap @<dir>_src<fam>` finds the source's class
-    chain; there, each rule's optional `meta l4proto { ... }` guard and its
-    concatenated lookup `daddr . l4proto [. th dport] @set` decide.
+    chain; there the rules are tried in order, each a conjunction of
+    matches: `ip daddr D`, `tcp|udp|sctp dport P` (with nft's implicit
+    `meta l4proto` dependency), `meta l4proto P` or `{ set }`, and
+    concatenated lookups `daddr . l4proto [. th dport] @set`. The first rule
+    whose matches all hold decides (all class rules accept).
     """
 
     def __init__(self, ruleset: dict) -> None:
@@ -299,19 +402,50 @@ class RenderedMatcher:
         assert len(targets) <= 1, targets  # source intervals never overlap
         if not targets:
             return False
-        d = int(ipaddress.ip_address(dst_ip))
+        packet = {"daddr": int(ipaddress.ip_address(dst_ip)), "proto": proto, "port": port,
+                  "payload": payload}
         for expr in self.rules.get(targets[0], []):
-            guard = [e["match"]["right"]["set"] for e in expr if "match" in e
-                     and e["match"]["left"] == {"meta": {"key": "l4proto"}}]
-            if guard and proto not in guard[0]:
-                continue
-            lookup = next(e["match"] for e in expr if "match" in e
-                          and "concat" in e["match"]["left"])
-            key = (d, proto, port) if len(lookup["left"]["concat"]) == 3 else (d, proto)
-            if any(_in_element(e, key) for e in self.named[lookup["right"][1:]].get("elem", [])):
-                assert {"accept": None} in expr
+            if self._rule_matches(expr, packet):
+                assert expr[-1] == {"accept": None}, expr
                 return True
         return False
+
+    def _rule_matches(self, expr: list[dict], packet: dict) -> bool:
+        for e in expr:
+            if "match" not in e:
+                continue
+            match = e["match"]
+            assert match["op"] == "==", match
+            left, right = match["left"], match["right"]
+            fields = left.get("concat", [left])
+            key = tuple(self._field(f, packet) for f in fields)
+            if None in key:
+                return False  # e.g. `tcp dport` on a UDP packet: the dependency fails
+            if isinstance(right, str) and right.startswith("@"):
+                elements = self.named[right[1:]].get("elem", [])
+            elif isinstance(right, dict) and "set" in right:
+                elements = right["set"]
+            else:
+                elements = [right]
+            if not any(_in_element(el, key) for el in elements):
+                return False
+        return True
+
+    @staticmethod
+    def _field(left: dict, packet: dict) -> int | None:
+        if left == {"meta": {"key": "l4proto"}}:
+            return packet["proto"]
+        p = left["payload"]
+        if p["field"] == "daddr":
+            assert p["protocol"] == packet["payload"], p  # class chains are per family
+            return packet["daddr"]
+        assert p["field"] == "dport", p
+        if p["protocol"] == "th":
+            # nothing guards th dport but an earlier l4proto match
+            assert packet["proto"] in (6, 17, 132), "th dport read from a portless protocol"
+            return packet["port"]
+        named = {"tcp": 6, "udp": 17, "sctp": 132}[p["protocol"]]
+        return packet["port"] if packet["proto"] == named else None
 
 
 ROUTES = [(), ("10.0.0.4/30",), ("fd00::/126",), ("10.0.0.0/29", "fd00::8/125")]
@@ -323,9 +457,11 @@ def test_set_elements_accept_exactly_what_filter_allows_accepts(
         rule_list: list[FilterRule], routes: tuple[str, ...], data: st.DataObject) -> None:
     filt = parse_filter(rule_list)
     local = ("10.0.0.3", "fd00::3")
-    ruleset = render_ruleset(NodeNetmap("n", local, (), tuple(rule_list)), "wg0",
-                             routes=routes)
-    matcher = RenderedMatcher(ruleset)
+    nm = NodeNetmap("n", local, (), tuple(rule_list))
+    # As rendered (small classes inline), and with every lookup a named set.
+    matchers = [RenderedMatcher(render_ruleset(nm, "wg0", routes=routes))]
+    with mock.patch.object(nftrender, "INLINE_RULES", 0):
+        matchers.append(RenderedMatcher(render_ruleset(nm, "wg0", routes=routes)))
     served = {"mesh_in": address_set([*local, *routes]), "mesh_fwd": address_set(routes)}
     for fam, pool in ((4, [*V4, "10.0.0.200"]), (6, [*V6, "fd00::99"])):
         unclipped = build_family_sets(filt, fam)
@@ -340,7 +476,9 @@ def test_set_elements_accept_exactly_what_filter_allows_accepts(
             assert sets_allow(unclipped, s, d, proto, port) == allowed, case
             for chain, clip in served.items():
                 expected = allowed and clip.contains(fam, d)
-                assert matcher.allows(chain, src, dst_ip, proto, port) == expected, (chain, case)
+                for matcher in matchers:
+                    assert matcher.allows(chain, src, dst_ip, proto, port) == expected, (
+                        chain, case)
 
 
 def test_apply_refuses_something_that_is_not_a_ruleset() -> None:
