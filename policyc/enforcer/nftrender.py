@@ -38,6 +38,7 @@ equal rule by rule.
 from __future__ import annotations
 
 import ipaddress
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,9 @@ LOG_RATE_PER_SECOND, LOG_BURST = 10, 20
 # Per class chain: at most this many entries are written as plain rules; a
 # lookup kind (ports, protocols) that does not fit becomes a named set.
 INLINE_RULES = 8
+# A class chain costs about as much to load as this many set elements (see
+# direct_classes).
+DIRECT_SLACK = 16
 _PORT_PAYLOAD = {6: "tcp", 17: "udp", 132: "sctp"}
 _ADDR_TYPE = {4: "ipv4_addr", 6: "ipv6_addr"}
 _IP_PAYLOAD = {4: "ip", 6: "ip6"}
@@ -115,8 +119,9 @@ def _port(iv: Iv) -> Any:
     return iv[0] if iv[0] == iv[1] else {"range": [iv[0], iv[1]]}
 
 
-def _set(name: str, fam: int, with_port: bool, elems: list[Json]) -> Json:
-    key = [_ADDR_TYPE[fam], "inet_proto"]
+def _set(name: str, fam: int, with_port: bool, elems: list[Json], *,
+         with_source: bool = False) -> Json:
+    key = [_ADDR_TYPE[fam]] * (2 if with_source else 1) + ["inet_proto"]
     if with_port:
         key.append("inet_service")
     body = _obj(name=name, type=key, flags=["interval"])
@@ -125,11 +130,10 @@ def _set(name: str, fam: int, with_port: bool, elems: list[Json]) -> Json:
     return {"add": {"set": body}}
 
 
-def _source_map(name: str, fam: int, sets: FamilySets, chains: list[str]) -> Json:
+def _source_map(name: str, fam: int, sources: list[tuple[Iv, str]]) -> Json:
     body = _obj(name=name, type=_ADDR_TYPE[fam], map="verdict", flags=["interval"])
-    if sets.sources:
-        body["elem"] = [[_addr(fam, iv), {"jump": {"target": chains[n]}}]
-                        for iv, n in sets.sources]
+    if sources:
+        body["elem"] = [[_addr(fam, iv), {"jump": {"target": chain}}] for iv, chain in sources]
     return {"add": {"map": body}}
 
 
@@ -141,6 +145,10 @@ def class_chain_name(prefix: str, fam: int, number: int) -> str:
     return f"{prefix}{fam}_c{number}"
 
 
+def direct_set_name(prefix: str, fam: int, with_port: bool) -> str:
+    return f"{prefix}{fam}_direct_{'ports' if with_port else 'proto'}"
+
+
 @dataclass
 class _Objects:
     """Commands by kind, emitted in dependency order (chains before the map
@@ -149,13 +157,32 @@ class _Objects:
     chains: list[Json] = field(default_factory=list)
     sets: list[Json] = field(default_factory=list)
     rules: list[Json] = field(default_factory=list)
+    # per direction prefix: the direct lookups, placed in the mesh chain
+    direct: dict[str, list[list[Json]]] = field(default_factory=dict)
 
 
 def _family_objects(out: _Objects, prefix: str, fam: int, sets: FamilySets) -> None:
-    """The source map, class chains and class sets of one direction and family."""
-    chains = [class_chain_name(prefix, fam, n) for n in range(len(sets.classes))]
-    out.sets.append(_source_map(source_map_name(prefix, fam), fam, sets, chains))
-    for chain, cls in zip(chains, sets.classes, strict=True):
+    """Direct sets, source map, class chains and class sets of one direction and family."""
+    direct = direct_classes(sets)
+    chains: dict[int, str] = {}
+    for number in range(len(sets.classes)):
+        if not direct[number]:
+            chains[number] = class_chain_name(prefix, fam, len(chains))
+    direct_ports = [{"concat": [_addr(fam, iv), _addr(fam, d), p, _port(r)]}
+                    for iv, n in sets.sources if direct[n] for d, p, r in sets.classes[n].ports]
+    direct_protocols = [{"concat": [_addr(fam, iv), _addr(fam, d), p]}
+                        for iv, n in sets.sources if direct[n]
+                        for d, p in sets.classes[n].protocols]
+    for with_port, elems in ((True, direct_ports), (False, direct_protocols)):
+        if elems:
+            name = direct_set_name(prefix, fam, with_port)
+            out.sets.append(_set(name, fam, with_port, elems, with_source=True))
+            out.direct.setdefault(prefix, []).append(
+                _lookup(fam, name, with_port, with_source=True))
+    out.sets.append(_source_map(source_map_name(prefix, fam), fam, [
+        (iv, chains[n]) for iv, n in sets.sources if not direct[n]]))
+    for number, chain in chains.items():
+        cls = sets.classes[number]
         out.chains.append(_regular_chain(chain))
         inline_ports, inline_protocols = inline_kinds(cls)
         if inline_ports:
@@ -170,6 +197,25 @@ def _family_objects(out: _Objects, prefix: str, fam: int, sets: FamilySets) -> N
             out.sets.append(_set(f"{chain}_proto", fam, False, [
                 {"concat": [_addr(fam, d), p]} for d, p in cls.protocols]))
             out.rules.append(_rule(chain, *_lookup(fam, f"{chain}_proto", False)))
+
+
+def direct_classes(sets: FamilySets) -> tuple[bool, ...]:
+    """Per class: whether its sources are written directly into the shared
+    (source . destination . protocol [. port]) sets instead of a class chain.
+
+    A class with S source intervals and E entries costs S x E direct
+    elements, or S map elements + a chain + E entries. A chain costs about
+    as much to load as DIRECT_SLACK elements, so a class goes direct when
+    S x E <= S + E + DIRECT_SLACK: one source with a few ports, a few
+    sources with one port. Wide classes (many sources and many entries)
+    keep the two-stage lookup, so the element count stays about S + P.
+    """
+    intervals = Counter(n for _, n in sets.sources)
+    out = []
+    for number, cls in enumerate(sets.classes):
+        s, e = intervals[number], len(cls.ports) + len(cls.protocols)
+        out.append(s * e <= s + e + DIRECT_SLACK)
+    return tuple(out)
 
 
 def inline_kinds(cls: ClassSets) -> tuple[bool, bool]:
@@ -214,8 +260,11 @@ def _inline_protocol(fam: int, dst: Iv, proto: int) -> list[Json]:
             _match(_meta("l4proto"), proto), *_mark_accept()]
 
 
-def _lookup(fam: int, set_name: str, with_port: bool) -> list[Json]:
+def _lookup(fam: int, set_name: str, with_port: bool, *, with_source: bool = False
+            ) -> list[Json]:
     key = [_payload(_IP_PAYLOAD[fam], "daddr"), _meta("l4proto")]
+    if with_source:
+        key.insert(0, _payload(_IP_PAYLOAD[fam], "saddr"))
     guard: list[Json] = []
     if with_port:
         # th dport is only meaningful for port-bearing protocols.
@@ -224,7 +273,8 @@ def _lookup(fam: int, set_name: str, with_port: bool) -> list[Json]:
     return [*guard, _match({"concat": key}, f"@{set_name}"), *_mark_accept()]
 
 
-def _mesh_chain(chain: str, prefix: str, counter: str, *, local: bool) -> list[Json]:
+def _mesh_chain(chain: str, prefix: str, counter: str, direct: list[list[Json]], *,
+                local: bool) -> list[Json]:
     rules = [_rule(chain, _match(_ct("state"), ["established", "related"], "in"),
                    {"accept": None})]
     if local:
@@ -238,6 +288,7 @@ def _mesh_chain(chain: str, prefix: str, counter: str, *, local: bool) -> list[J
                    {"set": ["nd-neighbor-solicit", "nd-neighbor-advert"]}),
             _match(_payload("ip6", "hoplimit"), 255), {"accept": None}))
     rules.append(_rule(chain, _match(_ct("state"), "invalid", "in"), {"drop": None}))
+    rules += [_rule(chain, *lookup) for lookup in direct]
     for fam in (4, 6):
         rules.append(_rule(chain, {"vmap": {"key": _payload(_IP_PAYLOAD[fam], "saddr"),
                                             "data": f"@{source_map_name(prefix, fam)}"}}))
@@ -305,8 +356,10 @@ def render_filter(filt: ParsedFilter, iface: str, *, local: Sequence[str] = (),
                           {"jump": {"target": "mesh_fwd"}}))
     commands.append(_pickup_reject("forward", iface))
     commands.append(_pickup_reject("output", iface))
-    commands += _mesh_chain("mesh_in", "in", "in_dropped", local=True)
-    commands += _mesh_chain("mesh_fwd", "fwd", "fwd_dropped", local=False)
+    commands += _mesh_chain("mesh_in", "in", "in_dropped", objects.direct.get("in", []),
+                            local=True)
+    commands += _mesh_chain("mesh_fwd", "fwd", "fwd_dropped", objects.direct.get("fwd", []),
+                            local=False)
     commands += objects.rules
     return {"nftables": commands}
 

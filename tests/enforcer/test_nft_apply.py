@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -57,6 +58,7 @@ pytestmark = [pytest.mark.privileged,
 NODE4, NODE6 = "100.64.0.10", "fd7a:115c:a1e0::a"
 PEER4, OTHER4 = "100.64.0.20", "100.64.0.21"
 PEER6, OTHER6 = "fd7a:115c:a1e0::14", "fd7a:115c:a1e0::15"
+THIRD4, THIRD6 = "100.64.0.22", "fd7a:115c:a1e0::16"
 IFACE = "mesh0"
 _counter = itertools.count()
 
@@ -82,7 +84,8 @@ def pair() -> Iterator[Pair]:
            "peer", "name", IFACE, "netns", p.node)
         for ns, dev, addrs in ((p.node, IFACE, (f"{NODE4}/24", f"{NODE6}/64")),
                                (p.peer, "veth-pc", (f"{PEER4}/24", f"{OTHER4}/24",
-                                                    f"{PEER6}/64", f"{OTHER6}/64"))):
+                                                    f"{THIRD4}/24", f"{PEER6}/64",
+                                                    f"{OTHER6}/64", f"{THIRD6}/64"))):
             sh("ip", "-n", ns, "link", "set", "lo", "up")
             for addr in addrs:
                 sh("ip", "-n", ns, "addr", "add", addr, "dev", dev, "nodad")
@@ -196,11 +199,24 @@ def test_icmp_follows_the_rules_in_both_families(pair: Pair) -> None:
     assert not pings(pair.peer, OTHER6, NODE6)
 
 
-def test_rendered_text_is_valid_nft_syntax(pair: Pair, tmp_path) -> None:
+@pytest.mark.parametrize("name", ["SSH_FROM_PEER", "DRIFT"])
+def test_rendered_text_is_valid_nft_syntax(pair: Pair, tmp_path, name: str) -> None:
+    nm = {"SSH_FROM_PEER": SSH_FROM_PEER, "DRIFT": DRIFT}[name]
     path = tmp_path / "ruleset.nft"
-    path.write_text(render_text(render_ruleset(SSH_FROM_PEER, IFACE, routes=("10.0.0.0/8",))))
-    assert sh("ip", "netns", "exec", pair.node, "nft", "-c", "-f", str(path),
-              check=False).returncode == 0
+    path.write_text(render_text(render_ruleset(nm, IFACE, routes=("100.64.0.0/16",
+                                                                  "fd7a:115c:a1e0::/64"))))
+    checked = sh("ip", "netns", "exec", pair.node, "nft", "-c", "-f", str(path), check=False)
+    assert checked.returncode == 0, checked.stderr
+
+
+GOLDEN_TEXTS = sorted((Path(__file__).parents[1] / "golden" / "nft").glob("*.nft"))
+
+
+@pytest.mark.parametrize("golden", GOLDEN_TEXTS, ids=[p.stem for p in GOLDEN_TEXTS])
+def test_golden_texts_are_valid_nft_syntax(pair: Pair, golden: Path) -> None:
+    checked = sh("ip", "netns", "exec", pair.node, "nft", "-c", "-f", str(golden),
+                 check=False)
+    assert checked.returncode == 0, checked.stderr
 
 
 def broken(ruleset: dict) -> dict:
@@ -257,13 +273,49 @@ OTHER_TABLE = """table inet other {
 }"""
 
 
-# PEER* (class 0 of each family) is small: plain rules in in4_c0 / in6_c0.
-# OTHER* (class 1) reaches 10 ports: a named set in4_c1_ports, ICMP inline.
-DRIFT = netmap(*SSH_FROM_PEER.packet_filter,
-               FilterRule((OTHER4, OTHER6), tuple(dst(node, 1000 + 10 * i, 1000 + 10 * i)
-                                                  for i in range(10) for node in (NODE4, NODE6)),
-                          (6,)))
+# One class per layout (docs/enforcement.md), in each family:
+# PEER* and 20 more sources to 2-3 entries: class chain in4_c0 of plain rules;
+# OTHER* and 3 more sources to 10 ports: class chain in4_c1 with a named set
+# in4_c1_ports (ICMP a plain rule); THIRD* alone to 8080: direct elements.
+DRIFT = netmap(
+    FilterRule((PEER4, PEER6, *(f"100.64.1.{2 * i}" for i in range(20)),
+                *(f"fd7a:115c:a1e0::1:{2 * i:x}" for i in range(20))),
+               (dst(NODE4, 22, 22), dst(NODE6, 22, 22), dst(NODE4, 80, 80)), (6,)),
+    FilterRule((OTHER4, OTHER6, *(f"100.64.2.{2 * i}" for i in range(3)),
+                *(f"fd7a:115c:a1e0::2:{2 * i:x}" for i in range(3))),
+               tuple(dst(node, 1000 + 10 * i, 1000 + 10 * i)
+                     for i in range(10) for node in (NODE4, NODE6)), (6,)),
+    FilterRule((THIRD4, THIRD6), (dst(NODE4, 8080, 8080), dst(NODE6, 8080, 8080)), (6,)))
 MARK_ACCEPT = "ct mark set ct mark | 0x20000000 accept"
+
+
+def test_every_class_layout_admits_only_its_own_entries(pair: Pair) -> None:
+    ruleset = render_ruleset(DRIFT, IFACE)
+    text = render_text(ruleset)
+    for fam in (4, 6):
+        assert f"chain in{fam}_c0 {{" in text and f"chain in{fam}_c1 {{" in text
+        assert f"@in{fam}_c1_ports" in text and f"@in{fam}_c0_ports" not in text
+        assert f"@in{fam}_direct_ports" in text
+    applied(ruleset, pair.node)
+    server = Server(pair.node, (22, 23, 80, 1000, 1001, 8080))
+    try:
+        for src, target, port, admitted in (
+                (PEER4, NODE4, 22, True), (PEER4, NODE4, 80, True), (PEER4, NODE4, 23, False),
+                (PEER4, NODE4, 1000, False), (PEER6, NODE6, 22, True),
+                (PEER6, NODE6, 80, False), (OTHER4, NODE4, 1000, True),
+                (OTHER4, NODE4, 1001, False), (OTHER4, NODE4, 22, False),
+                (OTHER6, NODE6, 1000, True), (OTHER6, NODE6, 8080, False),
+                (THIRD4, NODE4, 8080, True), (THIRD4, NODE4, 22, False),
+                (THIRD6, NODE6, 8080, True), (THIRD6, NODE6, 1000, False)):
+            sock = connect(pair.peer, src, target, port)
+            assert (sock is not None) == admitted, (src, port)
+            if sock is not None:
+                sock.close()
+    finally:
+        server.close()
+    for src, target in ((PEER4, NODE4), (OTHER4, NODE4), (THIRD4, NODE4), (PEER6, NODE6),
+                        (OTHER6, NODE6), (THIRD6, NODE6)):
+        assert pings(pair.peer, src, target), src
 
 
 def _with_handles(ns: str, tamper: str) -> str:
@@ -280,6 +332,9 @@ def _with_handles(ns: str, tamper: str) -> str:
 @pytest.mark.parametrize("tamper", [
     "add element inet policyc in4_c1_ports { 100.64.0.11 . 6 . 1-65535 }",
     "delete element inet policyc in4_c1_ports { 100.64.0.10 . 6 . 1000 }",
+    "add element inet policyc in4_direct_ports { 100.64.0.23 . 100.64.0.10 . 6 . 22 }",
+    "delete element inet policyc in6_direct_proto { fd7a:115c:a1e0::16 . "
+    "fd7a:115c:a1e0::a . 58 }",
     "add element inet policyc in_src4 { 100.64.0.99 : jump in4_c0 }",
     "delete element inet policyc in_src4 { 100.64.0.20 }",
     "add rule inet policyc mesh_in accept",
@@ -292,6 +347,7 @@ def _with_handles(ns: str, tamper: str) -> str:
     f"ip6 daddr fd7a:115c:a1e0::a udp dport 22 {MARK_ACCEPT}",
     "replace rule inet policyc in4_c1 handle {in4_c1:1} "
     f"ip daddr 100.64.0.0/24 meta l4proto 1 {MARK_ACCEPT}",
+    "delete rule inet policyc mesh_in handle {mesh_in:3}",  # the direct ports lookup
     "delete rule inet policyc in4_c0 handle {in4_c0:1}",
     "flush chain inet policyc in6_c0",
     "flush chain inet policyc mesh_in",
@@ -317,7 +373,7 @@ def test_drift_is_detected_and_repaired_without_touching_other_tables(
 
 def test_a_rule_respelt_by_hand_to_the_same_meaning_is_not_drift(pair: Pair) -> None:
     # `meta l4proto 6 th dport 22` is what nft lists as `tcp dport 22`.
-    expected = render_ruleset(SSH_FROM_PEER, IFACE)
+    expected = render_ruleset(DRIFT, IFACE)
     applied(expected, pair.node)
     sh("ip", "netns", "exec", pair.node, "nft", _with_handles(
         pair.node, "replace rule inet policyc in4_c0 handle {in4_c0:0} ip daddr 100.64.0.10 "
@@ -401,8 +457,8 @@ def test_each_source_class_reaches_only_its_own_entries(pair: Pair) -> None:
     ruleset = render_ruleset(classes, IFACE)
     chains = [c["add"]["chain"]["name"] for c in ruleset["nftables"]
               if "chain" in c.get("add", {})]
-    assert sorted(c for c in chains if c.startswith(("in4_c", "in6_c"))) == [
-        "in4_c0", "in4_c1", "in6_c0", "in6_c1"]
+    # Small classes: direct (source . destination ...) elements, no class chains.
+    assert sorted(chains) == ["forward", "input", "mesh_fwd", "mesh_in", "output"]
     applied(ruleset, pair.node)
     server = Server(pair.node, (22, 23))
     try:
@@ -446,14 +502,15 @@ def test_many_sources_times_many_port_ranges_load_as_their_sum(pair: Pair) -> No
 
 def test_a_thousand_single_source_classes_load_and_enforce(pair: Pair) -> None:
     # The many-classes shape: 1,000 rules, each its own source /31 and port;
-    # PEER4 is the last source and reaches port 22. Every class is plain
-    # rules (no named set per class).
+    # PEER4 is the last source and reaches port 22. Every class is direct
+    # elements in two shared sets (no chain or set per class).
     sources = [f"100.67.{i // 64}.{4 * (i % 64)}/31" for i in range(999)] + [PEER4]
     ports = [2000 + i for i in range(999)] + [22]
     many = netmap(*(FilterRule((src,), (dst(NODE4, port, port),), (6,))
                     for src, port in zip(sources, ports, strict=True)))
     ruleset = render_ruleset(many, IFACE)
     assert "@in4_c" not in render_text(ruleset)
+    assert "@in4_direct_ports" in render_text(ruleset)
     result = apply_ruleset(ruleset, netns=pair.node)
     assert result.ok and result.verified, [str(d) for d in result.diagnostics]
     server = Server(pair.node, (22, 2000))

@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 from policyc.enforcer import nftrender
 from policyc.enforcer.nft import filter_allows, render_ruleset, render_text
 from policyc.enforcer.nftapply import canonical_rule, element_count, layout_counts
-from policyc.enforcer.nftrender import INLINE_RULES, inline_kinds
+from policyc.enforcer.nftrender import INLINE_RULES, direct_classes, inline_kinds
 from policyc.enforcer.nftsets import (
     ClassSets,
+    FamilySets,
     address_set,
     build_family_sets,
     parse_filter,
@@ -50,11 +51,14 @@ CASES: dict[str, tuple[NodeNetmap, tuple[str, ...]]] = {
         FilterRule(("10.0.0.0/8",), (dst("10.20.0.0/16"),), (47,)),
     ), ("10.20.0.0/16",)),
     "exit_node": (netmap(FilterRule(("*",), (dst("*"),))), ("0.0.0.0/0", "::/0")),
-    # Classes too large to inline: 10 tcp ports (a named ports set, ICMP
-    # inline); GRE + ICMP to 10 subnets (a named protocols set).
-    "large_classes": (netmap(
-        FilterRule(("100.64.0.20",), tuple(dst(NODE_V4, 1000 + 10 * i, 1000 + 10 * i)
-                                           for i in range(10)), (6,)),
+    # All three class layouts: 20 sources to one port (a class chain of
+    # plain rules), 20 sources to 10 ports (a chain with a named ports set,
+    # ICMP inline), one source to GRE + ICMP on 10 subnets (direct elements).
+    "class_layouts": (netmap(
+        FilterRule(tuple(f"100.64.1.{2 * i}" for i in range(20)), (dst(NODE_V4, 22, 22),),
+                   (6,)),
+        FilterRule(tuple(f"100.64.2.{2 * i}" for i in range(20)),
+                   tuple(dst(NODE_V4, 1000 + 10 * i, 1000 + 10 * i) for i in range(10)), (6,)),
         FilterRule(("10.0.0.0/8",), tuple(dst(f"10.20.{2 * i}.0/24") for i in range(10)),
                    (47,)),
     ), ("10.20.0.0/16",)),
@@ -104,9 +108,20 @@ def test_adjacent_sources_and_ports_merge_into_one_element() -> None:
         FilterRule(("100.64.1.0/24",), (dst(NODE_V4, 23, 23),), (6,)),
     )
     ruleset = render_ruleset(nm, "wg0")
-    # Both halves of the /24 reach the same entries: one class, one interval.
-    assert set_elems(ruleset, "in_src4") == [
-        [{"prefix": {"addr": "100.64.1.0", "len": 24}}, {"jump": {"target": "in4_c0"}}]]
+    # Both halves of the /24 reach the same entries: one class, one interval
+    # (a small class: direct elements, no map entry or chain).
+    sources = {"prefix": {"addr": "100.64.1.0", "len": 24}}
+    assert set_elems(ruleset, "in4_direct_ports") == [
+        {"concat": [sources, NODE_V4, 6, {"range": [22, 24]}]}]
+    assert set_elems(ruleset, "in4_direct_proto") == [{"concat": [sources, NODE_V4, 1]}]
+    assert set_elems(ruleset, "in_src4") == []
+    # With many such sources the class gets a chain: one interval, one jump.
+    wide = tuple(FilterRule((f"100.64.{2 * i}.0/25",), (dst(NODE_V4, 22, 24),), (6,))
+                 for i in range(2, 40))
+    ruleset = render_ruleset(netmap(*nm.packet_filter, *wide), "wg0")
+    assert set_elems(ruleset, "in_src4")[:2] == [
+        [sources, {"jump": {"target": "in4_c0"}}],
+        [{"prefix": {"addr": "100.64.4.0", "len": 25}}, {"jump": {"target": "in4_c0"}}]]
     assert chain_rules(ruleset, "in4_c0") == [
         f"ip daddr {NODE_V4} tcp dport 22-24 {MARK_ACCEPT}",
         f"ip daddr {NODE_V4} meta l4proto 1 {MARK_ACCEPT}"]
@@ -155,6 +170,15 @@ def test_dst_star_means_any_address_of_both_families() -> None:
 def test_input_sets_only_admit_local_destinations_and_forward_only_routes() -> None:
     nm = netmap(FilterRule(("100.64.0.20",), (dst("*", 80, 80),), (6,)))
     ruleset = render_ruleset(nm, "wg0", routes=("10.20.0.0/16",))
+    routed = {"prefix": {"addr": "10.20.0.0", "len": 16}}
+    src = "100.64.0.20"
+    assert set_elems(ruleset, "in4_direct_ports") == [
+        {"concat": [src, routed, 6, 80]}, {"concat": [src, NODE_V4, 6, 80]}]
+    assert set_elems(ruleset, "fwd4_direct_ports") == [{"concat": [src, routed, 6, 80]}]
+    # The same in a class chain (many sources: not direct).
+    many = tuple(f"100.64.0.{i}" for i in range(20, 120, 2))
+    ruleset = render_ruleset(netmap(FilterRule(many, (dst("*", 80, 80),), (6,))), "wg0",
+                             routes=("10.20.0.0/16",))
     assert chain_rules(ruleset, "in4_c0") == [
         f"ip daddr 10.20.0.0/16 tcp dport 80 {MARK_ACCEPT}",
         f"ip daddr {NODE_V4} tcp dport 80 {MARK_ACCEPT}",
@@ -193,17 +217,32 @@ def test_small_lookups_are_inlined_within_the_budget(
     assert inline_kinds(_class(ports, protocols)) == inline
 
 
-def test_many_single_source_rules_need_no_sets() -> None:
-    # N rules with their own source: N classes, each a chain of two plain
-    # rules (the port, ICMP), no named set besides the four source maps.
+def test_many_single_source_rules_need_no_chains() -> None:
+    # N rules with their own source: N small classes, all direct elements
+    # (source . destination . protocol [. port]) in two shared sets; no
+    # class chain, no per-class set.
     rules = tuple(FilterRule((f"100.65.{i // 64}.{4 * (i % 64)}",),
                              (dst(NODE_V4, 1000 + i, 1000 + i),), (6,)) for i in range(300))
     ruleset = render_ruleset(netmap(*rules), "wg0")
-    assert layout_counts(ruleset) == {"elements": 300, "sets": 4, "chains": 5 + 300,
-                                      "rules": 4 + 7 + 6 + 2 * 300}
-    assert chain_rules(ruleset, "in4_c299") == [
-        f"ip daddr {NODE_V4} tcp dport 1299 {MARK_ACCEPT}",
-        f"ip daddr {NODE_V4} meta l4proto 1 {MARK_ACCEPT}"]
+    assert layout_counts(ruleset) == {"elements": 600, "sets": 4 + 2, "chains": 5,
+                                      "rules": 4 + (7 + 2) + 6}
+    assert set_elems(ruleset, "in4_direct_ports")[-1] == {
+        "concat": ["100.65.4.172", NODE_V4, 6, 1299]}
+    assert chain_rules(ruleset, "mesh_in")[3:5] == [
+        "meta l4proto { 6, 17, 132 } ip saddr . ip daddr . meta l4proto . th dport "
+        f"@in4_direct_ports {MARK_ACCEPT}",
+        f"ip saddr . ip daddr . meta l4proto @in4_direct_proto {MARK_ACCEPT}"]
+
+
+@pytest.mark.parametrize(("sources", "entries", "direct"), [
+    (1, 2, True), (1, 30, True), (2, 18, True), (2, 19, False), (3, 9, True),
+    (3, 10, False), (20, 1, True), (10_000, 1, True), (20, 2, False), (2000, 501, False),
+])
+def test_small_classes_are_direct_and_wide_ones_get_a_chain(
+        sources: int, entries: int, direct: bool) -> None:
+    cls = _class(entries, 0)
+    sets = FamilySets(tuple(((2 * i, 2 * i), 0) for i in range(sources)), (cls,))
+    assert direct_classes(sets) == (direct,)
 
 
 def test_class_chains_stay_short() -> None:
@@ -371,14 +410,16 @@ def _in_element(elem: object, key: tuple[int, ...]) -> bool:
 
 
 class RenderedMatcher:
-    """The rendered JSON, interpreted the way nft evaluates it on a new packet.
+    """The rendered JSON, interpreted the way nft evaluates a new packet.
 
-    mesh chain: `ip[6] saddr vmap @<dir>_src<fam>` finds the source's class
-    chain; there the rules are tried in order, each a conjunction of
-    matches: `ip daddr D`, `tcp|udp|sctp dport P` (with nft's implicit
-    `meta l4proto` dependency), `meta l4proto P` or `{ set }`, and
-    concatenated lookups `daddr . l4proto [. th dport] @set`. The first rule
-    whose matches all hold decides (all class rules accept).
+    A chain's rules are tried in order; a rule is a conjunction of matches
+    followed by statements. Understood: `ct state` (the packet is new),
+    the ND rule (never an ND packet here), `ip[6] saddr|daddr` (with the
+    implicit family check), `tcp|udp|sctp dport` (with nft's implicit
+    `meta l4proto` dependency), `th dport`, `meta l4proto`, concatenations,
+    and right-hand values, ranges, prefixes, `{ sets }` and `@named` sets;
+    verdicts accept, drop and `vmap @map` (a jump: a class chain that does
+    not decide returns to the mesh chain).
     """
 
     def __init__(self, ruleset: dict) -> None:
@@ -392,35 +433,54 @@ class RenderedMatcher:
 
     def allows(self, chain: str, src: str, dst_ip: str, proto: int, port: int) -> bool:
         ip = ipaddress.ip_address(src)
-        payload = "ip" if ip.version == 4 else "ip6"
-        vmaps = [e["vmap"] for expr in self.rules[chain] for e in expr if "vmap" in e
-                 and e["vmap"]["key"]["payload"] == {"protocol": payload, "field": "saddr"}]
-        assert len(vmaps) == 1
-        targets = [verdict["jump"]["target"]
-                   for key, verdict in self.named[vmaps[0]["data"][1:]].get("elem", [])
-                   if _in_element(key, (int(ip),))]
-        assert len(targets) <= 1, targets  # source intervals never overlap
-        if not targets:
-            return False
-        packet = {"daddr": int(ipaddress.ip_address(dst_ip)), "proto": proto, "port": port,
-                  "payload": payload}
-        for expr in self.rules.get(targets[0], []):
-            if self._rule_matches(expr, packet):
-                assert expr[-1] == {"accept": None}, expr
+        packet = {"saddr": int(ip), "daddr": int(ipaddress.ip_address(dst_ip)),
+                  "proto": proto, "port": port, "payload": "ip" if ip.version == 4 else "ip6"}
+        verdict = self._run(chain, packet)
+        assert verdict is not None, "the mesh chain ends in a drop"
+        return verdict
+
+    def _run(self, chain: str, packet: dict) -> bool | None:
+        """True: accepted, False: dropped, None: the chain did not decide."""
+        for expr in self.rules.get(chain, []):
+            if not self._rule_matches(expr, packet):
+                continue
+            last = expr[-1]
+            if "vmap" in last:
+                assert last["vmap"]["key"]["payload"]["field"] == "saddr"
+                key = self._field(last["vmap"]["key"], packet)
+                if key is None:
+                    continue  # the other family's map
+                targets = [verdict["jump"]["target"]
+                           for k, verdict in self.named[last["vmap"]["data"][1:]].get("elem", [])
+                           if _in_element(k, (key,))]
+                assert len(targets) <= 1, targets  # source intervals never overlap
+                if targets:
+                    assert chain.startswith("mesh_") and not targets[0].startswith("mesh_")
+                    decided = self._run(targets[0], packet)
+                    if decided is not None:
+                        return decided
+            elif last == {"accept": None}:
                 return True
-        return False
+            elif last == {"drop": None}:
+                return False
+        return None
 
     def _rule_matches(self, expr: list[dict], packet: dict) -> bool:
         for e in expr:
             if "match" not in e:
                 continue
             match = e["match"]
-            assert match["op"] == "==", match
             left, right = match["left"], match["right"]
+            if "ct" in left:
+                assert left == {"ct": {"key": "state"}} and match["op"] == "in"
+                return False  # established/related or invalid: a new packet is neither
+            if left.get("payload", {}).get("protocol") == "icmpv6":
+                return False  # the ND rule: not an ND packet
+            assert match["op"] == "==", match
             fields = left.get("concat", [left])
             key = tuple(self._field(f, packet) for f in fields)
             if None in key:
-                return False  # e.g. `tcp dport` on a UDP packet: the dependency fails
+                return False  # the other family, or `tcp dport` on a UDP packet
             if isinstance(right, str) and right.startswith("@"):
                 elements = self.named[right[1:]].get("elem", [])
             elif isinstance(right, dict) and "set" in right:
@@ -436,9 +496,9 @@ class RenderedMatcher:
         if left == {"meta": {"key": "l4proto"}}:
             return packet["proto"]
         p = left["payload"]
-        if p["field"] == "daddr":
-            assert p["protocol"] == packet["payload"], p  # class chains are per family
-            return packet["daddr"]
+        if p["field"] in ("saddr", "daddr"):
+            assert p["protocol"] in ("ip", "ip6"), p
+            return packet[p["field"]] if p["protocol"] == packet["payload"] else None
         assert p["field"] == "dport", p
         if p["protocol"] == "th":
             # nothing guards th dport but an earlier l4proto match
@@ -458,10 +518,13 @@ def test_set_elements_accept_exactly_what_filter_allows_accepts(
     filt = parse_filter(rule_list)
     local = ("10.0.0.3", "fd00::3")
     nm = NodeNetmap("n", local, (), tuple(rule_list))
-    # As rendered (small classes inline), and with every lookup a named set.
+    # As rendered, and with each class layout forced: all direct; all class
+    # chains of plain rules (as far as the budget goes); all named class sets.
     matchers = [RenderedMatcher(render_ruleset(nm, "wg0", routes=routes))]
-    with mock.patch.object(nftrender, "INLINE_RULES", 0):
-        matchers.append(RenderedMatcher(render_ruleset(nm, "wg0", routes=routes)))
+    for slack, inline in ((10**9, INLINE_RULES), (-(10**9), INLINE_RULES), (-(10**9), 0)):
+        with mock.patch.object(nftrender, "DIRECT_SLACK", slack), \
+                mock.patch.object(nftrender, "INLINE_RULES", inline):
+            matchers.append(RenderedMatcher(render_ruleset(nm, "wg0", routes=routes)))
     served = {"mesh_in": address_set([*local, *routes]), "mesh_fwd": address_set(routes)}
     for fam, pool in ((4, [*V4, "10.0.0.200"]), (6, [*V6, "fd00::99"])):
         unclipped = build_family_sets(filt, fam)
