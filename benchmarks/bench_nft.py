@@ -9,9 +9,14 @@ runs in a network namespace it creates and deletes. Prints a table.
     python3 benchmarks/bench_nft.py [--repeat N] [--prefixes 10000] [--ranges 1000]
         [--classes 100 1000]
 
-It also loads N rules that each have their own source (N source classes),
-the layout's expensive shape: a chain per class (its entries inline as
-plain rules; before, also two named sets per class).
+It also loads N rules that each have their own sources (N source classes),
+the layout's expensive shape before small classes went direct:
+
+    --classes N ...       one source /31 to one port per rule: direct elements
+    --wide-classes N ...  20 sources to one port per rule (a class chain of
+                          plain rules) and 3 sources to 10 ports per rule (a
+                          class chain with a named set): the shapes that still
+                          cost a chain, and a set, per class
 """
 
 from __future__ import annotations
@@ -49,16 +54,20 @@ def workload(prefixes: int, ranges: int, port_shift: int = 0) -> NodeNetmap:
     return NodeNetmap("bench", (NODE,), (), (big, admin))
 
 
-def many_classes(count: int) -> NodeNetmap:
-    """`count` rules, each one distinct source /31 to one distinct port: `count` classes.
+def many_classes(count: int, sources: int = 1, ports: int = 1) -> NodeNetmap:
+    """`count` rules, each `sources` distinct source /31s to `ports` distinct
+    tcp ports: `count` classes.
 
-    The shape where the two-stage layout costs the most (a chain per class,
-    two plain rules in it) and the product costs nothing.
+    With one source and one port, the shape where a class chain per class
+    costs the most and the S x P product costs nothing.
     """
     base = int(ipaddress.IPv4Address("100.65.0.0"))
     return NodeNetmap("bench", (NODE,), (), tuple(
-        FilterRule((f"{ipaddress.IPv4Address(base + 4 * i)}/31",),
-                   (NetPortRange(NODE, PortRange(1000 + i, 1000 + i)),), (6,))
+        FilterRule(tuple(f"{ipaddress.IPv4Address(base + 4 * (i * sources + j))}/31"
+                         for j in range(sources)),
+                   tuple(NetPortRange(NODE, PortRange(1000 + 2 * (i * ports + k),
+                                                      1000 + 2 * (i * ports + k)))
+                         for k in range(ports)), (6,))
         for i in range(count)))
 
 
@@ -75,6 +84,8 @@ def main() -> int:
     parser.add_argument("--ranges", type=int, default=1_000)
     parser.add_argument("--classes", type=int, nargs="*", default=[100, 1_000],
                         help="also render + apply N single-source rules (N classes)")
+    parser.add_argument("--wide-classes", type=int, nargs="*", default=[],
+                        help="also N rules of 20 sources x 1 port and of 3 sources x 10 ports")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench_nft: needs root (network namespace + nftables); skipped")
@@ -82,7 +93,11 @@ def main() -> int:
     netns = f"pc-bench-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", netns], check=True)
     try:
-        return run(netns, args.repeat, args.prefixes, args.ranges, args.classes)
+        shapes = [(f"{n} single-source rules", many_classes(n)) for n in args.classes]
+        for n in args.wide_classes:
+            shapes += [(f"{n} rules of 20 srcs x 1 port", many_classes(n, 20, 1)),
+                       (f"{n} rules of 3 srcs x 10 ports", many_classes(n, 3, 10))]
+        return run(netns, args.repeat, args.prefixes, args.ranges, shapes)
     finally:
         subprocess.run(["ip", "netns", "del", netns], check=False)
 
@@ -96,18 +111,19 @@ def layout(ruleset: dict[str, Any]) -> str:
     return ", ".join(f"{name} {count}" for count, name in sizes if count) + f"; {totals}"
 
 
-def run(netns: str, repeat: int, prefixes: int, ranges: int, classes: list[int]) -> int:
+def run(netns: str, repeat: int, prefixes: int, ranges: int,
+        classes: list[tuple[str, NodeNetmap]]) -> int:
     size = f"{prefixes // 1000}k srcs x {ranges // 1000 or ranges}{'k' if ranges >= 1000 else ''}"
     rows: dict[str, list[float]] = {k: [] for k in (
         f"render ({size} port ranges)", "apply + verify, no table yet",
         "render one-rule change", "apply + verify, one-rule change (whole table)",
         "check_drift (read back + compare)")}
     names = list(rows)
-    for count in classes:
-        rows[f"render, {count} single-source rules ({count} classes)"] = []
-        rows[f"apply + verify, {count} classes"] = []
+    for label, _netmap in classes:
+        rows[f"render, {label}"] = []
+        rows[f"apply + verify, {label}"] = []
     first: dict[str, Any] = {}
-    shapes: dict[int, str] = {}
+    shapes: dict[str, str] = {}
     for index in range(repeat):
         subprocess.run(["ip", "netns", "exec", netns, "nft", "delete", "table", "inet",
                         "policyc"], check=False, capture_output=True)
@@ -126,15 +142,14 @@ def run(netns: str, repeat: int, prefixes: int, ranges: int, classes: list[int])
         seconds, report = timed(functools.partial(check_drift, changed, netns))
         assert report.ok
         rows[names[4]].append(seconds)
-        for count in classes:
-            seconds, ruleset = timed(functools.partial(render_ruleset, many_classes(count),
-                                                       IFACE))
-            rows[f"render, {count} single-source rules ({count} classes)"].append(seconds)
-            shapes[count] = ", ".join(f"{n} {kind}"
+        for label, netmap in classes:
+            seconds, ruleset = timed(functools.partial(render_ruleset, netmap, IFACE))
+            rows[f"render, {label}"].append(seconds)
+            shapes[label] = ", ".join(f"{n} {kind}"
                                       for kind, n in layout_counts(ruleset).items())
             result = apply_ruleset(ruleset, netns=netns)
             assert result.ok and result.verified, [str(d) for d in result.diagnostics]
-            rows[f"apply + verify, {count} classes"].append(result.seconds)
+            rows[f"apply + verify, {label}"].append(result.seconds)
     print(f"nftables apply benchmark: {prefixes} source prefixes x {ranges} port ranges "
           f"-> {element_count(first)} elements ({layout(first)}); {repeat} runs, "
           f"python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.1f}")
@@ -143,8 +158,8 @@ def run(netns: str, repeat: int, prefixes: int, ranges: int, classes: list[int])
     for name, values in rows.items():
         print(f"| {name:<52} | {statistics.median(values) * 1000:>9.1f} | "
               f"{min(values) * 1000:>8.1f} |")
-    for count, shape in shapes.items():
-        print(f"{count} classes: {shape}")
+    for label, shape in shapes.items():
+        print(f"{label}: {shape}")
     return 0
 
 
