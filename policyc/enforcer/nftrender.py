@@ -1,37 +1,45 @@
 """NodeNetmap -> the nftables JSON of table `inet policyc` (pure, deterministic).
 
 Layout (see docs/enforcement.md): a two-stage lookup. Sources are grouped
-into classes (nftsets); a verdict map per direction and family sends each
-source interval to its class chain, which decides on (destination,
-protocol, port) without the source.
+into classes (nftsets); the class decides on (destination, protocol, port).
+Each class is written in the layout that loads cheapest:
+
+* direct (direct_classes: S source intervals x E entries <= S + E +
+  DIRECT_SLACK): its S x E (source . destination . protocol [. port])
+  elements go into two shared sets per direction and family, looked up in
+  the mesh chain; no map entry, chain or set of its own;
+* otherwise the source map jumps to a class chain, where entries are plain
+  rules (`ip daddr D tcp dport P accept`, `ip daddr D meta l4proto 47
+  accept`) as far as the INLINE_RULES budget goes (inline_kinds), and a
+  kind that does not fit is a named set keyed without the source.
 
     table inet policyc
       counter in_dropped, fwd_dropped
+      set in4_direct_ports  ipv4_addr . ipv4_addr . inet_proto . inet_service (interval)
+      set in4_direct_proto  ipv4_addr . ipv4_addr . inet_proto                 (interval)
       map in_src4   ipv4_addr : verdict (interval)   source -> jump in4_cN
       set in4_cN_ports  ipv4_addr . inet_proto . inet_service  (interval)  large classes only
       set in4_cN_proto  ipv4_addr . inet_proto                 (interval)  large classes only
-      in_src6 / in6_cN_*, fwd_src4 / fwd4_cN_*, fwd_src6 / fwd6_cN_* likewise
+      in6_*, fwd4_*, fwd6_* likewise
       chain input   (hook input)   iifname IFACE jump mesh_in
       chain forward (hook forward) iifname IFACE jump mesh_fwd; oifname IFACE <pickup reject>
       chain output  (hook output)  oifname IFACE <pickup reject>
       chain mesh_in / mesh_fwd: established accept, [ND], invalid drop,
-            ip saddr vmap @in_src4, ip6 saddr vmap @in_src6, log, count, drop
-      chain in4_cN: inline rules and/or set lookups, accept (marking the conntrack entry)
+            direct lookups (v4, v6), ip saddr vmap @in_src4, ip6 saddr vmap @in_src6,
+            log, count, drop
+      chain in4_cN: plain rules and/or set lookups, accept (marking the conntrack entry)
 
-Small classes are written as plain rules, one per entry
-(`ip daddr D tcp dport P accept`, `ip daddr D meta l4proto 47 accept`), and
-only a class's large lookups (more entries than the remaining budget of
-INLINE_RULES) become named sets. A named set costs a name lookup that is
-linear in the number of sets, both in nft and in the kernel, so thousands
-of per-class sets load in time quadratic in the class count; plain rules
-need no set at all (anonymous sets would not help: they are sets too).
-A packet meets at most INLINE_RULES + 1 rules in its class chain.
+Why: nft and the kernel find a named set by walking a list, so thousands of
+per-class sets (anonymous `{ }` sets too) load in time quadratic in the
+class count; direct elements and plain rules need no set per class. Per
+packet: at most two direct lookups, the source map, and INLINE_RULES + 1
+rules in a class chain.
 
 A class chain is entered with `jump`, so a packet that matches none of its
 rules returns to mesh_in and is logged, counted and dropped there.
 
 The expressions are written in the form `nft -j list` prints them (nftapply
-also normalises the few re-spellings it knows), so a read-back compares
+also normalises the one re-spelling it knows), so a read-back compares
 equal rule by rule.
 """
 
@@ -222,8 +230,8 @@ def inline_kinds(cls: ClassSets) -> tuple[bool, bool]:
     """(ports inline, protocols inline): which lookups become plain rules.
 
     The smaller kind is offered the budget of INLINE_RULES first, the other
-    gets what is left, so a chain has at most INLINE_RULES inline rules
-    (plus at most one set lookup). Empty kinds count as inline (no set).
+    gets what is left, so a chain has at most INLINE_RULES plain rules plus
+    one set lookup, or two set lookups. Empty kinds count as inline (no set).
     """
     ports, protocols = len(cls.ports), len(cls.protocols)
     if protocols <= ports:

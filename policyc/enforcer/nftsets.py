@@ -20,8 +20,10 @@ elements, not S x P:
 * Source classes: a sweep over source addresses splits each family into
   atoms, maximal intervals on which the same rules' SrcIPs apply. Atoms
   whose rules grant the same (destination, protocol, port) entries form one
-  class; adjacent atoms of one class merge. The source map sends each
-  interval to its class.
+  class; adjacent atoms of one class merge. Each interval belongs to one
+  class. (How a class is written to nft, as direct source . destination
+  elements, a chain of plain rules or a chain with named sets, is
+  nftrender's choice.)
 * Per class: the union of its rules' entries, keyed without the source. A
   sweep over destination addresses finds the segments on which the same
   entries apply and merges their port ranges; adjacent segments with equal
