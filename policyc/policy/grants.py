@@ -216,6 +216,15 @@ class UnitCompiler:
             if _is_autogroup(alias, INTERNET_GROUP):
                 internet = True
                 continue
+            if isinstance(alias, Wildcard):
+                # `*` is every address: through the via routers, every route they
+                # serve and, on via exit nodes, the Internet. (`self.r.alias(*)` is
+                # the source meaning, Tailscale's own ranges, which no route holds.)
+                internet = True
+                for text in self.r.route_texts:
+                    prefixes.append(AddressSet.parse(text))
+                    texts.append(text)
+                continue
             for prefix in self.r.alias(alias).to_prefixes():
                 prefixes.append(AddressSet.of_network(prefix))
                 texts.append(str(prefix))

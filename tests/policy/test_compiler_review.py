@@ -1,0 +1,70 @@
+"""Regression tests for defects found in review of the compiler and evaluators.
+
+Each test states the behaviour POLICY-FORMAT.md asks for and checks the
+compiler (and, where it answers the same question, the reference evaluator).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from strategies import load, node
+from test_properties import compiled_allows
+
+from policyc.policy.compiler import compile_policy
+from policyc.policy.nodes import Inventory
+from policyc.policy.reference import ReferenceEvaluator
+
+HEADER = """
+  "tagOwners": {"tag:router": ["alice@example.com"], "tag:exit": ["alice@example.com"],
+                "tag:web": ["alice@example.com"]},
+"""
+
+
+def ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.ip_address(text)
+
+
+def _agree(text: str, inventory: Inventory, src: str, dst: str, proto: int,
+           port: int | None) -> tuple[bool, bool]:
+    pol = load(text)
+    netmaps = dict(compile_policy(pol, inventory).netmaps)
+    ev = ReferenceEvaluator(pol, inventory)
+    return (ev.allowed(ip(src), ip(dst), proto, port),
+            compiled_allows(netmaps, inventory, ip(src), ip(dst), proto, port))
+
+
+# --- via grants with `*` as destination ---------------------------------------------
+
+VIA_INVENTORY = Inventory.of([
+    node("laptop", "alice@example.com", (), 1),
+    node("router", "bob@example.com", ("tag:router",), 20, routes=("10.1.0.0/16",)),
+    node("exit", "bob@example.com", ("tag:exit",), 30, exit_node=True),
+])
+
+
+def test_via_grant_to_wildcard_reaches_the_routes_of_via_routers() -> None:
+    # `*` as a destination is every address (POLICY-FORMAT 3.3), so routed
+    # through tag:router it is everything that router serves.
+    text = "{" + HEADER + """
+      "grants": [{"src": ["alice@example.com"], "dst": ["*"], "ip": ["tcp:443"],
+                  "via": ["tag:router"]}]}"""
+    assert _agree(text, VIA_INVENTORY, "100.64.0.1", "10.1.2.3", 6, 443) == (True, True)
+    # ... but not the router itself, nor the Internet through the (untagged for via) exit.
+    assert _agree(text, VIA_INVENTORY, "100.64.0.1", "100.64.0.20", 6, 443) == (False, False)
+    assert _agree(text, VIA_INVENTORY, "100.64.0.1", "8.8.8.8", 6, 443) == (False, False)
+    netmaps = compile_policy(load(text), VIA_INVENTORY).netmaps
+    assert "router" in {p.name for p in netmaps["laptop"].peers}
+    assert "exit" not in {p.name for p in netmaps["laptop"].peers}
+
+
+def test_via_grant_to_wildcard_reaches_the_internet_through_via_exit_nodes() -> None:
+    text = "{" + HEADER + """
+      "grants": [{"src": ["alice@example.com"], "dst": ["*"], "ip": ["*"],
+                  "via": ["tag:exit"]}]}"""
+    assert _agree(text, VIA_INVENTORY, "100.64.0.1", "8.8.8.8", 6, 22) == (True, True)
+    assert _agree(text, VIA_INVENTORY, "100.64.0.1", "10.1.2.3", 6, 22) == (False, False)
+    netmaps = compile_policy(load(text), VIA_INVENTORY).netmaps
+    laptop_peers = {p.name: p for p in netmaps["laptop"].peers}
+    assert set(laptop_peers) == {"exit"}
+    assert "0.0.0.0/0" in laptop_peers["exit"].allowed_ips
