@@ -19,6 +19,7 @@ diagnostic: callers treat it as "no policy" (POLICY-FORMAT.md 1).
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 from collections.abc import Iterator
@@ -39,6 +40,11 @@ from policyc.policy.source import SourceFile, Span
 BOM = "\ufeff"
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?")
 _CONTROL = re.compile(r"[\x00-\x1f]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# Python refuses to convert longer digit strings to int (CVE-2020-10735 guard).
+_MAX_INT_DIGITS = 4300
+
+
 def is_blank(text: str) -> bool:
     """True when `text` holds no JSON value: only whitespace, comments, a BOM."""
     text = text.removeprefix(BOM)
@@ -168,10 +174,14 @@ class _TreeBuilder(Transformer[Token, JValue]):
             return JString(raw[1:-1], span)
         try:
             # json's own decoder: escapes and surrogate pairs exactly like json.
-            return JString(json.loads(raw), span)
+            value: str = json.loads(raw)
         except json.JSONDecodeError as err:
             self._bad_string(raw, token.start_pos or 0, err)
             return JString(raw[1:-1], span)
+        # An escaped lone surrogate ("\ud800") is not a character: Go's decoder
+        # (Tailscale's) reads it as U+FFFD, and a str holding one cannot even
+        # be written out as UTF-8.
+        return JString(_LONE_SURROGATE.sub("\ufffd", value), span)
 
     def _bad_string(self, raw: str, start: int, err: json.JSONDecodeError) -> None:
         at = start + err.pos
@@ -200,8 +210,16 @@ class _TreeBuilder(Transformer[Token, JValue]):
             self.diags.error("P004", span, _number_problem(raw))
             return 0
         if match.group(1) is None and match.group(2) is None:
-            return int(raw)
-        return float(raw)
+            if len(raw.lstrip("-")) <= _MAX_INT_DIGITS:
+                return int(raw)
+        else:
+            number = float(raw)
+            if math.isfinite(number):
+                return number
+        # Go's decoder (Tailscale's) rejects numbers a float64 cannot hold too.
+        self.failed = True
+        self.diags.error("P004", span, f"number {_abbreviate(raw)} is out of range")
+        return 0
 
     def _duplicate(self, key: JString, first: JString) -> None:
         line, column = first.span.source.position(first.span.start)
@@ -209,6 +227,10 @@ class _TreeBuilder(Transformer[Token, JValue]):
             "P002", key.span, f"duplicate key {json.dumps(key.value)} in object",
             notes=(f"first defined at line {line}, column {column}; "
                    "the first definition is kept",))
+
+
+def _abbreviate(raw: str) -> str:
+    return raw if len(raw) <= 24 else f"{raw[:10]}...{raw[-10:]} ({len(raw)} characters)"
 
 
 def _number_problem(raw: str) -> str:

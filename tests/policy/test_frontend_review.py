@@ -1,0 +1,60 @@
+"""Front-end review regressions: HuJSON values Go reads, inventory shapes, spans."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from policyc.policy.hujson import parse_text
+from policyc.policy.load import load_policy_text
+from policyc.policy.render import render_full, render_json, render_sarif
+
+
+@pytest.mark.parametrize("digits", [4301, 5000, 20000])
+def test_huge_integer_is_a_p004_not_a_crash(digits: int) -> None:
+    text = '{"acls": 1' + "0" * (digits - 1) + "}"
+    policy, diags = load_policy_text(text)
+    assert [d.code for d in diags] == ["P004"]
+    assert diags.items[0].span.start == len('{"acls": ')
+    assert diags.items[0].span.end == len(text) - 1
+
+
+def test_integers_python_can_convert_are_kept_exactly() -> None:
+    text = "-1" + "0" * 4299
+    value, diags = parse_text(text)
+    assert not diags.items
+    assert value is not None and value.value == -(10 ** 4299)
+
+
+@pytest.mark.parametrize("text", ["1e999", "-1e999", "1" + "0" * 400 + ".5"])
+def test_float_out_of_range_is_rejected_like_go(text: str) -> None:
+    value, diags = parse_text(f"[{text}]")
+    assert value is None
+    assert [d.code for d in diags] == ["P004"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0xD800, 0xDFFF))
+def test_escaped_lone_surrogate_reads_as_replacement_character(code: int) -> None:
+    # Go's encoding/json turns an unpaired \uD800 into U+FFFD; a Python str
+    # holding the surrogate itself cannot be encoded for output at all.
+    value, diags = parse_text(f'["a\\u{code:04x}b"]')
+    assert not diags.items
+    assert value is not None
+    assert json.loads(json.dumps([value.items[0].value])) == ["a\ufffdb"]  # type: ignore[union-attr]
+    value.items[0].value.encode("utf-8")  # type: ignore[union-attr]
+
+
+def test_surrogate_pairs_still_combine() -> None:
+    value, _ = parse_text('["\\ud83d\\ude00"]')
+    assert value is not None and value.items[0].value == "\U0001f600"  # type: ignore[union-attr]
+
+
+def test_diagnostic_quoting_a_lone_surrogate_renders_as_utf8() -> None:
+    _, diags = load_policy_text('{"acls": [{"action": "\\ud800", "src": [], "dst": []}]}')
+    assert [d.code for d in diags] == ["E115"]
+    for text in (render_full(diags), render_json(diags), render_sarif(diags)):
+        text.encode("utf-8")
