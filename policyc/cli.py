@@ -20,6 +20,7 @@ from policyc.policy.codes import CODES
 from policyc.policy.diagnostics import Diagnostics
 from policyc.policy.model import Policy
 from policyc.policy.nodes import Inventory
+from policyc.policy.source import SourceFile, Span
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 IO_CODES = frozenset({"P006"})
@@ -58,6 +59,13 @@ def _io_failure(diags: Diagnostics) -> bool:
 def _fail(diags: Diagnostics, fmt: str = "text") -> NoReturn:
     _emit_diagnostics(diags, fmt)
     sys.exit(EXIT_USAGE if _io_failure(diags) else EXIT_FAIL)
+
+
+def _fail_io(path: str, message: str) -> NoReturn:
+    """An output file or directory that cannot be written: an I/O error (exit 2)."""
+    diags = Diagnostics()
+    diags.error("P006", Span(SourceFile(str(path), ""), 0, 0), message)
+    _fail(diags)
 
 
 def _load(policy_path: str, nodes_path: str | None) -> Loaded:
@@ -131,10 +139,13 @@ def compile_cmd(policy: str, nodes_path: str, node_names: tuple[str, ...],
     names = _select_nodes(inventory, node_names)
     if out_dir is not None:
         target = Path(out_dir)
-        target.mkdir(parents=True, exist_ok=True)
-        for name in names:
-            text = json.dumps(netmaps[name].to_json(), indent=2) + "\n"
-            (target / f"{name}.json").write_text(text)
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            for name in names:
+                text = json.dumps(netmaps[name].to_json(), indent=2) + "\n"
+                (target / f"{name}.json").write_text(text)
+        except OSError as err:
+            _fail_io(err.filename or out_dir, f"cannot write netmaps: {err.strerror or err}")
         click.echo(f"wrote {len(names)} netmap(s) to {target}", err=True)
         return
     if len(node_names) == 1:
