@@ -131,8 +131,8 @@ def _node(r: Reader, f: _Fields | None) -> Node | None:
     errors = len(r.diags.errors)
     if not f.name.value.strip():
         r.diags.error("I401", f.name.span, "node name must not be empty")
-    user = _user(r, f.user)
     tags = _tags(r, f.tags)
+    user = _user(r, f.user, tagged=bool(tags))
     ips = _ips(r, f.ips)
     routes = _routes(r, f.routes)
     exit_node = f.exit_node or any(route in EXIT_ROUTES for route in routes)
@@ -146,13 +146,19 @@ def _node(r: Reader, f: _Fields | None) -> Node | None:
                 endpoint.value if endpoint else None, f.span)
 
 
-def _user(r: Reader, value: JValue | None) -> str | None:
+def _user(r: Reader, value: JValue | None, *, tagged: bool) -> str | None:
+    """The owner's login. A tagged node belongs to its tags, so its `user` is
+    ignored; Tailscale reports such nodes' user as "tagged-devices" (no @)."""
     if value is None or isinstance(value, JNull):
         return None
     text = r.string(value, "user")
-    if text is not None and "@" not in text.value:
+    if text is None:
+        return None
+    if "@" not in text.value:
+        if tagged:
+            return None
         r.diags.error("I401", text.span, f'user "{text.value}" must contain @')
-    return text.value if text is not None else None
+    return text.value
 
 
 def _tags(r: Reader, value: JValue | None) -> tuple[str, ...]:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policyc.policy.hujson import parse_text
-from policyc.policy.load import load_policy_text
+from policyc.policy.load import load_inventory_text, load_policy_text
 from policyc.policy.render import render_full, render_json, render_sarif
 
 
@@ -58,3 +58,29 @@ def test_diagnostic_quoting_a_lone_surrogate_renders_as_utf8() -> None:
     assert [d.code for d in diags] == ["E115"]
     for text in (render_full(diags), render_json(diags), render_sarif(diags)):
         text.encode("utf-8")
+
+
+# --- inventory -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("user", ["tagged-devices", ""])
+def test_tagged_node_with_a_non_login_user_loads(user: str) -> None:
+    # DESIGN.md: `user` is ignored for tagged nodes; Tailscale's own views
+    # show tagged devices' user as "tagged-devices".
+    devices = {"devices": [{"name": "srv.example.ts.net", "user": user, "tags": ["tag:server"],
+                            "addresses": ["100.64.0.2"]}]}
+    nodes = {"nodes": [{"name": "srv", "user": user, "tags": ["tag:server"],
+                        "ips": ["100.64.0.2"]}]}
+    for shape in (devices, nodes):
+        inventory, diags = load_inventory_text(json.dumps(shape))
+        assert not diags.items, [str(d) for d in diags]
+        (node,) = list(inventory)
+        assert node.name == "srv" and node.tags == ("tag:server",) and node.user is None
+
+
+def test_untagged_node_still_needs_a_login() -> None:
+    text = json.dumps({"nodes": [{"name": "a", "user": "tagged-devices", "ips": ["100.64.0.1"]}]})
+    inventory, diags = load_inventory_text(text)
+    assert [d.code for d in diags] == ["I401"]
+    assert diags.items[0].span.text == '"tagged-devices"'
+    assert not list(inventory)
