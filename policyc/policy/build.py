@@ -23,8 +23,8 @@ from policyc.policy.build_rules import (
     build_ssh_test,
     build_test,
 )
-from policyc.policy.cst import JString, JValue, to_python
-from policyc.policy.diagnostics import Diagnostics
+from policyc.policy.cst import JArray, JString, JValue, to_python
+from policyc.policy.diagnostics import Diagnostics, did_you_mean
 from policyc.policy.jsonread import Reader, list_of
 from policyc.policy.model import (
     AutoApprovers,
@@ -229,4 +229,15 @@ def build_policy(tree: JValue | None, source: SourceFile, diags: Diagnostics) ->
     for key, (field_name, build) in SECTIONS.items():
         if key in f:
             kwargs[field_name] = build(r, f[key])
+    if "defaultSrcPosture" in f:
+        _check_default_postures(r, f["defaultSrcPosture"], kwargs.get("postures", {}))
     return Policy(source, options=_options(r, f), **kwargs)
+
+
+def _check_default_postures(r: Reader, value: JValue, postures: Mapping[str, Posture]) -> None:
+    """Each `defaultSrcPosture` name must be defined. Checked here, not in
+    validate.py, because only the tree knows where each name is written."""
+    for item in value.items if isinstance(value, JArray) else ():
+        if isinstance(item, JString) and item.value not in postures:
+            r.diags.error("E126", item.span, f'posture "{item.value}" is not defined',
+                          suggestion=did_you_mean(item.value, postures))

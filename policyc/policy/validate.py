@@ -191,8 +191,8 @@ def _find_cycle(start: str, owned_by: Mapping[str, list[str]]) -> list[str] | No
 def _check_postures(policy: Policy, diags: Diagnostics) -> None:
     rules: list[AclRule | GrantRule | SshRule] = [
         *(policy.acls or ()), *(policy.grants or ()), *policy.ssh]
+    # defaultSrcPosture is checked by build.py, which has each name's span.
     references = [(name, rule.span) for rule in rules for name in rule.src_posture]
-    references += [(name, policy.source.whole()) for name in policy.default_src_posture]
     for name, span in references:
         if name not in policy.postures:
             guess = did_you_mean(name, policy.postures)

@@ -84,3 +84,21 @@ def test_untagged_node_still_needs_a_login() -> None:
     assert [d.code for d in diags] == ["I401"]
     assert diags.items[0].span.text == '"tagged-devices"'
     assert not list(inventory)
+
+
+# --- spans -----------------------------------------------------------------------
+
+
+def test_undefined_default_src_posture_points_at_the_name() -> None:
+    text = ('{\n  "postures": {"posture:mac": ["node:os == \'macos\'"]},\n'
+            '  "defaultSrcPosture": ["posture:mac", "posture:macc"],\n  "acls": []\n}\n')
+    _, diags = load_policy_text(text)
+    assert [d.code for d in diags] == ["E126"]
+    (diag,) = diags.items
+    assert diag.span.text == '"posture:macc"'
+    assert (diag.span.line, diag.suggestion) == (3, "posture:mac")
+
+
+def test_default_src_posture_without_postures_is_reported_once() -> None:
+    _, diags = load_policy_text('{"defaultSrcPosture": ["posture:a", 1]}')
+    assert sorted(d.code for d in diags) == ["E102", "E126"]
