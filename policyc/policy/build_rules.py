@@ -188,8 +188,11 @@ def _ssh_users(r: Reader, value: JValue) -> tuple[str, ...]:
     if isinstance(value, JArray) and not value.items:
         r.diags.error("E120", value.span, "users must be specified")
     for user in users:
-        if user.value.strip() in ("", "*"):
+        name = user.value.strip()
+        if name in ("", "*"):
             r.diags.error("E120", user.span, f'user "{user.value}" is not valid')
+        elif name.startswith("autogroup:") and name != "autogroup:nonroot":
+            r.diags.error("E114", user.span, f'ssh users: "{name}" is not a valid SSH user')
     return tuple(u.value.strip() for u in users)
 
 

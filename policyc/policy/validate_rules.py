@@ -95,9 +95,6 @@ def _check_ssh(rule: SshRule, diags: Diagnostics) -> None:
                         "only source")
     if rule.check_period is not None and rule.action != "check":
         diags.error("E120", rule.span, 'checkPeriod is only valid with action "check"')
-    for user in rule.users:
-        if user.startswith("autogroup:") and user != "autogroup:nonroot":
-            diags.error("E114", rule.span, f'ssh users: "{user}" is not a valid SSH user')
 
 
 def _check_node_attrs(policy: Policy, diags: Diagnostics) -> None:

@@ -102,3 +102,11 @@ def test_undefined_default_src_posture_points_at_the_name() -> None:
 def test_default_src_posture_without_postures_is_reported_once() -> None:
     _, diags = load_policy_text('{"defaultSrcPosture": ["posture:a", 1]}')
     assert sorted(d.code for d in diags) == ["E102", "E126"]
+
+
+def test_bad_ssh_user_autogroup_points_at_the_user() -> None:
+    text = ('{"ssh": [{"action": "accept", "src": ["a@b.c"], "dst": ["a@b.c"],\n'
+            '          "users": ["root", "autogroup:member"]}]}')
+    _, diags = load_policy_text(text)
+    assert [d.code for d in diags] == ["E114"]
+    assert diags.items[0].span.text == '"autogroup:member"'
