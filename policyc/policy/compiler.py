@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from policyc.policy.addrset import ALL, union_all
 from policyc.policy.filtertypes import ALL_PORTS, FilterRule, NetPortRange, NodeNetmap, Peer
 from policyc.policy.grants import CompiledUnit, UnitCompiler, expand_units
+from policyc.policy.internet import INTERNET
 from policyc.policy.model import Policy
 from policyc.policy.nodes import Inventory, Node
 from policyc.policy.peers import PeerGraph, indexes_to_bits
@@ -127,8 +128,11 @@ class _Compilation:
                     continue
                 rules = via_rules(unit, unit.via, served)
                 self.extras[view.index].extend(rules)
+                # Sources use an exit node's exit routes when it serves them Internet space.
+                internet = unit.via.internet or (
+                    view.is_exit and any(a.issubset(INTERNET) for _, a in served))
                 self.graph.add_edge(self.graph.src_bits(unit.via.src), 1 << view.index,
-                                    union_all(a for _, a in served), unit.via.internet)
+                                    union_all(a for _, a in served), internet)
                 out.extend(rules)
         return out
 

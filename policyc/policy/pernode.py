@@ -129,9 +129,11 @@ def via_served(via: ViaPart, node: NodeView, tags: tuple[str, ...]) -> list[tupl
     """The destinations of a via grant this router serves (empty if none)."""
     if not via.tags.intersection(tags):
         return []
+    # Like reduction (entry_concerns): a prefix overlapping the router's routes, or
+    # Internet space on an exit node.
     served: list[tuple[str, AddressSet]] = [
         (text, addrs) for text, addrs in zip(via.dst_texts, via.dst_prefixes, strict=True)
-        if addrs.overlaps(node.routes)
+        if addrs.overlaps(node.routes) or (node.is_exit and addrs.issubset(INTERNET))
     ]
     if via.internet and node.is_exit:
         served.extend((str(p), AddressSet.of_network(p)) for p in INTERNET_PREFIXES)

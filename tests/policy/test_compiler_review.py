@@ -68,3 +68,22 @@ def test_via_grant_to_wildcard_reaches_the_internet_through_via_exit_nodes() -> 
     laptop_peers = {p.name: p for p in netmaps["laptop"].peers}
     assert set(laptop_peers) == {"exit"}
     assert "0.0.0.0/0" in laptop_peers["exit"].allowed_ips
+
+
+def test_via_grant_to_an_internet_prefix_is_served_by_via_exit_nodes() -> None:
+    # An exit node forwards Internet space (POLICY-FORMAT 5.3 keeps such entries on
+    # exit nodes); a via grant naming an Internet prefix goes through the via exits.
+    text = "{" + HEADER + """
+      "grants": [{"src": ["alice@example.com"], "dst": ["8.8.8.0/24"], "ip": ["tcp:53"],
+                  "via": ["tag:exit"]}]}"""
+    assert _agree(text, VIA_INVENTORY, "100.64.0.1", "8.8.8.8", 6, 53) == (True, True)
+    assert _agree(text, VIA_INVENTORY, "100.64.0.1", "1.1.1.1", 6, 53) == (False, False)
+    netmaps = compile_policy(load(text), VIA_INVENTORY).netmaps
+    assert [r.to_json() for r in netmaps["exit"].packet_filter] == [{
+        "SrcIPs": ["100.64.0.1", "fd7a:115c:a1e0::1"],
+        "DstPorts": [{"IP": "8.8.8.0/24", "Ports": {"First": 53, "Last": 53}}],
+        "IPProto": [6],
+    }]
+    exit_peer, = netmaps["laptop"].peers
+    assert exit_peer.name == "exit"
+    assert "0.0.0.0/0" in exit_peer.allowed_ips  # the laptop routes 8.8.8.8 to the exit
