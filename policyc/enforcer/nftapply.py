@@ -72,13 +72,26 @@ class TableState:
 # --- normalisation ---------------------------------------------------------------
 
 
-def _field(value: Any) -> tuple[int, int]:
-    """One element field as an inclusive integer interval."""
+def _field(value: Any) -> tuple[Any, Any]:
+    """One element field as an inclusive integer interval.
+
+    A field that is no address, prefix, range, number or protocol name (a
+    set of interface names or MAC addresses added by hand) is kept as its
+    JSON text, so it compares as a difference instead of raising.
+    """
+    try:
+        return _interval(value)
+    except (OSError, ValueError, KeyError, TypeError):
+        text = json.dumps(value, sort_keys=True)
+        return text, text
+
+
+def _interval(value: Any) -> tuple[int, int]:
     if isinstance(value, dict):
         if "prefix" in value:
             return _prefix(value["prefix"]["addr"], value["prefix"]["len"])
         low, high = value["range"]
-        return _field(low)[0], _field(high)[1]
+        return _interval(low)[0], _interval(high)[1]
     if isinstance(value, int):
         return value, value
     return _scalar(str(value))

@@ -353,6 +353,9 @@ def _with_handles(ns: str, tamper: str) -> str:
     "flush chain inet policyc mesh_in",
     "chain inet policyc input { policy drop; }",
     "delete table inet policyc",
+    # sets whose elements are neither addresses nor protocols
+    'add set inet policyc hand { type ifname; elements = { "eth0" }; }',
+    "add set inet policyc hand { type ether_addr; elements = { 00:11:22:33:44:55 }; }",
 ])
 def test_drift_is_detected_and_repaired_without_touching_other_tables(
         pair: Pair, tamper: str) -> None:
