@@ -173,6 +173,17 @@ def _key_type(body: Json) -> list[str]:
     return body["type"] if isinstance(body["type"], list) else [body["type"]]
 
 
+def _flags(value: Any) -> tuple[str, ...]:
+    """A `flags` property as a sorted tuple: nft prints a single flag as a
+    plain string in some versions (`"flags": "interval"`) and as a list in
+    others (`["interval"]`)."""
+    if value is None:
+        return ()
+    if isinstance(value, list):
+        return tuple(sorted(str(v) for v in value))
+    return (str(value),)
+
+
 def _state(objects: list[Json]) -> TableState:
     chains: dict[str, tuple[Any, ...]] = {}
     sets: dict[str, Any] = {}
@@ -185,11 +196,11 @@ def _state(objects: list[Json]) -> TableState:
             chains[c["name"]] = tuple(c.get(k) for k in ("type", "hook", "prio", "policy"))
         elif "set" in obj:
             s = obj["set"]
-            sets[s["name"]] = (tuple(_key_type(s)), tuple(s.get("flags", ())),
+            sets[s["name"]] = (tuple(_key_type(s)), _flags(s.get("flags")),
                                frozenset(_element(e) for e in s.get("elem", ())))
         elif "map" in obj:
             m = obj["map"]
-            maps[m["name"]] = ((*_key_type(m), f": {m['map']}"), tuple(m.get("flags", ())),
+            maps[m["name"]] = ((*_key_type(m), f": {m['map']}"), _flags(m.get("flags")),
                                frozenset(_map_element(e) for e in m.get("elem", ())))
         elif "rule" in obj:
             r = obj["rule"]

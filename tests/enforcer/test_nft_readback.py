@@ -39,6 +39,24 @@ def listing(ruleset: dict[str, Any], single_flag_as_string: bool) -> dict[str, A
     return {"nftables": out}
 
 
+def test_single_flags_listed_as_a_string_are_not_drift() -> None:
+    # nft >= 1.1 lists one flag as `"flags": "interval"`, older as a list.
+    ruleset = render_ruleset(NODE, "wg0")
+    for as_string in (False, True):
+        observed = observed_state(listing(ruleset, as_string))
+        assert compare_states(expected_state(ruleset), observed) == (), as_string
+
+
+def test_a_changed_set_flag_is_still_drift() -> None:
+    ruleset = render_ruleset(NODE, "wg0")
+    shown = listing(ruleset, True)
+    for obj in shown["nftables"]:
+        if "set" in obj:
+            obj["set"]["flags"] = "constant"
+            break
+    assert compare_states(expected_state(ruleset), observed_state(shown))
+
+
 def test_hand_added_sets_of_names_or_macs_compare_without_raising() -> None:
     ruleset = render_ruleset(NODE, "wg0")
     for key, elem in (("ifname", "eth0"), ("ether_addr", "00:11:22:33:44:55"),
