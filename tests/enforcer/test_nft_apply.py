@@ -353,6 +353,8 @@ def _with_handles(ns: str, tamper: str) -> str:
     "flush chain inet policyc mesh_in",
     "chain inet policyc input { policy drop; }",
     "delete table inet policyc",
+    # a dormant table is still all there, but nothing in it is evaluated
+    "add table inet policyc { flags dormant; }",
     # sets whose elements are neither addresses nor protocols
     'add set inet policyc hand { type ifname; elements = { "eth0" }; }',
     "add set inet policyc hand { type ether_addr; elements = { 00:11:22:33:44:55 }; }",

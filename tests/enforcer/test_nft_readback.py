@@ -57,6 +57,15 @@ def test_a_changed_set_flag_is_still_drift() -> None:
     assert compare_states(expected_state(ruleset), observed_state(shown))
 
 
+def test_a_dormant_table_is_drift() -> None:
+    ruleset = render_ruleset(NODE, "wg0")
+    for flags in ("dormant", ["dormant"]):
+        shown = listing(ruleset, False)
+        shown["nftables"][1]["table"]["flags"] = flags
+        differences = compare_states(expected_state(ruleset), observed_state(shown))
+        assert len(differences) == 1 and "dormant" in differences[0]
+
+
 def test_hand_added_sets_of_names_or_macs_compare_without_raising() -> None:
     ruleset = render_ruleset(NODE, "wg0")
     for key, elem in (("ifname", "eth0"), ("ether_addr", "00:11:22:33:44:55"),
