@@ -24,7 +24,14 @@ from dataclasses import dataclass
 
 from policyc.enforcer.netns import NetnsError, run_in_netns
 from policyc.enforcer.nftrender import MESH_MARK
-from policyc.enforcer.nftsets import PORT_PROTOCOLS, ParsedFilter, filter_allows, parse_filter
+from policyc.enforcer.nftsets import (
+    PORT_PROTOCOLS,
+    AddrSet,
+    ParsedFilter,
+    address_set,
+    filter_allows,
+    parse_filter,
+)
 from policyc.policy.diagnostics import Diagnostic, Diagnostics, Severity
 from policyc.policy.filtertypes import FilterRule
 from policyc.policy.source import NO_SPAN
@@ -120,9 +127,15 @@ def _came_over_mesh(flow: Flow, mesh_addresses: set[str]) -> bool:
     return flow.dst in mesh_addresses and flow.src not in mesh_addresses
 
 
-def _allowed(filt: ParsedFilter, flow: Flow) -> bool:
+def _allowed(filt: ParsedFilter, flow: Flow, served: AddrSet | None) -> bool:
+    if served is not None and not served.contains(flow.family, _address(flow.dst)):
+        return False
     dport = flow.dport if flow.proto in PORT_PROTOCOLS and flow.dport is not None else 0
     return filter_allows(filt, flow.src, flow.dst, flow.proto, dport)
+
+
+def _address(text: str) -> int:
+    return int(ipaddress.ip_address(text))
 
 
 def _delete_args(flow: Flow) -> list[str]:
@@ -136,7 +149,8 @@ def _delete_args(flow: Flow) -> list[str]:
     return args
 
 
-def _revoke_here(filt: ParsedFilter, iface: str) -> tuple[int, list[Flow], list[str]]:
+def _revoke_here(filt: ParsedFilter, iface: str, served: AddrSet | None
+                 ) -> tuple[int, list[Flow], list[str]]:
     """Runs inside the namespace: (examined, revoked, failures)."""
     listing = _run(["conntrack", "-L", "-o", "xml"])
     if listing.returncode != 0:
@@ -145,7 +159,7 @@ def _revoke_here(filt: ParsedFilter, iface: str) -> tuple[int, list[Flow], list[
     candidates = [f for f in parse_flows(listing.stdout) if _came_over_mesh(f, mesh_addresses)]
     revoked, failures = [], []
     for flow in candidates:
-        if _allowed(filt, flow):
+        if _allowed(filt, flow, served):
             continue
         deleted = _run(_delete_args(flow))
         # exit 1 with "0 flow entries" means it ended on its own meanwhile.
@@ -157,17 +171,24 @@ def _revoke_here(filt: ParsedFilter, iface: str) -> tuple[int, list[Flow], list[
 
 
 def revoke_disallowed_flows(rules: Sequence[FilterRule] | ParsedFilter, iface: str,
-                            netns: str | None = None) -> RevokeResult:
+                            netns: str | None = None, *,
+                            served: Sequence[str] | None = None) -> RevokeResult:
     """Delete conntrack entries of mesh flows that `rules` no longer allow.
 
     Call after loading the filter built from the same `rules`, so a cut
-    flow cannot be re-admitted. Failures are N509 errors: a flow that
-    should have been cut may still be open.
+    flow cannot be re-admitted. `served` are the destinations the loaded
+    table admits at all (the node's addresses and the routes it serves,
+    as given to render_ruleset): a flow to anything else is cut too, e.g.
+    forwarded flows into a route the node no longer serves, even when a
+    rule's DstPorts (`*`) still covers them. Failures are N509 errors: a
+    flow that should have been cut may still be open.
     """
     diags = Diagnostics()
     filt = rules if isinstance(rules, ParsedFilter) else parse_filter(rules)
+    served_set = None if served is None else address_set(served)
     try:
-        examined, revoked, failures = run_in_netns(netns, lambda: _revoke_here(filt, iface))
+        examined, revoked, failures = run_in_netns(
+            netns, lambda: _revoke_here(filt, iface, served_set))
     except NetnsError as err:
         diags.error("N508", NO_SPAN, str(err))
         return RevokeResult(0, (), tuple(diags))

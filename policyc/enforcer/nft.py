@@ -42,7 +42,7 @@ __all__ = [
     "ApplyResult", "DriftReport", "EnforceResult", "RevokeResult", "apply_ruleset",
     "check_drift", "counter_packets", "enforce_netmap", "fail_closed_ruleset",
     "filter_allows", "read_table", "render_ruleset", "render_text", "repair",
-    "revoke_disallowed_flows",
+    "revoke_disallowed_flows", "served_destinations",
 ]
 
 
@@ -70,6 +70,13 @@ def enforce_netmap(netmap: NodeNetmap, iface: str, *, routes: Sequence[str] = ()
     diags.extend(applied.diagnostics)
     revoked = None
     if applied.ok and revoke:
-        revoked = revoke_disallowed_flows(netmap.packet_filter, iface, netns)
+        revoked = revoke_disallowed_flows(netmap.packet_filter, iface, netns,
+                                          served=served_destinations(netmap, routes))
         diags.extend(revoked.diagnostics)
     return EnforceResult(not diags.has_errors, tuple(diags), applied, revoked, ruleset)
+
+
+def served_destinations(netmap: NodeNetmap, routes: Sequence[str] = ()) -> tuple[str, ...]:
+    """What the table admits traffic to: the node's addresses and the routes
+    it serves (`routes`, else the netmap's), as render_ruleset clips them."""
+    return (*netmap.addresses, *(tuple(routes) or netmap.routes))

@@ -69,7 +69,9 @@ def enforce(netmap: NodeNetmap, iface: str, *, netns: str | None = None,
     diagnostics.extend(peers.diagnostics)
     revoked = 0
     if loaded.ok:
-        revocation = nft.revoke_disallowed_flows(netmap.packet_filter, iface, netns)
+        revocation = nft.revoke_disallowed_flows(
+            netmap.packet_filter, iface, netns,
+            served=nft.served_destinations(netmap, routes))
         diagnostics.extend(revocation.diagnostics)
         revoked = len(revocation.revoked)
     ok = not any(d.severity is Severity.ERROR for d in diagnostics)
