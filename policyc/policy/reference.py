@@ -159,6 +159,12 @@ def _grant_permits(index: int, rule: GrantRule) -> Iterator[_Permit]:
         ports = (ALL_PORTS,) if cap.any_protocol else cap.ports
         for dst in rule.destinations:
             yield _Permit(ref, rule.sources, dst, ports, protocols, via)
+    if rule.app:
+        # App capabilities allow no packets, but they make the nodes peers (the
+        # SaaS captures list CapGrant-only sources and destinations as peers).
+        ref = RuleRef("grant", index, len(rule.ip), rule, rule.span, rule.span)
+        for dst in rule.destinations:
+            yield _Permit(ref, rule.sources, dst, (), frozenset(), via)
 
 
 class ReferenceEvaluator:
@@ -347,7 +353,12 @@ class ReferenceEvaluator:
         if isinstance(dst, AutoGroupRef) and dst.name == "autogroup:self":
             return a.owner is not None and a.owner == b.owner
         if permit.via:
-            return bool(set(permit.via) & set(b.tags)) and self._reaches_served(dst, b)
+            if not set(permit.via) & set(b.tags):
+                return False
+            # Through a via exit node: the Internet, or any Internet prefix (as
+            # reduction keeps Internet-space entries on exit nodes).
+            return self._reaches_served(dst, b) or (
+                b.exit_node and self._has_internet_prefix(dst))
         reaches_node = any(self.destination_contains(dst, a_ip, b_ip)
                            for a_ip in a.ips for b_ip in b.ips)
         return reaches_node or self._reaches_served(dst, b)
@@ -363,6 +374,22 @@ class ReferenceEvaluator:
         if any(self._alias_overlaps(dst, route) for route in node.routes):
             return True
         return node.exit_node and _covers_internet(dst)
+
+    def _has_internet_prefix(self, alias: Alias, seen: frozenset[str] = frozenset()) -> bool:
+        """Does an address alias hold a CIDR block made only of Internet addresses?"""
+        if isinstance(alias, PrefixAlias):
+            return _within_internet(alias.network)
+        if isinstance(alias, HostRef):
+            host = self.policy.hosts.get(alias.name)
+            return host is not None and _within_internet(host.network)
+        if isinstance(alias, RangeAlias):
+            return any(_within_internet(n) for n in ipaddress.summarize_address_range(
+                alias.first, alias.last))
+        if isinstance(alias, IPSetRef) and alias.name not in seen:
+            ipset = self.policy.ipsets.get(alias.name)
+            return ipset is not None and any(
+                self._has_internet_prefix(e, seen | {alias.name}) for e in ipset.entries)
+        return False
 
     def _alias_overlaps(self, alias: Alias, net: IPNetwork) -> bool:
         """Does the alias share at least one address with `net`?"""
@@ -387,6 +414,13 @@ class ReferenceEvaluator:
                 self._alias_overlaps(e, net) for e in ipset.entries if e != alias)
         return any(ip in net for n in self.nodes_of(alias) for ip in n.ips
                    if ip.version == net.version)
+
+
+def _within_internet(net: IPNetwork) -> bool:
+    """Is every address of `net` an Internet address?"""
+    return any(net.version == inc.version and net.subnet_of(inc)  # type: ignore[arg-type]
+               for inc in INTERNET_INCLUDED) and not any(
+        _overlaps(net, exc) for exc in INTERNET_EXCLUDED)
 
 
 def _covers_internet(alias: Alias) -> bool:

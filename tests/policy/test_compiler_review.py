@@ -87,3 +87,38 @@ def test_via_grant_to_an_internet_prefix_is_served_by_via_exit_nodes() -> None:
     exit_peer, = netmaps["laptop"].peers
     assert exit_peer.name == "exit"
     assert "0.0.0.0/0" in exit_peer.allowed_ips  # the laptop routes 8.8.8.8 to the exit
+
+
+# --- reference peer visibility --------------------------------------------------------
+
+
+def _peer_views(text: str, inventory: Inventory) -> tuple[dict[str, set[str]],
+                                                          dict[str, set[str]]]:
+    pol = load(text)
+    netmaps = compile_policy(pol, inventory).netmaps
+    ev = ReferenceEvaluator(pol, inventory)
+    compiled = {a.name: {p.name for p in netmaps[a.name].peers} for a in inventory}
+    reference = {a.name: {b.name for b in inventory if ev.may_see(a, b)} for a in inventory}
+    return compiled, reference
+
+
+def test_reference_counts_app_only_grants_for_peer_visibility() -> None:
+    # The SaaS captures list CapGrant-only sources and destinations as peers.
+    text = "{" + HEADER + """
+      "grants": [{"src": ["tag:web"], "dst": ["alice@example.com"],
+                  "app": {"example.com/cap/x": [{}]}}]}"""
+    inventory = Inventory.of([node("laptop", "alice@example.com", (), 1),
+                              node("web", "alice@example.com", ("tag:web",), 2),
+                              node("other", "bob@example.com", (), 3)])
+    compiled, reference = _peer_views(text, inventory)
+    assert reference == compiled == {"laptop": {"web"}, "web": {"laptop"}, "other": set()}
+    ev = ReferenceEvaluator(load(text), inventory)  # but no packet is allowed
+    assert not ev.allowing_rules(ip("100.64.0.2"), ip("100.64.0.1"), 6, 443)
+
+
+def test_reference_sees_via_exit_nodes_serving_an_internet_prefix() -> None:
+    text = "{" + HEADER + """
+      "grants": [{"src": ["alice@example.com"], "dst": ["8.8.8.0/24"], "ip": ["*"],
+                  "via": ["tag:exit"]}]}"""
+    compiled, reference = _peer_views(text, VIA_INVENTORY)
+    assert reference == compiled == {"laptop": {"exit"}, "exit": {"laptop"}, "router": set()}
