@@ -27,8 +27,6 @@ from policyc.policy.nodes import Inventory
 from policyc.policy.resolve import DANGER_ALL, INTERNET_GROUP, Resolver
 from policyc.policy.source import Span
 
-ANY_PROTOCOL = frozenset(range(256))
-
 
 @dataclass(frozen=True, slots=True)
 class Access:
@@ -102,8 +100,8 @@ def _access(r: Resolver, rule: _Rule) -> Access:
 
 
 def _protocols(cap: IPCapability) -> frozenset[int]:
-    if cap.any_protocol:
-        return ANY_PROTOCOL
+    # A grant's `*` compiles without IPProto, like an omitted protocol: the default
+    # set, not every protocol (docs/conformance.md).
     return frozenset(cap.protocols or DEFAULT_PROTOCOLS)
 
 

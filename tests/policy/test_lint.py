@@ -71,3 +71,20 @@ def test_narrower_protocol_is_not_shadowed_by_wider_port_on_other_protocol() -> 
 def test_unused_tag_is_w205() -> None:
     found = codes(acls=[{"action": "accept", "src": ["tag:web"], "dst": ["tag:db:22"]}])
     assert found.count("W205") == 2  # tag:spare and tag:ghost: no rule, no node
+
+
+def test_grant_ip_star_does_not_shadow_a_rule_for_another_protocol() -> None:
+    # A grant's "ip": ["*"] compiles without IPProto: the default set (TCP, UDP,
+    # ICMP, ICMPv6), so a GRE rule is not redundant next to it.
+    found = lint(grants=[{"src": ["*"], "dst": ["tag:web"], "ip": ["*"]}],
+                 acls=[{"action": "accept", "src": ["alice@example.com"],
+                        "dst": ["tag:web:*"], "proto": "gre"}])
+    assert "W203" not in [c for c, _ in found]
+
+
+def test_grant_ip_star_still_shadows_a_default_protocol_rule() -> None:
+    found = codes(grants=[{"src": ["*"], "dst": ["tag:web"], "ip": ["*"]}],
+                  acls=[{"action": "accept", "src": ["alice@example.com"],
+                         "dst": ["tag:web:22"]}])
+    assert [c for c in found if c != "W205"] == ["W203"]
+
