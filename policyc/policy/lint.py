@@ -150,8 +150,8 @@ def _matches_any(r: Resolver, aliases: tuple[Alias, ...]) -> bool:
 
 def _shadowed(accesses: list[Access], diags: Diagnostics) -> None:
     for i, rule in enumerate(accesses):
-        if not rule.entries or not rule.src:
-            continue
+        if not rule.entries or not rule.src or not any(dst for dst, _, _ in rule.entries):
+            continue  # allows nothing: W201's business, not "already allowed"
         for j, other in enumerate(accesses):
             if i == j or not other.covers(rule):
                 continue

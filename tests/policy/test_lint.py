@@ -88,3 +88,11 @@ def test_grant_ip_star_still_shadows_a_default_protocol_rule() -> None:
                          "dst": ["tag:web:22"]}])
     assert [c for c in found if c != "W205"] == ["W203"]
 
+
+def test_rule_whose_destinations_match_nothing_is_w201_not_shadowed() -> None:
+    # "Everything this rule allows is already allowed" is vacuous when it allows
+    # nothing; W201 already says why.
+    found = codes(acls=[{"action": "accept", "src": ["*"], "dst": ["tag:web:*"]},
+                        {"action": "accept", "src": ["alice@example.com"],
+                         "dst": ["tag:spare:22"]}])
+    assert [c for c in found if c != "W205"] == ["W201"]
