@@ -15,6 +15,7 @@ interface and its source is not.
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import json
 import subprocess
@@ -27,8 +28,10 @@ from policyc.enforcer.nftrender import MESH_MARK
 from policyc.enforcer.nftsets import (
     PORT_PROTOCOLS,
     AddrSet,
+    ClassSets,
     ParsedFilter,
     address_set,
+    build_family_sets,
     filter_allows,
     parse_filter,
 )
@@ -36,7 +39,8 @@ from policyc.policy.diagnostics import Diagnostic, Diagnostics, Severity
 from policyc.policy.filtertypes import FilterRule
 from policyc.policy.source import NO_SPAN
 
-__all__ = ["Flow", "RevokeResult", "filter_allows", "parse_flows", "revoke_disallowed_flows"]
+__all__ = ["Flow", "FlowJudge", "RevokeResult", "filter_allows", "parse_flows",
+           "revoke_disallowed_flows"]
 
 _ICMP_NAMES = {1: "icmp", 58: "icmpv6"}
 _TIMEOUT_SECONDS = 30
@@ -127,15 +131,48 @@ def _came_over_mesh(flow: Flow, mesh_addresses: set[str]) -> bool:
     return flow.dst in mesh_addresses and flow.src not in mesh_addresses
 
 
-def _allowed(filt: ParsedFilter, flow: Flow, served: AddrSet | None) -> bool:
-    if served is not None and not served.contains(flow.family, _address(flow.dst)):
-        return False
-    dport = flow.dport if flow.proto in PORT_PROTOCOLS and flow.dport is not None else 0
-    return filter_allows(filt, flow.src, flow.dst, flow.proto, dport)
+class FlowJudge:
+    """Whether the loaded table would admit a flow's original tuple now.
+
+    The same decision as `filter_allows` (and, with `served`, a destination
+    the table serves), but through the source classes the table is built
+    from (nftsets.build_family_sets): a binary search for the source's
+    class, then that class's entries, cached per (class, destination,
+    protocol, port). Asking `filter_allows` per flow walks every rule, which
+    for 10,000 flows and 1,000 rules took seconds.
+    """
+
+    def __init__(self, filt: ParsedFilter, served: AddrSet | None = None) -> None:
+        self._sets = {fam: build_family_sets(filt, fam, None if served is None
+                                             else served.family(fam)) for fam in (4, 6)}
+        self._starts = {fam: [iv[0] for iv, _ in sets.sources]
+                        for fam, sets in self._sets.items()}
+        self._cache: dict[tuple[int, int, int, int, int], bool] = {}
+
+    def allows(self, flow: Flow) -> bool:
+        src, dst = ipaddress.ip_address(flow.src), ipaddress.ip_address(flow.dst)
+        fam = src.version
+        if dst.version != fam:
+            return False
+        sets, s = self._sets[fam], int(src)
+        index = bisect.bisect_right(self._starts[fam], s) - 1
+        if index < 0 or s > sets.sources[index][0][1]:
+            return False
+        number = sets.sources[index][1]
+        dport = flow.dport if flow.proto in PORT_PROTOCOLS and flow.dport is not None else 0
+        key = (fam, number, int(dst), flow.proto, dport)
+        decided = self._cache.get(key)
+        if decided is None:
+            decided = self._cache[key] = _class_allows(
+                sets.classes[number], int(dst), flow.proto, dport)
+        return decided
 
 
-def _address(text: str) -> int:
-    return int(ipaddress.ip_address(text))
+def _class_allows(cls: ClassSets, dst: int, proto: int, dport: int) -> bool:
+    if proto in PORT_PROTOCOLS:
+        return any(p == proto and d[0] <= dst <= d[1] and r[0] <= dport <= r[1]
+                   for d, p, r in cls.ports)
+    return any(p == proto and d[0] <= dst <= d[1] for d, p in cls.protocols)
 
 
 def _delete_args(flow: Flow) -> list[str]:
@@ -149,8 +186,7 @@ def _delete_args(flow: Flow) -> list[str]:
     return args
 
 
-def _revoke_here(filt: ParsedFilter, iface: str, served: AddrSet | None
-                 ) -> tuple[int, list[Flow], list[str]]:
+def _revoke_here(judge: FlowJudge, iface: str) -> tuple[int, list[Flow], list[str]]:
     """Runs inside the namespace: (examined, revoked, failures)."""
     listing = _run(["conntrack", "-L", "-o", "xml"])
     if listing.returncode != 0:
@@ -159,7 +195,7 @@ def _revoke_here(filt: ParsedFilter, iface: str, served: AddrSet | None
     candidates = [f for f in parse_flows(listing.stdout) if _came_over_mesh(f, mesh_addresses)]
     revoked, failures = [], []
     for flow in candidates:
-        if _allowed(filt, flow, served):
+        if judge.allows(flow):
             continue
         deleted = _run(_delete_args(flow))
         # exit 1 with "0 flow entries" means it ended on its own meanwhile.
@@ -185,10 +221,9 @@ def revoke_disallowed_flows(rules: Sequence[FilterRule] | ParsedFilter, iface: s
     """
     diags = Diagnostics()
     filt = rules if isinstance(rules, ParsedFilter) else parse_filter(rules)
-    served_set = None if served is None else address_set(served)
+    judge = FlowJudge(filt, None if served is None else address_set(served))
     try:
-        examined, revoked, failures = run_in_netns(
-            netns, lambda: _revoke_here(filt, iface, served_set))
+        examined, revoked, failures = run_in_netns(netns, lambda: _revoke_here(judge, iface))
     except NetnsError as err:
         diags.error("N508", NO_SPAN, str(err))
         return RevokeResult(0, (), tuple(diags))

@@ -4,13 +4,19 @@ the `conntrack` and `ip` runs are replaced by a fake that records them."""
 
 from __future__ import annotations
 
+import ipaddress
+import random
 import subprocess
+import time
 from collections.abc import Iterator, Sequence
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from policyc.enforcer import conntrack, nft
 from policyc.enforcer.nftrender import MESH_MARK
+from policyc.enforcer.nftsets import address_set, filter_allows, parse_filter
 from policyc.policy.filtertypes import FilterRule, NetPortRange, NodeNetmap, PortRange
 
 NODE4, NODE6 = "100.64.0.10", "fd7a:115c:a1e0::a"
@@ -82,3 +88,75 @@ def test_without_served_destinations_only_the_rules_decide(tools: FakeTools) -> 
     tools.table(flow_xml(PEER4, "10.20.0.5", 6, 40000, 443, MESH_MARK))
     result = conntrack.revoke_disallowed_flows((rule("*", "*"),), "wg0")
     assert result.ok and result.revoked == ()
+
+
+# --- the per-flow decision: FlowJudge == filter_allows (and served) ------------------
+
+V4 = [str(ipaddress.IPv4Address("10.0.0.0") + i) for i in range(10)]
+V6 = [str(ipaddress.IPv6Address("fd00::") + i) for i in range(10)]
+PROTOS = [6, 17, 132, 1, 58, 47]
+
+
+@st.composite
+def addresses(draw: st.DrawFn) -> str:
+    pool = draw(st.sampled_from([V4, V6]))
+    kind = draw(st.sampled_from(["ip", "range", "star"]))
+    a = draw(st.integers(0, len(pool) - 1))
+    if kind == "star":
+        return "*"
+    if kind == "range":
+        return f"{pool[a]}-{pool[draw(st.integers(a, len(pool) - 1))]}"
+    return pool[a]
+
+
+@st.composite
+def filter_rules(draw: st.DrawFn) -> FilterRule:
+    srcs = tuple(draw(st.lists(addresses(), min_size=1, max_size=3)))
+    dsts = []
+    for _ in range(draw(st.integers(1, 3))):
+        first = draw(st.integers(0, 6))
+        last = draw(st.one_of(st.integers(first, 8), st.just(65535)))
+        if draw(st.booleans()):
+            first, last = 0, 65535
+        dsts.append(NetPortRange(draw(addresses()), PortRange(first, last)))
+    protos = tuple(draw(st.lists(st.sampled_from(PROTOS), max_size=3, unique=True)))
+    return FilterRule(srcs, tuple(dsts), protos)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(filter_rules(), max_size=4),
+       st.sampled_from([None, (), (V4[2], V6[2]), (V4[2], "10.0.0.4/30", "fd00::/126")]),
+       st.data())
+def test_flow_judge_decides_like_filter_allows_within_served(
+        rules: list[FilterRule], served: tuple[str, ...] | None, data: st.DataObject) -> None:
+    filt = parse_filter(rules)
+    judge = conntrack.FlowJudge(filt, None if served is None else address_set(served))
+    clip = None if served is None else address_set(served)
+    for _ in range(30):
+        pool = data.draw(st.sampled_from([V4, V6]))
+        src, dst = data.draw(st.sampled_from(pool)), data.draw(st.sampled_from(pool))
+        proto = data.draw(st.sampled_from(PROTOS))
+        port = data.draw(st.integers(0, 10)) if proto in (6, 17, 132) else None
+        flow = conntrack.Flow(6 if pool is V6 else 4, src, dst, proto, port and 1000, port, 0)
+        expected = filter_allows(filt, src, dst, proto, port or 0) and (
+            clip is None or clip.contains(flow.family, int(ipaddress.ip_address(dst))))
+        assert judge.allows(flow) == expected, (flow, judge.allows(flow))
+
+
+def test_judging_many_flows_does_not_walk_every_rule_per_flow() -> None:
+    # 1,000 rules x 10,000 flows: filter_allows per flow took ~4 s.
+    rnd = random.Random(1)
+    rules = [FilterRule(tuple(f"100.64.{rnd.randint(0, 40)}.{rnd.randint(0, 255)}"
+                              for _ in range(5)),
+                        tuple(NetPortRange(NODE4, PortRange(p, p))
+                              for p in rnd.sample(range(1, 65535), 5)), (6, 17))
+             for _ in range(1000)]
+    flows = [conntrack.Flow(4, f"100.64.{rnd.randint(0, 40)}.{rnd.randint(0, 255)}", NODE4,
+                            6, 1000, rnd.randint(1, 65535), MESH_MARK) for _ in range(10000)]
+    start = time.perf_counter()
+    judge = conntrack.FlowJudge(parse_filter(rules))
+    decided = [judge.allows(f) for f in flows]
+    assert time.perf_counter() - start < 1.5
+    spot = parse_filter(rules)
+    for flow, allowed in list(zip(flows, decided, strict=True))[:200]:
+        assert allowed == filter_allows(spot, flow.src, flow.dst, 6, flow.dport or 0)
