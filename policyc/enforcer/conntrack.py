@@ -75,11 +75,15 @@ class RevokeResult:
 
 
 def parse_flows(xml_text: str) -> list[Flow]:
-    """Flows from `conntrack -L -o xml`; entries it cannot read are skipped."""
-    try:
-        root = ET.fromstring(xml_text)
-    except ET.ParseError:
+    """Flows from `conntrack -L -o xml`; entries it cannot read are skipped.
+
+    An empty table prints nothing. Output that is not XML raises
+    ET.ParseError: a listing that cannot be read must not pass for an
+    empty table (every flow would silently survive revocation).
+    """
+    if not xml_text.strip():
         return []
+    root = ET.fromstring(xml_text)
     flows = []
     for flow in root.iter("flow"):
         parsed = _parse_flow(flow)
@@ -192,7 +196,12 @@ def _revoke_here(judge: FlowJudge, iface: str) -> tuple[int, list[Flow], list[st
     if listing.returncode != 0:
         return 0, [], [f"conntrack -L failed: {listing.stderr.strip()}"]
     mesh_addresses = _interface_addresses(iface)
-    candidates = [f for f in parse_flows(listing.stdout) if _came_over_mesh(f, mesh_addresses)]
+    try:
+        flows = parse_flows(listing.stdout)
+    except ET.ParseError as err:
+        return 0, [], [f"conntrack -L printed output that is not XML ({err}); "
+                       "no flow was examined"]
+    candidates = [f for f in flows if _came_over_mesh(f, mesh_addresses)]
     revoked, failures = [], []
     for flow in candidates:
         if judge.allows(flow):

@@ -160,3 +160,15 @@ def test_judging_many_flows_does_not_walk_every_rule_per_flow() -> None:
     spot = parse_filter(rules)
     for flow, allowed in list(zip(flows, decided, strict=True))[:200]:
         assert allowed == filter_allows(spot, flow.src, flow.dst, 6, flow.dport or 0)
+
+
+def test_an_unreadable_listing_is_an_error_not_an_empty_table(tools: FakeTools) -> None:
+    tools.listing = '<?xml version="1.0"?>\n<conntrack><flow><meta direction="orig'
+    result = conntrack.revoke_disallowed_flows((rule(PEER4, NODE4, 22, 22),), "wg0")
+    assert not result.ok and [d.code for d in result.diagnostics] == ["N509"]
+
+
+def test_an_empty_listing_is_an_empty_table(tools: FakeTools) -> None:
+    tools.listing = ""
+    result = conntrack.revoke_disallowed_flows((rule(PEER4, NODE4, 22, 22),), "wg0")
+    assert result.ok and result.examined == 0
