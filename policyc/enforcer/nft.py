@@ -29,6 +29,7 @@ from policyc.enforcer.nftapply import (
     apply_ruleset,
     check_drift,
     counter_packets,
+    fail_closed_if_unfiltered,
     read_table,
     repair,
 )
@@ -40,8 +41,8 @@ from policyc.policy.filtertypes import NodeNetmap
 
 __all__ = [
     "ApplyResult", "DriftReport", "EnforceResult", "RevokeResult", "apply_ruleset",
-    "check_drift", "counter_packets", "enforce_netmap", "fail_closed_ruleset",
-    "filter_allows", "read_table", "render_ruleset", "render_text", "repair",
+    "check_drift", "counter_packets", "enforce_netmap", "fail_closed_if_unfiltered",
+    "fail_closed_ruleset", "filter_allows", "read_table", "render_ruleset", "render_text", "repair",
     "revoke_disallowed_flows", "served_destinations",
 ]
 
@@ -59,12 +60,15 @@ def enforce_netmap(netmap: NodeNetmap, iface: str, *, routes: Sequence[str] = ()
                    netns: str | None = None, revoke: bool = True) -> EnforceResult:
     """Validate and render `netmap`, load it, then cut flows it no longer allows.
 
-    Nothing touches the kernel when the netmap has errors (N507/N503).
+    A netmap with errors (N507/N503) is never loaded: a table already in
+    force stays as it is, and where none is, the fail-closed table goes in.
     Revocation only runs after a verified load.
     """
     diags = Diagnostics()
     ruleset = render_ruleset(netmap, iface, routes=routes, diagnostics=diags)
     if diags.has_errors:
+        if not any(d.code == "N503" for d in diags.errors):  # the name is usable
+            diags.extend(fail_closed_if_unfiltered(iface, netns=netns))
         return EnforceResult(False, tuple(diags), ruleset=ruleset)
     applied = apply_ruleset(ruleset, netns=netns, iface=iface)
     diags.extend(applied.diagnostics)

@@ -399,6 +399,26 @@ def apply_ruleset(ruleset: Json, *, netns: str | None = None,
                        element_count(ruleset), time.perf_counter() - start)
 
 
+def fail_closed_if_unfiltered(iface: str, *, netns: str | None = None) -> tuple[Diagnostic, ...]:
+    """Install the fail-closed table when no policyc table is loaded.
+
+    For a netmap that cannot be loaded at all: a table already in force
+    stays untouched, but an interface that was never filtered must not stay
+    open (DESIGN.md: fail closed).
+    """
+    diags = Diagnostics()
+    if not check_enforcer_ready(diags):
+        return tuple(diags)
+
+    def install() -> list[tuple[str, str]]:
+        ctx = new_context()
+        return [] if ctx.cmd(_PROBE_TABLE)[0] == 0 else _install_fail_closed(ctx, iface)
+
+    for code, text in _in_namespace(netns, install, diags) or []:
+        diags.error(code, NO_SPAN, text)
+    return tuple(diags)
+
+
 def read_table(netns: str | None = None) -> Json | None:
     """`nft -j list table inet policyc` as JSON, None when there is no table."""
     return run_in_netns(netns, lambda: _read_table(new_context()))

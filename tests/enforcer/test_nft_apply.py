@@ -30,6 +30,7 @@ from policyc.enforcer.nft import (
     check_drift,
     counter_packets,
     enforce_netmap,
+    fail_closed_ruleset,
     read_table,
     render_ruleset,
     render_text,
@@ -395,12 +396,22 @@ def test_missing_interface_is_a_warning_and_missing_netns_an_error(pair: Pair) -
     assert [d.code for d in result.diagnostics] == ["N508"]
 
 
-def test_bad_netmap_never_reaches_nft(pair: Pair) -> None:
+def test_bad_netmap_is_never_loaded_and_an_unfiltered_node_fails_closed(pair: Pair) -> None:
+    bad = netmap(FilterRule(("100.64.0.999",), (dst(NODE4, 22, 22),)))
+    result = enforce_netmap(bad, IFACE, netns=pair.node)
+    assert not result.ok and result.apply is None
+    assert [d.code for d in result.diagnostics] == ["N507", "N501"]
+    assert check_drift(fail_closed_ruleset(IFACE), pair.node).ok
+
+
+def test_bad_netmap_leaves_the_table_in_force_untouched(pair: Pair) -> None:
+    good = render_ruleset(SSH_FROM_PEER, IFACE)
+    assert apply_ruleset(good, netns=pair.node).ok
     bad = netmap(FilterRule(("100.64.0.999",), (dst(NODE4, 22, 22),)))
     result = enforce_netmap(bad, IFACE, netns=pair.node)
     assert not result.ok and result.apply is None
     assert [d.code for d in result.diagnostics] == ["N507"]
-    assert read_table(pair.node) is None
+    assert check_drift(good, pair.node).ok
 
 
 def received_after(server: Server, sock: socket.socket, port: int, data: bytes) -> bool:
