@@ -174,6 +174,15 @@ class ReferenceEvaluator:
         self.policy = policy
         self.inventory = inventory
         self._permits = tuple(self._flatten())
+        # Lookups asked once per (permit, address): index them, or a test on a
+        # tailnet of a few thousand nodes takes minutes (rules x nodes x addresses).
+        self._by_address: dict[IPAddress, Node] = {}
+        for node in inventory:
+            for ip in node.ips:
+                self._by_address.setdefault(ip, node)
+        self._routes = tuple(r for node in inventory for r in node.routes)
+        self._has_exit = any(node.exit_node for node in inventory)
+        self._from_cache: dict[IPAddress, tuple[_Permit, ...]] = {}
 
     def _flatten(self) -> Iterator[_Permit]:
         for index, acl in enumerate(self.policy.acls or ()):
@@ -184,10 +193,7 @@ class ReferenceEvaluator:
     # --- nodes -----------------------------------------------------------------
 
     def node_with_address(self, ip: IPAddress) -> Node | None:
-        for node in self.inventory:
-            if ip in node.ips:
-                return node
-        return None
+        return self._by_address.get(ip)
 
     def nodes_of(self, alias: Alias) -> list[Node]:
         """The nodes an identity alias names; empty for address aliases."""
@@ -259,11 +265,10 @@ class ReferenceEvaluator:
     # --- delivery ----------------------------------------------------------------
 
     def in_approved_route(self, ip: IPAddress) -> bool:
-        return any(ip in r for node in self.inventory for r in node.routes
-                   if r.version == ip.version)
+        return any(ip in r for r in self._routes if r.version == ip.version)
 
     def has_exit_node(self) -> bool:
-        return any(node.exit_node for node in self.inventory)
+        return self._has_exit
 
     def deliverable(self, dst_ip: IPAddress) -> bool:
         """Would some node receive a packet for `dst_ip` (itself, as router, as exit)?"""
@@ -284,6 +289,16 @@ class ReferenceEvaluator:
 
     # --- the questions -------------------------------------------------------------
 
+    def _permits_from(self, src_ip: IPAddress) -> tuple[_Permit, ...]:
+        """The permits whose `src` includes `src_ip`, in policy order (memoised:
+        a test or an explanation asks about one source against many destinations)."""
+        cached = self._from_cache.get(src_ip)
+        if cached is None:
+            cached = tuple(p for p in self._permits
+                           if any(self.source_contains(s, src_ip) for s in p.sources))
+            self._from_cache[src_ip] = cached
+        return cached
+
     def allowing_rules(self, src_ip: IPAddress, dst_ip: IPAddress, proto: int,
                        port: int | None) -> list[RuleRef]:
         """Every rule entry that allows `src_ip` to initiate `proto`/`port` to `dst_ip`.
@@ -298,10 +313,8 @@ class ReferenceEvaluator:
             whole = self.policy.source.whole()
             return [RuleRef("default", -1, -1, None, whole, whole)]
         found: list[RuleRef] = []
-        for permit in self._permits:
+        for permit in self._permits_from(src_ip):
             if permit.ref in found or not permit.matches_traffic(proto, port):
-                continue
-            if not any(self.source_contains(s, src_ip) for s in permit.sources):
                 continue
             if not self.destination_contains(permit.destination, src_ip, dst_ip):
                 continue

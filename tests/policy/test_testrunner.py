@@ -213,3 +213,43 @@ def test_synthetic_inventory_is_deterministic_and_covers_users_and_tags() -> Non
     assert first.ips == (ipaddress.ip_address("100.64.0.1"),
                          ipaddress.ip_address("fd7a:115c:a1e0::1"))
     assert inventory.nodes[2].tags == ("tag:db",) and inventory.nodes[2].owner is None
+
+
+def test_tests_on_a_large_tailnet_run_in_seconds() -> None:
+    # Every (source address, rule) pair used to scan the whole inventory to find
+    # the node of an address: two test entries on 3,000 nodes took over 30 s.
+    import time
+    from dataclasses import replace
+
+    from strategies import acl, policy
+
+    from policyc.policy.model import (
+        Group,
+        GroupRef,
+        PolicyTest,
+        TagOwners,
+        TagRef,
+        TestTarget,
+        UserRef,
+    )
+    from policyc.policy.nodes import Inventory, Node
+
+    users = [f"u{k}@example.com" for k in range(1000)]
+    nodes = [Node(f"n{i}", users[i % 1000] if i % 3 else None,
+                  () if i % 3 else (f"tag:t{i // 3 % 30}",),
+                  (ipaddress.ip_address(0x64400000 + 1 + i),
+                   ipaddress.ip_address((0xFD7A115CA1E0 << 80) + 1 + i)))
+             for i in range(3000)]
+    groups = {f"group:g{g}": Group(f"group:g{g}", tuple(UserRef(u) for u in users[g::50][:20]))
+              for g in range(50)}
+    tags = {f"tag:t{t}": TagOwners(f"tag:t{t}", ()) for t in range(30)}
+    acls = [acl([f"group:g{k % 50}"], [f"tag:t{k % 30}:{22 + k}"]) for k in range(600)]
+    acls += [acl([f"tag:t{k % 30}"], [f"tag:t{(k + 1) % 30}:5432"]) for k in range(300)]
+    test = PolicyTest(GroupRef("group:g0"), "group:g0", None,
+                      (TestTarget(TagRef("tag:t0"), 22, "tag:t0:22"),),
+                      (TestTarget(TagRef("tag:t1"), 23, "tag:t1:23"),))
+    pol = replace(policy(acls=acls), groups=groups, tag_owners=tags, tests=(test,))
+    started = time.monotonic()
+    report = run_policy_tests(pol, Inventory.of(nodes), Diagnostics())
+    assert time.monotonic() - started < 5
+    assert report.passed == 2
