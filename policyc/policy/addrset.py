@@ -81,6 +81,21 @@ def _overlaps(a: Intervals, b: Intervals) -> bool:
     return False
 
 
+def _subset(a: Intervals, b: Intervals) -> bool:
+    """Is every interval of `a` inside one of `b`? One merge walk that stops at the
+    first miss (b is merged, so an interval of `a` must fit in a single one of b)."""
+    if a == b:
+        return True
+    j = 0
+    for first, last in a:
+        # b is sorted and disjoint: skip the intervals ending before `first`.
+        while j < len(b) and b[j][1] < first:
+            j += 1
+        if j == len(b) or b[j][0] > first or b[j][1] < last:
+            return False
+    return True
+
+
 def _cover(first: int, last: int, bits: int) -> list[tuple[int, int]]:
     """Minimal CIDR cover of [first, last] as (network int, prefix length)."""
     out: list[tuple[int, int]] = []
@@ -195,7 +210,7 @@ class AddressSet:
         return _overlaps(self.v4, other.v4) or _overlaps(self.v6, other.v6)
 
     def issubset(self, other: AddressSet) -> bool:
-        return not self.difference(other)
+        return _subset(self.v4, other.v4) and _subset(self.v6, other.v6)
 
     def contains(self, address: IPAddress) -> bool:
         value = int(address)

@@ -96,3 +96,30 @@ def test_rule_whose_destinations_match_nothing_is_w201_not_shadowed() -> None:
                         {"action": "accept", "src": ["alice@example.com"],
                          "dst": ["tag:spare:22"]}])
     assert [c for c in found if c != "W205"] == ["W201"]
+
+
+def test_shadow_check_on_a_large_tailnet_runs_in_seconds() -> None:
+    # W203 compares every pair of rules; AddressSet.issubset built the whole
+    # difference of two 2,000-address sets per pair (100 rules: ~10 s).
+    import time
+    from dataclasses import replace
+
+    from strategies import acl, policy
+
+    from policyc.policy.model import TagOwners
+
+    users = [f"u{k}@example.com" for k in range(1000)]
+    nodes = [Node(f"n{i}", users[i % 1000] if i % 3 else None,
+                  () if i % 3 else (f"tag:t{i // 3 % 30}",),
+                  (ipaddress.ip_address(0x64400001 + 2 * i),
+                   ipaddress.ip_address((0xFD7A115CA1E0 << 80) + 1 + 2 * i)))
+             for i in range(3000)]
+    tags = {f"tag:t{t}": TagOwners(f"tag:t{t}", ()) for t in range(30)}
+    acls = [acl(["autogroup:member"], [f"tag:t{k % 30}:{22 + k}", "autogroup:member:443"])
+            for k in range(100)]
+    pol = replace(policy(acls=acls), tag_owners=tags)
+    diags = Diagnostics()
+    started = time.monotonic()
+    lint_policy(pol, Inventory.of(nodes), diags)
+    assert time.monotonic() - started < 3
+    assert not diags.items  # each rule opens its own port: nothing is shadowed
