@@ -12,6 +12,7 @@ import base64
 import hashlib
 import ipaddress
 import json
+from dataclasses import replace
 
 from hypothesis import strategies as st
 
@@ -162,11 +163,14 @@ def ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 USERS = ("alice@example.com", "bob@example.com", "carol@example.com")
 TAGS = ("tag:web", "tag:db", "tag:ci")
 ROUTER_TAG, EXIT_TAG = "tag:router", "tag:exit"
-ROUTES = ("10.1.0.0/16", "10.2.0.0/24", "192.168.7.0/24")
+ROUTES = ("10.1.0.0/16", "10.1.2.0/24", "10.2.0.0/24", "192.168.7.0/24", "fd00:1::/64")
 # Destinations outside the tailnet the property tests probe.
-ROUTE_PROBES = ("10.1.2.3", "10.1.255.1", "10.2.0.9", "192.168.7.7", "10.3.0.1")
+ROUTE_PROBES = ("10.1.2.3", "10.1.255.1", "10.2.0.9", "192.168.7.7", "10.3.0.1", "10.1.0.7",
+                "fd00:1::5")
 INTERNET_PROBES = ("8.8.8.8", "1.1.1.1", "2606:4700::1111")
-HOSTS = {"nas": "10.1.2.3", "lan": "10.1.0.0/16", "dns": "8.8.8.8", "v6box": "fd7a:115c:a1e0::3"}
+HOSTS = {"nas": "10.1.2.3", "lan": "10.1.0.0/16", "dns": "8.8.8.8", "v6box": "fd7a:115c:a1e0::3",
+         "v6net": "fd7a:115c:a1e0::/120"}
+IPSETS = {"ipset:office": ["10.1.2.0/24", "nas", "100.64.0.3-100.64.0.5", "fd7a:115c:a1e0::4"]}
 
 
 @st.composite
@@ -179,12 +183,17 @@ def tailnets(draw: st.DrawFn, with_exit: bool | None = None) -> Inventory:
     nodes: list[Node] = []
     for i in range(count):
         user = draw(st.sampled_from(USERS))
-        tags = tuple(sorted(draw(st.sets(st.sampled_from(TAGS), max_size=2))))
-        nodes.append(node(f"n{i}", user, tags, i + 1))
-    if draw(st.booleans()):
+        tags = tuple(sorted(draw(st.sets(st.sampled_from(TAGS), max_size=3))))
+        made = node(f"n{i}", user, tags, i + 1)
+        family = draw(st.sampled_from(("both", "both", "v4", "v6")))  # single-stack nodes too
+        if family != "both":
+            made = replace(made, ips=made.ips[:1] if family == "v4" else made.ips[1:])
+        nodes.append(made)
+    for k in range(draw(st.integers(0, 2))):  # subnet routers, maybe overlapping
         routes = tuple(sorted(draw(st.sets(st.sampled_from(ROUTES), min_size=1, max_size=2))))
-        nodes.append(node("router", draw(st.sampled_from(USERS)), (ROUTER_TAG,), 40,
-                          routes=routes))
+        tag = draw(st.sampled_from((ROUTER_TAG, "tag:web")))
+        nodes.append(node("router" if k == 0 else f"router{k}", draw(st.sampled_from(USERS)),
+                          (tag,), 40 + k, routes=routes))
     if with_exit if with_exit is not None else draw(st.booleans()):
         nodes.append(node("exit", draw(st.sampled_from(USERS)), (EXIT_TAG,), 50,
                           exit_node=True))
@@ -193,17 +202,22 @@ def tailnets(draw: st.DrawFn, with_exit: bool | None = None) -> Inventory:
 
 SRC_ALIASES = (*USERS, *TAGS, ROUTER_TAG, EXIT_TAG, "group:eng", "group:ops", "group:empty",
                "*", "autogroup:member", "autogroup:tagged", "nas", "lan", "v6box",
-               "100.64.0.1", "10.1.0.0/16", "fd7a:115c:a1e0::2")
+               "100.64.0.1", "10.1.0.0/16", "fd7a:115c:a1e0::2", "ipset:office",
+               "100.64.0.1-100.64.0.3", "10.1.0.5-10.1.0.9", "v6net", "autogroup:danger-all",
+               "fd00:1::5")
 DST_ALIASES = (*USERS, *TAGS, ROUTER_TAG, EXIT_TAG, "group:eng", "group:ops", "*",
                "autogroup:member", "autogroup:tagged", "autogroup:internet", "nas", "lan",
                "dns", "v6box", "100.64.0.2", "10.2.0.0/24", "192.168.7.0/25", "8.8.8.0/24",
-               "fd7a:115c:a1e0::1")
+               "fd7a:115c:a1e0::1", "ipset:office", "100.64.0.1-100.64.0.3",
+               "10.1.0.5-10.1.0.9", "v6net", "fd00:1::/64")
 SELF_SOURCES = (*USERS, "group:eng", "group:ops", "autogroup:member", "*")
 PORT_TEXTS = ("*", "22", "80,443", "1000-2000", "22,8000-8100", "53")
-ACL_PROTOS = (None, "tcp", "udp", "icmp", "ipv6-icmp", "sctp", "gre", "6")
+ACL_PROTOS = (None, "tcp", "udp", "icmp", "ipv6-icmp", "sctp", "gre", "6", "17", "47", "igmp",
+              "132")
 GRANT_IPS = ("*", "22", "tcp:443", "udp:53", "icmp:*", "tcp:1000-2000", "gre:*", "80,443",
-             "sctp:9")
-PORTLESS_PROTOS = frozenset({"icmp", "ipv6-icmp", "gre"})
+             "sctp:9", "47:*", "6:22", "igmp:*", "17:53")
+PORTLESS_PROTOS = frozenset({"icmp", "ipv6-icmp", "gre", "47", "igmp"})
+VIA_TAGS = (ROUTER_TAG, EXIT_TAG, "tag:web")
 
 
 @st.composite
@@ -213,6 +227,8 @@ def acl_rules(draw: st.DrawFn) -> dict[str, object]:
     if self_rule:
         src = draw(st.lists(st.sampled_from(SELF_SOURCES), min_size=1, max_size=2))
         dst_aliases = ["autogroup:self"]
+        if draw(st.booleans()):  # self next to an ordinary destination
+            dst_aliases.append(draw(st.sampled_from(DST_ALIASES)))
     else:
         src = draw(st.lists(st.sampled_from(SRC_ALIASES), min_size=1, max_size=3))
         dst_aliases = draw(st.lists(st.sampled_from(DST_ALIASES), min_size=1, max_size=3))
@@ -228,14 +244,24 @@ def acl_rules(draw: st.DrawFn) -> dict[str, object]:
 
 @st.composite
 def grant_rules(draw: st.DrawFn) -> dict[str, object]:
-    if draw(st.integers(0, 5)) == 0:
+    kind = draw(st.integers(0, 6))  # 0: self, 1: via, 2: app, else plain
+    if kind == 0:
         src = draw(st.lists(st.sampled_from(SELF_SOURCES[:-1]), min_size=1, max_size=2))
         dst = ["autogroup:self"]
     else:
         src = draw(st.lists(st.sampled_from(SRC_ALIASES), min_size=1, max_size=3))
         dst = draw(st.lists(st.sampled_from(DST_ALIASES), min_size=1, max_size=3))
     ips = draw(st.lists(st.sampled_from(GRANT_IPS), min_size=1, max_size=2, unique=True))
-    return {"src": src, "dst": dst, "ip": ips}
+    rule: dict[str, object] = {"src": src, "dst": dst, "ip": ips}
+    if kind == 1:
+        rule["via"] = draw(st.lists(st.sampled_from(VIA_TAGS), min_size=1, max_size=2,
+                                    unique=True))
+    if kind == 2:
+        rule["app"] = {"example.com/cap/x": [{}]}
+        rule["dst"] = [d for d in dst if d != "autogroup:internet"] or ["*"]
+        if draw(st.booleans()):
+            del rule["ip"]
+    return rule
 
 
 @st.composite
@@ -249,6 +275,7 @@ def policies(draw: st.DrawFn) -> str:
         },
         "tagOwners": {t: ["alice@example.com"] for t in (*TAGS, ROUTER_TAG, EXIT_TAG)},
         "hosts": HOSTS,
+        "ipsets": IPSETS,
     }
     shape = draw(st.sampled_from(("acls", "grants", "both", "none", "empty")))
     if shape in ("acls", "both"):
