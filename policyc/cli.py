@@ -9,9 +9,10 @@ from __future__ import annotations
 import ipaddress
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -23,6 +24,7 @@ from policyc.policy.nodes import Inventory
 from policyc.policy.source import SourceFile, Span
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+F = TypeVar("F", bound=Callable[..., Any])
 IO_CODES = frozenset({"P006"})
 
 
@@ -224,12 +226,21 @@ def nft(policy: str, nodes_path: str, node_name: str, iface: str, as_json: bool)
     click.echo(json.dumps(ruleset, indent=2) if as_json else render_text(ruleset))
 
 
+def _on_a_node(command: F) -> F:
+    """The arguments every command acting on one live node takes."""
+    for option in reversed((
+        click.argument("policy", type=click.Path(dir_okay=False)),
+        click.option("--nodes", "nodes_path", required=True, type=click.Path(dir_okay=False)),
+        click.option("--node", "node_name", required=True),
+        click.option("--iface", required=True, help="The node's WireGuard mesh interface."),
+        click.option("--netns", default=None, help="Network namespace the interface lives in."),
+    )):
+        command = option(command)
+    return command
+
+
 @main.command()
-@click.argument("policy", type=click.Path(dir_okay=False))
-@click.option("--nodes", "nodes_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--node", "node_name", required=True)
-@click.option("--iface", required=True, help="The node's WireGuard mesh interface.")
-@click.option("--netns", default=None, help="Network namespace the interface lives in.")
+@_on_a_node
 @click.option("--private-key-file", type=click.Path(dir_okay=False, exists=True),
               default=None, help="Set the interface's WireGuard private key from this file.")
 @click.option("--listen-port", type=click.IntRange(1, 65535), default=None,
@@ -255,11 +266,7 @@ def enforce(policy: str, nodes_path: str, node_name: str, iface: str,
 
 
 @main.command()
-@click.argument("policy", type=click.Path(dir_okay=False))
-@click.option("--nodes", "nodes_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--node", "node_name", required=True)
-@click.option("--iface", required=True, help="The node's WireGuard mesh interface.")
-@click.option("--netns", default=None, help="Network namespace the interface lives in.")
+@_on_a_node
 @click.option("--repair", is_flag=True, help="Re-apply the expected table if it drifted.")
 def drift(policy: str, nodes_path: str, node_name: str, iface: str, netns: str | None,
           repair: bool) -> None:
