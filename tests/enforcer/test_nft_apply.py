@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -491,6 +492,22 @@ def test_each_source_class_reaches_only_its_own_entries(pair: Pair) -> None:
         server.close()
 
 
+def assert_only_peer_port_22_open(pair: Pair, ruleset: dict[str, Any], closed_port: int) -> None:
+    """PEER4 reaches tcp/22 (and may ping), not `closed_port`; OTHER4 reaches nothing."""
+    server = Server(pair.node, (22, closed_port))
+    try:
+        sock = connect(pair.peer, PEER4, NODE4, 22)
+        assert sock is not None
+        sock.close()
+        assert connect(pair.peer, PEER4, NODE4, closed_port) is None
+        assert connect(pair.peer, OTHER4, NODE4, 22) is None
+        assert pings(pair.peer, PEER4, NODE4)
+        assert not pings(pair.peer, OTHER4, NODE4)
+    finally:
+        server.close()
+    assert check_drift(ruleset, pair.node).ok
+
+
 def test_many_sources_times_many_port_ranges_load_as_their_sum(pair: Pair) -> None:
     # 5,000 source /31s x 1,000 port ranges: 5,000,000 elements as a product,
     # about 6,000 with the source classes. PEER4 is the last source and the
@@ -502,18 +519,7 @@ def test_many_sources_times_many_port_ranges_load_as_their_sum(pair: Pair) -> No
     result = apply_ruleset(ruleset, netns=pair.node)
     assert result.ok and result.verified, [str(d) for d in result.diagnostics]
     assert result.elements == 5000 + 1000  # ICMP is a plain rule next to the ports set
-    server = Server(pair.node, (22, 30))
-    try:
-        sock = connect(pair.peer, PEER4, NODE4, 22)
-        assert sock is not None
-        sock.close()
-        assert connect(pair.peer, PEER4, NODE4, 30) is None
-        assert connect(pair.peer, OTHER4, NODE4, 22) is None
-        assert pings(pair.peer, PEER4, NODE4)
-        assert not pings(pair.peer, OTHER4, NODE4)
-    finally:
-        server.close()
-    assert check_drift(ruleset, pair.node).ok
+    assert_only_peer_port_22_open(pair, ruleset, closed_port=30)
 
 
 def test_a_thousand_single_source_classes_load_and_enforce(pair: Pair) -> None:
@@ -529,15 +535,4 @@ def test_a_thousand_single_source_classes_load_and_enforce(pair: Pair) -> None:
     assert "@in4_direct_ports" in render_text(ruleset)
     result = apply_ruleset(ruleset, netns=pair.node)
     assert result.ok and result.verified, [str(d) for d in result.diagnostics]
-    server = Server(pair.node, (22, 2000))
-    try:
-        sock = connect(pair.peer, PEER4, NODE4, 22)
-        assert sock is not None
-        sock.close()
-        assert connect(pair.peer, PEER4, NODE4, 2000) is None
-        assert connect(pair.peer, OTHER4, NODE4, 22) is None
-        assert pings(pair.peer, PEER4, NODE4)
-        assert not pings(pair.peer, OTHER4, NODE4)
-    finally:
-        server.close()
-    assert check_drift(ruleset, pair.node).ok
+    assert_only_peer_port_22_open(pair, ruleset, closed_port=2000)
