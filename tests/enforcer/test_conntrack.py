@@ -7,7 +7,6 @@ from __future__ import annotations
 import ipaddress
 import random
 import subprocess
-import time
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -143,8 +142,8 @@ def test_flow_judge_decides_like_filter_allows_within_served(
         assert judge.allows(flow) == expected, (flow, judge.allows(flow))
 
 
-def test_judging_many_flows_does_not_walk_every_rule_per_flow() -> None:
-    # 1,000 rules x 10,000 flows: filter_allows per flow took ~4 s.
+def test_judging_many_flows_agrees_with_filter_allows() -> None:
+    # 1,000 rules x 10,000 flows (benchmarks/bench_check.py times this shape).
     rnd = random.Random(1)
     rules = [FilterRule(tuple(f"100.64.{rnd.randint(0, 40)}.{rnd.randint(0, 255)}"
                               for _ in range(5)),
@@ -153,10 +152,8 @@ def test_judging_many_flows_does_not_walk_every_rule_per_flow() -> None:
              for _ in range(1000)]
     flows = [conntrack.Flow(4, f"100.64.{rnd.randint(0, 40)}.{rnd.randint(0, 255)}", NODE4,
                             6, 1000, rnd.randint(1, 65535), MESH_MARK) for _ in range(10000)]
-    start = time.perf_counter()
     judge = conntrack.FlowJudge(parse_filter(rules))
     decided = [judge.allows(f) for f in flows]
-    assert time.perf_counter() - start < 1.5
     spot = parse_filter(rules)
     for flow, allowed in list(zip(flows, decided, strict=True))[:200]:
         assert allowed == filter_allows(spot, flow.src, flow.dst, 6, flow.dport or 0)
