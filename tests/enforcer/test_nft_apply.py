@@ -291,6 +291,20 @@ DRIFT = netmap(
 MARK_ACCEPT = "ct mark set ct mark | 0x20000000 accept"
 
 
+def assert_admits(pair: Pair, ports: tuple[int, ...],
+                  cases: tuple[tuple[str, str, int, bool], ...]) -> None:
+    """Each (source, target, port, admitted): does a TCP connect from the peer get in?"""
+    server = Server(pair.node, ports)
+    try:
+        for src, target, port, admitted in cases:
+            sock = connect(pair.peer, src, target, port)
+            assert (sock is not None) == admitted, (src, port)
+            if sock is not None:
+                sock.close()
+    finally:
+        server.close()
+
+
 def test_every_class_layout_admits_only_its_own_entries(pair: Pair) -> None:
     ruleset = render_ruleset(DRIFT, IFACE)
     text = render_text(ruleset)
@@ -299,22 +313,14 @@ def test_every_class_layout_admits_only_its_own_entries(pair: Pair) -> None:
         assert f"@in{fam}_c1_ports" in text and f"@in{fam}_c0_ports" not in text
         assert f"@in{fam}_direct_ports" in text
     applied(ruleset, pair.node)
-    server = Server(pair.node, (22, 23, 80, 1000, 1001, 8080))
-    try:
-        for src, target, port, admitted in (
+    assert_admits(pair, (22, 23, 80, 1000, 1001, 8080), (
                 (PEER4, NODE4, 22, True), (PEER4, NODE4, 80, True), (PEER4, NODE4, 23, False),
                 (PEER4, NODE4, 1000, False), (PEER6, NODE6, 22, True),
                 (PEER6, NODE6, 80, False), (OTHER4, NODE4, 1000, True),
                 (OTHER4, NODE4, 1001, False), (OTHER4, NODE4, 22, False),
                 (OTHER6, NODE6, 1000, True), (OTHER6, NODE6, 8080, False),
                 (THIRD4, NODE4, 8080, True), (THIRD4, NODE4, 22, False),
-                (THIRD6, NODE6, 8080, True), (THIRD6, NODE6, 1000, False)):
-            sock = connect(pair.peer, src, target, port)
-            assert (sock is not None) == admitted, (src, port)
-            if sock is not None:
-                sock.close()
-    finally:
-        server.close()
+                (THIRD6, NODE6, 8080, True), (THIRD6, NODE6, 1000, False)))
     for src, target in ((PEER4, NODE4), (OTHER4, NODE4), (THIRD4, NODE4), (PEER6, NODE6),
                         (OTHER6, NODE6), (THIRD6, NODE6)):
         assert pings(pair.peer, src, target), src
@@ -477,19 +483,11 @@ def test_each_source_class_reaches_only_its_own_entries(pair: Pair) -> None:
     # Small classes: direct (source . destination ...) elements, no class chains.
     assert sorted(chains) == ["forward", "input", "mesh_fwd", "mesh_in", "output"]
     applied(ruleset, pair.node)
-    server = Server(pair.node, (22, 23))
-    try:
-        for src, target, port, admitted in (
+    assert_admits(pair, (22, 23), (
                 (PEER4, NODE4, 22, True), (PEER4, NODE4, 23, False),
                 (OTHER4, NODE4, 22, True), (OTHER4, NODE4, 23, True),
                 (PEER6, NODE6, 22, True), (PEER6, NODE6, 23, False),
-                (OTHER6, NODE6, 22, True), (OTHER6, NODE6, 23, True)):
-            sock = connect(pair.peer, src, target, port)
-            assert (sock is not None) == admitted, (src, port)
-            if sock is not None:
-                sock.close()
-    finally:
-        server.close()
+                (OTHER6, NODE6, 22, True), (OTHER6, NODE6, 23, True)))
 
 
 def assert_only_peer_port_22_open(pair: Pair, ruleset: dict[str, Any], closed_port: int) -> None:

@@ -16,7 +16,7 @@ from policyc.policy.render import render_full, render_json, render_sarif
 @pytest.mark.parametrize("digits", [4301, 5000, 20000])
 def test_huge_integer_is_a_p004_not_a_crash(digits: int) -> None:
     text = '{"acls": 1' + "0" * (digits - 1) + "}"
-    policy, diags = load_policy_text(text)
+    _, diags = load_policy_text(text)
     assert [d.code for d in diags] == ["P004"]
     assert diags.items[0].span.start == len('{"acls": ')
     assert diags.items[0].span.end == len(text) - 1
