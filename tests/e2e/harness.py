@@ -90,8 +90,26 @@ def wait_for(predicate: object, timeout: float = WAIT_SECONDS, step: float = 0.0
 # --- nodes ------------------------------------------------------------------------
 
 
+class InNamespace:
+    """Running commands inside a namespace this harness made (`self.netns`)."""
+
+    netns: str
+
+    def exec_prefix(self) -> list[str]:
+        return ["ip", "netns", "exec", self.netns]
+
+    def run(self, cmd: Sequence[str], *, timeout: float = WAIT_SECONDS, check: bool = False,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run `cmd` inside the namespace."""
+        return sh([*self.exec_prefix(), *cmd], timeout=timeout, check=check, input=input)
+
+    def popen(self, cmd: Sequence[str], **kwargs: object) -> subprocess.Popen[str]:
+        return subprocess.Popen([*self.exec_prefix(), *cmd], text=True,  # type: ignore[call-overload]
+                                **kwargs)
+
+
 @dataclass
-class MeshNode:
+class MeshNode(InNamespace):
     name: str
     netns: str
     iface: str  # the WireGuard interface
@@ -113,18 +131,6 @@ class MeshNode:
     def endpoint(self) -> str:
         return f"{self.underlay}:{WG_PORT}"
 
-    def exec_prefix(self) -> list[str]:
-        return ["ip", "netns", "exec", self.netns]
-
-    def run(self, cmd: Sequence[str], *, timeout: float = WAIT_SECONDS, check: bool = False,
-            input: str | None = None) -> subprocess.CompletedProcess[str]:
-        """Run `cmd` inside this node's namespace."""
-        return sh([*self.exec_prefix(), *cmd], timeout=timeout, check=check, input=input)
-
-    def popen(self, cmd: Sequence[str], **kwargs: object) -> subprocess.Popen[str]:
-        return subprocess.Popen([*self.exec_prefix(), *cmd], text=True,  # type: ignore[call-overload]
-                                **kwargs)
-
     def wg_peers(self) -> set[str]:
         out = self.run(["wg", "show", self.iface, "peers"], check=True).stdout
         return set(out.split())
@@ -134,24 +140,12 @@ class MeshNode:
 
 
 @dataclass
-class LanHost:
+class LanHost(InNamespace):
     """One host on a LAN behind a subnet router: its own namespace, one address."""
 
     name: str
     ip: str
     netns: str
-
-    def exec_prefix(self) -> list[str]:
-        return ["ip", "netns", "exec", self.netns]
-
-    def run(self, cmd: Sequence[str], *, timeout: float = WAIT_SECONDS, check: bool = False,
-            input: str | None = None) -> subprocess.CompletedProcess[str]:
-        """Run `cmd` inside this host's namespace."""
-        return sh([*self.exec_prefix(), *cmd], timeout=timeout, check=check, input=input)
-
-    def popen(self, cmd: Sequence[str], **kwargs: object) -> subprocess.Popen[str]:
-        return subprocess.Popen([*self.exec_prefix(), *cmd], text=True,  # type: ignore[call-overload]
-                                **kwargs)
 
 
 @dataclass
