@@ -39,11 +39,16 @@ def _set_lines(body: Json) -> list[str]:
              f"{_INDENT * 2}type {' . '.join(body['type'])}",
              f"{_INDENT * 2}flags {', '.join(body['flags'])}"]
     elems = [_value(e) for e in body.get("elem", ())]
-    if elems:
-        lines.append(f"{_INDENT * 2}elements = {{ {elems[0]},")
-        lines += [f"{_INDENT * 3}     {e}," for e in elems[1:]]
-        lines[-1] = lines[-1][:-1] + " }"
-    lines.append(f"{_INDENT}}}")
+    return [*lines, *_elements_lines(elems), f"{_INDENT}}}"]
+
+
+def _elements_lines(elems: list[str]) -> list[str]:
+    """`elements = { a,` then one element per line, as `nft list` prints them."""
+    if not elems:
+        return []
+    lines = [f"{_INDENT * 2}elements = {{ {elems[0]},"]
+    lines += [f"{_INDENT * 3}     {e}," for e in elems[1:]]
+    lines[-1] = lines[-1][:-1] + " }"
     return lines
 
 
@@ -52,12 +57,7 @@ def _map_lines(body: Json) -> list[str]:
              f"{_INDENT * 2}type {body['type']} : {body['map']}",
              f"{_INDENT * 2}flags {', '.join(body['flags'])}"]
     elems = [f"{_value(key)} : {_statement(verdict)}" for key, verdict in body.get("elem", ())]
-    if elems:
-        lines.append(f"{_INDENT * 2}elements = {{ {elems[0]},")
-        lines += [f"{_INDENT * 3}     {e}," for e in elems[1:]]
-        lines[-1] = lines[-1][:-1] + " }"
-    lines.append(f"{_INDENT}}}")
-    return lines
+    return [*lines, *_elements_lines(elems), f"{_INDENT}}}"]
 
 
 def _chain_lines(chain: Json, rules: list[Json]) -> list[str]:
