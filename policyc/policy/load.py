@@ -6,7 +6,9 @@ front end reports the same diagnostics for the same input.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from policyc.policy.build import build_policy
 from policyc.policy.diagnostics import Diagnostic, Diagnostics
@@ -16,6 +18,8 @@ from policyc.policy.model import Policy
 from policyc.policy.nodes import Inventory
 from policyc.policy.source import SourceFile
 from policyc.policy.validate import validate_policy
+
+T = TypeVar("T")
 
 
 def load_policy_source(source: SourceFile, diags: Diagnostics) -> Policy:
@@ -32,12 +36,7 @@ def load_policy_text(text: str, name: str = "<string>") -> tuple[Policy, Diagnos
 
 def load_policy_file(path: str | Path) -> tuple[Policy | None, Diagnostics]:
     """The policy at `path`; None (with a P006) when the file cannot be read."""
-    diags = Diagnostics()
-    source = read_source(path)
-    if isinstance(source, Diagnostic):
-        diags.extend([source])
-        return None, diags
-    return load_policy_source(source, diags), diags
+    return _load_file(path, load_policy_source)
 
 
 def load_inventory_text(text: str, name: str = "<string>") -> tuple[Inventory, Diagnostics]:
@@ -47,9 +46,14 @@ def load_inventory_text(text: str, name: str = "<string>") -> tuple[Inventory, D
 
 def load_inventory_file(path: str | Path) -> tuple[Inventory | None, Diagnostics]:
     """The inventory at `path`; None (with a P006) when the file cannot be read."""
+    return _load_file(path, load_inventory)
+
+
+def _load_file(path: str | Path, load: Callable[[SourceFile, Diagnostics], T],
+               ) -> tuple[T | None, Diagnostics]:
     diags = Diagnostics()
     source = read_source(path)
     if isinstance(source, Diagnostic):
         diags.extend([source])
         return None, diags
-    return load_inventory(source, diags), diags
+    return load(source, diags), diags
