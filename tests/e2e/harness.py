@@ -38,6 +38,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from nacl.public import PrivateKey
 
@@ -657,22 +658,37 @@ def probe_all(mesh: Mesh, probes: Sequence[Probe], timeout: float = 1.5) -> dict
     servers = _start_servers(mesh, probes)
     try:
         tagged = {f"p{i}": p for i, p in enumerate(probes)}
-        outcome: dict[Probe, bool] = {}
         clients = _start_clients(mesh, tagged, timeout)
-        for proc in clients:
-            out, _ = proc.communicate(timeout=timeout + 10)
-            for pid, ok in json.loads(out).items():
-                if ok is not None:
-                    outcome[tagged[pid]] = ok
-        time.sleep(0.3)  # the last UDP datagrams are in flight
-        received = _stop_servers(servers)
-        for pid, probe in tagged.items():
-            if probe.proto == "udp":
-                outcome[probe] = pid in received
-        return outcome
+        return _collect_outcomes(clients, servers, tagged, timeout)
     finally:
         for proc in servers:
             _kill(proc)
+
+
+class _Probed(Protocol):
+    @property
+    def proto(self) -> str: ...
+
+
+P = TypeVar("P", bound=_Probed)  # Probe or LanProbe
+
+
+def _collect_outcomes(clients: list[subprocess.Popen[str]], servers: list[subprocess.Popen[str]],
+                      tagged: dict[str, P], timeout: float) -> dict[P, bool]:
+    """TCP/ICMP verdicts from the clients; UDP ones from what the servers received."""
+    outcome: dict[P, bool] = {}
+    for proc in clients:
+        out, _ = proc.communicate(timeout=timeout + 10)
+        for pid, ok in json.loads(out).items():
+            if ok is not None:
+                outcome[tagged[pid]] = ok
+    if any(p.proto == "udp" for p in tagged.values()):
+        time.sleep(0.3)  # the last UDP datagrams are in flight
+    received = _stop_servers(servers)
+    for pid, probe in tagged.items():
+        if probe.proto == "udp":
+            outcome[probe] = pid in received
+    return outcome
 
 
 def _start_servers(mesh: Mesh, probes: Sequence[Probe]) -> list[subprocess.Popen[str]]:
@@ -755,19 +771,7 @@ def probe_lan(mesh: Mesh, lan: LanHosts, probes: Sequence[LanProbe],
                      for pid, p in tagged.items() if p.src == name]
             clients.append(mesh[name].popen([sys.executable, "-c", _CLIENT, json.dumps(batch),
                                              str(timeout)], stdout=subprocess.PIPE))
-        outcome: dict[LanProbe, bool] = {}
-        for proc in clients:
-            out, _ = proc.communicate(timeout=timeout + 10)
-            for pid, ok in json.loads(out).items():
-                if ok is not None:
-                    outcome[tagged[pid]] = ok
-        if any(p.proto == "udp" for p in probes):
-            time.sleep(0.3)  # the last UDP datagrams are in flight
-        received = _stop_servers(servers)
-        for pid, probe in tagged.items():
-            if probe.proto == "udp":
-                outcome[probe] = pid in received
-        return outcome
+        return _collect_outcomes(clients, servers, tagged, timeout)
     finally:
         for proc in (*clients, *servers):
             _kill(proc)
