@@ -39,8 +39,9 @@ def mesh() -> Iterator[harness.Mesh]:
         yield built
 
 
-def policyc(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "policyc.cli", *args], cwd=ROOT,
+def policyc(*args: str, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """Run this checkout's policyc (after `prefix`, e.g. a privilege drop)."""
+    return subprocess.run([*prefix, sys.executable, "-m", "policyc.cli", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
 
 
@@ -48,13 +49,19 @@ def table(node: harness.MeshNode) -> str:
     return node.run(["nft", "list", "table", "inet", "policyc"]).stdout
 
 
-def test_enforce_loads_filter_and_exactly_the_visible_peers(
-        mesh: harness.Mesh, tmp_path: Path) -> None:
+@pytest.fixture
+def db_args(mesh: harness.Mesh, tmp_path: Path) -> tuple[str, ...]:
+    """POLICY --nodes F --node prod-db --netns NS for the mesh's real keys (no --iface)."""
     nodes = tmp_path / "nodes.json"
     nodes.write_text(inventory_json(mesh.inventory))
+    return (str(SAMPLES / "policy.hujson"), "--nodes", str(nodes), "--node", "prod-db",
+            "--netns", mesh["prod-db"].netns)
+
+
+def test_enforce_loads_filter_and_exactly_the_visible_peers(
+        mesh: harness.Mesh, db_args: tuple[str, ...]) -> None:
     db = mesh["prod-db"]
-    done = policyc("enforce", str(SAMPLES / "policy.hujson"), "--nodes", str(nodes),
-                   "--node", "prod-db", "--iface", db.iface, "--netns", db.netns)
+    done = policyc("enforce", *db_args, "--iface", db.iface)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "table inet policyc" in table(db)
     # Developers reach the database, marketing never does: only alice's key is there.
@@ -62,13 +69,10 @@ def test_enforce_loads_filter_and_exactly_the_visible_peers(
 
 
 def test_enforce_on_a_missing_interface_fails_and_keeps_the_ruleset(
-        mesh: harness.Mesh, tmp_path: Path) -> None:
-    nodes = tmp_path / "nodes.json"
-    nodes.write_text(inventory_json(mesh.inventory))
+        mesh: harness.Mesh, db_args: tuple[str, ...]) -> None:
     db = mesh["prod-db"]
     before = table(db)
-    done = policyc("enforce", str(SAMPLES / "policy.hujson"), "--nodes", str(nodes),
-                   "--node", "prod-db", "--iface", "pcnope0", "--netns", db.netns)
+    done = policyc("enforce", *db_args, "--iface", "pcnope0")
     assert done.returncode == 1
     assert "N503" in done.stdout + done.stderr
     assert "Traceback" not in done.stderr
@@ -76,29 +80,21 @@ def test_enforce_on_a_missing_interface_fails_and_keeps_the_ruleset(
 
 
 def test_enforce_without_net_admin_is_refused_and_keeps_the_ruleset(
-        mesh: harness.Mesh, tmp_path: Path) -> None:
+        mesh: harness.Mesh, db_args: tuple[str, ...]) -> None:
     """Root without CAP_NET_ADMIN (as in a locked-down container) gets N504."""
-    nodes = tmp_path / "nodes.json"
-    nodes.write_text(inventory_json(mesh.inventory))
     db = mesh["prod-db"]
     before = table(db)
-    done = subprocess.run(
-        ["setpriv", "--bounding-set=-net_admin", sys.executable, "-m", "policyc.cli",
-         "enforce", str(SAMPLES / "policy.hujson"), "--nodes", str(nodes),
-         "--node", "prod-db", "--iface", db.iface, "--netns", db.netns],
-        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = policyc("enforce", *db_args, "--iface", db.iface,
+                   prefix=("setpriv", "--bounding-set=-net_admin"))
     assert done.returncode == 1
     assert "N504" in done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     assert table(db) == before
 
 
-def test_drift_is_reported_and_repaired(mesh: harness.Mesh, tmp_path: Path) -> None:
-    nodes = tmp_path / "nodes.json"
-    nodes.write_text(inventory_json(mesh.inventory))
+def test_drift_is_reported_and_repaired(mesh: harness.Mesh, db_args: tuple[str, ...]) -> None:
     db = mesh["prod-db"]
-    common = (str(SAMPLES / "policy.hujson"), "--nodes", str(nodes), "--node", "prod-db",
-              "--iface", db.iface, "--netns", db.netns)
+    common = (*db_args, "--iface", db.iface)
     assert policyc("enforce", *common).returncode == 0
     assert policyc("drift", *common).returncode == 0
     # Someone opens a port by hand, inside our table.
