@@ -22,14 +22,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_compile import load
+from policyc.analysis.lint import lint_policy
+from policyc.analysis.testrunner import run_policy_tests
+from policyc.diagnostics.diagnostics import Diagnostics
 from policyc.enforcer.conntrack import Flow, FlowJudge
 from policyc.enforcer.nftrender import MESH_MARK
 from policyc.enforcer.nftsets import parse_filter
-from policyc.policy.diagnostics import Diagnostics
-from policyc.policy.filtertypes import FilterRule, NetPortRange, PortRange
-from policyc.policy.lint import lint_policy
+from policyc.netmap import FilterRule, NetPortRange, PortRange
 from policyc.policy.load import load_policy_text
-from policyc.policy.testrunner import run_policy_tests
 from policyc.policy.validate import validate_policy
 
 

@@ -23,13 +23,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.tailnet_gen import generate
+from policyc.compiler.compiler import CompiledPolicy, compile_policy
+from policyc.compiler.nodes import Inventory, Node
+from policyc.diagnostics.diagnostics import Diagnostics
+from policyc.diagnostics.source import SourceFile
+from policyc.grammar.hujson import parse
 from policyc.policy.build import build_policy
-from policyc.policy.compiler import CompiledPolicy, compile_policy
-from policyc.policy.diagnostics import Diagnostics
-from policyc.policy.hujson import parse
 from policyc.policy.model import Policy
-from policyc.policy.nodes import Inventory, Node
-from policyc.policy.source import SourceFile
 
 
 def load(nodes: int, groups: int, rules: int) -> tuple[Policy, Inventory]:

@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 from policyc.enforcer.nft import apply_ruleset, check_drift, render_ruleset
 from policyc.enforcer.nftapply import element_count, layout_counts
-from policyc.policy.filtertypes import FilterRule, NetPortRange, NodeNetmap, PortRange
+from policyc.netmap import FilterRule, NetPortRange, NodeNetmap, PortRange
 
 NODE = "100.64.0.10"
 IFACE = "wg0"

@@ -22,7 +22,7 @@ from typing import Any
 
 import json5
 
-from policyc.policy.hujson import parse_text
+from policyc.grammar.hujson import parse_text
 
 _DEPARTMENTS = ("eng", "sre", "sales", "finance", "support", "data", "security", "design")
 _SERVICES = ("web", "db", "cache", "ci", "vpn", "mail", "log", "metrics", "git", "build")

@@ -43,10 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 
 import harness
 
+from policyc.compiler.nodes import Inventory, Node
 from policyc.enforcer import nft
 from policyc.enforcer.wireguard import apply_peers
-from policyc.policy.filtertypes import FilterRule, NetPortRange, NodeNetmap, Peer, PortRange
-from policyc.policy.nodes import Inventory, Node
+from policyc.netmap import FilterRule, NetPortRange, NodeNetmap, Peer, PortRange
 
 IPERF_PORT = 5201
 # Source prefixes are generated inside ranges reserved for these tests and

@@ -16,12 +16,12 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from policyc.policy import render
-from policyc.policy.codes import CODES
-from policyc.policy.diagnostics import Diagnostics
+from policyc.compiler.nodes import Inventory
+from policyc.diagnostics import render
+from policyc.diagnostics.codes import CODES
+from policyc.diagnostics.diagnostics import Diagnostics
+from policyc.diagnostics.source import SourceFile, Span
 from policyc.policy.model import Policy
-from policyc.policy.nodes import Inventory
-from policyc.policy.source import SourceFile, Span
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 F = TypeVar("F", bound=Callable[..., Any])
@@ -71,7 +71,8 @@ def _fail_io(path: str, message: str) -> NoReturn:
 
 
 def _load(policy_path: str, nodes_path: str | None) -> Loaded:
-    from policyc.policy.load import load_inventory_file, load_policy_file
+    from policyc.compiler.inventory import load_inventory_file
+    from policyc.policy.load import load_policy_file
 
     policy, diags = load_policy_file(policy_path)
     inventory = None
@@ -105,8 +106,8 @@ def main() -> None:
               default="text", show_default=True)
 def check(policy: str, nodes_path: str | None, fmt: str) -> None:
     """Parse and validate POLICY, then run its `tests` and `sshTests`."""
-    from policyc.policy.lint import lint_policy
-    from policyc.policy.testrunner import run_policy_tests
+    from policyc.analysis.lint import lint_policy
+    from policyc.analysis.testrunner import run_policy_tests
 
     loaded = _load(policy, nodes_path)
     diags = loaded.diags
@@ -134,7 +135,7 @@ def check(policy: str, nodes_path: str | None, fmt: str) -> None:
 def compile_cmd(policy: str, nodes_path: str, node_names: tuple[str, ...],
                 out_dir: str | None) -> None:
     """Compile POLICY against the inventory into per-node netmaps (JSON)."""
-    from policyc.policy.compiler import compile_policy
+    from policyc.compiler.compiler import compile_policy
 
     model, inventory = _load_or_exit(policy, nodes_path)
     netmaps = compile_policy(model, inventory).netmaps
@@ -175,8 +176,8 @@ def _select_nodes(inventory: Inventory, wanted: tuple[str, ...]) -> list[str]:
 @click.option("--proto", default=None, help="Protocol name or number (default: tcp/udp/icmp).")
 def explain(policy: str, src: str, dst: str, nodes_path: str, proto: str | None) -> None:
     """Say whether SRC may reach DST[:PORT], and which rules decide."""
-    from policyc.policy.explain import ExplainError, render_explanation
-    from policyc.policy.explain import explain as run_explain
+    from policyc.analysis.explain import ExplainError, render_explanation
+    from policyc.analysis.explain import explain as run_explain
 
     model, inventory = _load_or_exit(policy, nodes_path)
     dst_text, port = _split_port(dst)
@@ -212,8 +213,8 @@ def _split_port(dst: str) -> tuple[str, int | None]:
 @click.option("--json", "as_json", is_flag=True, help="Print nftables JSON instead of text.")
 def nft(policy: str, nodes_path: str, node_name: str, iface: str, as_json: bool) -> None:
     """Print the nftables ruleset NODE would load (dry run)."""
+    from policyc.compiler.compiler import compile_policy
     from policyc.enforcer.nft import render_ruleset, render_text
-    from policyc.policy.compiler import compile_policy
 
     model, inventory = _load_or_exit(policy, nodes_path)
     (name,) = _select_nodes(inventory, (node_name,))
@@ -252,8 +253,8 @@ def enforce(policy: str, nodes_path: str, node_name: str, iface: str,
     The filter is loaded first (fail closed), then peers are set to exactly
     the netmap's, then flows the new filter no longer allows are cut.
     """
+    from policyc.compiler.compiler import compile_policy
     from policyc.enforcer.node import enforce as run_enforce
-    from policyc.policy.compiler import compile_policy
 
     model, inventory = _load_or_exit(policy, nodes_path)
     (name,) = _select_nodes(inventory, (node_name,))
@@ -275,8 +276,8 @@ def drift(policy: str, nodes_path: str, node_name: str, iface: str, netns: str |
     Exit 0 when the kernel holds exactly the rendered table (or it was
     repaired), 1 when it drifted (or the repair failed).
     """
+    from policyc.compiler.compiler import compile_policy
     from policyc.enforcer.nft import apply_ruleset, check_drift, render_ruleset
-    from policyc.policy.compiler import compile_policy
 
     model, inventory = _load_or_exit(policy, nodes_path)
     (name,) = _select_nodes(inventory, (node_name,))

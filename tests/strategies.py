@@ -16,7 +16,9 @@ from dataclasses import replace
 
 from hypothesis import strategies as st
 
-from policyc.policy.filtertypes import ALL_PORTS, PortRange
+from policyc.compiler.nodes import Inventory, Node
+from policyc.diagnostics.source import SourceFile
+from policyc.netmap import ALL_PORTS, PortRange
 from policyc.policy.model import (
     AclDestination,
     AclRule,
@@ -35,8 +37,6 @@ from policyc.policy.model import (
     UserRef,
     Wildcard,
 )
-from policyc.policy.nodes import Inventory, Node
-from policyc.policy.source import SourceFile
 
 # --- builders --------------------------------------------------------------------
 
@@ -144,9 +144,9 @@ def load(text: str, name: str = "policy.hujson") -> Policy:
     if load_policy_text is not None:
         built, diags = load_policy_text(text, name)
     else:
+        from policyc.diagnostics.diagnostics import Diagnostics
+        from policyc.grammar.hujson import parse
         from policyc.policy.build import build_policy
-        from policyc.policy.diagnostics import Diagnostics
-        from policyc.policy.hujson import parse
 
         source, diags = SourceFile(name, text), Diagnostics()
         built = build_policy(parse(source, diags), source, diags)

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from goldens import GOLDEN_ROOT, check_golden
 
-from policyc.policy.compiler import compile_policy
-from policyc.policy.load import load_inventory_file, load_policy_text
-from policyc.policy.render import render_concise
+from policyc.compiler.compiler import compile_policy
+from policyc.compiler.inventory import load_inventory_file
+from policyc.diagnostics.render import render_concise
+from policyc.policy.load import load_policy_text
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 POLICY_TEXT = (SAMPLES / "policy.hujson").read_text()

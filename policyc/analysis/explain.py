@@ -15,9 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from policyc.analysis.reference import ReferenceEvaluator, RuleRef
+from policyc.analysis.testrunner import literal_network, protocol_text
+from policyc.compiler.nodes import Inventory
+from policyc.diagnostics.diagnostics import Diagnostics, did_you_mean
+from policyc.diagnostics.source import NO_SPAN
+from policyc.netmap import DEFAULT_PROTOCOLS, PortRange
 from policyc.policy.aliases import parse_alias, parse_protocol
-from policyc.policy.diagnostics import Diagnostics, did_you_mean
-from policyc.policy.filtertypes import DEFAULT_PROTOCOLS, PortRange
 from policyc.policy.model import (
     Alias,
     AutoGroupRef,
@@ -27,10 +31,6 @@ from policyc.policy.model import (
     TagRef,
     UserRef,
 )
-from policyc.policy.nodes import Inventory
-from policyc.policy.reference import ReferenceEvaluator, RuleRef
-from policyc.policy.source import NO_SPAN
-from policyc.policy.testrunner import literal_network, protocol_text
 
 PORTED = frozenset({6, 17, 132})
 MAX_ADDRESSES = 256

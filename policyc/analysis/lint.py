@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from policyc.policy.addrset import ALL, AddressSet, union_all
-from policyc.policy.diagnostics import Diagnostics
-from policyc.policy.filtertypes import ALL_PORTS, DEFAULT_PROTOCOLS, PortRange
-from policyc.policy.grants import is_self
+from policyc.compiler.addrset import ALL, AddressSet, union_all
+from policyc.compiler.grants import is_self
+from policyc.compiler.nodes import Inventory
+from policyc.compiler.resolve import DANGER_ALL, INTERNET_GROUP, Resolver
+from policyc.diagnostics.diagnostics import Diagnostics
+from policyc.diagnostics.source import Span
+from policyc.netmap import ALL_PORTS, DEFAULT_PROTOCOLS, PortRange
 from policyc.policy.model import (
     Alias,
     AutoGroupRef,
@@ -23,9 +26,6 @@ from policyc.policy.model import (
     TagRef,
     Wildcard,
 )
-from policyc.policy.nodes import Inventory
-from policyc.policy.resolve import DANGER_ALL, INTERNET_GROUP, Resolver
-from policyc.policy.source import Span
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from policyc.policy.filtertypes import ALL_PORTS, DEFAULT_PROTOCOLS, PortRange
+from policyc.compiler.nodes import Inventory, Node
+from policyc.diagnostics.source import Span
+from policyc.netmap import ALL_PORTS, DEFAULT_PROTOCOLS, PortRange
 from policyc.policy.model import (
     AclRule,
     Alias,
@@ -61,8 +63,6 @@ from policyc.policy.model import (
     UserRef,
     Wildcard,
 )
-from policyc.policy.nodes import Inventory, Node
-from policyc.policy.source import Span
 
 _net = ipaddress.ip_network
 

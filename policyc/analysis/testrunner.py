@@ -25,8 +25,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from policyc.policy.diagnostics import Diagnostics
-from policyc.policy.filtertypes import DEFAULT_PROTOCOLS
+from policyc.analysis.reference import ReferenceEvaluator, RuleRef, SshVerdict, ssh_verdict
+from policyc.compiler.nodes import Inventory, Node
+from policyc.diagnostics.diagnostics import Diagnostics
+from policyc.diagnostics.source import NO_SPAN, Span
+from policyc.netmap import DEFAULT_PROTOCOLS
 from policyc.policy.model import (
     Alias,
     AutoGroupRef,
@@ -42,9 +45,6 @@ from policyc.policy.model import (
     TestTarget,
     UserRef,
 )
-from policyc.policy.nodes import Inventory, Node
-from policyc.policy.reference import ReferenceEvaluator, RuleRef, SshVerdict, ssh_verdict
-from policyc.policy.source import NO_SPAN, Span
 
 PROTOCOL_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "ipv6-icmp", 132: "sctp"}
 MAX_SOURCE_ADDRESSES = 256  # a test source prefix is checked address by address

@@ -14,14 +14,12 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from policyc.policy.addrset import ALL, union_all
-from policyc.policy.filtertypes import ALL_PORTS, FilterRule, NetPortRange, NodeNetmap, Peer
-from policyc.policy.grants import CompiledUnit, UnitCompiler, expand_units
-from policyc.policy.internet import INTERNET
-from policyc.policy.model import Policy
-from policyc.policy.nodes import Inventory, Node
-from policyc.policy.peers import PeerGraph, indexes_to_bits
-from policyc.policy.pernode import (
+from policyc.compiler.addrset import ALL, union_all
+from policyc.compiler.grants import CompiledUnit, UnitCompiler, expand_units
+from policyc.compiler.internet import INTERNET
+from policyc.compiler.nodes import Inventory, Node
+from policyc.compiler.peers import PeerGraph, indexes_to_bits
+from policyc.compiler.pernode import (
     NodeView,
     Reduction,
     node_filter,
@@ -29,10 +27,12 @@ from policyc.policy.pernode import (
     via_rules,
     via_served,
 )
-from policyc.policy.resolve import Resolver
-from policyc.policy.rules import Rule, merge_rules
-from policyc.policy.source import Span
-from policyc.policy.sshpolicy import SshCompiler
+from policyc.compiler.resolve import Resolver
+from policyc.compiler.rules import Rule, merge_rules
+from policyc.compiler.sshpolicy import SshCompiler
+from policyc.diagnostics.source import Span
+from policyc.netmap import ALL_PORTS, FilterRule, NetPortRange, NodeNetmap, Peer
+from policyc.policy.model import Policy
 
 ALLOW_ALL = FilterRule(("*",), (NetPortRange("*", ALL_PORTS),))
 EXIT_ROUTES = ("0.0.0.0/0", "::/0")

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from policyc.policy.addrset import EMPTY, AddressSet, union_all
-from policyc.policy.filtertypes import ALL_PORTS, PortRange
-from policyc.policy.internet import INTERNET
+from policyc.compiler.addrset import EMPTY, AddressSet, union_all
+from policyc.compiler.internet import INTERNET
+from policyc.compiler.resolve import DANGER_ALL, INTERNET_GROUP, SELF, Resolver
+from policyc.compiler.rules import COMPANION_CAPS, CapEntry, DstEntry, Order, Rule
+from policyc.diagnostics.source import NO_SPAN, Span
+from policyc.netmap import ALL_PORTS, PortRange
 from policyc.policy.model import (
     AclRule,
     Alias,
@@ -24,9 +27,6 @@ from policyc.policy.model import (
     TagRef,
     Wildcard,
 )
-from policyc.policy.resolve import DANGER_ALL, INTERNET_GROUP, SELF, Resolver
-from policyc.policy.rules import COMPANION_CAPS, CapEntry, DstEntry, Order, Rule
-from policyc.policy.source import NO_SPAN, Span
 
 
 @dataclass(frozen=True, slots=True)

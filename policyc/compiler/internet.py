@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from policyc.policy.addrset import AddressSet
+from policyc.compiler.addrset import AddressSet
 
 
 def _nets(*texts: str) -> AddressSet:

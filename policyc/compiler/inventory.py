@@ -19,15 +19,17 @@ import binascii
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+from policyc.compiler.nodes import Inventory, Node
+from policyc.diagnostics.diagnostics import Diagnostics
+from policyc.diagnostics.source import SourceFile, Span
+from policyc.grammar.cst import JNull, JObject, JString, JValue
+from policyc.grammar.hujson import parse
 from policyc.policy.aliases import TAG_NAME, parse_address, parse_network
-from policyc.policy.cst import JNull, JObject, JString, JValue
-from policyc.policy.diagnostics import Diagnostics
-from policyc.policy.hujson import parse
 from policyc.policy.jsonread import Reader
+from policyc.policy.load import load_file
 from policyc.policy.model import IPAddress, IPNetwork
-from policyc.policy.nodes import Inventory, Node
-from policyc.policy.source import SourceFile, Span
 
 EXIT_ROUTES = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
 NODE_FIELDS = frozenset({"name", "user", "tags", "ips", "key", "routes", "exit_node",
@@ -222,3 +224,13 @@ def _check_duplicates(nodes: list[Node], diags: Diagnostics) -> None:
                 diags.error("I402", node.span,
                             f'node "{node.name}": {kind} {identity} is already used by '
                             f'node "{other}"')
+
+
+def load_inventory_text(text: str, name: str = "<string>") -> tuple[Inventory, Diagnostics]:
+    diags = Diagnostics()
+    return load_inventory(SourceFile(name, text), diags), diags
+
+
+def load_inventory_file(path: str | Path) -> tuple[Inventory | None, Diagnostics]:
+    """The inventory at `path`; None (with a P006) when the file cannot be read."""
+    return load_file(path, load_inventory)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+from policyc.diagnostics.source import NO_SPAN, Span
 from policyc.policy.model import IPAddress, IPNetwork
-from policyc.policy.source import NO_SPAN, Span
 
 
 @dataclass(frozen=True, slots=True)

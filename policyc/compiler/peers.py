@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from policyc.policy.addrset import AddressSet
-from policyc.policy.internet import INTERNET
-from policyc.policy.resolve import Resolver
+from policyc.compiler.addrset import AddressSet
+from policyc.compiler.internet import INTERNET
+from policyc.compiler.resolve import Resolver
 
 
 @dataclass(frozen=True, slots=True)

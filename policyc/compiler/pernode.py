@@ -10,19 +10,19 @@ import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass
 
-from policyc.policy.addrset import AddressSet
-from policyc.policy.filtertypes import ALL_PORTS, FilterRule
-from policyc.policy.grants import (
+from policyc.compiler.addrset import AddressSet
+from policyc.compiler.grants import (
     INTERNET_PREFIXES,
     CompiledUnit,
     SelfPart,
     ViaPart,
     companion_rules,
 )
-from policyc.policy.internet import INTERNET
+from policyc.compiler.internet import INTERNET
+from policyc.compiler.resolve import Resolver
+from policyc.compiler.rules import CapEntry, DstEntry, Rule, merge_rules
+from policyc.netmap import ALL_PORTS, FilterRule
 from policyc.policy.model import IPAddress, IPNetwork
-from policyc.policy.resolve import Resolver
-from policyc.policy.rules import CapEntry, DstEntry, Rule, merge_rules
 
 
 @dataclass(frozen=True, slots=True)

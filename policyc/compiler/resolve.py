@@ -11,8 +11,9 @@ import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from policyc.policy.addrset import ALL, EMPTY, AddressSet, interval_text, union_all
-from policyc.policy.internet import INTERNET, TAILSCALE_RANGES
+from policyc.compiler.addrset import ALL, EMPTY, AddressSet, interval_text, union_all
+from policyc.compiler.internet import INTERNET, TAILSCALE_RANGES
+from policyc.compiler.nodes import Inventory, Node
 from policyc.policy.model import (
     Alias,
     AutoGroupRef,
@@ -26,7 +27,6 @@ from policyc.policy.model import (
     UserRef,
     Wildcard,
 )
-from policyc.policy.nodes import Inventory, Node
 
 SELF = "autogroup:self"
 INTERNET_GROUP = "autogroup:internet"

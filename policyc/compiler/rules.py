@@ -11,10 +11,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from policyc.policy.addrset import AddressSet, union_all
-from policyc.policy.filtertypes import CapGrant, FilterRule, NetPortRange, PortRange
+from policyc.compiler.addrset import AddressSet, union_all
+from policyc.diagnostics.source import NO_SPAN, Span
+from policyc.netmap import CapGrant, FilterRule, NetPortRange, PortRange
 from policyc.policy.model import IPNetwork
-from policyc.policy.source import NO_SPAN, Span
 
 # Capabilities for which Tailscale adds a reversed companion rule.
 COMPANION_CAPS: dict[str, str] = {

@@ -12,8 +12,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from policyc.compiler.resolve import SELF, Resolver
 from policyc.policy.model import Policy, SshRule
-from policyc.policy.resolve import SELF, Resolver
 
 NONROOT = "autogroup:nonroot"
 DEFAULT_CHECK_PERIOD = timedelta(hours=12)

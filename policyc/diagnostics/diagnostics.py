@@ -12,8 +12,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 
-from policyc.policy.codes import CODES
-from policyc.policy.source import Span
+from policyc.diagnostics.codes import CODES
+from policyc.diagnostics.source import Span
 
 
 class Severity(Enum):

@@ -22,9 +22,9 @@ from importlib import metadata
 from typing import Any
 from urllib.parse import quote
 
-from policyc.policy.codes import CODES
-from policyc.policy.diagnostics import Diagnostic, Severity
-from policyc.policy.source import Span
+from policyc.diagnostics.codes import CODES
+from policyc.diagnostics.diagnostics import Diagnostic, Severity
+from policyc.diagnostics.source import Span
 
 _RESET = "\x1b[0m"
 _BOLD = "\x1b[1m"

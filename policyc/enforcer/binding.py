@@ -14,8 +14,8 @@ import sys
 from types import ModuleType
 from typing import Any
 
-from policyc.policy.diagnostics import Diagnostics
-from policyc.policy.source import NO_SPAN
+from policyc.diagnostics.diagnostics import Diagnostics
+from policyc.diagnostics.source import NO_SPAN
 
 SYSTEM_DIST_PACKAGES = "/usr/lib/python3/dist-packages"
 _CAP_NET_ADMIN = 12  # bit number in the CapEff mask of /proc/self/status

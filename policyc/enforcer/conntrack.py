@@ -23,6 +23,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from policyc.diagnostics.diagnostics import Diagnostic, Diagnostics, Severity
+from policyc.diagnostics.source import NO_SPAN
 from policyc.enforcer.netns import NetnsError, run_in_netns
 from policyc.enforcer.nftrender import MESH_MARK
 from policyc.enforcer.nftsets import (
@@ -35,9 +37,7 @@ from policyc.enforcer.nftsets import (
     filter_allows,
     parse_filter,
 )
-from policyc.policy.diagnostics import Diagnostic, Diagnostics, Severity
-from policyc.policy.filtertypes import FilterRule
-from policyc.policy.source import NO_SPAN
+from policyc.netmap import FilterRule
 
 __all__ = ["Flow", "FlowJudge", "RevokeResult", "filter_allows", "parse_flows",
            "revoke_disallowed_flows"]

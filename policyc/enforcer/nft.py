@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from policyc.diagnostics.diagnostics import Diagnostic, Diagnostics
 from policyc.enforcer.conntrack import RevokeResult, revoke_disallowed_flows
 from policyc.enforcer.nftapply import (
     ApplyResult,
@@ -36,8 +37,7 @@ from policyc.enforcer.nftapply import (
 from policyc.enforcer.nftrender import fail_closed_ruleset, render_ruleset
 from policyc.enforcer.nftsets import filter_allows
 from policyc.enforcer.nfttext import render_text
-from policyc.policy.diagnostics import Diagnostic, Diagnostics
-from policyc.policy.filtertypes import NodeNetmap
+from policyc.netmap import NodeNetmap
 
 __all__ = [
     "ApplyResult", "DriftReport", "EnforceResult", "RevokeResult", "apply_ruleset",

@@ -18,11 +18,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from policyc.diagnostics.diagnostics import Diagnostic, Diagnostics
+from policyc.diagnostics.source import NO_SPAN
 from policyc.enforcer.binding import BindingMissing, check_enforcer_ready, new_context
 from policyc.enforcer.netns import NetnsError, interface_exists, netns_exists, run_in_netns
 from policyc.enforcer.nftrender import FAMILY, TABLE, fail_closed_ruleset, ruleset_interface
-from policyc.policy.diagnostics import Diagnostic, Diagnostics
-from policyc.policy.source import NO_SPAN
 
 Json = dict[str, Any]
 T = TypeVar("T")

@@ -51,6 +51,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from policyc.diagnostics.diagnostics import Diagnostics
+from policyc.diagnostics.source import NO_SPAN
 from policyc.enforcer.nftsets import (
     MAX_ADDR,
     ClassSets,
@@ -61,9 +63,7 @@ from policyc.enforcer.nftsets import (
     build_family_sets,
     parse_filter,
 )
-from policyc.policy.diagnostics import Diagnostics
-from policyc.policy.filtertypes import NodeNetmap
-from policyc.policy.source import NO_SPAN
+from policyc.netmap import NodeNetmap
 
 FAMILY, TABLE = "inet", "policyc"
 # The bit policyc ORs into the conntrack mark of flows its sets admitted, so

@@ -44,9 +44,9 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from policyc.policy.diagnostics import Diagnostics
-from policyc.policy.filtertypes import DEFAULT_PROTOCOLS, FilterRule
-from policyc.policy.source import NO_SPAN
+from policyc.diagnostics.diagnostics import Diagnostics
+from policyc.diagnostics.source import NO_SPAN
+from policyc.netmap import DEFAULT_PROTOCOLS, FilterRule
 
 Iv = tuple[int, int]  # inclusive integer interval
 K = TypeVar("K", bound=Hashable)

@@ -20,12 +20,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from policyc.diagnostics.diagnostics import Diagnostic, Diagnostics, Severity
+from policyc.diagnostics.source import NO_SPAN
 from policyc.enforcer import nft
 from policyc.enforcer.netns import interface_exists, netns_exists
 from policyc.enforcer.wireguard import WgResult, apply_peers, configure_interface
-from policyc.policy.diagnostics import Diagnostic, Diagnostics, Severity
-from policyc.policy.filtertypes import NodeNetmap
-from policyc.policy.source import NO_SPAN
+from policyc.netmap import NodeNetmap
 
 
 @dataclass(frozen=True, slots=True)

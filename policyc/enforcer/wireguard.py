@@ -22,9 +22,9 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from policyc.policy.diagnostics import Diagnostic, Diagnostics
-from policyc.policy.filtertypes import NodeNetmap, Peer
-from policyc.policy.source import NO_SPAN
+from policyc.diagnostics.diagnostics import Diagnostic, Diagnostics
+from policyc.diagnostics.source import NO_SPAN
+from policyc.netmap import NodeNetmap, Peer
 
 WG_TIMEOUT_SECONDS = 10.0
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from policyc.policy.source import Span
+from policyc.diagnostics.source import Span
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,10 +32,10 @@ from lark.common import LexerConf
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput
 from lark.lexer import Lexer, LexerState
 
-from policyc.policy.cst import JArray, JBool, JMember, JNull, JNumber, JObject, JString, JValue
-from policyc.policy.diagnostics import Diagnostic, Diagnostics, Severity
-from policyc.policy.hujson_errors import IGNORED, report_syntax_error
-from policyc.policy.source import SourceFile, Span
+from policyc.diagnostics.diagnostics import Diagnostic, Diagnostics, Severity
+from policyc.diagnostics.source import SourceFile, Span
+from policyc.grammar.cst import JArray, JBool, JMember, JNull, JNumber, JObject, JString, JValue
+from policyc.grammar.hujson_errors import IGNORED, report_syntax_error
 
 BOM = "\ufeff"
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?")

@@ -14,8 +14,8 @@ from typing import Any
 from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
-from policyc.policy.diagnostics import Diagnostics
-from policyc.policy.source import SourceFile, Span
+from policyc.diagnostics.diagnostics import Diagnostics
+from policyc.diagnostics.source import SourceFile, Span
 
 # Whitespace and comments: what may stand between two tokens.
 IGNORED = re.compile(r"(?:[ \t\r\n]+|//[^\n]*|/\*(?s:.*?)\*/)+")

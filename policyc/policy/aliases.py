@@ -15,8 +15,9 @@ import ipaddress
 import re
 from datetime import timedelta
 
-from policyc.policy.diagnostics import Diagnostics, did_you_mean
-from policyc.policy.filtertypes import ALL_PORTS, PortRange
+from policyc.diagnostics.diagnostics import Diagnostics, did_you_mean
+from policyc.diagnostics.source import Span
+from policyc.netmap import ALL_PORTS, PortRange
 from policyc.policy.model import (
     AclDestination,
     Alias,
@@ -33,7 +34,6 @@ from policyc.policy.model import (
     UserRef,
     Wildcard,
 )
-from policyc.policy.source import Span
 
 # Tailscale's protocol names (POLICY-FORMAT §3.9); lookups are case-insensitive.
 PROTOCOLS: dict[str, int] = {

@@ -14,6 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from policyc.diagnostics.diagnostics import Diagnostics, did_you_mean
+from policyc.diagnostics.source import SourceFile
+from policyc.grammar.cst import JArray, JString, JValue, to_python
 from policyc.policy.aliases import parse_alias, parse_network
 from policyc.policy.build_rules import (
     build_acl,
@@ -23,8 +26,6 @@ from policyc.policy.build_rules import (
     build_ssh_test,
     build_test,
 )
-from policyc.policy.cst import JArray, JString, JValue, to_python
-from policyc.policy.diagnostics import Diagnostics, did_you_mean
 from policyc.policy.jsonread import Reader, list_of
 from policyc.policy.model import (
     AutoApprovers,
@@ -40,7 +41,6 @@ from policyc.policy.model import (
     TailnetOptions,
     UserRef,
 )
-from policyc.policy.source import SourceFile
 
 # Top-level keys Tailscale accepts that do not affect access; kept verbatim.
 EXTRA_OPTIONS = frozenset({"attrConfig", "autogroups", "$schema"})

@@ -5,6 +5,8 @@ Shape and string syntax only; cross-references are checked in `validate.py`.
 
 from __future__ import annotations
 
+from policyc.grammar.cst import JArray, JString, JValue, to_python
+from policyc.netmap import PortRange
 from policyc.policy.aliases import (
     check_ports_allowed,
     parse_alias,
@@ -13,8 +15,6 @@ from policyc.policy.aliases import (
     parse_ip_capability,
     parse_protocol,
 )
-from policyc.policy.cst import JArray, JString, JValue, to_python
-from policyc.policy.filtertypes import PortRange
 from policyc.policy.jsonread import Reader, has_items
 from policyc.policy.model import (
     AclDestination,

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from policyc.diagnostics.diagnostics import Diagnostics, did_you_mean
+from policyc.grammar.cst import JArray, JBool, JObject, JString, JValue, type_name
 from policyc.policy.aliases import parse_alias
-from policyc.policy.cst import JArray, JBool, JObject, JString, JValue, type_name
-from policyc.policy.diagnostics import Diagnostics, did_you_mean
 from policyc.policy.model import Alias
 
 

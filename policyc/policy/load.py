@@ -1,4 +1,4 @@
-"""Entry points: text or file -> parse -> build -> validate.
+"""Entry points: policy text or file -> parse -> build -> validate.
 
 The CLI, the control server and the language server call these, so every
 front end reports the same diagnostics for the same input.
@@ -10,13 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from policyc.diagnostics.diagnostics import Diagnostic, Diagnostics
+from policyc.diagnostics.source import SourceFile
+from policyc.grammar.hujson import parse, read_source
 from policyc.policy.build import build_policy
-from policyc.policy.diagnostics import Diagnostic, Diagnostics
-from policyc.policy.hujson import parse, read_source
-from policyc.policy.inventory import load_inventory
 from policyc.policy.model import Policy
-from policyc.policy.nodes import Inventory
-from policyc.policy.source import SourceFile
 from policyc.policy.validate import validate_policy
 
 T = TypeVar("T")
@@ -36,21 +34,12 @@ def load_policy_text(text: str, name: str = "<string>") -> tuple[Policy, Diagnos
 
 def load_policy_file(path: str | Path) -> tuple[Policy | None, Diagnostics]:
     """The policy at `path`; None (with a P006) when the file cannot be read."""
-    return _load_file(path, load_policy_source)
+    return load_file(path, load_policy_source)
 
 
-def load_inventory_text(text: str, name: str = "<string>") -> tuple[Inventory, Diagnostics]:
-    diags = Diagnostics()
-    return load_inventory(SourceFile(name, text), diags), diags
-
-
-def load_inventory_file(path: str | Path) -> tuple[Inventory | None, Diagnostics]:
-    """The inventory at `path`; None (with a P006) when the file cannot be read."""
-    return _load_file(path, load_inventory)
-
-
-def _load_file(path: str | Path, load: Callable[[SourceFile, Diagnostics], T],
-               ) -> tuple[T | None, Diagnostics]:
+def load_file(path: str | Path, load: Callable[[SourceFile, Diagnostics], T],
+              ) -> tuple[T | None, Diagnostics]:
+    """Read `path` and hand it to `load`; None (with a P006) when it cannot be read."""
     diags = Diagnostics()
     source = read_source(path)
     if isinstance(source, Diagnostic):

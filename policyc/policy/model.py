@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeAlias
 
-from policyc.policy.filtertypes import PortRange
-from policyc.policy.source import NO_SPAN, SourceFile, Span
+from policyc.diagnostics.source import NO_SPAN, SourceFile, Span
+from policyc.netmap import PortRange
 
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from policyc.policy.diagnostics import Diagnostics, did_you_mean
+from policyc.diagnostics.diagnostics import Diagnostics, did_you_mean
 from policyc.policy.model import (
     AclRule,
     Alias,

@@ -11,7 +11,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-from policyc.policy.diagnostics import Diagnostics
+from policyc.diagnostics.diagnostics import Diagnostics
+from policyc.diagnostics.source import Span
 from policyc.policy.model import (
     Alias,
     AutoGroupRef,
@@ -26,7 +27,6 @@ from policyc.policy.model import (
     UserRef,
     Wildcard,
 )
-from policyc.policy.source import Span
 
 # Sources autogroup:self cannot narrow to "the same user": they are not users.
 NOT_USERS: tuple[type, ...] = (TagRef, HostRef, IPSetRef, PrefixAlias, RangeAlias)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from strategies import example_inventory, load
 
-from policyc.policy.explain import ExplainError, explain, render_explanation
+from policyc.analysis.explain import ExplainError, explain, render_explanation
 
 POLICY = """{
   "groups": {"group:eng": ["alice@example.com", "bob@example.com"]},

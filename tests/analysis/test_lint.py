@@ -5,12 +5,12 @@ from __future__ import annotations
 import ipaddress
 import json
 
+from policyc.analysis.lint import lint_policy
+from policyc.compiler.nodes import Inventory, Node
+from policyc.diagnostics.diagnostics import Diagnostics
+from policyc.diagnostics.source import SourceFile
+from policyc.grammar.hujson import parse
 from policyc.policy.build import build_policy
-from policyc.policy.diagnostics import Diagnostics
-from policyc.policy.hujson import parse
-from policyc.policy.lint import lint_policy
-from policyc.policy.nodes import Inventory, Node
-from policyc.policy.source import SourceFile
 
 INVENTORY = Inventory.of([
     Node("a", "alice@example.com", (), (ipaddress.ip_address("100.64.0.1"),)),

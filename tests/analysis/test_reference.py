@@ -7,8 +7,8 @@ import itertools
 import pytest
 from strategies import acl, example_inventory, grant, ip, policy
 
-from policyc.policy.nodes import Inventory
-from policyc.policy.reference import ReferenceEvaluator, in_internet
+from policyc.analysis.reference import ReferenceEvaluator, in_internet
+from policyc.compiler.nodes import Inventory
 
 INV = example_inventory()
 TCP, UDP, ICMP, GRE = 6, 17, 1, 47

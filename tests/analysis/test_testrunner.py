@@ -6,8 +6,8 @@ import ipaddress
 
 from strategies import example_inventory, load
 
-from policyc.policy.diagnostics import Diagnostics
-from policyc.policy.testrunner import TestReport, run_policy_tests, synthetic_inventory
+from policyc.analysis.testrunner import TestReport, run_policy_tests, synthetic_inventory
+from policyc.diagnostics.diagnostics import Diagnostics
 
 HEADER = """
   "groups": {"group:eng": ["alice@example.com", "bob@example.com"]},
@@ -222,6 +222,7 @@ def test_tests_on_a_large_tailnet_pass_and_fail_as_written() -> None:
 
     from strategies import acl, policy
 
+    from policyc.compiler.nodes import Inventory, Node
     from policyc.policy.model import (
         Group,
         GroupRef,
@@ -231,7 +232,6 @@ def test_tests_on_a_large_tailnet_pass_and_fail_as_written() -> None:
         TestTarget,
         UserRef,
     )
-    from policyc.policy.nodes import Inventory, Node
 
     users = [f"u{k}@example.com" for k in range(1000)]
     nodes = [Node(f"n{i}", users[i % 1000] if i % 3 else None,

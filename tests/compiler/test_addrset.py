@@ -7,8 +7,8 @@ import ipaddress
 from hypothesis import given
 from hypothesis import strategies as st
 
-from policyc.policy.addrset import ALL, EMPTY, AddressSet, union_all
-from policyc.policy.internet import INTERNET, TAILSCALE_RANGES
+from policyc.compiler.addrset import ALL, EMPTY, AddressSet, union_all
+from policyc.compiler.internet import INTERNET, TAILSCALE_RANGES
 
 # Small universe (a /24 of v4 and a /120 of v6) so sets can be enumerated.
 V4_BASE = int(ipaddress.IPv4Address("10.0.0.0"))

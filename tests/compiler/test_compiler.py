@@ -7,13 +7,13 @@ import json
 
 import pytest
 
+from policyc.compiler.compiler import CompiledPolicy, compile_policy
+from policyc.compiler.nodes import Inventory, Node
+from policyc.diagnostics.diagnostics import Diagnostics
+from policyc.diagnostics.source import SourceFile
+from policyc.grammar.hujson import parse
 from policyc.policy.build import build_policy
-from policyc.policy.compiler import CompiledPolicy, compile_policy
-from policyc.policy.diagnostics import Diagnostics
-from policyc.policy.hujson import parse
 from policyc.policy.model import Policy
-from policyc.policy.nodes import Inventory, Node
-from policyc.policy.source import SourceFile
 
 V6 = "fd7a:115c:a1e0::"
 
@@ -182,7 +182,7 @@ def test_node_never_peers_with_itself() -> None:
 
 @pytest.mark.parametrize("name", [n.name for n in INVENTORY])
 def test_netmap_json_round_trips(name: str) -> None:
-    from policyc.policy.filtertypes import NodeNetmap
+    from policyc.netmap import NodeNetmap
 
     c = compiled(acls=[{"action": "accept", "src": ["*"], "dst": ["*:22"]}])
     netmap = c.netmaps[name]

@@ -11,9 +11,9 @@ import ipaddress
 from strategies import load, node
 from test_properties import compiled_allows
 
-from policyc.policy.compiler import compile_policy
-from policyc.policy.nodes import Inventory
-from policyc.policy.reference import ReferenceEvaluator
+from policyc.analysis.reference import ReferenceEvaluator
+from policyc.compiler.compiler import compile_policy
+from policyc.compiler.nodes import Inventory
 
 HEADER = """
   "tagOwners": {"tag:router": ["alice@example.com"], "tag:exit": ["alice@example.com"],

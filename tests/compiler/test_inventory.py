@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from policyc.policy.load import load_inventory_file, load_inventory_text
+from policyc.compiler.inventory import load_inventory_file, load_inventory_text
 
 KEY = base64.b64encode(bytes(range(32))).decode()
 KEY2 = base64.b64encode(bytes(range(1, 33))).decode()

@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from strategies import INTERNET_PROBES, ROUTE_PROBES, load, policies, tailnets
 
-from policyc.policy.compiler import compile_policy
-from policyc.policy.filtertypes import DEFAULT_PROTOCOLS, FilterRule, NodeNetmap
+from policyc.analysis.reference import ReferenceEvaluator, in_internet
+from policyc.compiler.compiler import compile_policy
+from policyc.compiler.nodes import Inventory, Node
+from policyc.netmap import DEFAULT_PROTOCOLS, FilterRule, NodeNetmap
 from policyc.policy.model import IPAddress
-from policyc.policy.nodes import Inventory, Node
-from policyc.policy.reference import ReferenceEvaluator, in_internet
 
 PROPERTY_SETTINGS = settings(max_examples=150, deadline=None,
                              suppress_health_check=[HealthCheck.too_slow])

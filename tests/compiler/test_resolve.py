@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 
-from policyc.policy.addrset import AddressSet
-from policyc.policy.internet import INTERNET, TAILSCALE_RANGES
+from policyc.compiler.addrset import AddressSet
+from policyc.compiler.internet import INTERNET, TAILSCALE_RANGES
+from policyc.compiler.nodes import Inventory, Node
+from policyc.compiler.resolve import Resolver
+from policyc.diagnostics.source import UNKNOWN_SOURCE
 from policyc.policy.model import (
     AutoGroupRef,
     Group,
@@ -21,9 +24,6 @@ from policyc.policy.model import (
     UserRef,
     Wildcard,
 )
-from policyc.policy.nodes import Inventory, Node
-from policyc.policy.resolve import Resolver
-from policyc.policy.source import UNKNOWN_SOURCE
 
 
 def node(name: str, user: str | None, tags: tuple[str, ...], n: int,

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from conformance_data import CASES_DIR, MISSING_REASON, case_params, load_case
 
-from policyc.policy.addrset import AddressSet, union_all
-from policyc.policy.compiler import compile_policy
-from policyc.policy.filtertypes import DEFAULT_PROTOCOLS
+from policyc.compiler.addrset import AddressSet, union_all
+from policyc.compiler.compiler import compile_policy
+from policyc.compiler.nodes import Inventory, Node
+from policyc.netmap import DEFAULT_PROTOCOLS
 from policyc.policy.load import load_policy_text
-from policyc.policy.nodes import Inventory, Node
 
 pytestmark = pytest.mark.conformance
 

@@ -15,10 +15,9 @@ from goldens import GOLDEN_ROOT, check_golden
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policyc.policy.codes import CODES
-from policyc.policy.diagnostics import Diagnostic, Diagnostics
-from policyc.policy.hujson import parse, read_source
-from policyc.policy.render import (
+from policyc.diagnostics.codes import CODES
+from policyc.diagnostics.diagnostics import Diagnostic, Diagnostics
+from policyc.diagnostics.render import (
     lsp_range,
     render_concise,
     render_full,
@@ -27,7 +26,8 @@ from policyc.policy.render import (
     render_sarif,
     to_dict,
 )
-from policyc.policy.source import SourceFile
+from policyc.diagnostics.source import SourceFile
+from policyc.grammar.hujson import parse, read_source
 
 GOLDEN_DIR = GOLDEN_ROOT / "diagnostics"
 
@@ -214,8 +214,8 @@ def test_renderers_never_fail(text: str, start: int, length: int, color: bool) -
 
 def test_system_diagnostics_have_no_location() -> None:
     """NO_SPAN diagnostics (nft, interfaces) render without a fake file:1:1."""
-    from policyc.policy.diagnostics import Diagnostic, Severity
-    from policyc.policy.source import NO_SPAN
+    from policyc.diagnostics.diagnostics import Diagnostic, Severity
+    from policyc.diagnostics.source import NO_SPAN
 
     diag = Diagnostic("N502", Severity.ERROR, "table inet policyc has drifted", NO_SPAN)
     assert render_concise([diag]) == "error[N502]: table inet policyc has drifted\n"

@@ -9,11 +9,12 @@ from pathlib import Path
 import harness
 import pytest
 
-from policyc.policy.compiler import compile_policy
-from policyc.policy.filtertypes import NodeNetmap
-from policyc.policy.load import load_inventory_file, load_policy_file
+from policyc.compiler.compiler import compile_policy
+from policyc.compiler.inventory import load_inventory_file
+from policyc.compiler.nodes import Inventory
+from policyc.netmap import NodeNetmap
+from policyc.policy.load import load_policy_file
 from policyc.policy.model import Policy
-from policyc.policy.nodes import Inventory
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 

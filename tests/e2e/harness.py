@@ -42,8 +42,8 @@ from typing import Protocol, TypeVar
 
 from nacl.public import PrivateKey
 
-from policyc.policy.filtertypes import NodeNetmap
-from policyc.policy.nodes import Inventory, Node
+from policyc.compiler.nodes import Inventory, Node
+from policyc.netmap import NodeNetmap
 
 NS_PREFIX = "pce"  # every namespace: pce<pid>m<mesh>... so leftovers can be swept
 WG_PREFIX = "pcw"

@@ -12,7 +12,7 @@ import harness
 import pytest
 from conftest import SAMPLES, load_inventory
 
-from policyc.policy.nodes import Inventory
+from policyc.compiler.nodes import Inventory
 
 pytestmark = [
     pytest.mark.privileged,

@@ -18,9 +18,9 @@ import pytest
 from conftest import Tailnet
 from harness import Probe
 
+from policyc.analysis.reference import ReferenceEvaluator
 from policyc.enforcer import nft
-from policyc.policy.filtertypes import FilterRule, NetPortRange, NodeNetmap, PortRange
-from policyc.policy.reference import ReferenceEvaluator
+from policyc.netmap import FilterRule, NetPortRange, NodeNetmap, PortRange
 
 pytestmark = [
     pytest.mark.privileged,

@@ -23,10 +23,10 @@ import pytest
 from conftest import OFFICE_HOSTS, OFFICE_LAN, OFFICE_ROUTER, Office
 from harness import LanProbe
 
+from policyc.analysis.reference import ReferenceEvaluator
 from policyc.enforcer import nft
 from policyc.enforcer.wireguard import peer_allowed_ips
-from policyc.policy.filtertypes import NodeNetmap
-from policyc.policy.reference import ReferenceEvaluator
+from policyc.netmap import NodeNetmap
 
 pytestmark = [
     pytest.mark.privileged,

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from policyc.enforcer import conntrack, nft
 from policyc.enforcer.nftrender import MESH_MARK
 from policyc.enforcer.nftsets import address_set, filter_allows, parse_filter
-from policyc.policy.filtertypes import FilterRule, NetPortRange, NodeNetmap, PortRange
+from policyc.netmap import FilterRule, NetPortRange, NodeNetmap, PortRange
 
 NODE4, NODE6 = "100.64.0.10", "fd7a:115c:a1e0::a"
 PEER4, PEER6 = "100.64.0.20", "fd7a:115c:a1e0::14"

@@ -37,7 +37,7 @@ from policyc.enforcer.nft import (
     render_text,
     repair,
 )
-from policyc.policy.filtertypes import FilterRule, NetPortRange, NodeNetmap, PortRange
+from policyc.netmap import FilterRule, NetPortRange, NodeNetmap, PortRange
 
 
 def _missing_prerequisite() -> str | None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from policyc.enforcer.nft import render_ruleset
 from policyc.enforcer.nftapply import compare_states, expected_state, observed_state
-from policyc.policy.filtertypes import FilterRule, NetPortRange, NodeNetmap, PortRange
+from policyc.netmap import FilterRule, NetPortRange, NodeNetmap, PortRange
 
 NODE = NodeNetmap("n", ("100.64.0.10", "fd7a:115c:a1e0::a"), (), (
     FilterRule(("100.64.0.20", "fd7a:115c:a1e0::14"),

@@ -12,6 +12,7 @@ from goldens import GOLDEN_ROOT, check_golden
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from policyc.diagnostics.diagnostics import Diagnostics
 from policyc.enforcer import nftrender
 from policyc.enforcer.nft import filter_allows, render_ruleset, render_text
 from policyc.enforcer.nftapply import canonical_rule, element_count, layout_counts
@@ -24,8 +25,7 @@ from policyc.enforcer.nftsets import (
     parse_filter,
     sets_allow,
 )
-from policyc.policy.diagnostics import Diagnostics
-from policyc.policy.filtertypes import FilterRule, NetPortRange, NodeNetmap, PortRange
+from policyc.netmap import FilterRule, NetPortRange, NodeNetmap, PortRange
 
 GOLDEN_DIR = GOLDEN_ROOT / "nft"
 NODE_V4, NODE_V6 = "100.64.0.10", "fd7a:115c:a1e0::a"
@@ -318,7 +318,7 @@ def test_other_protocols_need_all_ports() -> None:
 
 
 def test_capgrant_rules_grant_no_packets() -> None:
-    from policyc.policy.filtertypes import CapGrant
+    from policyc.netmap import CapGrant
 
     rules = [FilterRule(("*",), cap_grant=(CapGrant(("100.64.0.10/32",), ()),))]
     assert parse_filter(rules).rules == ()

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from policyc.compiler.nodes import Inventory, Node
 from policyc.enforcer.wireguard import (
     PeerState,
     apply_peers,
@@ -21,8 +22,7 @@ from policyc.enforcer.wireguard import (
     plan_peer_changes,
     render_wireguard,
 )
-from policyc.policy.filtertypes import NodeNetmap, Peer
-from policyc.policy.nodes import Inventory, Node
+from policyc.netmap import NodeNetmap, Peer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 import harness

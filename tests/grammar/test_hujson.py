@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from policyc.policy.cst import JArray, JNumber, JObject, JString, JValue, to_python
-from policyc.policy.diagnostics import Diagnostic, Diagnostics
-from policyc.policy.hujson import MAX_DEPTH, is_blank, parse, parse_text, read_source
-from policyc.policy.source import SourceFile
+from policyc.diagnostics.diagnostics import Diagnostic, Diagnostics
+from policyc.diagnostics.source import SourceFile
+from policyc.grammar.cst import JArray, JNumber, JObject, JString, JValue, to_python
+from policyc.grammar.hujson import MAX_DEPTH, is_blank, parse, parse_text, read_source
 
 
 def ok(text: str) -> Any:

@@ -7,6 +7,10 @@ from datetime import timedelta
 
 import pytest
 
+from policyc.diagnostics.diagnostics import Diagnostic, Diagnostics
+from policyc.diagnostics.source import NO_SPAN, SourceFile
+from policyc.grammar.hujson import parse
+from policyc.netmap import ALL_PORTS, PortRange
 from policyc.policy.aliases import (
     parse_alias,
     parse_destination,
@@ -16,9 +20,6 @@ from policyc.policy.aliases import (
     parse_protocol,
 )
 from policyc.policy.build import build_policy
-from policyc.policy.diagnostics import Diagnostic, Diagnostics
-from policyc.policy.filtertypes import ALL_PORTS, PortRange
-from policyc.policy.hujson import parse
 from policyc.policy.load import load_policy_text
 from policyc.policy.model import (
     AutoGroupRef,
@@ -32,7 +33,6 @@ from policyc.policy.model import (
     UserRef,
     Wildcard,
 )
-from policyc.policy.source import NO_SPAN, SourceFile
 
 OWNERS = '"tagOwners": {"tag:web": ["a@x.com"], "tag:db": ["a@x.com"]}'
 

@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policyc.policy.hujson import parse_text
-from policyc.policy.load import load_inventory_text, load_policy_text
-from policyc.policy.render import render_full, render_json, render_sarif
+from policyc.compiler.inventory import load_inventory_text
+from policyc.diagnostics.render import render_full, render_json, render_sarif
+from policyc.grammar.hujson import parse_text
+from policyc.policy.load import load_policy_text
 
 
 @pytest.mark.parametrize("digits", [4301, 5000, 20000])

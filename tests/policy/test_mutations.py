@@ -16,8 +16,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from policyc.policy.diagnostics import Diagnostics
-from policyc.policy.load import load_inventory_text, load_policy_text
+from policyc.compiler.inventory import load_inventory_text
+from policyc.diagnostics.diagnostics import Diagnostics
+from policyc.policy.load import load_policy_text
 from policyc.policy.model import Policy
 
 

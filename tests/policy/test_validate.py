@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from policyc.policy.diagnostics import Diagnostic
+from policyc.diagnostics.diagnostics import Diagnostic
 from policyc.policy.load import load_policy_text
 
 HEADER = """
