@@ -1,0 +1,9 @@
+"""The `policyc` command line: parse arguments, call the library, render, exit.
+
+Takes argv, gives an exit code; one module per command family, all thin.
+"""
+
+from policyc.cli import enforce_cmds, policy_cmds
+from policyc.cli.app import main
+
+__all__ = ["enforce_cmds", "main", "policy_cmds"]

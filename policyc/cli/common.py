@@ -1,0 +1,97 @@
+"""What every command shares: loading files, rendering diagnostics, exit codes.
+
+Exit codes (DESIGN.md): 0 ok, 1 policy errors / failed tests / denied /
+changes, 2 usage or I/O errors. Nothing here computes policy semantics.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import click
+
+from policyc.compiler.nodes import Inventory
+from policyc.diagnostics import render
+from policyc.diagnostics.diagnostics import Diagnostics
+from policyc.diagnostics.source import SourceFile, Span
+from policyc.policy.model import Policy
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+IO_CODES = frozenset({"P006"})
+
+
+@dataclass
+class Loaded:
+    policy: Policy | None
+    inventory: Inventory | None
+    diags: Diagnostics
+
+
+def use_color(stream: Any) -> bool:
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def emit_diagnostics(diags: Diagnostics, fmt: str = "text", *, err: bool = True) -> None:
+    stream = sys.stderr if err else sys.stdout
+    items = Diagnostics(diags.sorted())
+    if fmt == "json":
+        text = render.render_json(items)
+    elif fmt == "sarif":
+        text = render.render_sarif(items)
+    elif fmt == "github":
+        text = render.render_github(items)
+    else:
+        text = render.render_full(items, color=use_color(stream))
+    if text:
+        click.echo(text.rstrip("\n"), file=stream)
+
+
+def io_failure(diags: Diagnostics) -> bool:
+    return any(d.code in IO_CODES for d in diags.errors)
+
+
+def fail(diags: Diagnostics, fmt: str = "text") -> NoReturn:
+    emit_diagnostics(diags, fmt)
+    sys.exit(EXIT_USAGE if io_failure(diags) else EXIT_FAIL)
+
+
+def fail_io(path: str, message: str) -> NoReturn:
+    """An output file or directory that cannot be written: an I/O error (exit 2)."""
+    diags = Diagnostics()
+    diags.error("P006", Span(SourceFile(str(path), ""), 0, 0), message)
+    fail(diags)
+
+
+def load_files(policy_path: str, nodes_path: str | None) -> Loaded:
+    from policyc.compiler.inventory import load_inventory_file
+    from policyc.policy.load import load_policy_file
+
+    policy, diags = load_policy_file(policy_path)
+    inventory = None
+    if nodes_path is not None:
+        inventory, inv_diags = load_inventory_file(nodes_path)
+        diags.extend(inv_diags)
+    return Loaded(policy, inventory, diags)
+
+
+def load_or_exit(policy_path: str, nodes_path: str | None) -> tuple[Policy, Inventory]:
+    """Load both files for commands that need them; diagnostics end the run."""
+    loaded = load_files(policy_path, nodes_path)
+    if loaded.diags.has_errors or loaded.policy is None or loaded.inventory is None:
+        fail(loaded.diags)
+    if loaded.diags.items:
+        emit_diagnostics(loaded.diags)  # warnings only
+    return loaded.policy, loaded.inventory
+
+
+def select_nodes(inventory: Inventory, wanted: tuple[str, ...]) -> list[str]:
+    if not wanted:
+        return [n.name for n in inventory]
+    unknown = [w for w in wanted if inventory.get(w) is None]
+    if unknown:
+        raise click.UsageError(
+            f"unknown node {unknown[0]!r} (I404); the inventory has: "
+            + ", ".join(n.name for n in inventory))
+    return list(wanted)

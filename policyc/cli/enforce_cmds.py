@@ -1,0 +1,119 @@
+"""Commands that render or apply one node's netmap: nft, enforce, drift."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from policyc.cli.app import main
+from policyc.cli.common import (
+    EXIT_FAIL,
+    EXIT_OK,
+    emit_diagnostics,
+    fail,
+    load_or_exit,
+    select_nodes,
+)
+from policyc.diagnostics.diagnostics import Diagnostics
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@main.command()
+@click.argument("policy", type=click.Path(dir_okay=False))
+@click.option("--nodes", "nodes_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--node", "node_name", required=True)
+@click.option("--iface", default="policyc0", show_default=True, help="Mesh interface name.")
+@click.option("--json", "as_json", is_flag=True, help="Print nftables JSON instead of text.")
+def nft(policy: str, nodes_path: str, node_name: str, iface: str, as_json: bool) -> None:
+    """Print the nftables ruleset NODE would load (dry run)."""
+    from policyc.compiler.compiler import compile_policy
+    from policyc.enforcer.nft import render_ruleset, render_text
+
+    model, inventory = load_or_exit(policy, nodes_path)
+    (name,) = select_nodes(inventory, (node_name,))
+    netmap = compile_policy(model, inventory).netmaps[name]
+    diags = Diagnostics()
+    ruleset = render_ruleset(netmap, iface, diagnostics=diags)
+    if diags.has_errors:
+        fail(diags)
+    emit_diagnostics(diags)
+    click.echo(json.dumps(ruleset, indent=2) if as_json else render_text(ruleset))
+
+
+def _on_a_node(command: F) -> F:
+    """The arguments every command acting on one live node takes."""
+    for option in reversed((
+        click.argument("policy", type=click.Path(dir_okay=False)),
+        click.option("--nodes", "nodes_path", required=True, type=click.Path(dir_okay=False)),
+        click.option("--node", "node_name", required=True),
+        click.option("--iface", required=True, help="The node's WireGuard mesh interface."),
+        click.option("--netns", default=None, help="Network namespace the interface lives in."),
+    )):
+        command = option(command)
+    return command
+
+
+@main.command()
+@_on_a_node
+@click.option("--private-key-file", type=click.Path(dir_okay=False, exists=True),
+              default=None, help="Set the interface's WireGuard private key from this file.")
+@click.option("--listen-port", type=click.IntRange(1, 65535), default=None,
+              help="Set the interface's WireGuard listen port.")
+def enforce(policy: str, nodes_path: str, node_name: str, iface: str,
+            netns: str | None, private_key_file: str | None, listen_port: int | None) -> None:
+    """Apply NODE's packet filter and WireGuard peers on IFACE.
+
+    The filter is loaded first (fail closed), then peers are set to exactly
+    the netmap's, then flows the new filter no longer allows are cut.
+    """
+    from policyc.compiler.compiler import compile_policy
+    from policyc.enforcer.node import enforce as run_enforce
+
+    model, inventory = load_or_exit(policy, nodes_path)
+    (name,) = select_nodes(inventory, (node_name,))
+    netmap = compile_policy(model, inventory).netmaps[name]
+    result = run_enforce(netmap, iface, netns=netns, private_key_file=private_key_file,
+                         listen_port=listen_port)
+    for line in result.messages():
+        click.echo(line, err=not result.ok)
+    sys.exit(EXIT_OK if result.ok else EXIT_FAIL)
+
+
+@main.command()
+@_on_a_node
+@click.option("--repair", is_flag=True, help="Re-apply the expected table if it drifted.")
+def drift(policy: str, nodes_path: str, node_name: str, iface: str, netns: str | None,
+          repair: bool) -> None:
+    """Compare NODE's loaded nftables table with what POLICY says it should be.
+
+    Exit 0 when the kernel holds exactly the rendered table (or it was
+    repaired), 1 when it drifted (or the repair failed).
+    """
+    from policyc.compiler.compiler import compile_policy
+    from policyc.enforcer.nft import apply_ruleset, check_drift, render_ruleset
+
+    model, inventory = load_or_exit(policy, nodes_path)
+    (name,) = select_nodes(inventory, (node_name,))
+    diags = Diagnostics()
+    expected = render_ruleset(compile_policy(model, inventory).netmaps[name], iface,
+                              diagnostics=diags)
+    if diags.has_errors:
+        fail(diags)
+    report = check_drift(expected, netns)
+    if report.ok:
+        click.echo(f"{name}: table inet policyc matches the policy")
+        return
+    if not report.differences:  # could not read the table at all
+        fail(Diagnostics(list(report.diagnostics)))
+    emit_diagnostics(Diagnostics(list(report.diagnostics)), err=False)
+    if not repair:
+        sys.exit(EXIT_FAIL)
+    applied = apply_ruleset(expected, netns=netns, iface=iface)
+    if not applied.ok:
+        fail(Diagnostics(list(applied.diagnostics)))
+    click.echo(f"{name}: repaired ({applied.elements} elements re-applied)")
