@@ -1,0 +1,49 @@
+"""What control and nodes say to each other, and nothing else.
+
+The control server (`policyc.control`) and the node agent (`policyc.meshnode`)
+never import each other; they meet here, on the wire:
+
+- `codec`: strict base64 keys, canonical JSON, `ProtocolError`.
+- `messages`: the typed request/response bodies (register, poll, server keys).
+- `sealed`: NaCl boxes that authenticate a node request by proof of the node's
+  private key, with a timestamp and nonce against replay; responses are boxed
+  back to the node and bound to the request they answer.
+- `envelope`: Ed25519-signed netmap envelopes and `verify_netmap`, which a node
+  calls before it enforces anything.
+"""
+
+from policyc.protocol.codec import ProtocolError
+from policyc.protocol.envelope import NetmapEnvelope, sign_netmap, verify_netmap
+from policyc.protocol.messages import (
+    PollRequest,
+    PollResponse,
+    RegisterRequest,
+    RegisterResponse,
+    ServerKeys,
+)
+from policyc.protocol.sealed import (
+    OpenedRequest,
+    ReplayGuard,
+    open_request,
+    open_response,
+    seal_request,
+    seal_response,
+)
+
+__all__ = [
+    "NetmapEnvelope",
+    "OpenedRequest",
+    "PollRequest",
+    "PollResponse",
+    "ProtocolError",
+    "RegisterRequest",
+    "RegisterResponse",
+    "ReplayGuard",
+    "ServerKeys",
+    "open_request",
+    "open_response",
+    "seal_request",
+    "seal_response",
+    "sign_netmap",
+    "verify_netmap",
+]

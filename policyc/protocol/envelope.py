@@ -1,0 +1,96 @@
+"""Signed netmap envelopes: what control hands a node, and how a node checks it.
+
+The envelope names the node and its key, so a netmap signed for one node is
+useless to another; `version` increases monotonically per node, so a node
+can refuse a replayed older netmap; `policy_version` and `issued_at` say
+where it came from. The wire form is `{"payload", "signature"}`: the
+canonical JSON bytes of the envelope (base64) and an Ed25519 signature over
+a domain-separated copy of them, so the bytes a node verifies are exactly
+the bytes it parses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import nacl.exceptions
+from nacl.signing import SigningKey, VerifyKey
+
+from policyc.netmap import NodeNetmap
+from policyc.protocol.codec import (
+    SIGNATURE_BYTES,
+    ProtocolError,
+    b64decode,
+    b64encode,
+    canonical_json,
+    decode_key,
+    field,
+    parse_object,
+)
+
+ENVELOPE_FORMAT = 1
+SIGNATURE_CONTEXT = b"policyc netmap envelope v1\n"
+
+
+@dataclass(frozen=True, slots=True)
+class NetmapEnvelope:
+    node: str  # the node's name
+    key: str  # the node's base64 X25519 public key
+    version: int  # per node, strictly increasing
+    policy_version: str  # the stored policy it was compiled from
+    issued_at: int  # unix seconds
+    netmap: NodeNetmap
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": ENVELOPE_FORMAT, "node": self.node, "key": self.key,
+                "version": self.version, "policy_version": self.policy_version,
+                "issued_at": self.issued_at, "netmap": self.netmap.to_json()}
+
+
+def verify_key_of(key: VerifyKey | str) -> VerifyKey:
+    return key if isinstance(key, VerifyKey) else VerifyKey(decode_key(key, "signing key"))
+
+
+def sign_netmap(signing_key: SigningKey, envelope: NetmapEnvelope) -> dict[str, str]:
+    payload = canonical_json(envelope.to_json())
+    signature = signing_key.sign(SIGNATURE_CONTEXT + payload).signature
+    return {"payload": b64encode(payload), "signature": b64encode(signature)}
+
+
+def verify_netmap(signed: object, verify_key: VerifyKey | str, *, node_key: str,
+                  newer_than: int | None = None) -> NetmapEnvelope:
+    """The envelope inside `signed`, if control signed it for `node_key`.
+
+    Raises ProtocolError: "bad-signature" (not signed by `verify_key`),
+    "wrong-node" (signed for another key), "old-version" (version not
+    greater than `newer_than`, the version the node already holds), or a
+    shape error. A node enforces nothing that did not pass this function.
+    """
+    if not isinstance(signed, dict):
+        raise ProtocolError("bad-message", "a signed netmap must be a JSON object")
+    what = "signed netmap"
+    payload = b64decode(field(signed, "payload", str, what), "payload")
+    signature = b64decode(field(signed, "signature", str, what), "signature", SIGNATURE_BYTES)
+    try:
+        verify_key_of(verify_key).verify(SIGNATURE_CONTEXT + payload, signature)
+    except nacl.exceptions.BadSignatureError:
+        raise ProtocolError("bad-signature", "netmap is not signed by control's key") from None
+    data = parse_object(payload, "netmap envelope")
+    what = "netmap envelope"
+    if field(data, "format", int, what) != ENVELOPE_FORMAT:
+        raise ProtocolError("bad-message", "unknown netmap envelope format")
+    if field(data, "key", str, what) != node_key:
+        raise ProtocolError("wrong-node", "netmap was signed for another node's key")
+    version = field(data, "version", int, what)
+    if newer_than is not None and version <= newer_than:
+        raise ProtocolError("old-version",
+                            f"netmap version {version} is not newer than {newer_than}")
+    try:
+        netmap = NodeNetmap.from_json(field(data, "netmap", dict, what))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise ProtocolError("bad-message", "netmap has the wrong shape") from None
+    return NetmapEnvelope(
+        node=field(data, "node", str, what), key=node_key, version=version,
+        policy_version=field(data, "policy_version", str, what),
+        issued_at=field(data, "issued_at", int, what), netmap=netmap)

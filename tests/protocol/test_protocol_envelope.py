@@ -1,0 +1,72 @@
+"""Signed netmap envelopes: a node accepts only control's signature, for its own
+key, and only a version newer than the one it holds."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from nacl.signing import SigningKey
+
+from policyc.netmap import ALL_PORTS, FilterRule, NetPortRange, NodeNetmap, Peer
+from policyc.protocol import NetmapEnvelope, ProtocolError, sign_netmap, verify_netmap
+from policyc.protocol.codec import b64encode
+
+CONTROL = SigningKey.generate()
+PINNED = b64encode(bytes(CONTROL.verify_key))
+KEY = b64encode(b"\x01" * 32)
+
+NETMAP = NodeNetmap(
+    node="web-1", addresses=("100.64.0.1", "fd7a:115c:a1e0::1"),
+    peers=(Peer("db-1", b64encode(b"\x02" * 32), ("100.64.0.2",), ("100.64.0.2/32",)),),
+    packet_filter=(FilterRule(("100.64.0.2",), (NetPortRange("100.64.0.1", ALL_PORTS),)),),
+    policy_version="abc")
+
+
+def envelope(version: int = 5, key: str = KEY) -> NetmapEnvelope:
+    return NetmapEnvelope("web-1", key, version, "abc", 1_700_000_000, NETMAP)
+
+
+def test_round_trip() -> None:
+    got = verify_netmap(sign_netmap(CONTROL, envelope()), PINNED, node_key=KEY, newer_than=4)
+    assert got == envelope()
+    assert got.netmap.peers[0].name == "db-1"
+
+
+def test_another_signer_is_refused() -> None:
+    signed = sign_netmap(SigningKey.generate(), envelope())
+    with pytest.raises(ProtocolError) as err:
+        verify_netmap(signed, PINNED, node_key=KEY)
+    assert err.value.code == "bad-signature"
+
+
+def test_a_changed_payload_is_refused() -> None:
+    signed = sign_netmap(CONTROL, envelope())
+    data = json.loads(base64.b64decode(signed["payload"]))
+    data["netmap"]["peers"] = []
+    forged = dict(signed, payload=b64encode(json.dumps(data).encode()))
+    with pytest.raises(ProtocolError) as err:
+        verify_netmap(forged, PINNED, node_key=KEY)
+    assert err.value.code == "bad-signature"
+
+
+def test_a_netmap_for_another_node_is_refused() -> None:
+    signed = sign_netmap(CONTROL, envelope(key=b64encode(b"\x09" * 32)))
+    with pytest.raises(ProtocolError) as err:
+        verify_netmap(signed, PINNED, node_key=KEY)
+    assert err.value.code == "wrong-node"
+
+
+@pytest.mark.parametrize("held", [5, 6])
+def test_an_older_or_equal_version_is_refused(held: int) -> None:
+    with pytest.raises(ProtocolError) as err:
+        verify_netmap(sign_netmap(CONTROL, envelope(5)), PINNED, node_key=KEY, newer_than=held)
+    assert err.value.code == "old-version"
+
+
+@pytest.mark.parametrize("signed", [None, {}, {"payload": "!!", "signature": "AA=="},
+                                    {"payload": "AAAA", "signature": b64encode(b"s" * 63)}])
+def test_malformed_envelopes_are_protocol_errors(signed: object) -> None:
+    with pytest.raises(ProtocolError):
+        verify_netmap(signed, PINNED, node_key=KEY)
