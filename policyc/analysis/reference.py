@@ -30,9 +30,12 @@ Semantics (POLICY-FORMAT §3-§5):
   destination is a node address, lies in an approved subnet route, or is an
   Internet address and the tailnet has an exit node.
 
-Not modelled: device postures (`srcPosture` is ignored), role autogroups
-(`autogroup:admin` and friends match nobody: the inventory has no roles),
-and the Tailscale client's leniency of admitting ICMP to any address with
+Role autogroups (`autogroup:admin` and friends) match the untagged nodes of
+the inventory's users with that role; without a `users` list they match
+nobody (the test runner reports such outcomes as undecidable).
+
+Not modelled: device postures (`srcPosture` is ignored), and the Tailscale
+client's leniency of admitting ICMP to any address with
 some open port.
 """
 
@@ -43,7 +46,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from policyc.compiler.nodes import Inventory, Node
+from policyc.compiler.nodes import ROLE_AUTOGROUPS, Inventory, Node
 from policyc.diagnostics.source import Span
 from policyc.netmap import ALL_PORTS, DEFAULT_PROTOCOLS, PortRange
 from policyc.policy.model import (
@@ -183,6 +186,7 @@ class ReferenceEvaluator:
         self._routes = tuple(r for node in inventory for r in node.routes)
         self._has_exit = any(node.exit_node for node in inventory)
         self._from_cache: dict[IPAddress, tuple[_Permit, ...]] = {}
+        self._roles_cache: dict[str, frozenset[str]] = {}
 
     def _flatten(self) -> Iterator[_Permit]:
         for index, acl in enumerate(self.policy.acls or ()):
@@ -212,7 +216,16 @@ class ReferenceEvaluator:
                 return not node.is_tagged
             if alias.name == "autogroup:tagged":
                 return node.is_tagged
+            if alias.name in ROLE_AUTOGROUPS:
+                return node.owner is not None and node.owner in self._role_logins(alias.name)
         return False
+
+    def _role_logins(self, autogroup: str) -> frozenset[str]:
+        cached = self._roles_cache.get(autogroup)
+        if cached is None:
+            cached = self.inventory.logins_with_role(autogroup)
+            self._roles_cache[autogroup] = cached
+        return cached
 
     # --- aliases as address sets -----------------------------------------------
 

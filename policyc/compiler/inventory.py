@@ -8,7 +8,12 @@ Three shapes are accepted, all JSON or HuJSON:
   * the Tailscale API device list `{"devices": [{"name": "host.tailnet.ts.net",
     "user", "tags", "addresses", "nodeKey": "nodekey:<hex>", "enabledRoutes",
     ...}]}`.
-Problems are I4xx diagnostics with spans; a bad node is reported and
+Either object shape may carry a `users` list: `[{"login", "role"}]` (the
+conformance cases' shape) or the Tailscale API's users (`loginName`, `role`,
+other keys ignored). Roles are Tailscale's (owner, admin, member, it-admin,
+network-admin, billing-admin, auditor); role autogroups (`autogroup:admin`
+...) resolve from them. Without a `users` list roles are unknown.
+Problems are I4xx diagnostics with spans; a bad node or user is reported and
 skipped, the rest still load.
 """
 
@@ -21,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from policyc.compiler.nodes import Inventory, Node
+from policyc.compiler.nodes import ROLES, Inventory, Node, User
 from policyc.diagnostics.diagnostics import Diagnostics
 from policyc.diagnostics.source import SourceFile, Span
 from policyc.grammar.cst import JNull, JObject, JString, JValue
@@ -64,7 +69,8 @@ def build_inventory(tree: JValue | None, diags: Diagnostics) -> Inventory:
     items, read = _shape(r, tree)
     nodes = [node for item in items if (node := _node(r, read(r, item))) is not None]
     _check_duplicates(nodes, diags)
-    return Inventory.of(nodes)
+    users = _users(r, tree.get("users")) if isinstance(tree, JObject) else None
+    return Inventory.of(nodes, users)
 
 
 Read = Callable[[Reader, JValue], "_Fields | None"]
@@ -73,14 +79,16 @@ Read = Callable[[Reader, JValue], "_Fields | None"]
 def _shape(r: Reader, tree: JValue) -> tuple[tuple[JValue, ...], Read]:
     """The node entries and the reader for their shape."""
     if isinstance(tree, JObject):
-        f = r.fields(tree, "inventory", frozenset({"nodes", "devices"}))
+        f = r.fields(tree, "inventory", frozenset({"nodes", "devices", "users"}))
         if "devices" in f:
             array = r.arr(f["devices"], "devices")
             return (array.items if array else ()), _device_fields
         if "nodes" in f:
             array = r.arr(f["nodes"], "nodes")
             return (array.items if array else ()), _node_fields
-        r.diags.error("I401", tree.span, 'inventory: expected a "nodes" or "devices" array')
+        if "users" not in f:
+            r.diags.error("I401", tree.span,
+                          'inventory: expected a "nodes" or "devices" array')
         return (), _node_fields
     array = r.arr(tree, "inventory", 'an object with "nodes" or an array of nodes')
     return (array.items if array else ()), _node_fields
@@ -115,6 +123,38 @@ def _device_fields(r: Reader, value: JValue) -> _Fields | None:
     return _Fields(obj.span, name, obj.get("user"), obj.get("tags"), obj.get("addresses"),
                    _node_key_base64(key.value) if key else "", key.span if key else obj.span,
                    obj.get("enabledRoutes"), False)
+
+
+def _users(r: Reader, value: JValue | None) -> tuple[User, ...] | None:
+    """The `users` list; None when absent (roles unknown)."""
+    if value is None:
+        return None
+    array = r.arr(value, "users")
+    out: dict[str, User] = {}
+    for item in array.items if array else ():
+        obj = r.obj(item, "user")
+        if obj is None:
+            continue
+        raw = obj.get("login") or obj.get("loginName")
+        login = r.string(raw, "login") if raw is not None else None
+        role_value = obj.get("role")
+        role = r.string(role_value, "role") if role_value is not None else None
+        if raw is None:
+            r.diags.error("I401", obj.span, 'user: missing required field "login"')
+        if login is None:
+            continue
+        if "@" not in login.value:
+            r.diags.error("I401", login.span, f'user "{login.value}" must contain @')
+            continue
+        if role is not None and role.value not in ROLES:
+            r.diags.error("I401", role.span, f'user "{login.value}": unknown role '
+                          f'"{role.value}" (one of {", ".join(sorted(ROLES))})')
+            continue
+        if login.value in out:
+            r.diags.error("I402", obj.span, f'user "{login.value}" is listed twice')
+            continue
+        out[login.value] = User(login.value, role.value if role else "member", obj.span)
+    return tuple(out.values())
 
 
 def _node_key_base64(text: str) -> str:

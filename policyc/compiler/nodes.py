@@ -35,15 +35,60 @@ class Node:
         return None if self.tags else self.user
 
 
+# Tailscale's user roles (the API's `role` values).
+ROLES = frozenset({"owner", "admin", "member", "it-admin", "network-admin",
+                   "billing-admin", "auditor"})
+# The roles each role autogroup stands for. The owner counts as an admin: the
+# SaaS capture nodeattrs-target-a10-autogroup-admin gives the owner's device an
+# attribute targeted at autogroup:admin. The other role autogroups are the
+# documented one role each (KB "User roles", "Autogroups").
+ROLE_AUTOGROUPS: Mapping[str, frozenset[str]] = {
+    "autogroup:admin": frozenset({"owner", "admin"}),
+    "autogroup:owner": frozenset({"owner"}),
+    "autogroup:it-admin": frozenset({"it-admin"}),
+    "autogroup:network-admin": frozenset({"network-admin"}),
+    "autogroup:billing-admin": frozenset({"billing-admin"}),
+    "autogroup:auditor": frozenset({"auditor"}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A tailnet user and its role (the inventory's optional `users` list)."""
+
+    login: str
+    role: str  # one of ROLES
+    span: Span = NO_SPAN
+
+
 @dataclass(frozen=True, slots=True)
 class Inventory:
     nodes: tuple[Node, ...]
     by_name: Mapping[str, Node] = field(default_factory=dict, compare=False, hash=False)
+    # None: the inventory says nothing about users, so roles are unknown (role
+    # autogroups are undecidable); a tuple, even empty, is the whole user list.
+    users: tuple[User, ...] | None = None
 
     @classmethod
-    def of(cls, nodes: tuple[Node, ...] | list[Node]) -> Inventory:
+    def of(cls, nodes: tuple[Node, ...] | list[Node],
+           users: tuple[User, ...] | list[User] | None = None) -> Inventory:
         ordered = tuple(nodes)
-        return cls(ordered, {n.name: n for n in ordered})
+        return cls(ordered, {n.name: n for n in ordered},
+                   tuple(users) if users is not None else None)
+
+    @property
+    def knows_roles(self) -> bool:
+        return self.users is not None
+
+    def logins_with_role(self, autogroup: str) -> frozenset[str]:
+        """The users a role autogroup (`autogroup:admin`, ...) names; empty if unknown."""
+        roles = ROLE_AUTOGROUPS.get(autogroup, frozenset())
+        return frozenset(u.login for u in self.users or () if u.role in roles)
+
+    def role_nodes(self, autogroup: str) -> list[Node]:
+        """The untagged nodes of the users a role autogroup names."""
+        logins = self.logins_with_role(autogroup)
+        return [n for n in self.nodes if n.owner is not None and n.owner in logins]
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 
 from policyc.compiler.addrset import ALL, EMPTY, AddressSet, interval_text, union_all
 from policyc.compiler.internet import INTERNET, TAILSCALE_RANGES
-from policyc.compiler.nodes import Inventory, Node
+from policyc.compiler.nodes import ROLE_AUTOGROUPS, Inventory, Node
 from policyc.policy.model import (
     Alias,
     AutoGroupRef,
@@ -40,6 +40,7 @@ class Resolver:
 
     def __init__(self, policy: Policy, inventory: Inventory) -> None:
         self.policy = policy
+        self.inventory = inventory
         self.nodes: tuple[Node, ...] = inventory.nodes
         self.node_addrs: tuple[AddressSet, ...] = tuple(
             AddressSet.of_addresses(n.ips) for n in self.nodes
@@ -98,6 +99,9 @@ class Resolver:
                 return list(self.members)
             case AutoGroupRef(name=name) if name == TAGGED:
                 return list(self.tagged)
+            case AutoGroupRef(name=name) if name in ROLE_AUTOGROUPS:
+                logins = self.inventory.logins_with_role(name)
+                return sorted(i for login in logins for i in self.by_user.get(login, ()))
             case Wildcard():
                 return list(range(len(self.nodes)))
         return self.nodes_in(self.alias(alias))
@@ -128,9 +132,8 @@ class Resolver:
                 return INTERNET
             case AutoGroupRef(name=name) if name == DANGER_ALL:
                 return ALL
-            case AutoGroupRef(name=name) if name not in (MEMBER, TAGGED):
-                # autogroup:self is per destination (compiler); role autogroups
-                # (admin, owner, ...) are not modelled: no node has a role.
+            case AutoGroupRef(name=name) if name not in (MEMBER, TAGGED, *ROLE_AUTOGROUPS):
+                # autogroup:self is per destination (the compiler's business).
                 return EMPTY
         return self.addresses_of(self.alias_nodes(alias))
 
