@@ -7,6 +7,8 @@
     apply_ruleset(ruleset, *, netns=None, iface=None) -> ApplyResult
         one atomic transaction + read-back verification; fail closed
     check_drift(expected, netns=None) -> DriftReport;  repair(expected, *, netns=None)
+    remove_table(netns=None) -> diagnostics
+        delete table inet policyc (`policyc node down`)
     revoke_disallowed_flows(rules, iface, netns=None) -> RevokeResult
         delete conntrack entries the new filter no longer allows
     enforce_netmap(netmap, iface, *, routes=(), netns=None) -> EnforceResult
@@ -32,6 +34,7 @@ from policyc.enforcer.nftapply import (
     counter_packets,
     fail_closed_if_unfiltered,
     read_table,
+    remove_table,
     repair,
 )
 from policyc.enforcer.nftrender import fail_closed_ruleset, render_ruleset
@@ -42,8 +45,8 @@ from policyc.netmap import NodeNetmap
 __all__ = [
     "ApplyResult", "DriftReport", "EnforceResult", "RevokeResult", "apply_ruleset",
     "check_drift", "counter_packets", "enforce_netmap", "fail_closed_if_unfiltered",
-    "fail_closed_ruleset", "filter_allows", "read_table", "render_ruleset", "render_text", "repair",
-    "revoke_disallowed_flows", "served_destinations",
+    "fail_closed_ruleset", "filter_allows", "read_table", "remove_table", "render_ruleset",
+    "render_text", "repair", "revoke_disallowed_flows", "served_destinations",
 ]
 
 

@@ -467,3 +467,25 @@ def counter_packets(name: str, netns: str | None = None) -> int | None:
         return None
 
     return run_in_netns(netns, read)
+
+
+def remove_table(netns: str | None = None) -> tuple[Diagnostic, ...]:
+    """Delete table `inet policyc` (and nothing else); no table is not an error.
+
+    For `policyc node down`: the node leaves the tailnet and its filter goes with it.
+    """
+    diags = Diagnostics()
+    if not check_enforcer_ready(diags):
+        return tuple(diags)
+
+    def delete() -> str | None:
+        ctx = new_context()
+        if ctx.cmd(_PROBE_TABLE)[0] != 0:
+            return None
+        rc, _output, error = ctx.cmd(f"delete table {FAMILY} {TABLE}")
+        return None if rc == 0 else str(error).strip()
+
+    failure = _in_namespace(netns, delete, diags)
+    if failure:
+        diags.error("N501", NO_SPAN, f"cannot delete table {FAMILY} {TABLE}: {failure}")
+    return tuple(diags)

@@ -1,0 +1,312 @@
+"""`policyc node up`: the agent's life, from the cached netmap to the long-poll loop.
+
+    1. state dir, node key (made here the first time), the interface (created if
+       missing), the local status socket;
+    2. the cached netmap, verified again, is enforced before anything else, so a
+       node restarted while control is away is back to its last rules at once;
+    3. first join only: pin control's keys and register with the auth key;
+    4. long-poll: each signed netmap newer than the one in force is verified, then
+       enforced, then cached; a rejected one is logged and the rules stay;
+       control unreachable: retry with exponential backoff and full jitter, and
+       keep enforcing what is in force (the mesh does not depend on control).
+
+SIGTERM/SIGINT end the loop between steps; the rules in force stay and the exit
+status is 0. An apply in progress is finished first (a half-applied netmap is
+never left behind by a signal).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from policyc.meshnode.apply import apply_netmap
+from policyc.meshnode.client import ControlClient, ControlError
+from policyc.meshnode.iface import Interface, ensure_interface
+from policyc.meshnode.keys import (
+    NodeKey,
+    load_or_create_node_key,
+    load_pinned_control_keys,
+    pin_control_keys,
+)
+from policyc.meshnode.localapi import LocalApi
+from policyc.meshnode.state import StateDir, StateError
+from policyc.meshnode.verify import Rejection, check_signed, load_cache, save_cache
+from policyc.meshnode.views import Identity, Status, peer_rows, whois
+from policyc.protocol import NetmapEnvelope, ProtocolError, RegisterRequest, ServerKeys
+
+log = logging.getLogger("policyc.node")
+
+BACKOFF_FIRST_SECONDS = 0.5
+BACKOFF_MAX_SECONDS = 8.0
+
+
+class AgentFailed(Exception):
+    """The agent cannot start or join (exit 2): bad state, refused key, no interface."""
+
+
+class _Stop(Exception):
+    """Raised by the signal handler to leave a blocking wait."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    server: str
+    state: StateDir
+    iface: str
+    auth_key: str | None = None
+    netns: str | None = None
+    listen_port: int | None = None
+    endpoints: tuple[str, ...] = ()
+    advertise_routes: tuple[str, ...] = ()
+    control_key: str | None = None  # control's signing key, pinned in advance
+    hostname: str = field(default_factory=socket.gethostname)
+
+
+def backoff_delay(attempt: int, rng: random.Random) -> float:
+    """Full jitter: uniform in [0, min(cap, first * 2^attempt)] (never 0 for long)."""
+    ceiling = min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * (2 ** min(attempt, 16)))
+    return max(0.05, rng.uniform(0.0, ceiling))
+
+
+class Agent:
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.state = config.state
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._applying = False
+        self._rng = random.Random()
+        self.envelope: NetmapEnvelope | None = None
+        self.identity: dict[str, Any] | None = None
+        self.control_reachable: bool | None = None
+        self.last_apply: dict[str, Any] | None = None
+        self.last_rejection: dict[str, Any] | None = None
+        self.key: NodeKey | None = None
+        self.interface: Interface | None = None
+        self.pins: ServerKeys | None = None
+
+    # -- startup -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Steps 1-2: everything that does not need control."""
+        try:
+            self.state.ensure()
+            self.key, created = load_or_create_node_key(self.state)
+            self.pins = load_pinned_control_keys(self.state)
+            self.identity = self.state.read_json(self.state.identity)
+        except StateError as err:
+            raise AgentFailed(str(err)) from err
+        if created:
+            log.info("made a new node key; public key %s", self.key.public_key)
+        if self.pins is not None and self.config.control_key is not None \
+                and self.pins.signing_key != self.config.control_key:
+            raise AgentFailed("--control-key differs from the control key pinned in "
+                              f"{self.state.control_keys}")
+        self.interface = ensure_interface(self.state, self.config.iface, self.config.netns)
+        log.info("interface %s (%s)", self.interface.name, self.interface.kind)
+        envelope, signed, problem = load_cache(self.state, self.pins,
+                                               node_key=self.key.public_key,
+                                               node_name=self._name())
+        if problem is not None:
+            self._reject(problem)
+        if envelope is not None and signed is not None:
+            log.info("enforcing the cached netmap, version %d", envelope.version)
+            self._enforce(envelope)
+
+    def _name(self) -> str | None:
+        name = (self.identity or {}).get("name")
+        return name if isinstance(name, str) else None
+
+    # -- joining -----------------------------------------------------------------------
+
+    def join(self, client: ControlClient) -> None:
+        """Step 3 (first run only): pin control's keys, register with the auth key."""
+        assert self.key is not None
+        if self.pins is None:
+            offered = client.server_keys()
+            try:
+                self.pins = pin_control_keys(self.state, offered, self.config.control_key)
+            except StateError as err:
+                raise AgentFailed(str(err)) from err
+            log.warning("pinned control's signing key %s", offered.signing_key)
+        client.keys = self.pins
+        if self.identity is not None:
+            return
+        if not self.config.auth_key:
+            raise AgentFailed("this node has not joined yet: --auth-key is needed once")
+        request = RegisterRequest(self.config.auth_key, self.config.hostname,
+                                  self.config.advertise_routes,
+                                  self.config.endpoints[0] if self.config.endpoints else None)
+        answer = client.register(request)
+        self.identity = {**answer.to_json(), "server": client.server}
+        self.state.write_json(self.state.identity, self.identity)
+        log.warning("joined as %s (%s)", answer.name, ", ".join(answer.addresses))
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Start, join, then follow control until a signal; the exit status."""
+        self.start()
+        api = LocalApi(self.state.socket, self.handle_local)
+        client: ControlClient | None = None
+        previous = _install_signal_handlers(self._on_signal)
+        try:
+            assert self.key is not None
+            client = ControlClient(self.config.server, self.key.private(), self.pins)
+            self._follow(client)
+        except _Stop:
+            pass
+        finally:
+            _restore_signal_handlers(previous)
+            api.close()
+            if client is not None:
+                client.close()
+        log.info("stopped; the rules in force stay")
+        return 0
+
+    def _follow(self, client: ControlClient) -> None:
+        attempt = 0
+        joined = False
+        while not self._stopping:
+            try:
+                if not joined:
+                    self.join(client)
+                    joined = True
+                since = self.envelope.version if self.envelope is not None else 0
+                answer = client.poll(since)
+                self._set_reachable(True)
+                attempt = 0
+                if answer.changed and answer.netmap is not None:
+                    self._accept(answer.netmap)
+            except ControlError as err:
+                if not err.transient and not joined:
+                    raise AgentFailed(f"control refused to let this node join: {err}") from err
+                self._set_reachable(False)
+                delay = backoff_delay(attempt, self._rng)
+                attempt += 1
+                log.warning("%s; retrying in %.1f s", err, delay)
+                self._sleep(delay)
+
+    def _accept(self, signed: dict[str, Any]) -> None:
+        assert self.key is not None and self.pins is not None
+        current = self.envelope.version if self.envelope is not None else None
+        try:
+            envelope = check_signed(signed, self.pins, node_key=self.key.public_key,
+                                    node_name=self._name(), current_version=current)
+        except ProtocolError as err:
+            self._reject(Rejection(err.code, err.message))
+            return
+        self._applying = True  # a signal now waits until the cache agrees with the host
+        try:
+            if self._enforce(envelope):
+                save_cache(self.state, signed)
+        finally:
+            self._applying = False
+        if self._stopping:
+            raise _Stop
+
+    def _enforce(self, envelope: NetmapEnvelope) -> bool:
+        """Apply `envelope`; it is in force (and returned True) once its filter loaded."""
+        assert self.key is not None and self.interface is not None
+        started = time.monotonic()
+        outcome = apply_netmap(envelope.netmap, self.interface.name,
+                               netns=self.interface.netns,
+                               private_key_file=str(self.key.private_key_file),
+                               listen_port=self.config.listen_port)
+        seconds = time.monotonic() - started
+        with self._lock:
+            self.last_apply = {"ok": outcome.ok, "version": envelope.version,
+                               "summary": outcome.summary(), "at": time.time(),
+                               "seconds": round(seconds, 4)}
+            if outcome.enforce.filter_loaded:
+                self.envelope = envelope
+        level = logging.INFO if outcome.ok else logging.ERROR
+        log.log(level, "netmap version %d: %s", envelope.version, outcome.summary())
+        return outcome.enforce.filter_loaded
+
+    def _reject(self, rejection: Rejection) -> None:
+        with self._lock:
+            self.last_rejection = {"code": rejection.code, "message": rejection.message,
+                                   "at": time.time()}
+        log.error("netmap rejected, the rules in force stay: %s", rejection)
+
+    def _set_reachable(self, value: bool) -> None:
+        with self._lock:
+            self.control_reachable = value
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stopping and time.monotonic() < deadline:
+            time.sleep(min(0.1, deadline - time.monotonic()))
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._stopping = True
+        if not self._applying:
+            raise _Stop
+
+    # -- the local socket -------------------------------------------------------------
+
+    def status(self) -> Status:
+        with self._lock:
+            envelope = self.envelope
+            return Status(
+                name=self._name(),
+                addresses=tuple((self.identity or {}).get("addresses") or ()),
+                agent_running=True, control_reachable=self.control_reachable,
+                netmap_version=envelope.version if envelope else None,
+                netmap_issued_at=envelope.issued_at if envelope else None,
+                policy_version=envelope.policy_version if envelope else None,
+                peers=peer_rows(envelope.netmap if envelope else None),
+                last_apply=self.last_apply, last_rejection=self.last_rejection,
+                extra={"interface": self.interface.to_json() if self.interface else None,
+                       "public_key": self.key.public_key if self.key else None})
+
+    def handle_local(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = request.get("op")
+        if op == "status":
+            return self.status().to_json(time.time())
+        if op == "whois":
+            envelope = self.envelope
+            addr = request.get("addr")
+            if envelope is None or not isinstance(addr, str):
+                return {"found": False, "whois": None}
+            found = whois(envelope.netmap, identities_of(envelope), addr,
+                          self.key.public_key if self.key else "", self_identity(self.identity))
+            return {"found": found is not None, "whois": found.to_json() if found else None}
+        return {"error": f"unknown op {op!r}"}
+
+
+def identities_of(envelope: NetmapEnvelope) -> dict[str, Identity]:
+    """Who owns each peer, as control's signed envelope says (empty if it says nothing)."""
+    found = getattr(envelope, "identities", None) or ()
+    return {i.name: Identity(i.user, tuple(i.tags)) for i in found}
+
+
+def self_identity(identity: dict[str, Any] | None) -> Identity | None:
+    if not identity:
+        return None
+    user = identity.get("user")
+    return Identity(user if isinstance(user, str) else None,
+                    tuple(t for t in identity.get("tags") or () if isinstance(t, str)))
+
+
+Handlers = dict[int, Any]
+
+
+def _install_signal_handlers(handler: Any) -> Handlers:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _restore_signal_handlers(previous: Handlers) -> None:
+    for sig, old in previous.items():
+        signal.signal(sig, old)
