@@ -286,8 +286,7 @@ class Agent:
 
 def identities_of(envelope: NetmapEnvelope) -> dict[str, Identity]:
     """Who owns each peer, as control's signed envelope says (empty if it says nothing)."""
-    found = getattr(envelope, "identities", None) or ()
-    return {i.name: Identity(i.user, tuple(i.tags)) for i in found}
+    return {o.name: Identity(o.user, o.tags) for o in envelope.owners}
 
 
 def self_identity(identity: dict[str, Any] | None) -> Identity | None:

@@ -13,7 +13,7 @@ never import each other; they meet here, on the wire:
 """
 
 from policyc.protocol.codec import ProtocolError
-from policyc.protocol.envelope import NetmapEnvelope, sign_netmap, verify_netmap
+from policyc.protocol.envelope import NetmapEnvelope, PeerOwner, sign_netmap, verify_netmap
 from policyc.protocol.messages import (
     PollRequest,
     PollResponse,
@@ -33,6 +33,7 @@ from policyc.protocol.sealed import (
 __all__ = [
     "NetmapEnvelope",
     "OpenedRequest",
+    "PeerOwner",
     "PollRequest",
     "PollResponse",
     "ProtocolError",

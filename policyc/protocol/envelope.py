@@ -27,10 +27,34 @@ from policyc.protocol.codec import (
     decode_key,
     field,
     parse_object,
+    string_list,
 )
 
 ENVELOPE_FORMAT = 1
 SIGNATURE_CONTEXT = b"policyc netmap envelope v1\n"
+MAX_OWNERS = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class PeerOwner:
+    """Who a peer belongs to: its user (untagged) or its tags (`policyc node whois`)."""
+
+    name: str
+    user: str | None
+    tags: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "user": self.user, "tags": list(self.tags)}
+
+    @classmethod
+    def from_json(cls, data: object) -> PeerOwner:
+        what = "peer owner"
+        if not isinstance(data, dict):
+            raise ProtocolError("bad-message", f"{what} must be a JSON object")
+        user = data.get("user")
+        if user is not None and not isinstance(user, str):
+            raise ProtocolError("bad-message", f"{what}: 'user' must be a string or null")
+        return cls(field(data, "name", str, what), user, string_list(data, "tags", what))
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +65,17 @@ class NetmapEnvelope:
     policy_version: str  # the stored policy it was compiled from
     issued_at: int  # unix seconds
     netmap: NodeNetmap
+    # The owners of this node's peers (and of the node itself), signed with the
+    # netmap so whois answers come from control, not from the wire. Optional.
+    owners: tuple[PeerOwner, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": ENVELOPE_FORMAT, "node": self.node, "key": self.key,
-                "version": self.version, "policy_version": self.policy_version,
-                "issued_at": self.issued_at, "netmap": self.netmap.to_json()}
+        out = {"format": ENVELOPE_FORMAT, "node": self.node, "key": self.key,
+               "version": self.version, "policy_version": self.policy_version,
+               "issued_at": self.issued_at, "netmap": self.netmap.to_json()}
+        if self.owners:
+            out["owners"] = [o.to_json() for o in self.owners]
+        return out
 
 
 def verify_key_of(key: VerifyKey | str) -> VerifyKey:
@@ -90,7 +120,11 @@ def verify_netmap(signed: object, verify_key: VerifyKey | str, *, node_key: str,
         netmap = NodeNetmap.from_json(field(data, "netmap", dict, what))
     except (KeyError, TypeError, ValueError, AttributeError):
         raise ProtocolError("bad-message", "netmap has the wrong shape") from None
+    owners = data.get("owners", [])
+    if not isinstance(owners, list) or len(owners) > MAX_OWNERS:
+        raise ProtocolError("bad-message", "netmap envelope: 'owners' must be a list")
     return NetmapEnvelope(
         node=field(data, "node", str, what), key=node_key, version=version,
         policy_version=field(data, "policy_version", str, what),
-        issued_at=field(data, "issued_at", int, what), netmap=netmap)
+        issued_at=field(data, "issued_at", int, what), netmap=netmap,
+        owners=tuple(PeerOwner.from_json(o) for o in owners))

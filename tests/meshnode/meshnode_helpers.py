@@ -10,7 +10,7 @@ from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 
 from policyc.netmap import FilterRule, NetPortRange, NodeNetmap, Peer, PortRange
-from policyc.protocol import NetmapEnvelope, ServerKeys, sign_netmap
+from policyc.protocol import NetmapEnvelope, PeerOwner, ServerKeys, sign_netmap
 
 
 def b64(data: bytes) -> str:
@@ -26,10 +26,10 @@ class FakeControlKeys:
         self.pins = ServerKeys(b64(bytes(self.signing.verify_key)), b64(bytes(self.box.public_key)))
 
     def sign(self, node: str, key: str, version: int, netmap: NodeNetmap | None = None,
-             ) -> dict[str, Any]:
+             owners: tuple[PeerOwner, ...] = ()) -> dict[str, Any]:
         envelope = NetmapEnvelope(node=node, key=key, version=version, policy_version="p1",
                                   issued_at=int(time.time()),
-                                  netmap=netmap or sample_netmap(node))
+                                  netmap=netmap or sample_netmap(node), owners=owners)
         return sign_netmap(self.signing, envelope)
 
 

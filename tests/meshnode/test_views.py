@@ -44,3 +44,17 @@ def test_status_reports_age_and_renders_every_peer() -> None:
     assert data["netmap_age_seconds"] == 30.0 and data["control_reachable"] is False
     text = render_status(data)
     assert "unreachable" in text and "version 4" in text and "peer0" in text
+
+
+def test_owners_come_from_the_signed_envelope() -> None:
+    from meshnode_helpers import FakeControlKeys
+
+    from policyc.meshnode.agent import identities_of
+    from policyc.protocol import PeerOwner, verify_netmap
+
+    control = FakeControlKeys()
+    signed = control.sign("alice", "a" * 43 + "=", 1, NETMAP,
+                          owners=(PeerOwner("peer0", "bob@example.com"),
+                                  PeerOwner("peer1", None, ("tag:prod",))))
+    envelope = verify_netmap(signed, control.pins.signing_key, node_key="a" * 43 + "=")
+    assert identities_of(envelope) == IDENTITIES

@@ -70,3 +70,25 @@ def test_an_older_or_equal_version_is_refused(held: int) -> None:
 def test_malformed_envelopes_are_protocol_errors(signed: object) -> None:
     with pytest.raises(ProtocolError):
         verify_netmap(signed, PINNED, node_key=KEY)
+
+
+def test_peer_owners_travel_signed_and_malformed_ones_are_refused() -> None:
+    from dataclasses import replace
+
+    from policyc.protocol import PeerOwner
+
+    owned = replace(envelope(), owners=(PeerOwner("db-1", None, ("tag:db",)),
+                                        PeerOwner("web-1", "alice@example.com")))
+    got = verify_netmap(sign_netmap(CONTROL, owned), PINNED, node_key=KEY)
+    assert got.owners == owned.owners
+    assert "owners" not in envelope().to_json()  # absent when there are none
+    for bad in ({"name": 3}, {"name": "x", "user": 5}, {"name": "x", "tags": "tag:a"}, "x"):
+        payload = {**owned.to_json(), "owners": [bad]}
+        from policyc.protocol.codec import canonical_json
+        from policyc.protocol.envelope import SIGNATURE_CONTEXT
+        body = canonical_json(payload)
+        signed = {"payload": b64encode(body),
+                  "signature": b64encode(CONTROL.sign(SIGNATURE_CONTEXT + body).signature)}
+        with pytest.raises(ProtocolError) as err:
+            verify_netmap(signed, PINNED, node_key=KEY)
+        assert err.value.code == "bad-message"
