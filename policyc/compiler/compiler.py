@@ -62,10 +62,19 @@ def policy_version(policy: Policy) -> str:
 
 
 def compile_policy(policy: Policy, inventory: Inventory) -> CompiledPolicy:
-    return _Compilation(policy, inventory).run()
+    return Compilation(policy, inventory).compiled()
 
 
-class _Compilation:
+class Compilation:
+    """The shared stage of one (policy, inventory), and per-node assembly from it.
+
+    Everything nodes share (rules, the reduction index, peer edges, usable
+    routes, SSH sources) is built once in `__init__`; `netmap_of(i)` then
+    assembles one node's netmap. `compile_policy` asks for every node; the
+    compiled-policy index (`index.py`) asks for one at a time. Both go through
+    these same methods, so there is one definition of a node's netmap.
+    """
+
     def __init__(self, policy: Policy, inventory: Inventory) -> None:
         self.policy = policy
         self.r = Resolver(policy, inventory)
@@ -76,21 +85,42 @@ class _Compilation:
             for i, n in enumerate(self.r.nodes)
         ]
         self.extras: list[list[Rule]] = [[] for _ in self.r.nodes]
-        self._base_peers: list[Peer] = []
+        self.reduction: Reduction | None = None  # None: the policy allows everything
+        if policy.allows_all:
+            self.graph.add_rule(ALL, ALL, True)
+            self.global_rules: tuple[CompiledRule, ...] = (
+                CompiledRule(ALLOW_ALL, policy.source.whole()),)
+        else:
+            self._shared_stage()
+        self.usable = self.graph.usable_routes()
+        self.ssh = SshCompiler(policy, self.r)
+        self.base_peers = [
+            Peer(n.name, n.key, tuple(str(ip) for ip in n.ips),
+                 tuple(str(ipaddress.ip_network(ip)) for ip in n.ips), n.endpoint)
+            for n in self.r.nodes
+        ]
+        self.routed = frozenset(i for i, n in enumerate(self.r.nodes) if n.routes or n.exit_node)
+        by_name = sorted(range(len(self.r.nodes)), key=lambda i: self.r.nodes[i].name)
+        self.rank = [0] * len(by_name)
+        for position, i in enumerate(by_name):
+            self.rank[i] = position
 
-    def run(self) -> CompiledPolicy:
-        if self.policy.allows_all:
-            return self._allow_all()
+    def _shared_stage(self) -> None:
         compiler = UnitCompiler(self.r)
         units = [compiler.compile(i, u) for i, u in enumerate(expand_units(self.policy))]
         shared = merge_rules(r for u in units for r in u.rules)
         per_node = self._self_rules(units) + self._via_rules(units)
         for rule in shared:
             self.graph.add_rule(rule.src, rule.dst_addrs, rule.internet)
-        reduction = Reduction(shared, self.r, self.views)
-        filters = [node_filter(reduction, v, self.extras[v.index]) for v in self.views]
-        global_rules = tuple(CompiledRule(r.to_wire(), r.span) for r in shared + per_node)
-        return CompiledPolicy(self._netmaps(filters), global_rules, self.version)
+        self.reduction = Reduction(shared, self.r, self.views)
+        self.global_rules = tuple(CompiledRule(r.to_wire(), r.span) for r in shared + per_node)
+
+    def compiled(self) -> CompiledPolicy:
+        """Every node's netmap (peer sets computed together, by identity class)."""
+        peers = self.graph.peers()
+        netmaps = {node.name: self.netmap_of(i, peers[i]) for i, node in enumerate(self.r.nodes)}
+        return CompiledPolicy(netmaps, self.global_rules, self.version,
+                              allows_all=self.reduction is None)
 
     # --- per-node rule sources --------------------------------------------------
 
@@ -136,51 +166,39 @@ class _Compilation:
                 out.extend(rules)
         return out
 
-    # --- assembly ---------------------------------------------------------------------
+    # --- per-node assembly --------------------------------------------------------------
 
-    def _allow_all(self) -> CompiledPolicy:
-        self.graph.add_rule(ALL, ALL, True)
-        filters = [[ALLOW_ALL] for _ in self.r.nodes]
-        rule = CompiledRule(ALLOW_ALL, self.policy.source.whole())
-        return CompiledPolicy(self._netmaps(filters), (rule,), self.version, allows_all=True)
+    def filter_of(self, i: int) -> tuple[FilterRule, ...]:
+        if self.reduction is None:
+            return (ALLOW_ALL,)
+        return tuple(node_filter(self.reduction, self.views[i], self.extras[i]))
 
-    def _netmaps(self, filters: list[list[FilterRule]]) -> dict[str, NodeNetmap]:
-        peers = self.graph.peers()
-        usable = self.graph.usable_routes()
-        ssh = SshCompiler(self.policy, self.r)
-        self._base_peers = [
-            Peer(n.name, n.key, tuple(str(ip) for ip in n.ips),
-                 tuple(str(ipaddress.ip_network(ip)) for ip in n.ips), n.endpoint)
-            for n in self.r.nodes
-        ]
-        base = self._base_peers
-        routed = {i for i, n in enumerate(self.r.nodes) if n.routes or n.exit_node}
-        by_name = sorted(range(len(self.r.nodes)), key=lambda i: self.r.nodes[i].name)
-        rank = [0] * len(by_name)
-        for position, i in enumerate(by_name):
-            rank[i] = position
-        out: dict[str, NodeNetmap] = {}
-        for i, node in enumerate(self.r.nodes):
-            ordered = sorted(peers[i], key=rank.__getitem__)
-            peer_list = tuple(base[p] if p not in routed else self._peer(i, p, usable)
-                              for p in ordered)
-            out[node.name] = NodeNetmap(
-                node=node.name,
-                addresses=tuple(str(ip) for ip in node.ips),
-                peers=peer_list,
-                packet_filter=tuple(filters[i]),
-                ssh_policy=ssh.for_node(i),
-                policy_version=self.version,
-                routes=served_routes(node),
-            )
-        return out
+    def netmap_of(self, i: int, peers: list[int] | None = None) -> NodeNetmap:
+        """Node `i`'s netmap; `peers` (ascending indexes) if already known."""
+        if peers is None:
+            peers = self.graph.peers_of(i)
+        node = self.r.nodes[i]
+        ordered = sorted(peers, key=self.rank.__getitem__)
+        base, routed = self.base_peers, self.routed
+        peer_list = tuple(base[p] if p not in routed else self._peer(i, p) for p in ordered)
+        return NodeNetmap(
+            node=node.name,
+            addresses=tuple(str(ip) for ip in node.ips),
+            peers=peer_list,
+            packet_filter=self.filter_of(i),
+            ssh_policy=self.ssh.for_node(i),
+            policy_version=self.version,
+            routes=served_routes(node),
+        )
 
-    def _peer(self, me: int, p: int, usable: dict[tuple[int, int], int]) -> Peer:
-        base = self._base_peers[p]
+    def _peer(self, me: int, p: int) -> Peer:
+        """Peer `p` as node `me` sees it: with the routes `me` may send into."""
+        base = self.base_peers[p]
         node = self.r.nodes[p]
         if not (node.routes or node.exit_node):
             return base  # one shared object: most peers have no routes to choose
         bit = 1 << me
+        usable = self.usable
         extra = [str(route) for k, route in enumerate(node.routes)
                  if usable.get((p, k), 0) & bit]
         if node.exit_node and usable.get((p, len(node.routes)), 0) & bit:

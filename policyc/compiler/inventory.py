@@ -20,13 +20,13 @@ skipped, the rest still load.
 from __future__ import annotations
 
 import base64
-import binascii
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from policyc.compiler.nodes import ROLES, Inventory, Node, User
+from policyc.compiler.validate_node import key_is_valid
 from policyc.diagnostics.diagnostics import Diagnostics
 from policyc.diagnostics.source import SourceFile, Span
 from policyc.grammar.cst import JNull, JObject, JString, JValue
@@ -237,13 +237,7 @@ def _routes(r: Reader, value: JValue | None) -> tuple[IPNetwork, ...]:
 
 def _check_key(r: Reader, key: str, span: Span) -> None:
     """Keys are optional (empty); a given key must be 32 bytes of base64."""
-    if not key:
-        return
-    try:
-        ok = len(base64.b64decode(key, validate=True)) == 32
-    except (binascii.Error, ValueError):
-        ok = False
-    if not ok:
+    if key and not key_is_valid(key):
         r.diags.error("I403", span, f'key "{key}" is not 32 bytes of base64')
 
 

@@ -108,6 +108,21 @@ class PeerGraph:
             out.append(bits_to_indexes(bits & ~(1 << i)))
         return out
 
+    def peer_bits(self, i: int) -> int:
+        """Node `i`'s peers as a bitset (never itself), from the edges it takes part in."""
+        bit = 1 << i
+        bits = 0
+        for edge in self.edges:
+            if edge.src_bits & bit:
+                bits |= edge.dst_bits
+            if edge.dst_bits & bit:
+                bits |= edge.src_bits
+        return bits & ~bit
+
+    def peers_of(self, i: int) -> list[int]:
+        """Node `i`'s peers, ascending: one node, without computing the others."""
+        return bits_to_indexes(self.peer_bits(i))
+
     def usable_routes(self) -> dict[tuple[int, int], int]:
         """(router, route number) -> nodes that may send into that route.
 

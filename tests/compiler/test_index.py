@@ -1,0 +1,225 @@
+"""The compiled-policy index against from-scratch compiles.
+
+Property: after any random sequence of node events (and policy pushes), every
+netmap the index gives equals `compile_policy` of the same policy and
+inventory, and each reported change set is exactly the nodes whose netmap
+differs (policy_version aside), with peer deltas that say what differs.
+Bad events are rejected with a diagnostic and change nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import json
+from dataclasses import replace
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from strategies import EXIT_TAG, ROUTER_TAG, ROUTES, TAGS, USERS, load, node, policies, tailnets
+
+from policyc.compiler import (
+    EventRejected,
+    NodeAdded,
+    NodeEvent,
+    NodeRemoved,
+    NodeUpdated,
+    PolicyIndex,
+    compile_policy,
+)
+from policyc.compiler.nodes import Inventory, Node
+from policyc.netmap import NodeNetmap
+from policyc.policy.model import Policy
+
+SSH_RULES = [
+    {"action": "accept", "src": ["group:eng"], "dst": ["autogroup:self"], "users": ["root"]},
+    {"action": "check", "src": ["autogroup:member"], "dst": ["tag:web", "tag:db"],
+     "users": ["autogroup:nonroot"]},
+    {"action": "accept", "src": ["tag:ci"], "dst": ["tag:web"], "users": ["deploy"]},
+]
+
+
+def content(netmap: NodeNetmap) -> tuple[object, ...]:
+    return (replace(netmap, policy_version=""), netmap.ssh_policy)
+
+
+def expected(policy: Policy, inventory: Inventory) -> dict[str, NodeNetmap]:
+    return dict(compile_policy(policy, inventory).netmaps)
+
+
+def assert_matches_fresh_compile(index: PolicyIndex, policy: Policy) -> dict[str, NodeNetmap]:
+    fresh = expected(policy, index.inventory())
+    assert index.names() == list(fresh)
+    for name, netmap in fresh.items():
+        got = index.netmap(name)
+        assert got == netmap, name
+        assert got.ssh_policy == netmap.ssh_policy, name
+    return fresh
+
+
+def key_for(text: str) -> str:
+    return base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+
+
+# --- random events ----------------------------------------------------------------------
+
+
+@st.composite
+def node_changes(draw: st.DrawFn, current: Node, fresh: int) -> Node:
+    """`current` with one or more of its fields changed."""
+    changed = current
+    for field in draw(st.sets(st.sampled_from(
+            ("tags", "user", "ips", "routes", "exit", "key", "endpoint")), min_size=1)):
+        if field == "tags":
+            tags = draw(st.sets(st.sampled_from((*TAGS, ROUTER_TAG, EXIT_TAG)), max_size=2))
+            changed = replace(changed, tags=tuple(sorted(tags)))
+        elif field == "user":
+            changed = replace(changed, user=draw(st.sampled_from(USERS)))
+        elif field == "ips":
+            other = node("x", None, (), fresh)
+            changed = replace(changed, ips=draw(st.sampled_from(
+                (other.ips, other.ips[:1], other.ips[1:], changed.ips[:1]))))
+        elif field == "routes":
+            routes = draw(st.sets(st.sampled_from(ROUTES), max_size=2))
+            changed = replace(changed, routes=tuple(ipaddress.ip_network(r)
+                                                    for r in sorted(routes)))
+        elif field == "exit":
+            changed = replace(changed, exit_node=not changed.exit_node)
+        elif field == "key":
+            changed = replace(changed, key=key_for(f"{changed.key}-{fresh}"))
+        else:
+            changed = replace(changed, endpoint=draw(st.sampled_from(
+                (None, "198.18.0.1:41641", f"198.18.0.{fresh % 250 + 2}:41641"))))
+    return changed
+
+
+@st.composite
+def events(draw: st.DrawFn, index: PolicyIndex, fresh: int) -> NodeEvent:
+    names = index.names()
+    kind = draw(st.sampled_from(("add", "remove", "update", "update")) if names
+                else st.just("add"))
+    if kind == "add":
+        user = draw(st.sampled_from(USERS))
+        tags = tuple(sorted(draw(st.sets(st.sampled_from(TAGS), max_size=2))))
+        routes = tuple(draw(st.sets(st.sampled_from(ROUTES), max_size=1)))
+        return NodeAdded(node(f"new{fresh}", user, tags, fresh, routes=routes,
+                              exit_node=draw(st.booleans()) and not routes))
+    name = draw(st.sampled_from(names))
+    if kind == "remove":
+        return NodeRemoved(name)
+    current = index.node(name)
+    assert current is not None
+    return NodeUpdated(draw(node_changes(current, fresh)))
+
+
+def with_ssh(text: str, rules: list[dict[str, object]]) -> str:
+    head = text.rstrip()[:-1]  # drop the closing brace; the text ends with ",\n}"
+    return head + f'"ssh": {json.dumps(rules)}\n}}'
+
+
+EVENT_SETTINGS = settings(max_examples=120, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+
+
+@EVENT_SETTINGS
+@given(text=policies(), inventory=tailnets(), ssh=st.booleans(), data=st.data())
+def test_events_keep_the_index_equal_to_a_fresh_compile(
+        text: str, inventory: Inventory, ssh: bool, data: st.DataObject) -> None:
+    policy = load(with_ssh(text, SSH_RULES) if ssh else text)
+    index = PolicyIndex.build(policy, inventory)
+    before = assert_matches_fresh_compile(index, policy)
+    for step in range(data.draw(st.integers(1, 6), label="events")):
+        if data.draw(st.integers(0, 9), label="policy push?") == 0:
+            policy = load(data.draw(policies(), label="new policy"))
+            changes = index.set_policy(policy)
+        else:
+            changes = index.apply(data.draw(events(index, 60 + step), label="event"))
+        after = assert_matches_fresh_compile(index, policy)
+        differ = {n for n in after if n not in before or content(before[n]) != content(after[n])}
+        differ |= set(before) - set(after)
+        assert changes.names == differ
+        for change in changes:
+            if change.removed:
+                assert change.node not in after and change.netmap() is None
+                continue
+            assert change.netmap() == after[change.node]
+            old = {p.name: p for p in before[change.node].peers} if change.node in before else {}
+            new = {p.name: p for p in after[change.node].peers}
+            assert set(change.peers_added) == set(new) - set(old)
+            assert set(change.peers_removed) == set(old) - set(new)
+            assert set(change.peers_changed) == {p for p in set(old) & set(new)
+                                                 if old[p] != new[p]}
+        before = after
+
+
+# --- bad events ---------------------------------------------------------------------------
+
+POLICY_TEXT = """{
+  "groups": {"group:eng": ["alice@example.com", "bob@example.com"]},
+  "tagOwners": {"tag:web": ["alice@example.com"]},
+  "acls": [{"action": "accept", "src": ["group:eng"], "dst": ["tag:web:443"]}],
+}"""
+
+
+@pytest.fixture
+def index() -> PolicyIndex:
+    return PolicyIndex.build(load(POLICY_TEXT), Inventory.of([
+        node("laptop", "alice@example.com", (), 1),
+        node("phone", "bob@example.com", (), 2),
+        node("web", None, ("tag:web",), 3),
+    ]))
+
+
+def snapshot(index: PolicyIndex) -> tuple[object, ...]:
+    return (index.inventory().nodes,
+            tuple(content(index.netmap(name)) for name in index.names()))
+
+
+@pytest.mark.parametrize(("event", "code", "words"), [
+    (NodeRemoved("ghost"), "I404", 'unknown node "ghost"'),
+    (NodeUpdated(node("ghost", "alice@example.com", (), 9)), "I404", 'unknown node "ghost"'),
+    (NodeAdded(node("laptop", "alice@example.com", (), 9)), "I402", "already used"),
+    (NodeAdded(replace(node("tablet", "alice@example.com", (), 9),
+                       ips=node("x", None, (), 2).ips[:1])), "I402", "100.64.0.2"),
+    (NodeUpdated(replace(node("laptop", "alice@example.com", (), 1),
+                         ips=node("x", None, (), 3).ips)), "I402", 'node "web"'),
+    (NodeAdded(replace(node("tablet", "alice@example.com", (), 9),
+                       key=node("phone", None, (), 2).key)), "I402", "key"),
+    (NodeAdded(replace(node("tablet", "alice@example.com", (), 9), key="not-a-key")),
+     "I403", "not 32 bytes"),
+    (NodeUpdated(replace(node("web", None, ("tag:web",), 3), key=key_for("k")[:-4])),
+     "I403", "not 32 bytes"),
+    (NodeUpdated(node("web", None, ("web",), 3)), "I401", "is not a tag"),
+])
+def test_bad_events_are_rejected_and_change_nothing(
+        index: PolicyIndex, event: NodeEvent, code: str,
+        words: str) -> None:
+    before = snapshot(index)
+    with pytest.raises(EventRejected) as raised:
+        index.apply(event)
+    codes = [d.code for d in raised.value.diagnostics.errors]
+    assert code in codes
+    assert any(words in d.message for d in raised.value.diagnostics.errors)
+    assert snapshot(index) == before
+
+
+def test_a_join_reports_the_peers_that_now_see_the_new_node(index: PolicyIndex) -> None:
+    changes = index.apply(NodeAdded(node("tablet", "alice@example.com", (), 4)))
+    by_name = {c.node: c for c in changes}
+    assert set(by_name) == {"tablet", "web"}  # laptop and phone do not see each other
+    assert by_name["web"].peers_added == ("tablet",)
+    assert by_name["tablet"].peers_added == ("web",)
+    web = by_name["web"].netmap()
+    assert web is not None and "100.64.0.4" in web.packet_filter[0].src_ips
+
+
+def test_a_key_change_is_a_peer_change_for_those_who_see_the_node(index: PolicyIndex) -> None:
+    current = index.node("laptop")
+    assert current is not None
+    changes = index.apply(NodeUpdated(replace(current, key=key_for("rotated"))))
+    by_name = {c.node: c for c in changes}
+    assert set(by_name) == {"web"}
+    assert by_name["web"].peers_changed == ("laptop",)
+    assert by_name["web"].peers_added == by_name["web"].peers_removed == ()
