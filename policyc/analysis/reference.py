@@ -239,11 +239,40 @@ class ReferenceEvaluator:
         if isinstance(alias, HostRef):
             host = self.policy.hosts.get(alias.name)
             return host is not None and ip.version == host.network.version and ip in host.network
+        if isinstance(alias, AutoGroupRef) and alias.name == "autogroup:internet":
+            return in_internet(ip)  # inside an ipset
         if isinstance(alias, IPSetRef) and alias.name not in seen:
             ipset = self.policy.ipsets.get(alias.name)
+            inner = seen | {alias.name}
             return ipset is not None and any(
-                self.address_alias_contains(e, ip, seen | {alias.name}) for e in ipset.entries)
+                self.address_alias_contains(e, ip, inner) for e in ipset.entries) and not any(
+                self.address_alias_contains(e, ip, inner) for e in ipset.removed)
         return False
+
+    def ipset_networks(self, name: str, seen: frozenset[str] = frozenset()) -> list[IPNetwork]:
+        """An ipset as CIDR blocks: its entries' blocks minus its removed ones."""
+        ipset = self.policy.ipsets.get(name)
+        if ipset is None or name in seen:
+            return []
+        inner = seen | {name}
+        kept = _collapse(n for e in ipset.entries for n in self._networks(e, inner))
+        for gone in (n for e in ipset.removed for n in self._networks(e, inner)):
+            kept = _collapse(piece for net in kept for piece in _minus(net, gone))
+        return kept
+
+    def _networks(self, alias: Alias, seen: frozenset[str]) -> list[IPNetwork]:
+        if isinstance(alias, PrefixAlias):
+            return [alias.network]
+        if isinstance(alias, HostRef):
+            host = self.policy.hosts.get(alias.name)
+            return [host.network] if host is not None else []
+        if isinstance(alias, RangeAlias):
+            return list(ipaddress.summarize_address_range(alias.first, alias.last))
+        if isinstance(alias, AutoGroupRef) and alias.name == "autogroup:internet":
+            return _internet_networks()
+        if isinstance(alias, IPSetRef):
+            return self.ipset_networks(alias.name, seen)
+        return []
 
     def source_contains(self, alias: Alias, ip: IPAddress) -> bool:
         """Does `alias`, written in a rule's `src`, include address `ip`?"""
@@ -412,9 +441,7 @@ class ReferenceEvaluator:
             return any(_within_internet(n) for n in ipaddress.summarize_address_range(
                 alias.first, alias.last))
         if isinstance(alias, IPSetRef) and alias.name not in seen:
-            ipset = self.policy.ipsets.get(alias.name)
-            return ipset is not None and any(
-                self._has_internet_prefix(e, seen | {alias.name}) for e in ipset.entries)
+            return any(_within_internet(n) for n in self.ipset_networks(alias.name))
         return False
 
     def _alias_overlaps(self, alias: Alias, net: IPNetwork) -> bool:
@@ -435,11 +462,36 @@ class ReferenceEvaluator:
             return alias.first.version == net.version and not (
                 alias.last < net.network_address or alias.first > net.broadcast_address)  # type: ignore[operator]
         if isinstance(alias, IPSetRef):
-            ipset = self.policy.ipsets.get(alias.name)
-            return ipset is not None and any(
-                self._alias_overlaps(e, net) for e in ipset.entries if e != alias)
+            return any(_overlaps(n, net) for n in self.ipset_networks(alias.name))
         return any(ip in net for n in self.nodes_of(alias) for ip in n.ips
                    if ip.version == net.version)
+
+
+def _collapse(nets: Iterable[IPNetwork]) -> list[IPNetwork]:
+    """Merge blocks per address family (collapse_addresses wants one family)."""
+    items = list(nets)
+    out: list[IPNetwork] = []
+    for version in (4, 6):
+        out.extend(ipaddress.collapse_addresses(  # type: ignore[type-var]
+            n for n in items if n.version == version))
+    return out
+
+
+def _minus(net: IPNetwork, gone: IPNetwork) -> list[IPNetwork]:
+    """`net` without the addresses of `gone`, as blocks."""
+    if not _overlaps(net, gone):
+        return [net]
+    if net.subnet_of(gone):  # type: ignore[arg-type]
+        return []
+    return list(net.address_exclude(gone))  # type: ignore[arg-type]
+
+
+def _internet_networks() -> list[IPNetwork]:
+    """autogroup:internet as blocks: the included space minus the excluded."""
+    kept = list(INTERNET_INCLUDED)
+    for gone in INTERNET_EXCLUDED:
+        kept = [piece for net in kept for piece in _minus(net, gone)]
+    return _collapse(kept)
 
 
 def _within_internet(net: IPNetwork) -> bool:

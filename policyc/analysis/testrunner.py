@@ -273,11 +273,26 @@ def _ssh_nodes(ev: ReferenceEvaluator, alias: Alias, src: Node | None = None) ->
                                            if ip.version == network.version)]
 
 
+def _ipv6_address(ev: ReferenceEvaluator, alias: Alias) -> bool:
+    network = literal_network(ev, alias)
+    return network is not None and network.version == 6
+
+
 def _run_ssh_test(ev: ReferenceEvaluator, test: SshTest,
                   diags: Diagnostics) -> list[EntryOutcome]:
     entries: list[tuple[EntryKind, str]] = (
         [("accept", u) for u in test.accept] + [("check", u) for u in test.check]
         + [("deny", u) for u in test.deny])
+    ipv6 = next((a for a in test.destinations if _ipv6_address(ev, a)), None)
+    if ipv6 is not None:
+        diags.error("T303", _span_of(ipv6, test.span),
+                    f'SSH test destination "{ipv6}" is an IPv6 address: Tailscale fails '
+                    "such a test",
+                    notes=["captured: sshtest-malformed-dst-bare-ipv6 fails while the same "
+                           "test with the node's IPv4 address passes; name the node's IPv4 "
+                           "address, tag or user instead"])
+        return [EntryOutcome("sshTests", k, u, False, _user_span(test, k, u))
+                for k, u in entries]
     sources = _ssh_nodes(ev, test.src)
     pairs = [(s, d) for s in sources for alias in test.destinations
              for d in _ssh_nodes(ev, alias, s)]

@@ -23,6 +23,7 @@ from policyc.policy.model import (
     Policy,
     PrefixAlias,
     RangeAlias,
+    ServiceRef,
     TagRef,
     UserRef,
     Wildcard,
@@ -128,6 +129,8 @@ class Resolver:
                 return AddressSet.of_network(host.network) if host else EMPTY
             case IPSetRef(name=name):
                 return self._ipset(name, visiting)
+            case ServiceRef():
+                return EMPTY  # service VIPs are not in the inventory (W207)
             case AutoGroupRef(name=name) if name == INTERNET_GROUP:
                 return INTERNET
             case AutoGroupRef(name=name) if name == DANGER_ALL:
@@ -142,7 +145,8 @@ class Resolver:
         if ipset is None or name in visiting:
             return EMPTY
         inner = visiting | {name}
-        return union_all(self._resolve(entry, inner) for entry in ipset.entries)
+        added = union_all(self._resolve(entry, inner) for entry in ipset.entries)
+        return added - union_all(self._resolve(entry, inner) for entry in ipset.removed)
 
     # --- nodes <-> addresses -------------------------------------------------------
 

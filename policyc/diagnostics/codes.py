@@ -50,24 +50,35 @@ CODES: dict[str, CodeInfo] = {
     "E119": CodeInfo("invalid-grant", "A grant is malformed (no ip/app, bad via)."),
     "E120": CodeInfo("invalid-ssh-rule", "An SSH rule is malformed."),
     "E121": CodeInfo("invalid-self-source", "autogroup:self with a source it cannot narrow."),
-    "E122": CodeInfo("circular-tag-owner", "Tag ownership forms a cycle."),
+    "E122": CodeInfo("circular-tag-owner", "Retired: tag ownership cycles are accepted, as "
+                     "Tailscale accepts them (captured); no longer reported."),
     "E123": CodeInfo("invalid-owner", "A tag owner or approver is not a user, group or tag."),
     "E124": CodeInfo("invalid-duration", "A duration is malformed or out of range."),
     "E125": CodeInfo("invalid-test", "A policy test entry is malformed."),
     "E126": CodeInfo("invalid-posture", "A posture or posture reference is malformed."),
     "E127": CodeInfo("invalid-node-attr", "A nodeAttrs entry is malformed."),
     "E128": CodeInfo("invalid-capability", "An app capability name is malformed."),
+    "E129": CodeInfo("mixed-spellings", "autogroup:member and its legacy spelling "
+                     "autogroup:members are both used."),
     # --- W: likely mistakes ----------------------------------------------------
     "W201": CodeInfo("rule-matches-nothing", "A rule's sources or destinations match no node."),
     "W202": CodeInfo("unused-group", "A group is defined but never referenced."),
     "W203": CodeInfo("shadowed-rule", "Every packet a rule allows is already allowed by another."),
     "W204": CodeInfo("unused-host", "A host alias is defined but never referenced."),
     "W205": CodeInfo("unused-tag", "A tag is defined but no rule or node uses it."),
+    "W206": CodeInfo("legacy-syntax", "A legacy spelling Tailscale still accepts "
+                     "(autogroup:members, a test's allow)."),
+    "W207": CodeInfo("accepted-not-enforced", "Accepted as Tailscale accepts it, but policyc "
+                     "does not compile or check it fully."),
+    "W208": CodeInfo("empty-node-attr", "A nodeAttrs entry has a target but no attr, app "
+                     "or ipPool."),
     # --- T: policy tests -------------------------------------------------------
     "T301": CodeInfo("test-accept-failed", "A `tests` accept entry is not allowed by the policy."),
     "T302": CodeInfo("test-deny-failed", "A `tests` deny entry is allowed by the policy."),
     "T303": CodeInfo("test-unresolvable", "A test source or destination resolves to nothing."),
     "T304": CodeInfo("ssh-test-failed", "An `sshTests` expectation does not hold."),
+    "T305": CodeInfo("test-undecidable", "A test outcome depends on what only the inventory "
+                     "(node addresses, users' roles) can tell; reported as a warning."),
     # --- I: inventory ----------------------------------------------------------
     "I401": CodeInfo("invalid-node", "A node entry in the inventory is malformed."),
     "I402": CodeInfo("duplicate-node", "Two nodes share a name, address or key."),

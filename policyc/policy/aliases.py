@@ -30,6 +30,7 @@ from policyc.policy.model import (
     IPSetRef,
     PrefixAlias,
     RangeAlias,
+    ServiceRef,
     TagRef,
     UserRef,
     Wildcard,
@@ -49,6 +50,12 @@ KNOWN_AUTOGROUPS = frozenset({
     "autogroup:auditor", "autogroup:shared",
 })
 
+# The legacy spelling of autogroup:member, still accepted by Tailscale
+# (KB "Targets and selectors" lists autogroup:member; older policies and
+# generated files use autogroup:members).
+MEMBER = "autogroup:member"
+LEGACY_MEMBERS = "autogroup:members"
+SERVICE_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 GROUP_NAME = re.compile(r"[^\s:@]+")
 # A bare name that is plainly a (bad) address attempt rather than a host alias.
@@ -91,6 +98,8 @@ def parse_alias(text: str, span: Span, diags: Diagnostics, *, position: str) -> 
         return _autogroup(text, span, diags, position)
     if text.startswith("ipset:"):
         return _ipset(text, span, diags, position)
+    if text.startswith("svc:"):
+        return _service(text, span, diags, position)
     if _is_range_attempt(text):
         return _range(text, span, diags, position)
     if ADDRESS_LIKE.fullmatch(text):
@@ -120,12 +129,22 @@ def _tag(text: str, span: Span, diags: Diagnostics, position: str) -> Alias | No
 
 
 def _autogroup(text: str, span: Span, diags: Diagnostics, position: str) -> Alias | None:
+    if text == LEGACY_MEMBERS:
+        return AutoGroupRef(MEMBER, span, spelled=text)
     if text not in KNOWN_AUTOGROUPS:
         guess = did_you_mean(text, KNOWN_AUTOGROUPS)
         diags.error("E113", span, f"{position}: unknown autogroup {text!r}",
                     suggestion=guess)
         return None
     return AutoGroupRef(text, span)
+
+
+def _service(text: str, span: Span, diags: Diagnostics, position: str) -> Alias | None:
+    if not SERVICE_NAME.fullmatch(text.removeprefix("svc:")):
+        diags.error("E116", span, f"{position}: invalid service name {text!r} "
+                    "(svc: then a DNS label: letters, digits and inner hyphens)")
+        return None
+    return ServiceRef(text, span)
 
 
 def _ipset(text: str, span: Span, diags: Diagnostics, position: str) -> Alias | None:
@@ -264,6 +283,10 @@ def parse_ip_capability(text: str, span: Span, diags: Diagnostics) -> IPCapabili
     if colon and ":" in proto_text:
         diags.error("E111", span, f'ip "{text}": expected PROTO:PORTS')
         return None
+    if proto_text.strip() == "*":
+        # `*:8096`: any protocol, these ports (seen in real policies Tailscale
+        # accepts); the same as the bare `8096`.
+        colon = ""
     protocol = parse_protocol(proto_text, span, diags) if colon else None
     if colon and protocol is None:
         return None

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from policyc.diagnostics.diagnostics import Diagnostics, did_you_mean
-from policyc.diagnostics.source import SourceFile
+from policyc.diagnostics.source import SourceFile, Span
 from policyc.grammar.cst import JArray, JString, JValue, to_python
 from policyc.policy.aliases import parse_alias, parse_network
 from policyc.policy.build_rules import (
@@ -26,8 +26,9 @@ from policyc.policy.build_rules import (
     build_ssh_test,
     build_test,
 )
-from policyc.policy.jsonread import Reader, list_of
+from policyc.policy.jsonread import Reader, has_items, list_of
 from policyc.policy.model import (
+    Alias,
     AutoApprovers,
     Group,
     HostAlias,
@@ -36,6 +37,8 @@ from policyc.policy.model import (
     Policy,
     Posture,
     RouteApprover,
+    ServiceApprover,
+    ServiceRef,
     TagOwners,
     TagRef,
     TailnetOptions,
@@ -120,8 +123,22 @@ def build_ipsets(r: Reader, value: JValue) -> dict[str, IPSet]:
         if not name.startswith("ipset:") or len(name) == len("ipset:"):
             r.diags.error("E116", member.key.span, f'ipset name "{name}" must start with "ipset:"')
             continue
-        out[name] = IPSet(name, r.aliases(member.value, f'ipsets["{name}"]'), member.span)
+        out[name] = _ipset(r, name, member.value, member.span)
     return out
+
+
+def _ipset(r: Reader, name: str, value: JValue, span: Span) -> IPSet:
+    """Entries are selectors, optionally prefixed `add ` or `remove ` (KB "IP sets")."""
+    added: list[Alias] = []
+    removed: list[Alias] = []
+    for item in r.strings(value, f'ipsets["{name}"]'):
+        verb, _, rest = item.value.strip().partition(" ")
+        target, text = {"add": (added, rest), "remove": (removed, rest)}.get(
+            verb, (added, item.value))
+        alias = parse_alias(text, item.span, r.diags, position=f'ipsets["{name}"]')
+        if alias is not None:
+            target.append(alias)
+    return IPSet(name, tuple(added), span, tuple(removed))
 
 
 def build_postures(r: Reader, value: JValue) -> dict[str, Posture]:
@@ -142,7 +159,7 @@ def build_auto_approvers(r: Reader, value: JValue) -> AutoApprovers:
     obj = r.obj(value, "autoApprovers")
     if obj is None:
         return AutoApprovers()
-    f = r.fields(obj, "autoApprovers", frozenset({"routes", "exitNode"}))
+    f = r.fields(obj, "autoApprovers", frozenset({"routes", "exitNode", "services"}))
     routes = []
     routes_obj = r.obj(f["routes"], "autoApprovers.routes") if "routes" in f else None
     for member in routes_obj.members if routes_obj else ():
@@ -154,7 +171,26 @@ def build_auto_approvers(r: Reader, value: JValue) -> AutoApprovers:
         approvers = r.aliases(member.value, "autoApprovers")
         routes.append(RouteApprover(prefix, approvers, member.span))
     exit_node = r.aliases(f["exitNode"], "autoApprovers") if "exitNode" in f else ()
-    return AutoApprovers(tuple(routes), exit_node, obj.span)
+    services = _service_approvers(r, f["services"]) if "services" in f else ()
+    return AutoApprovers(tuple(routes), exit_node, obj.span, services)
+
+
+def _service_approvers(r: Reader, value: JValue) -> tuple[ServiceApprover, ...]:
+    """`autoApprovers.services`: `svc:NAME` or `tag:NAME` -> approvers (KB
+    "Tailscale Services"; public policies use both key forms)."""
+    obj = r.obj(value, "autoApprovers.services")
+    out = []
+    for member in obj.members if obj else ():
+        key = member.key.value.strip()
+        service = parse_alias(key, member.key.span, r.diags, position="autoApprovers.services")
+        if service is not None and not isinstance(service, ServiceRef | TagRef):
+            r.diags.error("E123", member.key.span, f'autoApprovers.services: "{key}" must be '
+                          "a service (svc:NAME) or a tag (tag:NAME)")
+            continue
+        approvers = r.aliases(member.value, "autoApprovers")
+        if service is not None:
+            out.append(ServiceApprover(key, approvers, member.span))
+    return tuple(out)
 
 
 NODE_ATTR_FIELDS = frozenset({"target", "attr", "ipPool", "app"})
@@ -173,7 +209,12 @@ def build_node_attr(r: Reader, value: JValue) -> NodeAttr | None:
             r.diags.error("E110", item.span, f'ipPool "{item.value}": invalid prefix')
         else:
             pools.append(network)
-    app = build_app(r, f["app"]) if "app" in f else ()
+    app = build_app(r, f["app"], node_attrs=True) if "app" in f else ()
+    if not any(has_items(f.get(key)) for key in ("attr", "app", "ipPool")):
+        # Captured 200 (nodeattrs-error-e1-empty); decided on what was written,
+        # so a rejected app entry does not also count as "nothing given".
+        r.diags.warning("W208", obj.span, "nodeAttrs entry gives nothing: no attr, app or "
+                        "ipPool")
     if "target" not in f:
         return None
     return NodeAttr(targets, r.names(f.get("attr"), "attr"), tuple(pools), app, obj.span)

@@ -122,21 +122,29 @@ def _via(r: Reader, value: JValue) -> tuple[TagRef, ...]:
     return tuple(out)
 
 
-# Under tailscale.com/ only these capabilities may be granted (POLICY-FORMAT §3.2).
+# Under tailscale.com/ only these capabilities may be granted (POLICY-FORMAT
+# §3.2): an allow-list. Captured accepted: drive, kubernetes, relay, webui;
+# captured rejected: funnel, ingress, relay-target. golink is documented by
+# Tailscale's golink; tsidp and secrets by their own projects.
 ALLOWED_TAILSCALE_CAPS = frozenset(
     f"tailscale.com/cap/{name}"
-    for name in ("drive", "relay", "webui", "kubernetes", "tsidp", "secrets")
+    for name in ("drive", "relay", "webui", "kubernetes", "tsidp", "secrets", "golink")
 )
+# nodeAttrs `app` names Tailscale documents (KB "App connectors").
+APP_CONNECTORS = "tailscale.com/app-connectors"
+APP_CONNECTOR_FIELDS = frozenset({"name", "connectors", "domains", "presetAppID", "routes"})
 
 
-def build_app(r: Reader, value: JValue) -> tuple[AppCapability, ...]:
+def build_app(r: Reader, value: JValue, *, node_attrs: bool = False) -> tuple[AppCapability, ...]:
     obj = r.obj(value, "app")
     if obj is None:
         return ()
     out = []
     for member in obj.members:
         name = member.key
-        if not _check_cap_name(r, name):
+        if node_attrs and name.value == APP_CONNECTORS:
+            _check_app_connectors(r, member.value)
+        elif not _check_cap_name(r, name):
             continue
         values = r.arr(member.value, f'app "{name.value}"', "an array of objects")
         if values is not None:
@@ -144,6 +152,24 @@ def build_app(r: Reader, value: JValue) -> tuple[AppCapability, ...]:
                 r.obj(item, f'app "{name.value}"')
         out.append(AppCapability(name.value, to_python(member.value), name.span))
     return tuple(out)
+
+
+def _check_app_connectors(r: Reader, value: JValue) -> None:
+    """`[{"name", "connectors": [tags], "domains": [...], "presetAppID"}]`."""
+    for item in (value.items if isinstance(value, JArray) else ()):
+        obj = r.obj(item, APP_CONNECTORS)
+        if obj is None:
+            continue
+        for field in obj.members:
+            if field.key.value not in APP_CONNECTOR_FIELDS:
+                r.diags.warning("W207", field.key.span, f'{APP_CONNECTORS}: field '
+                                f'"{field.key.value}" is not documented; passed through '
+                                "unchecked")
+        for connector in r.strings(obj.get("connectors") or JArray((), obj.span), "connectors"):
+            if not (connector.value.startswith("tag:") or connector.value == "*"):
+                r.diags.error("E127", connector.span, f'{APP_CONNECTORS}: connector '
+                              f'"{connector.value}" must be a tag')
+        r.strings(obj.get("domains") or JArray((), obj.span), "domains")
 
 
 def _check_cap_name(r: Reader, name: JString) -> bool:
@@ -206,7 +232,7 @@ def _accept_env(r: Reader, value: JValue | None) -> tuple[str, ...]:
 
 # --- tests ----------------------------------------------------------------------
 
-TEST_FIELDS = frozenset({"src", "proto", "accept", "deny"})
+TEST_FIELDS = frozenset({"src", "proto", "accept", "deny", "allow"})
 # Tests may only ask about port-carrying protocols; "" is the default set.
 TEST_PROTOCOLS: dict[str, int | None] = {
     "": None, "tcp": 6, "udp": 17, "sctp": 132, "6": 6, "17": 17, "132": 132,
@@ -223,8 +249,13 @@ def build_test(r: Reader, value: JValue) -> PolicyTest | None:
            if src_text is not None else None)
     protocol = _test_protocol(r, f.get("proto"))
     accept = _test_targets(r, f.get("accept"), "accept")
+    if "allow" in f:
+        # The legacy name of `accept`, still accepted by Tailscale.
+        r.diags.warning("W206", f["allow"].span, 'test "allow" is the legacy name of "accept"',
+                        suggestion="accept")
+        accept += _test_targets(r, f["allow"], "allow")
     deny = _test_targets(r, f.get("deny"), "deny")
-    if not has_items(f.get("accept")) and not has_items(f.get("deny")):
+    if not any(has_items(f.get(key)) for key in ("accept", "allow", "deny")):
         r.diags.error("E125", obj.span, "test: needs at least one accept or deny entry")
     if src is None or src_text is None:
         return None
@@ -249,8 +280,9 @@ def _test_targets(r: Reader, value: JValue | None, what: str) -> tuple[TestTarge
         destination = parse_destination(item.value, item.span, r.diags, position=f"test {what}")
         if destination is None:
             continue
-        problem = _single_host_problem(destination.alias) or _single_port_problem(
-            destination.ports)
+        problem = (_single_host_problem(destination.alias)
+                   or _written_as_prefix(destination.alias, item.value)
+                   or _single_port_problem(destination.ports))
         if problem:
             r.diags.error("E125", item.span, f'test {what} "{item.value}": {problem}')
             continue
@@ -267,6 +299,15 @@ def _single_host_problem(alias: Alias) -> str | None:
         return "a test destination must be a single host"
     if isinstance(alias, AutoGroupRef) and alias.name == "autogroup:internet":
         return "autogroup:internet cannot be tested"
+    return None
+
+
+def _written_as_prefix(alias: Alias, text: str) -> str | None:
+    """`100.64.0.16/32:22` names one address, yet Tailscale fails the test
+    (captured: policytest-allpass-grants-only-tag-src-prefix32-dst); only a
+    bare address is a host."""
+    if isinstance(alias, PrefixAlias) and "/" in text.strip().rpartition(":")[0]:
+        return "test destination must be a single host, not a CIDR range"
     return None
 
 
@@ -287,14 +328,38 @@ def build_ssh_test(r: Reader, value: JValue) -> SshTest | None:
     src_text = r.string(f["src"], "sshTest src") if "src" in f else None
     src = (parse_alias(src_text.value, src_text.span, r.diags, position="sshTest src")
            if src_text is not None else None)
-    destinations = r.aliases(f["dst"], "sshTest dst") if "dst" in f else ()
-    for alias in destinations:
-        if _single_host_problem(alias) is not None:
-            r.diags.error("E125", alias.span,
-                          f'SSH tests dst contains disallowed element "{alias}"')
+    destinations = _ssh_test_destinations(r, f["dst"]) if "dst" in f else ()
     users = {key: r.names(f.get(key), f"sshTest {key}") for key in ("accept", "check", "deny")}
+    if not any(has_items(f.get(key)) for key in ("accept", "check", "deny")):
+        # Tailscale fails such an entry ("test(s) failed", captured:
+        # sshtest-malformed-empty-accept-and-deny) rather than passing it vacuously.
+        r.diags.error("E125", obj.span, "sshTest: needs at least one accept, check or deny user")
     if src is None or src_text is None:
         return None
     return SshTest(src, src_text.value.strip(), destinations, users["accept"], users["check"],
                    users["deny"], obj.span)
 
+
+
+def _ssh_test_destinations(r: Reader, value: JValue) -> tuple[Alias, ...]:
+    """sshTests `dst`: hosts only, in Tailscale's words when one is not.
+
+    Disallowed entries are reported here and dropped, so validation does not
+    report them a second time.
+    """
+    out = []
+    for item in r.strings(value, "sshTest dst"):
+        text = item.value.strip()
+        if text.startswith("tag:") and ":" in text[4:]:
+            # Tailscale reads `tag:server:22` as a tag name (captured message).
+            r.diags.error("E125", item.span, f'SSH tests dst contains unknown tag "{text}"')
+            continue
+        alias = parse_alias(item.value, item.span, r.diags, position="sshTest dst")
+        if alias is None:
+            continue
+        if _single_host_problem(alias) is not None:
+            r.diags.error("E125", alias.span,
+                          f'SSH tests dst contains disallowed element "{alias}"')
+            continue
+        out.append(alias)
+    return tuple(out)

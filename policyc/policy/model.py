@@ -66,6 +66,20 @@ class TagRef:
 class AutoGroupRef:
     name: str  # with its `autogroup:` prefix, e.g. `autogroup:member`
     span: Span = NO_SPAN
+    # How the file spelled it when that differs from `name`: the legacy
+    # `autogroup:members` is `autogroup:member` in every other respect.
+    spelled: str = field(default="", compare=False)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRef:
+    """`svc:NAME`: a Tailscale Service (a virtual IP served by tagged hosts)."""
+
+    name: str  # with its `svc:` prefix
+    span: Span = NO_SPAN
 
     def __str__(self) -> str:
         return self.name
@@ -117,7 +131,7 @@ class RangeAlias:
 
 Alias: TypeAlias = (
     Wildcard | UserRef | GroupRef | TagRef | AutoGroupRef | HostRef | IPSetRef
-    | PrefixAlias | RangeAlias
+    | PrefixAlias | RangeAlias | ServiceRef
 )
 
 # --- rules --------------------------------------------------------------------
@@ -208,9 +222,13 @@ class HostAlias:
 
 @dataclass(frozen=True, slots=True)
 class IPSet:
+    """The addresses of `entries` (plain or `add X`) minus those of `removed`
+    (`remove X`), whatever the order they are written in."""
+
     name: str
-    entries: tuple[Alias, ...]  # PrefixAlias | RangeAlias | HostRef | IPSetRef
+    entries: tuple[Alias, ...]  # PrefixAlias | RangeAlias | HostRef | IPSetRef | internet
     span: Span = NO_SPAN
+    removed: tuple[Alias, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,10 +239,20 @@ class RouteApprover:
 
 
 @dataclass(frozen=True, slots=True)
+class ServiceApprover:
+    """`autoApprovers.services`: who may advertise a service (`svc:NAME` or a tag's)."""
+
+    service: str  # `svc:NAME` or `tag:NAME`
+    approvers: tuple[Alias, ...]
+    span: Span = NO_SPAN
+
+
+@dataclass(frozen=True, slots=True)
 class AutoApprovers:
     routes: tuple[RouteApprover, ...] = ()
     exit_node: tuple[Alias, ...] = ()
     span: Span = NO_SPAN
+    services: tuple[ServiceApprover, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

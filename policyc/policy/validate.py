@@ -27,6 +27,7 @@ from policyc.policy.model import (
     Policy,
     PrefixAlias,
     RangeAlias,
+    ServiceRef,
     SshRule,
     TagRef,
     UserRef,
@@ -56,7 +57,8 @@ class Place:
 EVERYTHING = ADDRESSES | IDENTITIES | {Wildcard}
 SRC = Place("src", "E117", EVERYTHING,
             MEMBERSHIP | ROLE_AUTOGROUPS | {"autogroup:danger-all", "autogroup:shared"})
-DST = Place("dst", "E117", EVERYTHING,
+# `svc:NAME` (Tailscale Services) is a destination only (KB "Tailscale Services").
+DST = Place("dst", "E117", EVERYTHING | {ServiceRef},
             MEMBERSHIP | {"autogroup:self", "autogroup:internet"})
 VIA = Place("via", "E119", frozenset({TagRef}), frozenset())
 SSH_SRC = Place("ssh src", "E120", IDENTITIES, MEMBERSHIP | ROLE_AUTOGROUPS)
@@ -69,13 +71,18 @@ NODE_ATTR = Place("nodeAttrs target", "E127", IDENTITIES | {Wildcard, PrefixAlia
                   MEMBERSHIP | ROLE_AUTOGROUPS)
 TEST_SRC = Place("test src", "E125", (IDENTITIES | ADDRESSES) - {IPSetRef},
                  MEMBERSHIP | ROLE_AUTOGROUPS)
-TEST_DST = Place("test destination", "E125", (IDENTITIES | ADDRESSES) - {IPSetRef},
+TEST_DST = Place("test destination", "E125", (IDENTITIES | ADDRESSES | {ServiceRef}) - {IPSetRef},
                  MEMBERSHIP | {"autogroup:self"})
-SSH_TEST_SRC = Place("sshTest src", "E125", IDENTITIES, MEMBERSHIP | ROLE_AUTOGROUPS)
+# An IP address (or a host alias to one) as sshTests src: captured 200
+# (sshtest-ip-literal-src); it stands for the node holding that address.
+SSH_TEST_SRC = Place("sshTest src", "E125", IDENTITIES | {PrefixAlias, HostRef},
+                     MEMBERSHIP | ROLE_AUTOGROUPS)
 SSH_TEST_DST = Place("sshTest dst", "E125", IDENTITIES | {PrefixAlias, HostRef},
                      MEMBERSHIP | {"autogroup:self"})
-IPSET = Place("ipsets", "E117", frozenset({HostRef, IPSetRef, PrefixAlias, RangeAlias}),
-              frozenset())
+# KB "IP sets": addresses, CIDRs, ranges, hosts, other ipsets, and of the
+# autogroups only autogroup:internet (the one that is an address range).
+IPSET = Place("ipsets", "E117", frozenset({HostRef, IPSetRef, PrefixAlias, RangeAlias,
+                                           AutoGroupRef}), frozenset({"autogroup:internet"}))
 
 # SaaS's own words for the autogroup placements people get wrong most.
 AUTOGROUP_MESSAGES = {
@@ -102,6 +109,8 @@ def placed_aliases(policy: Policy) -> Iterator[tuple[Place, Alias]]:
     for route in policy.auto_approvers.routes:
         yield from ((APPROVER, a) for a in route.approvers)
     yield from ((APPROVER, a) for a in policy.auto_approvers.exit_node)
+    for service in policy.auto_approvers.services:
+        yield from ((APPROVER, a) for a in service.approvers)
     for attr in policy.node_attrs:
         yield from ((NODE_ATTR, a) for a in attr.targets)
     for test in policy.tests:
@@ -111,7 +120,7 @@ def placed_aliases(policy: Policy) -> Iterator[tuple[Place, Alias]]:
         yield SSH_TEST_SRC, ssh_test.src
         yield from ((SSH_TEST_DST, a) for a in ssh_test.destinations)
     for ipset in policy.ipsets.values():
-        yield from ((IPSET, a) for a in ipset.entries)
+        yield from ((IPSET, a) for a in (*ipset.entries, *ipset.removed))
 
 
 def validate_policy(policy: Policy, diags: Diagnostics) -> None:
@@ -121,7 +130,9 @@ def validate_policy(policy: Policy, diags: Diagnostics) -> None:
         _check_defined(policy, place, alias, diags)
         _check_placement(place, alias, diags)
     check_rules(policy, diags)
-    _check_tag_owner_cycles(policy, diags)
+    _check_member_spellings([alias for _, alias in placed], diags)
+    _check_service_keys(policy, diags)
+    _warn_services_not_compiled(placed, diags)
     _check_postures(policy, diags)
     _warn_unused(policy, [alias for _, alias in placed], diags)
 
@@ -129,6 +140,10 @@ def validate_policy(policy: Policy, diags: Diagnostics) -> None:
 def _check_defined(policy: Policy, place: Place, alias: Alias, diags: Diagnostics) -> None:
     if isinstance(alias, GroupRef):
         _require(alias.name, policy.groups, "E104", "group", alias, diags)
+    elif isinstance(alias, TagRef) and place is SSH_TEST_DST:
+        if alias.name not in policy.tag_owners:  # Tailscale's words for this place
+            diags.error("E105", alias.span, f'SSH tests dst contains unknown tag "{alias.name}"',
+                        suggestion=did_you_mean(alias.name, policy.tag_owners))
     elif isinstance(alias, TagRef):
         _require(alias.name, policy.tag_owners, "E105", "tag", alias, diags,
                  where=" in tagOwners")
@@ -159,33 +174,38 @@ def _check_placement(place: Place, alias: Alias, diags: Diagnostics) -> None:
         diags.error(place.code, alias.span, message)
 
 
-def _check_tag_owner_cycles(policy: Policy, diags: Diagnostics) -> None:
-    """Tags may own tags, but an ownership chain must not come back to its start."""
-    owned_by = {tag: [o.name for o in entry.owners if isinstance(o, TagRef)]
-                for tag, entry in policy.tag_owners.items()}
-    reported: set[str] = set()
-    for start in owned_by:
-        cycle = _find_cycle(start, owned_by)
-        if cycle and not reported.intersection(cycle):
-            reported.update(cycle)
-            path = " -> ".join([*cycle, cycle[0]])
-            diags.error("E122", policy.tag_owners[start].span,
-                        f"tag ownership is circular: {path}")
+def _check_member_spellings(aliases: list[Alias], diags: Diagnostics) -> None:
+    """`autogroup:members` is the legacy spelling of `autogroup:member`: accepted
+    (with a warning), but one file must not use both, so a reader never wonders
+    whether they differ."""
+    members = [a for a in aliases if isinstance(a, AutoGroupRef) and a.name == "autogroup:member"]
+    legacy = [a for a in members if a.spelled]
+    for alias in legacy:
+        diags.warning("W206", alias.span,
+                      '"autogroup:members" is the legacy spelling of "autogroup:member"',
+                      suggestion="autogroup:member")
+    current = [a for a in members if not a.spelled]
+    if legacy and current:
+        diags.error("E129", legacy[0].span,
+                    'both "autogroup:members" and "autogroup:member" are used; pick one '
+                    f"(autogroup:member is also used at line {current[0].span.line})")
 
 
-def _find_cycle(start: str, owned_by: Mapping[str, list[str]]) -> list[str] | None:
-    """The tags of a cycle through `start`, found by depth-first search."""
-    stack: list[tuple[str, list[str]]] = [(start, [start])]
-    seen: set[str] = set()
-    while stack:
-        tag, path = stack.pop()
-        for owner in owned_by.get(tag, ()):
-            if owner == start:
-                return path
-            if owner not in seen:
-                seen.add(owner)
-                stack.append((owner, [*path, owner]))
-    return None
+def _check_service_keys(policy: Policy, diags: Diagnostics) -> None:
+    for service in policy.auto_approvers.services:
+        if service.service.startswith("tag:") and service.service not in policy.tag_owners:
+            diags.error("E105", service.span,
+                        f'tag "{service.service}" is not defined in tagOwners',
+                        suggestion=did_you_mean(service.service, policy.tag_owners))
+
+
+def _warn_services_not_compiled(placed: list[tuple[Place, Alias]], diags: Diagnostics) -> None:
+    for place, alias in placed:
+        if isinstance(alias, ServiceRef) and place is DST:
+            diags.warning("W207", alias.span,
+                          f'"{alias}": Tailscale Services are accepted but not compiled: '
+                          "the inventory has no service addresses, so this destination "
+                          "allows nothing in policyc's netmaps")
 
 
 def _check_postures(policy: Policy, diags: Diagnostics) -> None:
