@@ -15,13 +15,18 @@ from policyc.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     emit_diagnostics,
+    fail,
     fail_io,
     io_failure,
     load_files,
     load_or_exit,
     select_nodes,
 )
+from policyc.compiler.names import contained_path
+from policyc.compiler.nodes import Inventory
 from policyc.diagnostics.codes import CODES
+from policyc.diagnostics.diagnostics import Diagnostics
+from policyc.diagnostics.source import NO_SPAN
 
 
 @main.command()
@@ -70,9 +75,10 @@ def compile_cmd(policy: str, nodes_path: str, node_names: tuple[str, ...],
         target = Path(out_dir)
         try:
             target.mkdir(parents=True, exist_ok=True)
+            paths = _output_paths(target, inventory, names)
             for name in names:
                 text = json.dumps(netmaps[name].to_json(), indent=2) + "\n"
-                (target / f"{name}.json").write_text(text)
+                paths[name].write_text(text)
         except OSError as err:
             fail_io(err.filename or out_dir, f"cannot write netmaps: {err.strerror or err}")
         click.echo(f"wrote {len(names)} netmap(s) to {target}", err=True)
@@ -81,6 +87,25 @@ def compile_cmd(policy: str, nodes_path: str, node_names: tuple[str, ...],
         click.echo(json.dumps(netmaps[names[0]].to_json(), indent=2))
     else:
         click.echo(json.dumps({n: netmaps[n].to_json() for n in names}, indent=2))
+
+
+def _output_paths(target: Path, inventory: Inventory, names: list[str]) -> dict[str, Path]:
+    """NAME.json inside `target` for every node, checked before anything is
+    written: names are validated on load (I408), and this holds whatever the
+    name, so a name or a planted symlink can never send a netmap elsewhere."""
+    paths, diags = {}, Diagnostics()
+    for name in names:
+        path = contained_path(target, f"{name}.json")
+        if path is None:
+            node = inventory.get(name)
+            diags.error("I412", node.where if node is not None else NO_SPAN,
+                        f'node "{name}": {name}.json would not be a file directly in '
+                        f"{target}; nothing was written")
+        else:
+            paths[name] = path
+    if diags.has_errors:
+        fail(diags)
+    return paths
 
 
 @main.command()

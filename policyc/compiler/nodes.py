@@ -23,7 +23,16 @@ class Node:
     routes: tuple[IPNetwork, ...] = ()  # approved subnet routes, exit routes excluded
     exit_node: bool = False  # an exit route (0.0.0.0/0, ::/0) is approved
     endpoint: str | None = None
-    span: Span = NO_SPAN
+    span: Span = NO_SPAN  # the whole entry in the inventory file
+    # Where the name and each of `tags` were written, so later checks
+    # (duplicates, tagOwners, output paths) point at the word at fault.
+    tag_spans: tuple[Span, ...] = field(default=(), compare=False)
+    name_span: Span = field(default=NO_SPAN, compare=False)
+
+    @property
+    def where(self) -> Span:
+        """The name if its place is known, else the entry."""
+        return self.name_span if self.name_span.is_known else self.span
 
     @property
     def is_tagged(self) -> bool:

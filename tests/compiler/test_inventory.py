@@ -41,7 +41,8 @@ def test_our_shape() -> None:
 
 
 def test_hujson_with_comments_and_bare_list() -> None:
-    inventory, diags = load_inventory_text('[ // one node\n {"name": "a", "ips": []},\n]')
+    inventory, diags = load_inventory_text(
+        '[ // one node\n {"name": "a", "user": "a@x.com", "ips": ["100.64.0.1"]},\n]')
     assert not diags.items and [n.name for n in inventory] == ["a"]
 
 
@@ -74,7 +75,7 @@ def test_tailscale_api_devices() -> None:
 
 
 @pytest.mark.parametrize(("bad", "code"), [
-    ({"name": ""}, "I401"),
+    ({"name": ""}, "I408"),
     ({"ips": ["100.64.0.999"]}, "I401"),
     ({"ips": ["100.64.0.0/24"]}, "I401"),
     ({"tags": ["web"]}, "I401"),
@@ -105,10 +106,11 @@ def test_duplicates(second: dict[str, Any]) -> None:
 
 
 def test_bad_node_skipped_rest_loaded_with_spans() -> None:
-    text = '{"nodes": [\n {"name": "a", "ips": ["x"]},\n {"name": "b", "ips": []}\n]}'
+    text = ('{"nodes": [\n {"name": "a", "tags": ["tag:a"], "ips": ["x"]},\n'
+            ' {"name": "b", "tags": ["tag:b"], "ips": ["100.64.0.2"]}\n]}')
     inventory, diags = load_inventory_text(text, "nodes.json")
     assert [n.name for n in inventory] == ["b"]
-    assert [(d.code, d.span.line, d.span.column) for d in diags] == [("I401", 2, 24)]
+    assert [(d.code, d.span.line, d.span.column) for d in diags] == [("I401", 2, 43)]
 
 
 def test_wrong_top_level() -> None:
