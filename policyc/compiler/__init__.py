@@ -15,6 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from policyc.compiler.compiler import CompiledPolicy, compile_policy
+    from policyc.compiler.crosscheck import (
+        check_inventory_against_policy,
+        check_node_against_policy,
+    )
     from policyc.compiler.index import (
         Changes,
         EventRejected,
@@ -26,7 +30,10 @@ if TYPE_CHECKING:
         PolicyIndex,
     )
     from policyc.compiler.inventory import load_inventory_file, load_inventory_text
+    from policyc.compiler.nodecheck import validate_node_entry, validate_node_entry_text
     from policyc.compiler.nodes import Inventory, Node
+    from policyc.compiler.uniqueness import node_conflicts
+    from policyc.compiler.validate_node import check_node, node_problems
 
 _WHERE = {
     "CompiledPolicy": "compiler", "compile_policy": "compiler",
@@ -35,12 +42,18 @@ _WHERE = {
     "NodeUpdated": "index", "PolicyIndex": "index",
     "load_inventory_file": "inventory", "load_inventory_text": "inventory",
     "Inventory": "nodes", "Node": "nodes",
+    "check_inventory_against_policy": "crosscheck", "check_node_against_policy": "crosscheck",
+    "validate_node_entry": "nodecheck", "validate_node_entry_text": "nodecheck",
+    "node_conflicts": "uniqueness", "check_node": "validate_node",
+    "node_problems": "validate_node",
 }
 
 __all__ = [
     "Changes", "CompiledPolicy", "EventRejected", "Inventory", "NetmapChange", "Node",
-    "NodeAdded", "NodeEvent", "NodeRemoved", "NodeUpdated", "PolicyIndex", "compile_policy",
-    "load_inventory_file", "load_inventory_text",
+    "NodeAdded", "NodeEvent", "NodeRemoved", "NodeUpdated", "PolicyIndex",
+    "check_inventory_against_policy", "check_node", "check_node_against_policy",
+    "compile_policy", "load_inventory_file", "load_inventory_text", "node_conflicts",
+    "node_problems", "validate_node_entry", "validate_node_entry_text",
 ]
 
 

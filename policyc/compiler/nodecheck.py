@@ -1,11 +1,13 @@
 """One node entry -> a checked `Node`, or diagnostics saying why not.
 
-`validate_node` is the single place a node is judged, whether it came from an
-inventory file or, one at a time, from the network (node registration, an
-incremental index). It checks the entry alone; what needs the other nodes
-(duplicates: `uniqueness.py`) or the policy (tags: `crosscheck.py`) is done
-where those are known. Any error means no `Node`: a node that cannot be right
-is never compiled half-formed.
+`validate_node_entry` judges one entry as written, whether it came from an
+inventory file or, one at a time, from the network as JSON (node
+registration); `validate_node.check_node` applies the same predicates (below)
+to a `Node` built in code, such as a node event of the incremental index.
+Each checks the node alone; what needs the other nodes (duplicates:
+`uniqueness.py`) or the policy (tags: `crosscheck.py`) is done where those are
+known. Any error means no `Node`: a node that cannot be right is never
+compiled half-formed.
 """
 
 from __future__ import annotations
@@ -32,20 +34,46 @@ TAILNET_RANGES = (ipaddress.ip_network("100.64.0.0/10"),
 WIREGUARD_PORT = 41641  # Tailscale's default, offered when a port is missing
 
 
-def validate_node(value: JValue, diags: Diagnostics, *, shape: NodeShape = "nodes",
-                  ) -> Node | None:
+def validate_node_entry(value: JValue, diags: Diagnostics, *, shape: NodeShape = "nodes",
+                        ) -> Node | None:
     """Check one entry of `shape`; the `Node`, or None when it has an error."""
     r = inventory_reader(diags)
     fields = READERS[shape](r, value)
     return check_node_fields(r, fields) if fields is not None else None
 
 
-def validate_node_text(text: str, name: str = "<node>", *, shape: NodeShape = "nodes",
-                       ) -> tuple[Node | None, Diagnostics]:
+def validate_node_entry_text(text: str, name: str = "<node>", *,
+                             shape: NodeShape = "nodes") -> tuple[Node | None, Diagnostics]:
     """One entry as JSON/HuJSON text (e.g. a node event from the network)."""
     diags = Diagnostics()
     tree = parse(SourceFile(name, text), diags)
-    return (validate_node(tree, diags, shape=shape) if tree is not None else None), diags
+    node = validate_node_entry(tree, diags, shape=shape) if tree is not None else None
+    return node, diags
+
+
+def is_tag(text: str) -> bool:
+    return text.startswith("tag:") and TAG_NAME.fullmatch(text[4:]) is not None
+
+
+def is_unusable_address(address: IPAddress) -> bool:
+    """Addresses no node can have as its mesh address."""
+    return address.is_unspecified or address.is_loopback or address.is_multicast
+
+
+def in_tailnet_range(address: IPAddress) -> bool:
+    return any(address in net for net in TAILNET_RANGES)
+
+
+def key_is_valid(key: str) -> bool:
+    """A WireGuard public key: 32 bytes of standard base64."""
+    try:
+        return len(base64.b64decode(key, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
+
+
+OUTSIDE_NOTE = ("policies written for Tailscale will not expect it; check it is not a "
+                "LAN or public address")
 
 
 def check_node_fields(r: Reader, f: NodeFields) -> Node | None:
@@ -90,7 +118,7 @@ def _name(r: Reader, f: NodeFields) -> str | None:
 def _tags(r: Reader, value: JValue | None) -> tuple[JString, ...]:
     tags = r.strings(value, "tags") if value is not None else ()
     for tag in tags:
-        if not (tag.value.startswith("tag:") and TAG_NAME.fullmatch(tag.value[4:])):
+        if not is_tag(tag.value):
             guess = "tag:" + tag.value if TAG_NAME.fullmatch(tag.value) else None
             r.diags.error("I401", tag.span, f'"{tag.value}" is not a tag (tag:NAME)',
                           suggestion=guess)
@@ -123,19 +151,16 @@ def _ips(r: Reader, f: NodeFields, name: str | None) -> tuple[IPAddress, ...]:
         address = parse_address(text.value.strip())
         if address is None:
             r.diags.error("I401", text.span, f'"{text.value}" is not an IP address')
-        elif address.is_unspecified or address.is_loopback or address.is_multicast:
+        elif is_unusable_address(address):
             r.diags.error("I401", text.span,
                           f'{address} is an unspecified, loopback or multicast address: '
                           "it cannot be a node's mesh address")
         elif address in out:
             r.diags.warning("I402", text.span, f"address {address} is listed twice")
         else:
-            if not any(address in net for net in TAILNET_RANGES):
-                r.diags.warning("I411", text.span,
-                                f"address {address} is outside {TAILNET_RANGES[0]} and "
-                                f"{TAILNET_RANGES[1]}: Tailscale never assigns it",
-                                notes=("policies written for Tailscale will not "
-                                       "expect it; check it is not a LAN or public address",))
+            if not in_tailnet_range(address):
+                r.diags.warning("I411", text.span, outside_message(address),
+                                notes=(OUTSIDE_NOTE,))
             out.append(address)
     if not out and _missing(f.ips):
         r.diags.error("I405", f.ips.span if f.ips is not None else f.entry.span,
@@ -193,7 +218,7 @@ def _key(r: Reader, f: NodeFields) -> str:
                           '"key" is base64, not the Tailscale API\'s "nodekey:<hex>" form',
                           suggestion=as_base64)
         return ""
-    if not _is_key(text):
+    if not key_is_valid(text):
         r.diags.error("I403", f.key.span, f'key "{text}" is not 32 bytes of base64')
         return ""
     return text
@@ -207,11 +232,9 @@ def _nodekey_base64(text: str) -> str | None:
     return base64.b64encode(raw).decode() if len(raw) == 32 else None
 
 
-def _is_key(text: str) -> bool:
-    try:
-        return len(base64.b64decode(text, validate=True)) == 32
-    except (binascii.Error, ValueError):
-        return False
+def outside_message(address: IPAddress) -> str:
+    return (f"address {address} is outside {TAILNET_RANGES[0]} and {TAILNET_RANGES[1]}: "
+            "Tailscale never assigns it")
 
 
 def _endpoint(r: Reader, value: JString | None) -> str | None:

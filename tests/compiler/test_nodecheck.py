@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import ipaddress
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +14,10 @@ import pytest
 from policyc.compiler.crosscheck import check_inventory_against_policy
 from policyc.compiler.inventory import load_inventory_text
 from policyc.compiler.names import contained_path, is_dns_name, suggest_dns_name
-from policyc.compiler.nodecheck import parse_endpoint, validate_node_text
+from policyc.compiler.nodecheck import parse_endpoint, validate_node_entry_text
+from policyc.compiler.nodes import Node
 from policyc.compiler.uniqueness import node_conflicts
+from policyc.compiler.validate_node import check_node, node_problems
 from policyc.diagnostics.diagnostics import Diagnostics
 from policyc.policy.load import load_policy_text
 
@@ -20,12 +25,12 @@ GOOD = {"name": "web-1", "user": "a@x.com", "ips": ["100.64.0.10"]}
 
 
 def one(entry: dict[str, Any], shape: str = "nodes") -> tuple[list[str], bool]:
-    node, diags = validate_node_text(json.dumps(entry), shape=shape)  # type: ignore[arg-type]
+    node, diags = validate_node_entry_text(json.dumps(entry), shape=shape)  # type: ignore[arg-type]
     return [d.code for d in diags], node is not None
 
 
 def test_validate_node_accepts_a_good_entry_and_keeps_spans() -> None:
-    node, diags = validate_node_text(json.dumps({**GOOD, "tags": ["tag:web"]}), "event")
+    node, diags = validate_node_entry_text(json.dumps({**GOOD, "tags": ["tag:web"]}), "event")
     assert not diags.items and node is not None
     assert node.name == "web-1" and node.name_span.text == '"web-1"'
     assert [s.text for s in node.tag_spans] == ['"tag:web"']
@@ -34,12 +39,12 @@ def test_validate_node_accepts_a_good_entry_and_keeps_spans() -> None:
 def test_validate_node_device_shape() -> None:
     device = {"name": "laptop.tail1234.ts.net.", "user": "a@x.com",
               "addresses": ["100.64.0.1"], "nodeKey": "nodekey:" + "ab" * 32}
-    node, diags = validate_node_text(json.dumps(device), shape="devices")
+    node, diags = validate_node_entry_text(json.dumps(device), shape="devices")
     assert not diags.items and node is not None and node.name == "laptop"
 
 
-def test_validate_node_text_that_does_not_parse() -> None:
-    node, diags = validate_node_text('{"name": ')
+def test_validate_node_entry_text_that_does_not_parse() -> None:
+    node, diags = validate_node_entry_text('{"name": ')
     assert node is None and [d.code for d in diags] == ["P001"]
 
 
@@ -106,9 +111,10 @@ def test_node_conflicts_for_one_arriving_node() -> None:
     text = json.dumps({"nodes": [GOOD, {**GOOD, "name": "web-2", "ips": ["100.64.0.11"]}]})
     inventory, diags = load_inventory_text(text)
     assert not diags.items
-    changed, _ = validate_node_text(json.dumps({**GOOD, "ips": ["100.64.0.12"]}))
+    changed, _ = validate_node_entry_text(json.dumps({**GOOD, "ips": ["100.64.0.12"]}))
     assert changed is not None and not node_conflicts(changed, inventory, Diagnostics())
-    clash, _ = validate_node_text(json.dumps({**GOOD, "name": "Web-2", "ips": ["100.64.0.11"]}))
+    clash, _ = validate_node_entry_text(
+        json.dumps({**GOOD, "name": "Web-2", "ips": ["100.64.0.11"]}))
     found = Diagnostics()
     assert clash is not None and node_conflicts(clash, inventory, found)
     assert [d.code for d in found] == ["I402", "I402"]
@@ -135,3 +141,33 @@ def test_all_tags_undefined_leaves_an_owned_or_ownerless_node() -> None:
     checked = check_inventory_against_policy(policy, inventory, diags)
     assert [(n.tags, n.owner) for n in checked] == [((), "a@x.com"), ((), None)]
     assert ["a@x.com" in d.notes[-1] for d in diags] == [True, False]
+
+
+def built(**changes: Any) -> Node:
+    base = Node("web-1", "a@x.com", (), (ipaddress.ip_address("100.64.0.10"),),
+                key=base64.b64encode(bytes(32)).decode(), endpoint="192.0.2.1:41641")
+    return replace(base, **changes)
+
+
+@pytest.mark.parametrize(("changes", "errors", "warnings"), [
+    ({}, [], []),
+    ({"name": "../x"}, ["I408"], []),
+    ({"user": None}, ["I406"], []),
+    ({"user": "alice"}, ["I401"], []),
+    ({"tags": ("web",)}, ["I401"], []),
+    ({"ips": ()}, ["I405"], []),
+    ({"ips": (ipaddress.ip_address("0.0.0.0"),)}, ["I401"], []),
+    ({"ips": (ipaddress.ip_address("10.0.0.1"),)}, [], ["I411"]),
+    ({"ips": (ipaddress.ip_address("100.64.0.1"),) * 2}, [], ["I402"]),
+    ({"routes": (ipaddress.ip_network("0.0.0.0/0"),)}, ["I410"], []),
+    ({"key": "short"}, ["I403"], []),
+    ({"endpoint": "192.0.2.1:41641\nEndpoint = x"}, ["I409"], []),
+])
+def test_check_node_on_a_built_node(changes: dict[str, Any], errors: list[str],
+                                    warnings: list[str]) -> None:
+    node = built(**changes)
+    diags = Diagnostics()
+    assert check_node(node, diags) is (not errors)
+    assert [d.code for d in diags.errors] == errors
+    assert [d.code for d in diags.warnings] == warnings
+    assert [code for code, _ in node_problems(node)] == errors
