@@ -95,6 +95,7 @@ def up(server: str, auth_key: str | None, iface: str, state_dir: str, netns: str
                          hostname=hostname or socket.gethostname())
     logging.basicConfig(stream=sys.stderr, level=logging.INFO if verbose else logging.WARNING,
                         format="policyc node: %(levelname)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per long-poll is noise
     try:
         sys.exit(Agent(config).run())
     except (AgentFailed, InterfaceError) as err:

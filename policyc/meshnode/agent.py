@@ -40,12 +40,19 @@ from policyc.meshnode.localapi import LocalApi
 from policyc.meshnode.state import StateDir, StateError
 from policyc.meshnode.verify import Rejection, check_signed, load_cache, save_cache
 from policyc.meshnode.views import Identity, Status, peer_rows, whois
+from policyc.netmap import NodeNetmap
 from policyc.protocol import NetmapEnvelope, ProtocolError, RegisterRequest, ServerKeys
 
 log = logging.getLogger("policyc.node")
 
 BACKOFF_FIRST_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 8.0
+# Control no longer knows this node's key: it was removed (or expired).
+REMOVED_CODES = frozenset({"not-registered", "node-expired"})
+# An answer that is not control's answer to our request: someone in between.
+TAMPERED_CODES = frozenset({"bad-box", "wrong-answer", "bad-json", "bad-message",
+                            "bad-encoding"})
+EXIT_REMOVED = 1
 
 
 class AgentFailed(Exception):
@@ -54,6 +61,10 @@ class AgentFailed(Exception):
 
 class _Stop(Exception):
     """Raised by the signal handler to leave a blocking wait."""
+
+
+class _Removed(Exception):
+    """Control says this node is no longer part of the tailnet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +175,10 @@ class Agent:
             self._follow(client)
         except _Stop:
             pass
+        except _Removed as removed:
+            log.error("%s: this node was removed from the tailnet; its peers are gone and "
+                      "it admits nothing; `node up --auth-key` joins again", removed)
+            return EXIT_REMOVED
         finally:
             _restore_signal_handlers(previous)
             api.close()
@@ -189,11 +204,35 @@ class Agent:
             except ControlError as err:
                 if not err.transient and not joined:
                     raise AgentFailed(f"control refused to let this node join: {err}") from err
+                if joined and err.code in REMOVED_CODES:
+                    self._leave(err)
+                if err.code in TAMPERED_CODES:
+                    self._reject(Rejection(err.code, str(err)))
                 self._set_reachable(False)
                 delay = backoff_delay(attempt, self._rng)
                 attempt += 1
                 log.warning("%s; retrying in %.1f s", err, delay)
                 self._sleep(delay)
+
+    def _leave(self, err: ControlError) -> None:
+        """Removed by control: no peers, a filter that admits nothing, no identity."""
+        assert self.interface is not None and self.key is not None
+        name = self._name() or ""
+        empty = NodeNetmap(node=name, addresses=(), peers=(), packet_filter=())
+        self._applying = True
+        try:
+            outcome = apply_netmap(empty, self.interface.name, netns=self.interface.netns,
+                                   private_key_file=None, listen_port=None)
+            with self._lock:
+                self.envelope = None
+                self.last_apply = {"ok": outcome.ok, "version": None, "at": time.time(),
+                                   "summary": f"removed from the tailnet: {outcome.summary()}"}
+            self.state.remove(self.state.netmap)
+            self.state.remove(self.state.identity)
+            self.identity = None
+        finally:
+            self._applying = False
+        raise _Removed(err.code)
 
     def _accept(self, signed: dict[str, Any]) -> None:
         assert self.key is not None and self.pins is not None

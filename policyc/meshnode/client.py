@@ -26,9 +26,9 @@ from policyc.protocol import (
 from policyc.protocol.codec import parse_object
 from policyc.protocol.messages import KIND_POLL, KIND_REGISTER, POLL_TIMEOUT_SECONDS
 
-PATH_KEY = "/key"
-PATH_REGISTER = "/machine/register"
-PATH_POLL = "/machine/poll"
+PATH_KEY = "/key"  # GET: control's public keys
+PATH_REGISTER = "/machine/register"  # POST: sealed RegisterRequest
+PATH_POLL = "/machine/poll"  # POST: sealed PollRequest (long-poll)
 CONNECT_TIMEOUT_SECONDS = 5.0
 REQUEST_TIMEOUT_SECONDS = 15.0
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
@@ -111,9 +111,9 @@ class ControlClient:
             raise ControlError(f"control answered {response.status_code}", transient=True,
                                code=f"http-{response.status_code}")
         if response.status_code >= 400:
-            raise ControlError(f"control refused: {response.status_code} "
-                               f"{_detail(response)}", transient=False,
-                               code=f"http-{response.status_code}")
+            code, detail = _error(response)
+            raise ControlError(f"control refused: {response.status_code} {code}: {detail}",
+                               transient=False, code=code)
         if len(response.content) > MAX_RESPONSE_BYTES:
             raise ControlError("control's answer is too large", transient=True, code="too-large")
         return response
@@ -126,11 +126,15 @@ class ControlClient:
             raise ControlError(str(err), transient=True, code=err.code) from err
 
 
-def _detail(response: httpx.Response) -> str:
+def _error(response: httpx.Response) -> tuple[str, str]:
+    """Control's `{"error": code, "detail": text}`, or the status when it is not that."""
+    fallback = f"http-{response.status_code}"
     try:
         data = response.json()
     except ValueError:
-        return response.text[:200]
-    if isinstance(data, dict):
-        return str(data.get("detail") or data.get("error") or data)[:500]
-    return str(data)[:500]
+        return fallback, response.text[:200]
+    if not isinstance(data, dict):
+        return fallback, str(data)[:200]
+    code = data.get("error")
+    return (code if isinstance(code, str) and code.isascii() and len(code) < 64 else fallback,
+            str(data.get("detail", ""))[:500])

@@ -51,6 +51,7 @@ WG_PORT = 41641
 WG_SOCKET_DIR = Path("/var/run/wireguard")
 MESH_V4, MESH_V6 = "100.64.0.0/10", "fd7a:115c:a1e0::/48"
 UNDERLAY = ipaddress.ip_network("198.18.0.0/24")
+HUB_ADDRESS = str(UNDERLAY.network_address + 1)  # the hub's own address (a control server)
 # LANs behind subnet routers must lie in the benchmarking range (RFC 2544), so a
 # probe can never leave the namespaces built here.
 LAN_SPACE = ipaddress.ip_network("198.18.0.0/15")
@@ -200,24 +201,38 @@ class Mesh:
     lans: list[LanHosts] = dataclasses.field(default_factory=list)
 
     @classmethod
-    def build(cls, inventory: Inventory, names: Iterable[str] | None = None) -> Mesh:
-        """Namespaces, veths, wireguard-go and addresses for `names` (default all)."""
+    def build(cls, inventory: Inventory, names: Iterable[str] | None = None, *,
+              wireguard: bool = True) -> Mesh:
+        """Namespaces, veths, wireguard-go and addresses for `names` (default all).
+
+        With `wireguard=False` the nodes get only their namespace and underlay:
+        whatever runs there (the node agent) makes the WireGuard interface
+        `node.iface`, and `node.addresses` is filled in once it is known.
+        """
         chosen = [inventory.by_name[n] for n in names] if names is not None else list(inventory)
         mesh_id = next(_mesh_ids)
-        base = f"{NS_PREFIX}{os.getpid()}m{mesh_id}"
-        mesh = cls(mesh_id, f"{base}hub", {}, inventory, tempfile.mkdtemp(prefix="policyc-e2e-"))
+        mesh = cls(mesh_id, f"{NS_PREFIX}{os.getpid()}m{mesh_id}hub", {}, inventory,
+                   tempfile.mkdtemp(prefix="policyc-e2e-"))
         try:
             sh(["ip", "netns", "add", mesh.hub])
             _ns_setup_hub(mesh.hub)
-            for index, node in enumerate(chosen):
-                mesh.nodes[node.name] = mesh._add_node(node, index, f"{base}n{index}")
-            mesh.inventory = mesh._substituted(chosen)
+            for node in chosen:
+                mesh.add_node(node, wireguard=wireguard)
+            if wireguard:
+                mesh.inventory = mesh._substituted(chosen)
         except BaseException:
             mesh.close()
             raise
         return mesh
 
-    def _add_node(self, node: Node, index: int, netns: str) -> MeshNode:
+    def add_node(self, node: Node, *, wireguard: bool = True) -> MeshNode:
+        """One more node on the hub's bridge (index = how many there are)."""
+        index = len(self.nodes)
+        return self._add_node(node, index,
+                              f"{NS_PREFIX}{os.getpid()}m{self.mesh_id}n{index}", wireguard)
+
+    def _add_node(self, node: Node, index: int, netns: str,
+                  wireguard: bool = True) -> MeshNode:
         underlay = str(UNDERLAY.network_address + 10 + index)
         sh(["ip", "netns", "add", netns])
         sh(["ip", "-n", self.hub, "link", "add", f"h{index}", "type", "veth",
@@ -239,7 +254,8 @@ class Mesh:
         )
         # Registered before wireguard-go starts so close() always finds its PID.
         self.nodes[node.name] = mesh_node
-        _start_wireguard(mesh_node)
+        if wireguard:
+            _start_wireguard(mesh_node)
         return mesh_node
 
     def _substituted(self, chosen: Sequence[Node]) -> Inventory:
@@ -343,7 +359,12 @@ class Mesh:
             with contextlib.suppress(Exception):
                 _kill(node.wg_process)
             with contextlib.suppress(Exception):
+                _kill_namespace_processes(node.netns)  # e.g. an agent's own wireguard-go
+            (WG_SOCKET_DIR / f"{node.iface}.sock").unlink(missing_ok=True)
+            with contextlib.suppress(Exception):
                 sh(["ip", "netns", "del", node.netns], check=False)
+        with contextlib.suppress(Exception):
+            _kill_namespace_processes(self.hub)  # e.g. a control server
         with contextlib.suppress(Exception):
             sh(["ip", "netns", "del", self.hub], check=False)
         shutil.rmtree(self.keydir, ignore_errors=True)
@@ -366,14 +387,18 @@ def _add_lan_host(lan: LanHosts, host: LanHost, router_side: str, prefixlen: int
         sh(["ip", "-n", host.netns, *cmd])
 
 
+def _kill_namespace_processes(netns: str) -> None:
+    """SIGKILL every process in a namespace this harness made (by PID)."""
+    for pid in sh(["ip", "netns", "pids", netns], check=False).stdout.split():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid), signal.SIGKILL)
+
+
 def _close_lan(lan: LanHosts) -> None:
     """Kill what runs in the LAN's namespaces (by PID), then delete them by name."""
     for host in lan.hosts.values():
         with contextlib.suppress(Exception):
-            pids = sh(["ip", "netns", "pids", host.netns], check=False).stdout.split()
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError, ValueError):
-                    os.kill(int(pid), signal.SIGKILL)
+            _kill_namespace_processes(host.netns)
         with contextlib.suppress(Exception):
             sh(["ip", "netns", "del", host.netns], check=False)
     with contextlib.suppress(Exception):  # the router may outlive its LAN
@@ -393,6 +418,7 @@ def wg_allowed_ips(node: MeshNode) -> dict[str, set[str]]:
 def _ns_setup_hub(hub: str) -> None:
     sh(["ip", "-n", hub, "link", "set", "lo", "up"])
     sh(["ip", "-n", hub, "link", "add", "br0", "type", "bridge"])
+    sh(["ip", "-n", hub, "addr", "add", f"{HUB_ADDRESS}/{UNDERLAY.prefixlen}", "dev", "br0"])
     sh(["ip", "-n", hub, "link", "set", "br0", "up"])
 
 
