@@ -14,6 +14,11 @@ from typing import Any
 from policyc.protocol.codec import ProtocolError, decode_key, field, string_list
 
 PROTOCOL_VERSION = 1
+
+# Control's HTTP paths for nodes (the only HTTP detail both sides share).
+PATH_KEY = "/key"  # GET: ServerKeys, plain JSON
+PATH_REGISTER = "/machine/register"  # POST: sealed RegisterRequest -> sealed RegisterResponse
+PATH_POLL = "/machine/poll"  # POST: sealed PollRequest -> sealed PollResponse (long-poll)
 POLL_TIMEOUT_SECONDS = 60.0  # a long-poll with no change answers after this long
 
 # Request kinds: bound into the sealed plaintext so a body for one endpoint

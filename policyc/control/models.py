@@ -1,0 +1,121 @@
+"""Request and response bodies of the HTTP API (pydantic, so they are the
+OpenAPI document the tests fuzz). Lengths are bounded here, before any
+handler runs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_POLICY_CHARS = 1_000_000
+Short = Annotated[str, Field(max_length=256)]
+Tag = Annotated[str, Field(max_length=80)]
+Route = Annotated[str, Field(max_length=64)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="stable, machine-matched code")
+    detail: str
+    diagnostics: list[dict[str, Any]] | None = None
+
+
+class ServerKeysBody(BaseModel):
+    signing_key: str = Field(description="base64 Ed25519 key that signs netmap envelopes")
+    box_key: str = Field(description="base64 X25519 key node requests are boxed to")
+    protocol: int
+
+
+class SealedRequestBody(Strict):
+    node_key: str = Field(max_length=64, description="base64 X25519 public key of the node")
+    nonce: str = Field(max_length=64)
+    box: str = Field(max_length=90_000)
+
+
+class SealedResponseBody(BaseModel):
+    nonce: str
+    box: str
+
+
+class PolicyBody(BaseModel):
+    version: int
+    etag: str
+    policy: str
+    created_at: int
+    note: str
+
+
+class PolicyPut(Strict):
+    policy: str = Field(max_length=MAX_POLICY_CHARS, description="HuJSON policy text")
+
+
+class PolicyStored(BaseModel):
+    version: int
+    etag: str
+    changed: bool = Field(description="false: the text equals the live policy")
+    netmaps_changed: int = Field(description="nodes that were sent a new netmap")
+
+
+class HistoryEntry(BaseModel):
+    version: int
+    etag: str
+    created_at: int
+    note: str
+
+
+class HistoryBody(BaseModel):
+    versions: list[HistoryEntry]
+
+
+class RollbackBody(Strict):
+    version: int = Field(ge=1, le=1 << 62)
+
+
+class AuthKeyCreate(Strict):
+    user: Short | None = None
+    tags: list[Tag] = Field(default_factory=list, max_length=32)
+    reusable: bool = False
+    expires_in: int | None = Field(default=None, ge=1, le=10 * 365 * 86400,
+                                   description="seconds until the key expires")
+
+
+class AuthKeyBody(BaseModel):
+    key: str = Field(description="shown once; only its digest is stored")
+    id: int
+    user: str | None
+    tags: list[str]
+    reusable: bool
+    expires_at: int | None
+
+
+class NodeBody(BaseModel):
+    name: str
+    user: str | None
+    tags: list[str]
+    ips: list[str]
+    key: str
+    routes: list[str]
+    exit_node: bool
+    endpoint: str | None
+    advertised_routes: list[str]
+    approved_routes: list[str]
+    created_at: int
+    expires_at: int | None
+    expired: bool
+    netmap_version: int
+
+
+class NodesBody(BaseModel):
+    nodes: list[NodeBody]
+
+
+class RoutesBody(Strict):
+    routes: list[Route] = Field(max_length=64)
+
+
+class RemovedBody(BaseModel):
+    removed: str

@@ -1,0 +1,99 @@
+"""Creating a state directory, and serving it with uvicorn until a signal.
+
+On SIGTERM/SIGINT uvicorn stops accepting connections; before that, the
+long-polls are drained (answered "no change" at once), so shutdown does not
+wait out a minute of idle polls, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from policyc.compiler.nodes import Inventory
+from policyc.control.app import Settings, create_app
+from policyc.control.errors import ControlError
+from policyc.control.policies import DEFAULT_POLICY, check_policy, diagnostics_json, policy_etag
+from policyc.control.statedir import (
+    ADMIN_TOKEN_SETTING,
+    DATABASE,
+    ControlKeys,
+    create_keys,
+    load_keys,
+    prepare_new_state,
+    token_digest,
+)
+from policyc.control.store import Store
+from policyc.control.tailnet import Tailnet
+
+
+def init_state(state: Path, policy_text: str | None = None) -> tuple[str, ControlKeys]:
+    """A new control state in `state`: keys, admin token, database, first policy.
+
+    The policy is checked first (422-style ControlError with diagnostics), so
+    a refused init creates nothing. Raises StateError for an existing state.
+    """
+    text = DEFAULT_POLICY if policy_text is None else policy_text
+    policy, diags = check_policy(text, Inventory.of([]))
+    if policy is None:
+        raise ControlError(422, "invalid-policy", "the initial policy has errors",
+                           diagnostics_json(diags))
+    prepare_new_state(state)
+    keys, token = create_keys(state)
+    os.close(os.open(state / DATABASE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    store = Store(state / DATABASE)  # SQLite gives -wal and -shm the database's mode
+    try:
+        with store.transaction():
+            store.set_setting(ADMIN_TOKEN_SETTING, token_digest(token))
+            store.add_policy(text, policy_etag(text), int(time.time()), "init")
+    finally:
+        store.close()
+    return token, keys
+
+
+def open_tailnet(state: Path) -> Tailnet:
+    keys = load_keys(state)
+    return Tailnet(Store(state / DATABASE), keys)
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, tailnet: Tailnet,
+                 on_ready: Callable[[str], None]) -> None:
+        super().__init__(config)
+        self._tailnet = tailnet
+        self._on_ready = on_ready
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._tailnet.watchers.drain()
+        super().handle_exit(sig, frame)
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.servers:
+            host, port = self.servers[0].sockets[0].getsockname()[:2]
+            self._on_ready(f"http://{host}:{port}" if ":" not in host else
+                           f"http://[{host}]:{port}")
+
+
+def serve(state: Path, host: str, port: int, settings: Settings | None = None,
+          on_ready: Callable[[str], None] | None = None) -> None:
+    """Serve `state` on host:port until SIGTERM/SIGINT (port 0: any free port)."""
+    tailnet = open_tailnet(state)
+    config = uvicorn.Config(create_app(tailnet, settings), host=host, port=port,
+                            log_level="warning", access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=10)
+
+    def ready(url: str) -> None:
+        print(f"policyc control: listening on {url}", file=sys.stderr, flush=True)
+
+    try:
+        _Server(config, tailnet, on_ready or ready).run()
+    finally:
+        tailnet.store.close()

@@ -1,0 +1,221 @@
+"""The control database: one SQLite file in WAL mode, durable on every commit.
+
+`synchronous=FULL` makes each commit reach the disk before the server
+answers, so an acknowledged write survives kill -9 and power loss. The
+connection is in autocommit mode and every write runs in an explicit
+`transaction()`; callers serialise writers (the tailnet's lock), and this
+module never builds SQL from data: every value is a bound parameter.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from policyc.control.migrations import migrate
+
+NODE_COLUMNS = ("id, name, node_key, user_login, tags, ipv4, ipv6, advertised_routes, "
+                "approved_routes, endpoint, created_at, expires_at, netmap_version, "
+                "netmap_digest")
+KEY_COLUMNS = "id, key_hash, prefix, user_login, tags, reusable, expires_at, uses, created_at"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPolicy:
+    version: int
+    etag: str
+    text: str
+    created_at: int
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    id: int
+    name: str
+    node_key: str
+    user: str | None
+    tags: tuple[str, ...]
+    ipv4: str
+    ipv6: str
+    advertised_routes: tuple[str, ...]
+    approved_routes: tuple[str, ...]
+    endpoint: str | None
+    created_at: int
+    expires_at: int | None
+    netmap_version: int
+    netmap_digest: str
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+
+@dataclass(frozen=True, slots=True)
+class AuthKeyRecord:
+    id: int
+    key_hash: str
+    prefix: str
+    user: str | None
+    tags: tuple[str, ...]
+    reusable: bool
+    expires_at: int | None
+    uses: int
+    created_at: int
+
+
+def _node(row: tuple[Any, ...]) -> NodeRecord:
+    return NodeRecord(row[0], row[1], row[2], row[3], tuple(json.loads(row[4])), row[5], row[6],
+                      tuple(json.loads(row[7])), tuple(json.loads(row[8])), row[9], row[10],
+                      row[11], row[12], row[13])
+
+
+def _auth_key(row: tuple[Any, ...]) -> AuthKeyRecord:
+    return AuthKeyRecord(row[0], row[1], row[2], row[3], tuple(json.loads(row[4])),
+                         bool(row[5]), row[6], row[7], row[8])
+
+
+class Store:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        migrate(self._db)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside commit together, or none does."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _one(self, sql: str, args: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+        with self._lock:
+            row: tuple[Any, ...] | None = self._db.execute(sql, args).fetchone()
+            return row
+
+    def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return list(self._db.execute(sql, args).fetchall())
+
+    def _run(self, sql: str, args: tuple[Any, ...] = ()) -> int:
+        with self._lock:
+            return self._db.execute(sql, args).rowcount
+
+    def integrity_check(self) -> str:
+        row = self._one("PRAGMA integrity_check")
+        return str(row[0]) if row else "no answer"
+
+    # --- settings and counters ------------------------------------------------------
+
+    def setting(self, name: str) -> str | None:
+        row = self._one("SELECT value FROM settings WHERE name = ?", (name,))
+        return None if row is None else str(row[0])
+
+    def set_setting(self, name: str, value: str) -> None:
+        if self._run("UPDATE settings SET value = ? WHERE name = ?", (value, name)) == 0:
+            self._run("INSERT INTO settings (name, value) VALUES (?, ?)", (name, value))
+
+    def next_counter(self, name: str) -> int:
+        """The next value of a counter that never goes back (ids, addresses, versions)."""
+        row = self._one("SELECT value FROM counters WHERE name = ?", (name,))
+        value = 1 if row is None else int(row[0]) + 1
+        if row is None:
+            self._run("INSERT INTO counters (name, value) VALUES (?, ?)", (name, value))
+        else:
+            self._run("UPDATE counters SET value = ? WHERE name = ?", (value, name))
+        return value
+
+    # --- policies ----------------------------------------------------------------------
+
+    def live_policy(self) -> StoredPolicy | None:
+        row = self._one("SELECT version, etag, text, created_at, note FROM policies "
+                        "ORDER BY version DESC LIMIT 1")
+        return None if row is None else StoredPolicy(*row)
+
+    def policy(self, version: int) -> StoredPolicy | None:
+        row = self._one("SELECT version, etag, text, created_at, note FROM policies "
+                        "WHERE version = ?", (version,))
+        return None if row is None else StoredPolicy(*row)
+
+    def policy_history(self) -> list[StoredPolicy]:
+        """Every stored version, newest first, without the text."""
+        return [StoredPolicy(r[0], r[1], "", r[2], r[3]) for r in self._all(
+            "SELECT version, etag, created_at, note FROM policies ORDER BY version DESC")]
+
+    def add_policy(self, text: str, etag: str, created_at: int, note: str) -> int:
+        version = self.next_counter("policy_version")
+        self._run("INSERT INTO policies (version, etag, text, created_at, note) "
+                  "VALUES (?, ?, ?, ?, ?)", (version, etag, text, created_at, note))
+        return version
+
+    # --- nodes -------------------------------------------------------------------------
+
+    def nodes(self) -> list[NodeRecord]:
+        return [_node(r) for r in self._all(f"SELECT {NODE_COLUMNS} FROM nodes ORDER BY id")]
+
+    def node_by_name(self, name: str) -> NodeRecord | None:
+        row = self._one(f"SELECT {NODE_COLUMNS} FROM nodes WHERE name = ?", (name,))
+        return None if row is None else _node(row)
+
+    def node_by_key(self, node_key: str) -> NodeRecord | None:
+        row = self._one(f"SELECT {NODE_COLUMNS} FROM nodes WHERE node_key = ?", (node_key,))
+        return None if row is None else _node(row)
+
+    def name_taken(self, name: str) -> bool:
+        return self._one("SELECT 1 FROM nodes WHERE name = ?", (name,)) is not None
+
+    def add_node(self, node: NodeRecord) -> None:
+        self._run(f"INSERT INTO nodes ({NODE_COLUMNS}) VALUES "
+                  "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", _node_row(node))
+
+    def update_node(self, node: NodeRecord) -> None:
+        """Rewrite every column of the node with `node.id`."""
+        columns = [c.strip() for c in NODE_COLUMNS.split(",")][1:]
+        assignments = ", ".join(f"{c} = ?" for c in columns)
+        self._run(f"UPDATE nodes SET {assignments} WHERE id = ?", (*_node_row(node)[1:], node.id))
+
+    def delete_node(self, name: str) -> bool:
+        return self._run("DELETE FROM nodes WHERE name = ?", (name,)) > 0
+
+    def set_netmap_version(self, name: str, version: int, digest: str) -> None:
+        self._run("UPDATE nodes SET netmap_version = ?, netmap_digest = ? WHERE name = ?",
+                  (version, digest, name))
+
+    # --- pre-auth keys ---------------------------------------------------------------
+
+    def add_auth_key(self, key: AuthKeyRecord) -> None:
+        self._run(f"INSERT INTO auth_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  (key.id, key.key_hash, key.prefix, key.user, json.dumps(list(key.tags)),
+                   int(key.reusable), key.expires_at, key.uses, key.created_at))
+
+    def auth_key_by_hash(self, key_hash: str) -> AuthKeyRecord | None:
+        row = self._one(f"SELECT {KEY_COLUMNS} FROM auth_keys WHERE key_hash = ?", (key_hash,))
+        return None if row is None else _auth_key(row)
+
+    def use_auth_key(self, key_id: int) -> None:
+        self._run("UPDATE auth_keys SET uses = uses + 1 WHERE id = ?", (key_id,))
+
+
+def _node_row(node: NodeRecord) -> tuple[Any, ...]:
+    return (node.id, node.name, node.node_key, node.user, json.dumps(list(node.tags)),
+            node.ipv4, node.ipv6, json.dumps(list(node.advertised_routes)),
+            json.dumps(list(node.approved_routes)), node.endpoint, node.created_at,
+            node.expires_at, node.netmap_version, node.netmap_digest)

@@ -1,0 +1,211 @@
+"""The tailnet as control holds it: live policy, registered nodes, signed netmaps.
+
+Every change (policy push, join, removal, route approval, expiry) runs the
+same way under one lock: write the change, recompute the netmaps, give a new
+version to exactly the nodes whose netmap content changed, sign their
+envelopes, and commit all of it in one transaction. Only after the commit
+does the in-memory view switch and the long-polls of those nodes wake, so
+nothing a node is told was ever unacknowledged by the database.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+
+from policyc.compiler.nodes import Inventory
+from policyc.control.errors import ControlError
+from policyc.control.longpoll import Watchers
+from policyc.control.netmaps import TailnetNetmaps, netmap_digest
+from policyc.control.policies import check_policy, diagnostics_json, policy_etag
+from policyc.control.registry import inventory_node
+from policyc.control.statedir import ADMIN_TOKEN_SETTING, ControlKeys, StateError
+from policyc.control.store import NodeRecord, Store, StoredPolicy
+from policyc.policy.load import load_policy_text
+from policyc.policy.model import Policy
+from policyc.protocol.envelope import NetmapEnvelope, sign_netmap
+
+
+@dataclass(frozen=True, slots=True)
+class Signed:
+    version: int
+    wire: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """What pollers read without the lock: replaced whole, never mutated."""
+
+    live: StoredPolicy
+    policy: Policy
+    records: Mapping[str, NodeRecord]  # every registered node, expired ones too
+    active_by_key: Mapping[str, str]  # node key -> name, for nodes in the netmaps
+    signed: Mapping[str, Signed] = field(default_factory=dict)
+
+    def active(self, now: float) -> list[NodeRecord]:
+        return [r for r in self.records.values() if not r.expired(now)]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one committed change did."""
+
+    changed: frozenset[str]  # nodes that got a new netmap version
+
+
+class Tailnet:
+    def __init__(self, store: Store, keys: ControlKeys, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.keys = keys
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.watchers = Watchers()
+        digest = store.setting(ADMIN_TOKEN_SETTING)
+        live = store.live_policy()
+        if digest is None or live is None:
+            raise StateError(f"{store.path} has no admin token or policy: not initialised")
+        self.admin_token_digest = digest
+        policy, diags = load_policy_text(live.text)
+        if diags.has_errors:
+            raise StateError(f"the stored policy version {live.version} no longer loads: "
+                             + "; ".join(str(d) for d in diags.errors))
+        records = {r.name: r for r in store.nodes()}
+        self.view = View(live, policy, records, {})
+        self._netmaps: TailnetNetmaps | None = None
+        with self.lock, self.store.transaction():
+            pending = self._recompute(live, policy, records, sign_all=True)
+        self._install(pending)
+
+    # --- the change pipeline ----------------------------------------------------------
+
+    def change(self, write: Callable[[View], tuple[StoredPolicy, Policy,
+                                                   dict[str, NodeRecord]]]) -> Outcome:
+        """Run `write` (DB writes; returns the new policy and node set) and recompute.
+
+        Raises whatever `write` raises, with nothing committed or changed.
+        """
+        with self.lock, self.store.transaction():
+            live, policy, records = write(self.view)
+            pending = self._recompute(live, policy, records)
+        removed = set(self.view.active_by_key.values()) - set(pending.view.active_by_key.values())
+        self._install(pending)
+        self.watchers.notify(pending.changed | removed)
+        return Outcome(pending.changed)
+
+    def _recompute(self, live: StoredPolicy, policy: Policy, records: dict[str, NodeRecord],
+                   *, sign_all: bool = False) -> _Pending:
+        now = self.clock()
+        active = sorted((r for r in records.values() if not r.expired(now)), key=lambda r: r.id)
+        inventory = Inventory.of([inventory_node(r) for r in active])
+        if self._netmaps is None:
+            netmaps = TailnetNetmaps.build(policy, inventory)
+            candidates = frozenset(n.name for n in inventory)
+        else:
+            netmaps, candidates = self._netmaps.changed(policy, inventory)
+        records = dict(records)
+        changed = set()
+        for name in sorted(candidates):
+            record = records[name]
+            digest = netmap_digest(netmaps.netmap(name))
+            if digest != record.netmap_digest:
+                version = self.store.next_counter("netmap_version")
+                self.store.set_netmap_version(name, version, digest)
+                records[name] = replace(record, netmap_version=version, netmap_digest=digest)
+                changed.add(name)
+        signed = {name: s for name, s in self.view.signed.items() if name not in changed}
+        for record in active:
+            if sign_all or record.name in changed or record.name not in signed:
+                signed[record.name] = self._sign(records[record.name], netmaps, live, now)
+        active_by_key = {r.node_key: r.name for r in active}
+        signed = {name: s for name, s in signed.items() if name in records}
+        view = View(live, policy, records, active_by_key, signed)
+        return _Pending(view, netmaps, frozenset(changed))
+
+    def _sign(self, record: NodeRecord, netmaps: TailnetNetmaps, live: StoredPolicy,
+              now: float) -> Signed:
+        netmap = netmaps.netmap(record.name)
+        envelope = NetmapEnvelope(record.name, record.node_key, record.netmap_version,
+                                  netmap.policy_version or live.etag[:16], int(now), netmap)
+        return Signed(record.netmap_version, sign_netmap(self.keys.signing, envelope))
+
+    def _install(self, pending: _Pending) -> None:
+        self.view = pending.view
+        self._netmaps = pending.netmaps
+
+    # --- policy ----------------------------------------------------------------------------
+
+    def put_policy(self, text: str, if_match: str | None, note: str) -> PolicyResult:
+        """Store `text` as the live policy if it is valid and its tests pass.
+
+        428 without If-Match, 412
+        when If-Match is not the live ETag, 422 with diagnostics when invalid.
+        """
+        if if_match is None:
+            raise ControlError(428, "precondition-required",
+                               "PUT /policy needs If-Match: the ETag of the policy you read")
+        with self.lock:
+            live = self.view.live
+            if if_match.strip() != "*" and if_match.strip().strip('"') != live.etag:
+                raise ControlError(412, "stale-etag", "the live policy changed since it was "
+                                   f"read (it is now version {live.version})")
+            etag = policy_etag(text)
+            if etag == live.etag:
+                return PolicyResult(live, False, 0)
+            inventory = Inventory.of([inventory_node(r) for r in
+                                      sorted(self.view.active(self.clock()), key=lambda r: r.id)])
+            policy, diags = check_policy(text, inventory)
+            if policy is None:
+                raise ControlError(422, "invalid-policy", "the policy has errors or failing "
+                                   "tests; nothing was stored", diagnostics_json(diags))
+
+            def write(view: View) -> tuple[StoredPolicy, Policy, dict[str, NodeRecord]]:
+                now = int(self.clock())
+                version = self.store.add_policy(text, etag, now, note)
+                return StoredPolicy(version, etag, text, now, note), policy, dict(view.records)
+
+            outcome = self.change(write)
+            return PolicyResult(self.view.live, True, len(outcome.changed))
+
+    def rollback(self, version: int) -> PolicyResult:
+        old = self.store.policy(version)
+        if old is None:
+            raise ControlError(404, "unknown-version", f"there is no policy version {version}")
+        return self.put_policy(old.text, "*", f"rollback to version {version}")
+
+    # --- reads for pollers ----------------------------------------------------------
+
+    def node_name_for_key(self, node_key: str) -> str:
+        name = self.view.active_by_key.get(node_key)
+        if name is None:
+            record = next((r for r in self.view.records.values() if r.node_key == node_key), None)
+            if record is not None:
+                raise ControlError(403, "node-expired", "this node's key has expired; "
+                                   "register it again with a new auth key")
+            raise ControlError(403, "not-registered", "this node key is not registered")
+        return name
+
+    def expiry_due(self) -> bool:
+        """Is a node still in the netmaps whose key has expired?"""
+        now, view = self.clock(), self.view
+        return any(view.records[name].expired(now) for name in view.active_by_key.values())
+
+    def expire_due(self) -> Outcome:
+        """Drop nodes whose key expired from every netmap (their rows stay)."""
+        return self.change(lambda view: (view.live, view.policy, dict(view.records)))
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyResult:
+    live: StoredPolicy
+    changed: bool  # False: the text was the live policy already
+    netmaps_changed: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    view: View
+    netmaps: TailnetNetmaps
+    changed: frozenset[str]
