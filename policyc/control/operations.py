@@ -85,7 +85,8 @@ def register(tailnet: Tailnet, node_key: str, request: RegisterRequest,
         tailnet.store.use_auth_key(key.id)
         records = dict(view.records)
         again = tailnet.store.node_by_key(node_key)
-        expires_at = None if node_expiry is None else now + node_expiry
+        # As in Tailscale, a tagged node (a server) has no key expiry by default.
+        expires_at = None if node_expiry is None or key.tags else now + node_expiry
         if again is not None:  # an expired node comes back with its name and addresses
             record = replace(again, user=key.user, tags=key.tags, advertised_routes=routes,
                              approved_routes=tuple(r for r in again.approved_routes
