@@ -1,50 +1,85 @@
 """The tailnet's netmaps: the one place control asks the compiler for them.
 
-Today every change compiles the whole tailnet (`compile_policy`) and reports
-every node as a candidate; the compiler's incremental index (build once,
-node events -> exactly the changed netmaps) replaces the body of
-`TailnetNetmaps` without changing its callers. Which candidates really
-changed is decided by `netmap_digest`, which leaves out the policy version
-stamp: a policy push re-signs only the nodes whose peers, filter, routes or
-SSH policy differ.
+Built once with the compiler's incremental index (`PolicyIndex`); each change
+is fed to it as node events (joined, removed, updated) or a policy push, and
+the index reports exactly the netmaps that changed. Control then compares
+`netmap_digest`s, which leave out the policy version stamp and include the
+owners the envelope carries, so a push re-signs only the nodes whose peers,
+filter, routes, SSH policy or peer owners differ.
+
+The index is mutable: if the transaction that follows a change fails, the
+caller drops this object and builds a new one (see `Tailnet.change`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 
-from policyc.compiler.compiler import compile_policy
+from policyc.compiler.index import (
+    NodeAdded,
+    NodeEvent,
+    NodeRemoved,
+    NodeUpdated,
+    PolicyIndex,
+)
 from policyc.compiler.nodes import Inventory
 from policyc.netmap import NodeNetmap
 from policyc.policy.model import Policy
 from policyc.protocol.codec import canonical_json
+from policyc.protocol.envelope import PeerOwner
 
 
-def netmap_digest(netmap: NodeNetmap) -> str:
+def netmap_digest(netmap: NodeNetmap, owners: tuple[PeerOwner, ...]) -> str:
     content = netmap.to_json()
     content.pop("policy_version", None)
-    return hashlib.sha256(canonical_json(content)).hexdigest()
+    signed = {"netmap": content, "owners": [o.to_json() for o in owners]}
+    return hashlib.sha256(canonical_json(signed)).hexdigest()
+
+
+def owners_of(netmap: NodeNetmap, inventory: Inventory) -> tuple[PeerOwner, ...]:
+    """Who the node and each of its peers belong to (user, or tags)."""
+    out = []
+    for name in [netmap.node, *sorted(p.name for p in netmap.peers)]:
+        node = inventory.get(name)
+        if node is not None:
+            out.append(PeerOwner(node.name, node.owner, node.tags))
+    return tuple(out)
 
 
 class TailnetNetmaps:
-    """Immutable: a change gives a new object, so a failed commit just drops it."""
-
-    def __init__(self, policy: Policy, inventory: Inventory,
-                 netmaps: Mapping[str, NodeNetmap]) -> None:
-        self.policy = policy
-        self.inventory = inventory
-        self._netmaps = netmaps
+    def __init__(self, index: PolicyIndex) -> None:
+        self._index = index
 
     @classmethod
     def build(cls, policy: Policy, inventory: Inventory) -> TailnetNetmaps:
-        return cls(policy, inventory, compile_policy(policy, inventory).netmaps)
+        return cls(PolicyIndex.build(policy, inventory))
+
+    @property
+    def inventory(self) -> Inventory:
+        return self._index.inventory()
 
     def netmap(self, name: str) -> NodeNetmap:
-        return self._netmaps[name]
+        return self._index.netmap(name)
 
-    def changed(self, policy: Policy, inventory: Inventory,
-                ) -> tuple[TailnetNetmaps, frozenset[str]]:
-        """The netmaps for (policy, inventory), and the nodes whose netmap may differ."""
-        new = TailnetNetmaps.build(policy, inventory)
-        return new, frozenset(n.name for n in inventory)
+    def changed(self, policy: Policy, inventory: Inventory) -> frozenset[str]:
+        """Move to (policy, inventory); the nodes whose netmap or peer owners may differ."""
+        candidates: set[str] = set()
+        for event in _events(self._index.inventory(), inventory):
+            if isinstance(event, NodeUpdated):  # its peers carry its owner: look at them too
+                candidates.update(p.name for p in self._index.netmap(event.node.name).peers)
+            candidates.update(self._index.apply(event).names)
+        if policy is not self._index.policy:
+            candidates.update(self._index.set_policy(policy).names)
+        present = {n.name for n in inventory}
+        return frozenset(candidates & present)
+
+
+def _events(old: Inventory, new: Inventory) -> list[NodeEvent]:
+    events: list[NodeEvent] = [NodeRemoved(n.name) for n in old if new.get(n.name) is None]
+    for node in new:
+        before = old.get(node.name)
+        if before is None:
+            events.append(NodeAdded(node))
+        elif before != node:
+            events.append(NodeUpdated(node))
+    return events
