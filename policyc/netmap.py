@@ -119,10 +119,12 @@ class NodeNetmap:
     addresses: tuple[str, ...]
     peers: tuple[Peer, ...]
     packet_filter: tuple[FilterRule, ...]
+    # tailcfg.SSHPolicy JSON: {"rules": [{"principals", "sshUsers", "action", "acceptEnv"}]}
     ssh_policy: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     policy_version: str = ""
     routes: tuple[str, ...] = ()  # routes this node serves: approved subnets, exit routes
-
+    # nodeAttrs (SelfNode.CapMap): capability -> list of JSON values, or None when bare
+    cap_map: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -133,6 +135,7 @@ class NodeNetmap:
             "ssh_policy": self.ssh_policy,
             "policy_version": self.policy_version,
             "routes": list(self.routes),
+            "cap_map": self.cap_map,
         }
 
     @classmethod
@@ -149,4 +152,5 @@ class NodeNetmap:
             ssh_policy=dict(data.get("ssh_policy") or {}),
             policy_version=str(data.get("policy_version") or ""),
             routes=tuple(data.get("routes") or ()),
+            cap_map=dict(data.get("cap_map") or {}),
         )

@@ -2,8 +2,9 @@
 
 Stages: resolve aliases (`resolve.py`), turn ACLs/grants into shared rules
 (`grants.py`), expand autogroup:self / via and reduce per node
-(`pernode.py`), compute peers over bitsets (`peers.py`), and SSH policy
-(`sshpolicy.py`). This module only wires them together.
+(`pernode.py`), compute peers over bitsets (`peers.py`), SSH policy
+(`sshpolicy.py`) and node capabilities (`nodeattrs.py`). This module only
+wires them together.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from policyc.compiler.addrset import ALL, union_all
 from policyc.compiler.grants import CompiledUnit, UnitCompiler, expand_units
 from policyc.compiler.internet import INTERNET
+from policyc.compiler.nodeattrs import NodeAttrCompiler
 from policyc.compiler.nodes import Inventory, Node
 from policyc.compiler.peers import PeerGraph, indexes_to_bits
 from policyc.compiler.pernode import (
@@ -29,7 +31,7 @@ from policyc.compiler.pernode import (
 )
 from policyc.compiler.resolve import Resolver
 from policyc.compiler.rules import Rule, merge_rules
-from policyc.compiler.sshpolicy import SshCompiler
+from policyc.compiler.sshpolicy import NO_CONTROL_URL, SshCompiler
 from policyc.diagnostics.source import Span
 from policyc.netmap import ALL_PORTS, FilterRule, NetPortRange, NodeNetmap, Peer
 from policyc.policy.model import Policy
@@ -61,8 +63,10 @@ def policy_version(policy: Policy) -> str:
     return hashlib.sha256(policy.source.text.encode()).hexdigest()[:16]
 
 
-def compile_policy(policy: Policy, inventory: Inventory) -> CompiledPolicy:
-    return Compilation(policy, inventory).compiled()
+def compile_policy(policy: Policy, inventory: Inventory, *,
+                   control_url: str = NO_CONTROL_URL) -> CompiledPolicy:
+    """Every node's netmap. `control_url` is where SSH `check` rules delegate to."""
+    return Compilation(policy, inventory, control_url).compiled()
 
 
 class Compilation:
@@ -75,7 +79,8 @@ class Compilation:
     these same methods, so there is one definition of a node's netmap.
     """
 
-    def __init__(self, policy: Policy, inventory: Inventory) -> None:
+    def __init__(self, policy: Policy, inventory: Inventory,
+                 control_url: str = NO_CONTROL_URL) -> None:
         self.policy = policy
         self.r = Resolver(policy, inventory)
         self.version = policy_version(policy)
@@ -93,7 +98,8 @@ class Compilation:
         else:
             self._shared_stage()
         self.usable = self.graph.usable_routes()
-        self.ssh = SshCompiler(policy, self.r)
+        self.ssh = SshCompiler(policy, self.r, control_url)
+        self.attrs = NodeAttrCompiler(policy, self.r)
         self.base_peers = [
             Peer(n.name, n.key, tuple(str(ip) for ip in n.ips),
                  tuple(str(ipaddress.ip_network(ip)) for ip in n.ips), n.endpoint)
@@ -189,6 +195,7 @@ class Compilation:
             ssh_policy=self.ssh.for_node(i),
             policy_version=self.version,
             routes=served_routes(node),
+            cap_map=self.attrs.for_node(i),
         )
 
     def _peer(self, me: int, p: int) -> Peer:

@@ -72,6 +72,7 @@ CODES: dict[str, CodeInfo] = {
                      "does not compile or check it fully."),
     "W208": CodeInfo("empty-node-attr", "A nodeAttrs entry has a target but no attr, app "
                      "or ipPool."),
+    "W209": CodeInfo("literal-ssh-user", "An SSH user looks like a pattern but is a literal name."),
     # --- T: policy tests -------------------------------------------------------
     "T301": CodeInfo("test-accept-failed", "A `tests` accept entry is not allowed by the policy."),
     "T302": CodeInfo("test-deny-failed", "A `tests` deny entry is allowed by the policy."),

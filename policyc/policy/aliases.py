@@ -316,13 +316,16 @@ def parse_go_duration(text: str) -> timedelta | None:
 
 
 def parse_check_period(text: str, span: Span, diags: Diagnostics) -> timedelta | None:
-    """An SSH `checkPeriod`: `always` (timedelta.max) or a duration in (0, 168h]."""
+    """An SSH `checkPeriod`: `always` (timedelta.max) or a duration in [0, 168h].
+
+    Tailscale accepts `0s` (and `30s`) though its message says "positive" (captured).
+    """
     if text == "always":
         return timedelta.max
     period = parse_go_duration(text)
     if period is None:
         diags.error("E124", span, f'checkPeriod: time: invalid duration "{text}"')
-    elif period <= timedelta(0):
+    elif period < timedelta(0):
         diags.error("E124", span, f"checkPeriod {text} must be a positive duration")
     elif period > MAX_CHECK_PERIOD:
         diags.error("E124", span, f"checkPeriod {text} is above the max (168h)")

@@ -5,7 +5,7 @@ Shape and string syntax only; cross-references are checked in `validate.py`.
 
 from __future__ import annotations
 
-from policyc.grammar.cst import JArray, JString, JValue, to_python
+from policyc.grammar.cst import JArray, JNull, JObject, JString, JValue, to_python
 from policyc.netmap import PortRange
 from policyc.policy.aliases import (
     check_ports_allowed,
@@ -185,45 +185,90 @@ def _check_cap_name(r: Reader, name: JString) -> bool:
     return True
 
 
-SSH_FIELDS = frozenset({"action", "src", "dst", "users", "checkPeriod", "acceptEnv", "srcPosture"})
+SSH_FIELDS = frozenset({"action", "src", "dst", "users", "checkPeriod", "acceptEnv", "srcPosture",
+                        "recorder", "enforceRecorder"})
+LOCALPART_PREFIX = "localpart:"
+# Users that look like aliases or patterns but that Tailscale maps literally (captured).
+LITERAL_LOOKALIKES = ("autogroup:", "group:", "tag:")
 
 
 def build_ssh(r: Reader, value: JValue) -> SshRule | None:
+    """One `ssh` rule. Tailscale's leniencies are captured: surrounding whitespace is
+    trimmed (action, users), null acceptEnv/checkPeriod mean absent, and a rule without
+    src or dst is accepted and matches nothing."""
     obj = r.obj(value, "ssh rule")
     if obj is None:
         return None
-    f = r.fields(obj, "ssh rule", SSH_FIELDS, required=("action", "src", "dst", "users"))
-    action = r.string(f["action"], "action") if "action" in f else None
-    if action is not None and action.value not in ("accept", "check"):
-        message = (f'"{action.value}" is not a valid action' if action.value
-                   else "action must be specified")
-        r.diags.error("E115", action.span, message)
-    sources = r.aliases(f["src"], "ssh src") if "src" in f else ()
-    destinations = r.aliases(f["dst"], "ssh dst") if "dst" in f else ()
-    users = _ssh_users(r, f["users"]) if "users" in f else ()
+    f = r.fields(obj, "ssh rule", SSH_FIELDS)
+    action = _ssh_action(r, obj, f.get("action"))
+    sources = r.aliases(f["src"], "ssh src") if _present(f, "src") else ()
+    destinations = r.aliases(f["dst"], "ssh dst") if _present(f, "dst") else ()
+    users = _ssh_users(r, obj, f.get("users"))
     period = None
-    if "checkPeriod" in f and (text := r.string(f["checkPeriod"], "checkPeriod")) is not None:
+    if _present(f, "checkPeriod") and (text := r.string(f["checkPeriod"], "checkPeriod")):
         period = parse_check_period(text.value, text.span, r.diags)
-    accept_env = _accept_env(r, f.get("acceptEnv"))
-    return SshRule(action.value if action is not None else "", sources, destinations, users,
-                   period, accept_env, r.names(f.get("srcPosture"), "srcPosture"), obj.span)
+    accept_env = _accept_env(r, f["acceptEnv"]) if _present(f, "acceptEnv") else ()
+    recorder = r.aliases(f["recorder"], "ssh recorder") if _present(f, "recorder") else ()
+    enforce = (r.boolean(f["enforceRecorder"], "enforceRecorder")
+               if _present(f, "enforceRecorder") else False)
+    return SshRule(action, sources, destinations, users, period, accept_env,
+                   r.names(f.get("srcPosture"), "srcPosture"), obj.span, recorder, enforce)
 
 
-def _ssh_users(r: Reader, value: JValue) -> tuple[str, ...]:
-    users = r.strings(value, "users")
+def _present(f: dict[str, JValue], key: str) -> bool:
+    """A field given with a value other than JSON null."""
+    return key in f and not isinstance(f[key], JNull)
+
+
+def _ssh_action(r: Reader, obj: JObject, value: JValue | None) -> str:
+    if value is None or isinstance(value, JNull):
+        r.diags.error("E103", obj.span, "action must be specified")
+        return ""
+    text = r.string(value, "action")
+    action = text.value.strip() if text is not None else ""
+    if text is None or action in ("accept", "check"):
+        return action
+    message = f'"{action}" is not a valid action' if action else "action must be specified"
+    r.diags.error("E115", text.span, message)
+    return ""
+
+
+def _ssh_users(r: Reader, obj: JObject, value: JValue | None) -> tuple[str, ...]:
+    if value is None or isinstance(value, JNull):
+        r.diags.error("E103", obj.span, "users must be specified")
+        return ()
     if isinstance(value, JArray) and not value.items:
         r.diags.error("E120", value.span, "users must be specified")
+        return ()
+    users = r.strings(value, "users")
     for user in users:
         name = user.value.strip()
         if name in ("", "*"):
-            r.diags.error("E120", user.span, f'user "{user.value}" is not valid')
-        elif name.startswith("autogroup:") and name != "autogroup:nonroot":
-            r.diags.error("E114", user.span, f'ssh users: "{name}" is not a valid SSH user')
+            r.diags.error("E120", user.span, f'user "{name}" is not valid')
+        elif _taken_literally(name):
+            # Tailscale accepts these and maps them as a literal login name (captured).
+            r.diags.warning("W209", user.span,
+                            f'ssh users: "{name}" is not a user pattern; Tailscale takes it '
+                            "as the literal login name")
     return tuple(u.value.strip() for u in users)
 
 
-def _accept_env(r: Reader, value: JValue | None) -> tuple[str, ...]:
-    names = r.strings(value, "acceptEnv") if value is not None else ()
+def _taken_literally(user: str) -> bool:
+    if user.startswith(LOCALPART_PREFIX):
+        return localpart_domain(user) is None
+    return user.startswith(LITERAL_LOOKALIKES) and user != "autogroup:nonroot"
+
+
+def localpart_domain(user: str) -> str | None:
+    """The domain of a `localpart:*@DOMAIN` entry; None for any other shape."""
+    if not user.startswith(LOCALPART_PREFIX):
+        return None
+    local, at, domain = user.removeprefix(LOCALPART_PREFIX).rpartition("@")
+    return domain if at and local == "*" and domain else None
+
+
+def _accept_env(r: Reader, value: JValue) -> tuple[str, ...]:
+    names = r.strings(value, "acceptEnv")
     for name in names:
         if not name.value:
             r.diags.error("E120", name.span, "acceptEnv values cannot be empty")

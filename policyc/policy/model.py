@@ -194,6 +194,8 @@ class SshRule:
     accept_env: tuple[str, ...] = ()
     src_posture: tuple[str, ...] = ()
     span: Span = NO_SPAN
+    recorder: tuple[Alias, ...] = ()  # session recorders: tags, hosts, addresses
+    enforce_recorder: bool = False  # fail closed when no recorder takes the session
 
 
 # --- definitions --------------------------------------------------------------

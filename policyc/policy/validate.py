@@ -63,11 +63,14 @@ DST = Place("dst", "E117", EVERYTHING | {ServiceRef},
 VIA = Place("via", "E119", frozenset({TagRef}), frozenset())
 SSH_SRC = Place("ssh src", "E120", IDENTITIES, MEMBERSHIP | ROLE_AUTOGROUPS)
 SSH_DST = Place("ssh dst", "E120", IDENTITIES - {GroupRef}, MEMBERSHIP | {"autogroup:self"})
+# Session recorders are nodes: a tag, or one address given literally or as a host.
+SSH_RECORDER = Place("ssh recorder", "E120", frozenset({TagRef, HostRef, PrefixAlias}),
+                     frozenset())
 OWNER = Place("tagOwners", "E123", IDENTITIES,
               frozenset({"autogroup:admin", "autogroup:member", "autogroup:owner",
                          "autogroup:it-admin", "autogroup:network-admin"}))
 APPROVER = Place("autoApprovers", "E123", OWNER.kinds, OWNER.autogroups)
-NODE_ATTR = Place("nodeAttrs target", "E127", IDENTITIES | {Wildcard, PrefixAlias},
+NODE_ATTR = Place("nodeAttrs target", "E127", IDENTITIES | {Wildcard, PrefixAlias, HostRef},
                   MEMBERSHIP | ROLE_AUTOGROUPS)
 TEST_SRC = Place("test src", "E125", (IDENTITIES | ADDRESSES) - {IPSetRef},
                  MEMBERSHIP | ROLE_AUTOGROUPS)
@@ -104,6 +107,7 @@ def placed_aliases(policy: Policy) -> Iterator[tuple[Place, Alias]]:
     for rule in policy.ssh:
         yield from ((SSH_SRC, a) for a in rule.sources)
         yield from ((SSH_DST, a) for a in rule.destinations)
+        yield from ((SSH_RECORDER, a) for a in rule.recorder)
     for owners in policy.tag_owners.values():
         yield from ((OWNER, a) for a in owners.owners)
     for route in policy.auto_approvers.routes:
@@ -147,7 +151,11 @@ def _check_defined(policy: Policy, place: Place, alias: Alias, diags: Diagnostic
     elif isinstance(alias, TagRef):
         _require(alias.name, policy.tag_owners, "E105", "tag", alias, diags,
                  where=" in tagOwners")
-    elif isinstance(alias, HostRef) and place is not NODE_ATTR:
+    elif isinstance(alias, HostRef) and place is NODE_ATTR:
+        # A target that is no defined host is taken as an address, Tailscale's words.
+        if alias.name not in policy.hosts:
+            diags.error("E127", alias.span, f'"{alias.name}": invalid address')
+    elif isinstance(alias, HostRef):
         _require(alias.name, policy.hosts, "E106", "host", alias, diags)
     elif isinstance(alias, IPSetRef):
         _require(alias.name, policy.ipsets, "E107", "ipset", alias, diags)

@@ -47,7 +47,7 @@ def check_rules(policy: Policy, diags: Diagnostics) -> None:
         _check_self(grant.sources, grant.destinations, diags, wildcard_ok=False)
         _check_grant(grant, diags)
     for rule in policy.ssh:
-        _check_ssh(rule, diags)
+        _check_ssh(policy, rule, diags)
     _check_node_attrs(policy, diags)
     _check_test_hosts(policy, diags)
 
@@ -82,7 +82,8 @@ def _is_tagged(alias: Alias) -> bool:
     return isinstance(alias, TagRef) or _is(alias, "autogroup:tagged")
 
 
-def _check_ssh(rule: SshRule, diags: Diagnostics) -> None:
+def _check_ssh(policy: Policy, rule: SshRule, diags: Diagnostics) -> None:
+    _check_recorders(policy, rule, diags)
     tagged_source = any(_is_tagged(s) for s in rule.sources)
     for dst in rule.destinations:
         user_owned = isinstance(dst, UserRef) or _is(dst, "autogroup:self") or _is(
@@ -97,6 +98,17 @@ def _check_ssh(rule: SshRule, diags: Diagnostics) -> None:
                         "only source")
     if rule.check_period is not None and rule.action != "check":
         diags.error("E120", rule.span, 'checkPeriod is only valid with action "check"')
+
+
+def _check_recorders(policy: Policy, rule: SshRule, diags: Diagnostics) -> None:
+    """A recorder is a node: an address, not a prefix, whether literal or a host alias."""
+    for alias in rule.recorder:
+        host = policy.hosts.get(alias.name) if isinstance(alias, HostRef) else None
+        network = alias.network if isinstance(alias, PrefixAlias) else (
+            host.network if host is not None else None)
+        if network is not None and network.num_addresses != 1:
+            diags.error("E120", alias.span,
+                        f'ssh recorder "{alias}": a recorder is one address, not a prefix')
 
 
 def _check_node_attrs(policy: Policy, diags: Diagnostics) -> None:

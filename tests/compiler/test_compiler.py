@@ -168,8 +168,9 @@ def test_ssh_policy_lists_principals_on_destination() -> None:
     c = compiled(acls=[], ssh=[{"action": "accept", "src": ["group:eng"],
                                 "dst": ["tag:db"], "users": ["root", "autogroup:nonroot"]}])
     [rule] = c.netmaps["db"].ssh_policy["rules"]
-    assert {p["node_ip"] for p in rule["principals"]} >= {"100.64.0.1", "100.64.0.3"}
-    assert rule["ssh_users"] == {"*": "=", "root": "root"}
+    assert {p["nodeIP"] for p in rule["principals"]} >= {"100.64.0.1", "100.64.0.3"}
+    assert rule["sshUsers"] == {"*": "=", "root": "root"}
+    assert rule["action"]["accept"] is True
     assert c.netmaps["web"].ssh_policy == {"rules": []}
 
 

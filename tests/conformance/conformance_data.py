@@ -76,3 +76,9 @@ def case_params(expected_failures: dict[str, str],
             marks.append(pytest.mark.xfail(reason=expected_failures[test_id], strict=True))
         params.append(pytest.param(path, id=test_id, marks=marks))
     return params
+
+
+def more_case_params(category: str, expected_failures: dict[str, str]) -> list[Any]:
+    """The tailscale-more cases of one category (ssh, policytest, sshtest, nodeattrs)."""
+    return case_params(expected_failures, lambda case: case["category"] == category,
+                       MORE_CASE_FILES)

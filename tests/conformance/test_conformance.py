@@ -9,18 +9,16 @@ normalised to interval sets). Peers are compared exactly.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conformance_data import CASES_DIR, MISSING_REASON, case_params, load_case
+from conformance_data import CASES_DIR, MISSING_REASON, case_inventory, case_params, load_case
 
 from policyc.compiler.addrset import AddressSet, union_all
 from policyc.compiler.compiler import compile_policy
-from policyc.compiler.nodes import Inventory, Node
 from policyc.netmap import DEFAULT_PROTOCOLS
 from policyc.policy.load import load_policy_text
 
@@ -32,19 +30,6 @@ pytestmark = pytest.mark.conformance
 EXPECTED_FAILURES: dict[str, str] = {}
 
 RESULTS: Counter[tuple[str, bool]] = Counter()
-
-
-def inventory_of(case: dict[str, Any]) -> Inventory:
-    return Inventory.of([
-        Node(
-            name=n["name"], user=n.get("user"), tags=tuple(n.get("tags") or ()),
-            ips=tuple(ipaddress.ip_address(ip) for ip in n["ips"]),
-            key=f"key-{n['name']}",
-            routes=tuple(ipaddress.ip_network(r) for r in n.get("routes") or ()),
-            exit_node=bool(n.get("exit_node")),
-        )
-        for n in case["nodes"]
-    ])
 
 
 def _addrs(texts: list[str]) -> AddressSet:
@@ -87,7 +72,7 @@ def test_case(path: Path) -> None:
 def _check_case(case: dict[str, Any]) -> None:
     policy, diags = load_policy_text(case["policy"], case["test_id"] + ".hujson")
     assert not diags.has_errors, [str(d) for d in diags.errors]
-    compiled = compile_policy(policy, inventory_of(case))
+    compiled = compile_policy(policy, case_inventory(case))
     expect = case["expect"]
     for name, want in expect["filters"].items():
         got = [r.to_json() for r in compiled.netmaps[name].packet_filter]
