@@ -46,13 +46,12 @@ DOMAIN = ("user:*@DOMAIN / localpart:*@DOMAIN must name the tailnet's own domain
 SSH_EXPECTED_FAILURES: dict[str, str] = {
     "ssh-b4": DOMAIN, "ssh-d1": DOMAIN, "ssh-e1": DOMAIN, "ssh-e2": DOMAIN,
     "ssh-malformed-user-localpart-multi-glob": DOMAIN,
-    "ssh-tag-owner-cycle": "tag ownership cycles are rejected (E122); Tailscale accepts them",
-    "ssh-tag-owner-self-reference": "a tag owning itself is rejected (E122); Tailscale accepts it",
 }
 NODEATTRS_EXPECTED_FAILURES: dict[str, str] = {
-    "nodeattrs-error-e1-empty": "a target-only entry is rejected (E127); Tailscale accepts it",
-    "nodeattrs-target-a10-autogroup-admin": "role autogroups resolve to no node yet",
-    "nodeattrs-target-a11-autogroup-owner": "role autogroups resolve to no node yet",
+    "nodeattrs-target-a10-autogroup-admin": (
+        "the case lists thor and freya as members, yet the capture gives their devices the "
+        "autogroup:admin attribute: in the captured tailnet they were admins (the README: "
+        "roles other than the owner's are not confirmed)"),
 }
 
 # The check URL base the captures were recorded with (see sshpolicy.NO_CONTROL_URL).
