@@ -9,4 +9,5 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   nftables python3-nftables wireguard-tools wireguard-go iproute2 \
-  iputils-ping netcat-openbsd iperf3 conntrack >/dev/null
+  iputils-ping netcat-openbsd iperf3 conntrack \
+  neovim >/dev/null  # neovim: the editor test of `policyc lsp` (tests/lsp)

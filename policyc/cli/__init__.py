@@ -3,7 +3,15 @@
 Takes argv, gives an exit code; one module per command family, all thin.
 """
 
-from policyc.cli import apply_cmds, control_cmds, enforce_cmds, node_cmds, policy_cmds
+from policyc.cli import (
+    apply_cmds,
+    control_cmds,
+    editor_cmds,
+    enforce_cmds,
+    node_cmds,
+    policy_cmds,
+)
 from policyc.cli.app import main
 
-__all__ = ["apply_cmds", "control_cmds", "enforce_cmds", "main", "node_cmds", "policy_cmds"]
+__all__ = ["apply_cmds", "control_cmds", "editor_cmds", "enforce_cmds", "main", "node_cmds",
+           "policy_cmds"]
