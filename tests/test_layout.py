@@ -33,7 +33,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "protocol": _BASE | {"netmap"},
     "control": _COMPILED | {"protocol"},
     "meshnode": _BASE | {"netmap", "protocol", "enforcer"},
-    "lsp": _COMPILED,
+    "fmt": _BASE | {"grammar"},  # a grammar-level tool: text in, text out, no policy model
+    "lsp": _COMPILED | {"fmt"},
     "cli": frozenset({"*"}),
 }
 
