@@ -94,3 +94,13 @@ def schema() -> None:
     from policyc.policy.schema import policy_schema
 
     click.echo(json.dumps(policy_schema(), indent=2))
+
+
+@main.command()
+@click.option("--stdio", is_flag=True, help="Accepted for clients that pass it; stdio is "
+              "the only transport.")
+def lsp(stdio: bool) -> None:
+    """Run the language server on standard input/output (docs/editors.md)."""
+    from policyc.lsp.server import serve
+
+    serve()

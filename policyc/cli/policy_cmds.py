@@ -37,16 +37,13 @@ from policyc.diagnostics.source import NO_SPAN
               default="text", show_default=True)
 def check(policy: str, nodes_path: str | None, fmt: str) -> None:
     """Parse and validate POLICY, then run its `tests` and `sshTests`."""
-    from policyc.analysis.lint import lint_policy
-    from policyc.analysis.testrunner import run_policy_tests
+    from policyc.analysis.check import check_loaded_policy
 
     loaded = load_files(policy, nodes_path)
     diags = loaded.diags
     report = None
-    if loaded.policy is not None and not diags.has_errors:
-        if loaded.inventory is not None:
-            lint_policy(loaded.policy, loaded.inventory, diags)
-        report = run_policy_tests(loaded.policy, loaded.inventory, diags)
+    if loaded.policy is not None:
+        report = check_loaded_policy(loaded.policy, loaded.inventory, diags)
     emit_diagnostics(diags, fmt, err=False)
     if fmt == "text":
         errors, warnings = len(diags.errors), len(diags.warnings)

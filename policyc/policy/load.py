@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from policyc.diagnostics.diagnostics import Diagnostic, Diagnostics
 from policyc.diagnostics.source import SourceFile
+from policyc.grammar.cst import JValue
 from policyc.grammar.hujson import parse, read_source
 from policyc.policy.build import build_policy
 from policyc.policy.model import Policy
@@ -22,9 +23,15 @@ T = TypeVar("T")
 
 def load_policy_source(source: SourceFile, diags: Diagnostics) -> Policy:
     """Parse, build and validate one policy source; best effort."""
-    policy = build_policy(parse(source, diags), source, diags)
+    return load_policy_tree(source, diags)[1]
+
+
+def load_policy_tree(source: SourceFile, diags: Diagnostics) -> tuple[JValue | None, Policy]:
+    """`load_policy_source` that also gives the value tree (the language server's index)."""
+    tree = parse(source, diags)
+    policy = build_policy(tree, source, diags)
     validate_policy(policy, diags)
-    return policy
+    return tree, policy
 
 
 def load_policy_text(text: str, name: str = "<string>") -> tuple[Policy, Diagnostics]:

@@ -1,0 +1,331 @@
+"""`policyc lsp`: the language server (pygls), wiring editor requests to the library.
+
+Analysis (parse, build, validate, lint, tests) runs on one worker thread, so
+the event loop keeps answering while a large policy is analysed. Changes are
+coalesced: while one analysis runs, further edits only mark the document
+dirty, and the next analysis takes the newest text; a result for a version
+the editor has already replaced is dropped, never published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol, lsp_method
+from pygls.uris import to_fs_path
+
+from policyc.compiler.inventory import load_inventory_file
+from policyc.compiler.nodes import Inventory
+from policyc.diagnostics.diagnostics import Diagnostics
+from policyc.diagnostics.source import SourceFile
+from policyc.fmt import format_source
+from policyc.lsp import actions, completion, navigation
+from policyc.lsp.document import Analysis, analyze, to_lsp_diagnostics
+from policyc.lsp.positions import lsp_position, offset_of
+from policyc.lsp.symbols import SymbolIndex
+from policyc.policy.model import Policy
+
+log = logging.getLogger(__name__)
+
+LARGE = 256 * 1024
+DEBOUNCE_SMALL = 0.01  # seconds: coalesces a burst of keystrokes, invisible to a person
+DEBOUNCE_LARGE = 0.25  # a large file is not re-analysed on every keystroke
+
+
+class _Protocol(LanguageServerProtocol):
+    @lsp_method(types.INITIALIZE)
+    def lsp_initialize(self, params: types.InitializeParams,
+                       ) -> Generator[Any, Any, types.InitializeResult]:
+        # Positions are always UTF-16 (positions.py), the encoding every client supports.
+        if params.capabilities.general is not None:
+            params.capabilities.general.position_encodings = None
+        return (yield from super().lsp_initialize(params))
+
+
+@dataclass
+class _Document:
+    uri: str
+    version: int | None = None  # the client's version of the text
+    revision: int = 0  # ours: bumped by every change, save and inventory change
+    tests_for: int | None = None  # the revision (a save) whose policy tests should run
+    latest: Analysis | None = None
+    names: SymbolIndex = field(default_factory=SymbolIndex)  # of the last text that parsed
+    task: asyncio.Task[None] | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class PolicyServer(LanguageServer):
+    def __init__(self) -> None:
+        try:
+            version = package_version("policyc")
+        except PackageNotFoundError:
+            version = "0"
+        super().__init__("policyc", version, protocol_cls=_Protocol)
+        self.documents: dict[str, _Document] = {}
+        self.inventory: Inventory | None = None
+        self.inventory_setting: str | None = None
+        self.reported: set[str] = set()  # inventory problems already shown
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policyc-analysis")
+
+    # --- documents and analysis ---------------------------------------------------
+
+    def text_of(self, uri: str) -> str:
+        return self.workspace.get_text_document(uri).source
+
+    def touch(self, uri: str, version: int | None, *, tests: bool = False) -> None:
+        doc = self.documents.setdefault(uri, _Document(uri))
+        doc.revision += 1
+        if version is not None:
+            doc.version = version
+        if tests:
+            doc.tests_for = doc.revision
+        if doc.task is None or doc.task.done():
+            doc.task = asyncio.ensure_future(self._analyse(doc))
+
+    async def _analyse(self, doc: _Document) -> None:
+        loop = asyncio.get_running_loop()
+        while doc.uri in self.documents:
+            revision, text = doc.revision, self.text_of(doc.uri)
+            await asyncio.sleep(DEBOUNCE_LARGE if len(text) > LARGE else DEBOUNCE_SMALL)
+            if doc.revision != revision:
+                continue  # typed on: wait for the newest text
+            tests = doc.tests_for == revision
+            analysis = await loop.run_in_executor(
+                self.worker, _safe_analyze, _name_of(doc.uri), text, revision, self.inventory,
+                tests)
+            if doc.uri not in self.documents:
+                return
+            if doc.revision == revision:
+                doc.latest = analysis
+                if analysis.tree is not None:
+                    doc.names = analysis.index
+                self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
+                    uri=doc.uri, version=doc.version, diagnostics=to_lsp_diagnostics(analysis)))
+                doc.changed.set()
+                doc.changed = asyncio.Event()
+                return
+            # Stale: the editor moved on while this ran. Drop it and go again.
+
+    async def current(self, uri: str) -> Analysis | None:
+        """The analysis of the document's newest version (waits for it, never blocks)."""
+        doc = self.documents.get(uri)
+        while doc is not None and (doc.latest is None or doc.latest.version != doc.revision):
+            if doc.task is None or doc.task.done():
+                doc.task = asyncio.ensure_future(self._analyse(doc))
+            await doc.changed.wait()
+            doc = self.documents.get(uri)
+        return doc.latest if doc is not None else None
+
+    # --- the inventory ------------------------------------------------------------
+
+    def set_inventory(self, setting: Any) -> None:
+        path = setting if isinstance(setting, str) and setting else None
+        if path == self.inventory_setting:
+            return
+        self.inventory_setting = path
+        self.inventory = self._load_inventory(path) if path is not None else None
+        for uri in list(self.documents):
+            self.touch(uri, None)
+
+    def _load_inventory(self, setting: str) -> Inventory | None:
+        path = Path(setting)
+        root = self.workspace.root_path
+        if not path.is_absolute() and root:
+            path = Path(root) / path
+        inventory, diags = load_inventory_file(path)
+        if inventory is None or diags.has_errors:
+            self._report_once(str(path), diags)
+            return None
+        return inventory
+
+    def _report_once(self, path: str, diags: Diagnostics) -> None:
+        if path in self.reported:
+            return
+        self.reported.add(path)
+        first = diags.errors[0] if diags.errors else None
+        detail = str(first) if first is not None else "it could not be read"
+        self.window_show_message(types.ShowMessageParams(
+            type=types.MessageType.Warning,
+            message=f"policyc: inventory {path} not used ({detail}); "
+                    "features that need no inventory still work"))
+
+
+def _name_of(uri: str) -> str:
+    return to_fs_path(uri) or uri
+
+
+def _safe_analyze(name: str, text: str, version: int, inventory: Inventory | None,
+                  tests: bool) -> Analysis:
+    try:
+        return analyze(name, text, version, inventory, run_tests=tests)
+    except Exception:  # an internal bug must not take the editor's server down
+        log.exception("analysis of %s failed", name)
+        source = SourceFile(name, text)
+        return Analysis(version, source, None, Policy(source), (), SymbolIndex(), inventory,
+                        False)
+
+
+server = PolicyServer()
+
+
+def _options_inventory(options: Any) -> Any:
+    if isinstance(options, dict):
+        nested = options.get("policyc")
+        if isinstance(nested, dict):
+            return nested.get("inventory")
+        return options.get("inventory")
+    return None
+
+
+@server.feature(types.INITIALIZE)
+def _initialize(ls: PolicyServer, params: types.InitializeParams) -> None:
+    ls.set_inventory(_options_inventory(params.initialization_options))
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+def _configuration(ls: PolicyServer, params: types.DidChangeConfigurationParams) -> None:
+    ls.set_inventory(_options_inventory(params.settings))
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+def _did_open(ls: PolicyServer, params: types.DidOpenTextDocumentParams) -> None:
+    ls.touch(params.text_document.uri, params.text_document.version)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+def _did_change(ls: PolicyServer, params: types.DidChangeTextDocumentParams) -> None:
+    ls.touch(params.text_document.uri, params.text_document.version)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+def _did_save(ls: PolicyServer, params: types.DidSaveTextDocumentParams) -> None:
+    ls.touch(params.text_document.uri, None, tests=True)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+def _did_close(ls: PolicyServer, params: types.DidCloseTextDocumentParams) -> None:
+    doc = ls.documents.pop(params.text_document.uri, None)
+    if doc is not None:
+        doc.changed.set()
+    ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
+        uri=params.text_document.uri, diagnostics=[]))
+
+
+async def _at(ls: PolicyServer, uri: str, position: types.Position,
+              ) -> tuple[Analysis, int] | None:
+    analysis = await ls.current(uri)
+    if analysis is None:
+        return None
+    return analysis, offset_of(analysis.source, position)
+
+
+@server.feature(types.TEXT_DOCUMENT_HOVER)
+async def _hover(ls: PolicyServer, params: types.HoverParams) -> types.Hover | None:
+    found = await _at(ls, params.text_document.uri, params.position)
+    return navigation.hover(*found) if found else None
+
+
+@server.feature(types.TEXT_DOCUMENT_DEFINITION)
+async def _definition(ls: PolicyServer, params: types.DefinitionParams,
+                      ) -> types.Location | None:
+    found = await _at(ls, params.text_document.uri, params.position)
+    target = navigation.definition(*found) if found else None
+    return types.Location(uri=params.text_document.uri, range=target) if target else None
+
+
+@server.feature(types.TEXT_DOCUMENT_REFERENCES)
+async def _references(ls: PolicyServer, params: types.ReferenceParams,
+                      ) -> list[types.Location]:
+    found = await _at(ls, params.text_document.uri, params.position)
+    ranges = (navigation.references(*found, params.context.include_declaration)
+              if found else [])
+    return [types.Location(uri=params.text_document.uri, range=r) for r in ranges]
+
+
+@server.feature(types.TEXT_DOCUMENT_PREPARE_RENAME)
+async def _prepare_rename(ls: PolicyServer, params: types.PrepareRenameParams,
+                          ) -> types.PrepareRenamePlaceholder | None:
+    found = await _at(ls, params.text_document.uri, params.position)
+    target = navigation.rename_target(*found) if found else None
+    if found is None or target is None:
+        return None
+    analysis = found[0]
+    return types.PrepareRenamePlaceholder(
+        range=types.Range(start=lsp_position(analysis.source, target.start),
+                          end=lsp_position(analysis.source, target.end)),
+        placeholder=target.name)
+
+
+@server.feature(types.TEXT_DOCUMENT_RENAME)
+async def _rename(ls: PolicyServer, params: types.RenameParams) -> types.WorkspaceEdit | None:
+    found = await _at(ls, params.text_document.uri, params.position)
+    target = navigation.rename_target(*found) if found else None
+    if found is None or target is None:
+        return None
+    problem = navigation.rename_problem(target, params.new_name)
+    if problem is not None:
+        raise ValueError(problem)  # pygls answers with an error the editor shows
+    edits = navigation.rename_edits(found[0], target, params.new_name)
+    return types.WorkspaceEdit(changes={params.text_document.uri: edits})
+
+
+@server.feature(types.TEXT_DOCUMENT_COMPLETION,
+                types.CompletionOptions(trigger_characters=['"', ":"]))
+async def _completion(ls: PolicyServer, params: types.CompletionParams,
+                      ) -> types.CompletionList:
+    uri = params.text_document.uri
+    text = ls.text_of(uri)
+    doc = ls.documents.get(uri)
+    # Text being typed rarely parses: offer the names of the last text that did.
+    index = doc.names if doc is not None else SymbolIndex()
+    offset = offset_of(SourceFile(uri, text), params.position)
+    return types.CompletionList(is_incomplete=False,
+                                items=completion.completions(text, offset, index))
+
+
+@server.feature(types.TEXT_DOCUMENT_CODE_ACTION,
+                types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]))
+async def _code_action(ls: PolicyServer, params: types.CodeActionParams,
+                       ) -> list[types.CodeAction]:
+    analysis = await ls.current(params.text_document.uri)
+    if analysis is None:
+        return []
+    start = offset_of(analysis.source, params.range.start)
+    end = offset_of(analysis.source, params.range.end)
+    return actions.quick_fixes(analysis, params.text_document.uri, start, end)
+
+
+@server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+async def _symbols(ls: PolicyServer, params: types.DocumentSymbolParams,
+                   ) -> list[types.DocumentSymbol]:
+    analysis = await ls.current(params.text_document.uri)
+    return actions.outline(analysis) if analysis is not None else []
+
+
+@server.feature(types.TEXT_DOCUMENT_FORMATTING)
+async def _formatting(ls: PolicyServer, params: types.DocumentFormattingParams,
+                      ) -> list[types.TextEdit] | None:
+    uri = params.text_document.uri
+    source = SourceFile(_name_of(uri), ls.text_of(uri))
+    formatted = await asyncio.get_running_loop().run_in_executor(
+        ls.worker, format_source, source, Diagnostics())
+    if formatted is None or formatted == source.text:
+        return None if formatted is None else []
+    whole = types.Range(start=types.Position(line=0, character=0),
+                        end=lsp_position(source, len(source.text)))
+    return [types.TextEdit(range=whole, new_text=formatted)]
+
+
+def serve() -> None:
+    """Speak LSP on standard input and output until the client says exit."""
+    server.start_io()
