@@ -88,7 +88,7 @@ def _occurrences(top: JObject) -> Iterator[Occurrence]:
                 if kind == HOST or name.startswith(PREFIXES[kind]):
                     yield from _located(member.key, kind, name, definition=True)
                 if kind in (TAG, IPSET):
-                    yield from _strings(member.value, "alias")
+                    yield from _strings(member.value, "ipset" if kind == IPSET else "alias")
         elif key in _RULE_FIELDS and isinstance(value, JArray):
             fields = _RULE_FIELDS[key]
             for rule in value.items:
@@ -112,6 +112,9 @@ def _strings(value: JValue, how: str) -> Iterator[Occurrence]:
     for item in items:
         if isinstance(item, JString):
             text = item.value.strip()
+            if how == "ipset":  # entries may be `add X` / `remove X`
+                verb, _, rest = text.partition(" ")
+                text = rest.strip() if verb in ("add", "remove") else text
             name = _destination_alias(text) if how == "destination" else text
             kind = POSTURE if how == "posture" else _alias_kind(name)
             if kind is not None:

@@ -124,6 +124,7 @@ TEST = _object(
         "src": {"type": "string", "description": "A user, group, tag, host or address."},
         "proto": {"type": "string", "description": "`tcp`, `udp`, `sctp` or empty."},
         "accept": _strings("`HOST:PORT` entries that must be allowed."),
+        "allow": _strings("Legacy name of `accept`."),
         "deny": _strings("`HOST:PORT` entries that must be denied."),
     },
     required=("src",),
@@ -154,7 +155,8 @@ SECTION_SCHEMAS: dict[str, dict[str, Any]] = {
     "hosts": _named_map("Named addresses: NAME -> an IP address or CIDR prefix.",
                         "^[^@: \t]+$", {"type": "string", "description": "IP or prefix."}),
     "ipsets": _named_map("Named address sets: `ipset:NAME` -> addresses, prefixes, ranges, "
-                         "hosts or other ipsets.", "^ipset:.+", _STRINGS),
+                         "hosts or other ipsets, each optionally prefixed `add ` or "
+                         "`remove `.", "^ipset:.+", _STRINGS),
     "postures": _named_map("Device posture conditions: `posture:NAME` -> conditions.",
                            "^posture:.+", _strings("Conditions such as "
                                                    "`node:os IN ['linux']`.")),
@@ -162,6 +164,9 @@ SECTION_SCHEMAS: dict[str, dict[str, Any]] = {
         "routes": {"type": "object", "description": "Prefix -> approvers.",
                    "additionalProperties": _aliases("Approvers.")},
         "exitNode": _aliases("Who may advertise an exit node."),
+        "services": _named_map("Tailscale Services: `svc:NAME` (or `tag:NAME`) -> who may "
+                               "host it.", "^\\s*(svc|tag):.+",
+                               _aliases("Approvers.")),
     }),
     "nodeAttrs": {"type": "array", "items": NODE_ATTR, "description": "Node attributes."},
     "defaultSrcPosture": _strings("Postures applied to every rule without `srcPosture`."),
