@@ -36,6 +36,7 @@ class Analysis:
     index: SymbolIndex
     inventory: Inventory | None
     tests_ran: bool
+    internal_error: str | None = None  # set when the library raised (a bug)
 
 
 def analyze(name: str, text: str, version: int, inventory: Inventory | None, *,

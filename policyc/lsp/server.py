@@ -105,6 +105,11 @@ class PolicyServer(LanguageServer):
                 tests)
             if doc.uri not in self.documents:
                 return
+            if analysis.internal_error is not None:
+                self.window_log_message(types.LogMessageParams(
+                    type=types.MessageType.Error,
+                    message=f"policyc: internal error analysing {doc.uri}: "
+                            f"{analysis.internal_error}"))
             if doc.revision == revision:
                 doc.latest = analysis
                 if analysis.tree is not None:
@@ -168,11 +173,11 @@ def _safe_analyze(name: str, text: str, version: int, inventory: Inventory | Non
                   tests: bool) -> Analysis:
     try:
         return analyze(name, text, version, inventory, run_tests=tests)
-    except Exception:  # an internal bug must not take the editor's server down
+    except Exception as err:  # an internal bug must not take the editor's server down
         log.exception("analysis of %s failed", name)
         source = SourceFile(name, text)
         return Analysis(version, source, None, Policy(source), (), SymbolIndex(), inventory,
-                        False)
+                        False, f"{type(err).__name__}: {err}")
 
 
 server = PolicyServer()
