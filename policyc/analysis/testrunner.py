@@ -351,7 +351,7 @@ SYNTHETIC_V4_BASE = ipaddress.IPv4Address("100.64.0.0")
 SYNTHETIC_V6_BASE = ipaddress.IPv6Address("fd7a:115c:a1e0::")
 
 
-def synthetic_inventory(policy: Policy) -> Inventory:
+def synthetic_inventory(policy: Policy, *more: Policy) -> Inventory:
     """A made-up tailnet for `policyc check` without `--nodes`.
 
     One untagged node per user the policy mentions anywhere (group members,
@@ -362,9 +362,11 @@ def synthetic_inventory(policy: Policy) -> Inventory:
     number i (from 1) gets 100.64.0.0 + i and fd7a:115c:a1e0:: + i, so the
     same policy always yields the same addresses. There are no subnet routes
     and no exit nodes: tests are judged against the rules alone anyway.
+    With `more` policies (`policyc diff`), one tailnet for all of them: the
+    users and tags any of them mentions.
     """
-    users = sorted(_mentioned_users(policy))
-    tags = sorted(policy.tag_owners)
+    users = sorted(set().union(*(_mentioned_users(p) for p in (policy, *more))))
+    tags = sorted(set().union(*(p.tag_owners for p in (policy, *more))))
     owners: list[tuple[str | None, tuple[str, ...], str]] = (
         [(u, (), u) for u in users] + [(None, (t,), t) for t in tags])
     nodes = []

@@ -10,8 +10,9 @@ from policyc.cli import (
     enforce_cmds,
     node_cmds,
     policy_cmds,
+    review_cmds,
 )
 from policyc.cli.app import main
 
 __all__ = ["apply_cmds", "control_cmds", "editor_cmds", "enforce_cmds", "main", "node_cmds",
-           "policy_cmds"]
+           "policy_cmds", "review_cmds"]

@@ -292,3 +292,11 @@ def union_all(sets: Iterable[AddressSet]) -> AddressSet:
 
 EMPTY = AddressSet()
 ALL = AddressSet(((0, V4_MAX),), ((0, V6_MAX),))
+
+
+# The interval algebra under public names, for other integer spaces that want the
+# same sorted-disjoint-interval representation (e.g. protocol x port in analysis/).
+intersect_intervals = _intersect
+subtract_intervals = _subtract
+intervals_overlap = _overlaps
+intervals_subset = _subset

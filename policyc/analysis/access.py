@@ -1,0 +1,234 @@
+"""What a policy allows, as a union of boxes over (source, destination, service).
+
+A `Box` is every packet from an address of `src` to an address of `dst` whose
+(protocol, port) is in `services`, and the rule entry that allows it. A policy
+allows a packet exactly when some box holds it. The boxes follow the
+reference evaluator's semantics (`reference.py`), not the compiler's wire
+output, and answer the same question as `ReferenceEvaluator.allowing_rules`:
+what the rules permit, whether or not some node delivers the destination (so
+`10.20.0.0/16` counts even when no router serves it; `tests` judge that way).
+
+Packets: a ported protocol (TCP, UDP, SCTP) carries a port; any other
+protocol is one point per protocol, matched by a rule entry whatever ports it
+names. Per-destination meanings become plain boxes: `autogroup:self` is one
+box per owner (sources of that owner -> that owner's untagged nodes), and a
+`via` grant's destinations are cut to what its via-tagged routers serve.
+The property tests in tests/analysis/test_diff.py hold this to the reference
+evaluator on random policies, tailnets and packets.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from policyc.analysis.reference import RuleRef
+from policyc.analysis.services import DEFAULT_SERVICES, Services
+from policyc.compiler.addrset import ALL, EMPTY, AddressSet, union_all
+from policyc.compiler.internet import INTERNET, TAILSCALE_RANGES
+from policyc.compiler.nodes import ROLE_AUTOGROUPS, Inventory
+from policyc.compiler.resolve import Resolver
+from policyc.netmap import ALL_PORTS, DEFAULT_PROTOCOLS, PortRange
+from policyc.policy.model import (
+    AclRule,
+    Alias,
+    AutoGroupRef,
+    GrantRule,
+    GroupRef,
+    IPAddress,
+    Policy,
+    TagRef,
+    UserRef,
+    Wildcard,
+)
+
+SELF = "autogroup:self"
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """Every packet src x dst x services; `rule` is the entry that allows them."""
+
+    src: AddressSet
+    dst: AddressSet
+    services: Services
+    rule: RuleRef
+
+    def contains(self, src: IPAddress, dst: IPAddress, proto: int, port: int | None) -> bool:
+        return src in self.src and dst in self.dst and self.services.contains(proto, port)
+
+    @property
+    def key(self) -> tuple[AddressSet, AddressSet, Services]:
+        """The packets, without the rule: equal keys allow the same packets."""
+        return self.src, self.dst, self.services
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyAccess:
+    """A policy's access over one inventory: the union of its boxes."""
+
+    policy: Policy
+    inventory: Inventory
+    boxes: tuple[Box, ...]
+
+    def allows(self, src: IPAddress, dst: IPAddress, proto: int, port: int | None) -> bool:
+        return any(b.contains(src, dst, proto, port) for b in self.boxes)
+
+    def rules_for(self, src: IPAddress, dst: IPAddress, proto: int,
+                  port: int | None) -> list[RuleRef]:
+        out: list[RuleRef] = []
+        for box in self.boxes:
+            if box.contains(src, dst, proto, port) and box.rule not in out:
+                out.append(box.rule)
+        return out
+
+
+def policy_access(policy: Policy, inventory: Inventory) -> PolicyAccess:
+    """The boxes of `policy` over `inventory`."""
+    return PolicyAccess(policy, inventory, tuple(_boxes(policy, AliasSets(policy, inventory))))
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One ACL `dst` entry or one grant `ip` entry towards one destination alias."""
+
+    ref: RuleRef
+    sources: tuple[Alias, ...]
+    destination: Alias
+    services: Services
+    via: tuple[str, ...] = ()
+
+
+def _entries(policy: Policy) -> Iterator[_Entry]:
+    for index, acl in enumerate(policy.acls or ()):
+        yield from _acl_entries(index, acl)
+    for index, grant in enumerate(policy.grants or ()):
+        yield from _grant_entries(index, grant)
+
+
+def _acl_entries(index: int, rule: AclRule) -> Iterator[_Entry]:
+    protocols = rule.protocols or DEFAULT_PROTOCOLS
+    for entry, dst in enumerate(rule.destinations):
+        ref = RuleRef("acl", index, entry, rule, rule.span, dst.span)
+        yield _Entry(ref, rule.sources, dst.alias, Services.of(protocols, dst.ports))
+
+
+def _grant_entries(index: int, rule: GrantRule) -> Iterator[_Entry]:
+    via = tuple(tag.name for tag in rule.via)
+    for entry, cap in enumerate(rule.ip):
+        ref = RuleRef("grant", index, entry, rule, rule.span, cap.span)
+        # `*` is every port of the default set (see reference.py's _grant_permits).
+        ports: tuple[PortRange, ...] = (ALL_PORTS,) if cap.any_protocol else cap.ports
+        services = Services.of(cap.protocols or DEFAULT_PROTOCOLS, ports)
+        for dst in rule.destinations:
+            yield _Entry(ref, rule.sources, dst, services, via)
+    # App capabilities allow no packets: no boxes.
+
+
+def _boxes(policy: Policy, sets: AliasSets) -> Iterator[Box]:
+    if policy.allows_all:
+        whole = policy.source.whole()
+        yield Box(ALL, ALL, DEFAULT_SERVICES, RuleRef("default", -1, -1, None, whole, whole))
+        return
+    for entry in _entries(policy):
+        if not entry.services:
+            continue
+        src = union_all(sets.source(a) for a in entry.sources)
+        if not src:
+            continue
+        served = sets.via_served(entry.via) if entry.via else ALL
+        if isinstance(entry.destination, AutoGroupRef) and entry.destination.name == SELF:
+            # The source must be an untagged node of the destination node's owner.
+            for owned in sets.owned.values():
+                mine = src & owned
+                dst = owned & served
+                if mine and dst:
+                    yield Box(mine, dst, entry.services, entry.ref)
+            continue
+        dst = sets.destination(entry.destination) & served
+        if dst:
+            yield Box(src, dst, entry.services, entry.ref)
+
+
+class AliasSets:
+    """Aliases as address sets, with the reference evaluator's meanings.
+
+    Address aliases (prefixes, ranges, hosts, ipsets) go through the compiler's
+    resolver; identities are matched the way `ReferenceEvaluator._node_matches`
+    does (a tagged node belongs to its tags, never to its user).
+    """
+
+    def __init__(self, policy: Policy, inventory: Inventory) -> None:
+        self.policy = policy
+        self.inventory = inventory
+        self.resolver = Resolver(policy, inventory)
+        addrs = self.resolver.node_addrs
+        owned: dict[str, list[AddressSet]] = defaultdict(list)
+        tagged: dict[str, list[AddressSet]] = defaultdict(list)
+        for i, node in enumerate(inventory):
+            if node.owner is not None:
+                owned[node.owner].append(addrs[i])
+            for tag in node.tags:
+                tagged[tag].append(addrs[i])
+        self.owned = {u: union_all(a) for u, a in owned.items()}
+        self.tagged = {t: union_all(a) for t, a in tagged.items()}
+        self.members = union_all(addrs[i] for i, n in enumerate(inventory) if not n.is_tagged)
+        self.any_tagged = union_all(addrs[i] for i, n in enumerate(inventory) if n.is_tagged)
+        self.routes = self.resolver.all_routes
+        self._cache: dict[tuple[str, str], AddressSet] = {}
+
+    def source(self, alias: Alias) -> AddressSet:
+        """The addresses `alias` includes when written in a rule's `src`."""
+        key = (type(alias).__name__, str(alias))
+        found = self._cache.get(key)
+        if found is None:
+            found = self._source(alias)
+            self._cache[key] = found
+        return found
+
+    def _source(self, alias: Alias) -> AddressSet:
+        if isinstance(alias, Wildcard):
+            return TAILSCALE_RANGES | self.routes
+        if isinstance(alias, UserRef):
+            return self.owned.get(alias.login, EMPTY)
+        if isinstance(alias, GroupRef):
+            group = self.policy.groups.get(alias.name)
+            logins = {m.login for m in group.members} if group else set()
+            return union_all(self.owned.get(login, EMPTY) for login in logins)
+        if isinstance(alias, TagRef):
+            return self.tagged.get(alias.name, EMPTY)
+        if isinstance(alias, AutoGroupRef):
+            if alias.name in ROLE_AUTOGROUPS:  # untagged nodes of users with the role
+                logins = self.inventory.logins_with_role(alias.name)
+                return union_all(self.owned.get(login, EMPTY) for login in logins)
+            return {"autogroup:member": self.members, "autogroup:tagged": self.any_tagged,
+                    "autogroup:danger-all": ALL}.get(alias.name, EMPTY)
+        return self.resolver.alias(alias)
+
+    def destination(self, alias: Alias) -> AddressSet:
+        """The addresses `alias` includes in a `dst` (autogroup:self is the caller's)."""
+        if isinstance(alias, Wildcard):
+            return ALL
+        if isinstance(alias, AutoGroupRef):
+            if alias.name == "autogroup:internet":
+                return INTERNET
+            if alias.name in ("autogroup:danger-all", SELF):
+                return EMPTY
+        return self.source(alias)
+
+    def via_served(self, via: tuple[str, ...]) -> AddressSet:
+        """What nodes with a via tag forward: their routes, the Internet if exits."""
+        parts: list[AddressSet] = []
+        for i, node in enumerate(self.inventory):
+            if set(via) & set(node.tags):
+                parts.append(self.resolver.node_routes[i])
+                if node.exit_node:
+                    parts.append(INTERNET)
+        return union_all(parts)
+
+    def delivered(self) -> AddressSet:
+        """Addresses some node receives: node addresses, routes, the Internet via exits."""
+        nodes = union_all(self.resolver.node_addrs)
+        exits = INTERNET if any(n.exit_node for n in self.inventory) else EMPTY
+        return nodes | self.routes | exits

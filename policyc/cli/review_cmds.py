@@ -1,0 +1,60 @@
+"""Review commands: diff (access gained and lost), verify (assertions), graph (access map)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from policyc.cli.app import main
+from policyc.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, emit_diagnostics
+from policyc.compiler.nodes import Inventory
+from policyc.diagnostics.diagnostics import Diagnostics
+from policyc.policy.model import Policy
+
+
+def _load_for_review(paths: tuple[str, ...], nodes_path: str | None
+                     ) -> tuple[list[Policy], Inventory | None]:
+    """Load every policy and the inventory; any error ends the run with exit 2."""
+    from policyc.compiler.inventory import load_inventory_file
+    from policyc.policy.load import load_policy_file
+
+    diags = Diagnostics()
+    policies: list[Policy] = []
+    for path in paths:
+        policy, found = load_policy_file(path)
+        diags.extend(found)
+        if policy is not None:
+            policies.append(policy)
+    inventory = None
+    if nodes_path is not None:
+        inventory, found = load_inventory_file(nodes_path)
+        diags.extend(found)
+    if diags.has_errors or len(policies) != len(paths):
+        emit_diagnostics(diags)
+        sys.exit(EXIT_USAGE)
+    if diags.items:
+        emit_diagnostics(diags)  # warnings only
+    return policies, inventory
+
+
+@main.command()
+@click.argument("old", type=click.Path(dir_okay=False))
+@click.argument("new", type=click.Path(dir_okay=False))
+@click.option("--nodes", "nodes_path", type=click.Path(dir_okay=False),
+              help="Inventory of nodes; without it, the synthetic one `check` uses.")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]),
+              default="text", show_default=True)
+def diff(old: str, new: str, nodes_path: str | None, fmt: str) -> None:
+    """Access NEW gains and loses compared with OLD, grouped by who and where.
+
+    Exit 0 when both allow exactly the same packets (even if the text
+    changed), 1 when access changed, 2 when a file has errors.
+    """
+    from policyc.analysis.diff import access_diff, render_json, render_markdown, render_text
+
+    (old_policy, new_policy), inventory = _load_for_review((old, new), nodes_path)
+    result = access_diff(old_policy, new_policy, inventory)
+    render = {"markdown": render_markdown, "json": render_json}.get(fmt, render_text)
+    click.echo(render(result).rstrip("\n"))
+    sys.exit(EXIT_FAIL if result.changed else EXIT_OK)

@@ -1,0 +1,54 @@
+"""`policyc diff`, `verify` and `graph` through the command line (CliRunner)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from policyc.cli import main
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+POLICY = str(SAMPLES / "policy.hujson")
+NODES = str(SAMPLES / "nodes.json")
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def changed(tmp_path: Path) -> str:
+    text = Path(POLICY).read_text().replace('"tag:prod:22,443,8080"',
+                                             '"tag:prod:22,443,8080,5432"')
+    path = tmp_path / "new.hujson"
+    path.write_text(text)
+    return str(path)
+
+
+def test_diff_exit_codes_follow_access_not_text(tmp_path: Path, changed: str) -> None:
+    reworded = tmp_path / "reworded.hujson"
+    reworded.write_text("// only a comment changed\n" + Path(POLICY).read_text())
+    assert run("diff", POLICY, str(reworded))[0] == 0
+    code, out = run("diff", POLICY, changed, "--nodes", NODES)
+    assert code == 1
+    assert "+ group:dev gained tag:prod tcp,udp/5432 (4 nodes)" in out
+    assert "prod-db:" in out  # per node, with --nodes
+
+
+def test_diff_formats(changed: str) -> None:
+    code, out = run("diff", POLICY, changed, "--format", "json")
+    assert code == 1 and json.loads(out)["gained"][0]["who"] == "group:dev"
+    code, out = run("diff", POLICY, changed, "--format", "markdown")
+    assert code == 1 and out.startswith("### policyc: access changes")
+
+
+def test_diff_errors_exit_2(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.hujson"
+    broken.write_text('{"acls": [{"action": "accept", "src": ["group:nope"], "dst": ["*:*"]}]}')
+    code, out = run("diff", POLICY, str(broken))
+    assert code == 2 and "E104" in out
+    assert run("diff", POLICY, str(tmp_path / "missing.hujson"))[0] == 2
