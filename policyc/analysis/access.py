@@ -200,8 +200,8 @@ class AliasSets:
             return self.tagged.get(alias.name, EMPTY)
         if isinstance(alias, AutoGroupRef):
             if alias.name in ROLE_AUTOGROUPS:  # untagged nodes of users with the role
-                logins = self.inventory.logins_with_role(alias.name)
-                return union_all(self.owned.get(login, EMPTY) for login in logins)
+                roles = self.inventory.logins_with_role(alias.name)
+                return union_all(self.owned.get(login, EMPTY) for login in roles)
             return {"autogroup:member": self.members, "autogroup:tagged": self.any_tagged,
                     "autogroup:danger-all": ALL}.get(alias.name, EMPTY)
         return self.resolver.alias(alias)
