@@ -25,6 +25,7 @@ from policyc.policy.aliases import PORTED_PROTOCOLS, PROTOCOLS
 
 PORTS = 1 << 16
 PROTOCOL_COUNT = 256
+WELL_KNOWN_PORTS = (22, 443, 80)
 NAMES: dict[int, str] = {number: name for name, number in reversed(PROTOCOLS.items())}
 
 
@@ -90,11 +91,20 @@ class Services:
         return {p: tuple(r) for p, r in out.items()}
 
     def sample(self) -> tuple[int, int | None]:
-        """One concrete (protocol, port) of a non-empty set, preferring TCP."""
+        """One concrete (protocol, port) of a non-empty set: TCP first, a well-known
+        port if there is one, else the lowest port above 0."""
         tcp = self & Services.of((6,), (ALL_PORTS,))
-        first = (tcp or self).intervals[0][0]
+        chosen = tcp or self
+        for port in WELL_KNOWN_PORTS:
+            for proto in (6, 17):
+                if chosen.contains(proto, port):
+                    return proto, port
+        first, last = chosen.intervals[0]
         proto = first // PORTS
-        return proto, (first % PORTS if proto in PORTED_PROTOCOLS else None)
+        if proto not in PORTED_PROTOCOLS:
+            return proto, None
+        port = first % PORTS
+        return proto, (port + 1 if port == 0 and last > first else port)
 
     def text(self) -> str:
         """Short human form: `*`, `22,443` (an ACL's ports without proto), `tcp/5432 icmp`."""

@@ -7,7 +7,14 @@ import sys
 import click
 
 from policyc.cli.app import main
-from policyc.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, emit_diagnostics
+from policyc.cli.common import (
+    EXIT_FAIL,
+    EXIT_OK,
+    EXIT_USAGE,
+    emit_diagnostics,
+    io_failure,
+    load_files,
+)
 from policyc.compiler.nodes import Inventory
 from policyc.diagnostics.diagnostics import Diagnostics
 from policyc.policy.model import Policy
@@ -58,3 +65,40 @@ def diff(old: str, new: str, nodes_path: str | None, fmt: str) -> None:
     render = {"markdown": render_markdown, "json": render_json}.get(fmt, render_text)
     click.echo(render(result).rstrip("\n"))
     sys.exit(EXIT_FAIL if result.changed else EXIT_OK)
+
+
+@main.command()
+@click.argument("policy", type=click.Path(dir_okay=False))
+@click.option("--assert", "assert_path", required=True, type=click.Path(dir_okay=False),
+              help="Assertions file (HuJSON): deny / allow / isolated statements.")
+@click.option("--nodes", "nodes_path", type=click.Path(dir_okay=False),
+              help="Inventory of nodes; without it, the synthetic one `check` uses.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]),
+              default="text", show_default=True)
+def verify(policy: str, assert_path: str, nodes_path: str | None, fmt: str) -> None:
+    """Prove universal assertions about POLICY over every packet, or show a counterexample.
+
+    Exit codes as `check`: 0 all proven, 1 an assertion fails or a file has
+    errors, 2 a file cannot be read.
+    """
+    from policyc.analysis.assertions import load_assertions
+    from policyc.analysis.verify import verify as run_verify
+    from policyc.policy.load import load_file
+
+    loaded = load_files(policy, nodes_path)
+    diags = loaded.diags
+    report = None
+    if loaded.policy is not None and not diags.has_errors:
+        model = loaded.policy
+        assertions, found = load_file(
+            assert_path, lambda source, d: load_assertions(source, model, d))
+        diags.extend(found)
+        if assertions is not None and not diags.has_errors:
+            report = run_verify(model, loaded.inventory, assertions, diags)
+    emit_diagnostics(diags, fmt, err=False)
+    if fmt == "text":
+        status = "ok" if not diags.has_errors else "FAILED"
+        what = report.summary() if report is not None else "nothing proven"
+        click.echo(f"{assert_path}: {status}: {what}")
+    if diags.has_errors:
+        sys.exit(EXIT_USAGE if io_failure(diags) else EXIT_FAIL)

@@ -6,7 +6,7 @@ renumber. `docs/diagnostics.md` is generated from this table
 (`policyc codes --markdown`).
 
 Blocks: P syntax, E policy errors, W warnings, T policy tests, I inventory,
-N enforcement.
+N enforcement, V verify assertions.
 """
 
 from __future__ import annotations
@@ -110,4 +110,14 @@ CODES: dict[str, CodeInfo] = {
     "N507": CodeInfo("invalid-netmap", "A filter rule has a malformed address, port or protocol."),
     "N508": CodeInfo("netns-missing", "The network namespace to enforce in does not exist."),
     "N509": CodeInfo("revocation-failed", "Conntrack entries of revoked flows could not be cut."),
+    # --- V: universal assertions (`policyc verify`) ------------------------------
+    "V601": CodeInfo("invalid-assertion", "An assertions file entry is malformed."),
+    "V602": CodeInfo("deny-violated",
+                     "A `deny` assertion does not hold: some packet it covers is allowed."),
+    "V603": CodeInfo("allow-violated",
+                     "An `allow` assertion does not hold: some packet it covers is denied."),
+    "V604": CodeInfo("isolation-violated",
+                     "An `isolated` target reaches, or is reached from, outside itself."),
+    "V605": CodeInfo("assertion-vacuous",
+                     "An assertion's source or destination names no address: it proves nothing."),
 }

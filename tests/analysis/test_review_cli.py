@@ -52,3 +52,26 @@ def test_diff_errors_exit_2(tmp_path: Path) -> None:
     code, out = run("diff", POLICY, str(broken))
     assert code == 2 and "E104" in out
     assert run("diff", POLICY, str(tmp_path / "missing.hujson"))[0] == 2
+
+
+def _assertions(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "assert.hujson"
+    path.write_text(text)
+    return str(path)
+
+
+def test_verify_exit_codes_and_formats(tmp_path: Path) -> None:
+    good = _assertions(tmp_path, '{"deny": [{"src": "group:marketing", "dst": "prod-db-host"}]}')
+    code, out = run("verify", POLICY, "--assert", good, "--nodes", NODES)
+    assert code == 0 and "1 assertion(s) proven, 0 failed" in out
+    code, out = run("verify", POLICY, "--assert", good)
+    assert code == 0 and "(synthetic inventory)" in out
+    bad = _assertions(tmp_path, '{"isolated": ["tag:db"]}')
+    code, out = run("verify", POLICY, "--assert", bad, "--nodes", NODES)
+    assert code == 1 and "error[V604]" in out and "counterexample: carol-" in out
+    code, out = run("verify", POLICY, "--assert", bad, "--format", "github")
+    assert code == 1 and out.startswith("::error file=") and "V604" in out
+    code, out = run("verify", POLICY, "--assert", bad, "--format", "sarif")
+    assert code == 1 and json.loads(out)["runs"][0]["results"][0]["ruleId"] == "V604"
+    code, out = run("verify", POLICY, "--assert", str(tmp_path / "missing.hujson"))
+    assert code == 2 and "P006" in out
