@@ -11,3 +11,5 @@ apt-get install -y -qq --no-install-recommends \
   nftables python3-nftables wireguard-tools wireguard-go iproute2 \
   iputils-ping netcat-openbsd iperf3 conntrack \
   neovim >/dev/null  # neovim: the editor test of `policyc lsp` (tests/lsp)
+# Headless browser for the `policyc graph` page tests (tests/analysis/test_graph.py).
+apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null

@@ -12,6 +12,7 @@ from policyc.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     emit_diagnostics,
+    fail_io,
     io_failure,
     load_files,
 )
@@ -102,3 +103,25 @@ def verify(policy: str, assert_path: str, nodes_path: str | None, fmt: str) -> N
         click.echo(f"{assert_path}: {status}: {what}")
     if diags.has_errors:
         sys.exit(EXIT_USAGE if io_failure(diags) else EXIT_FAIL)
+
+
+@main.command()
+@click.argument("policy", type=click.Path(dir_okay=False))
+@click.option("--nodes", "nodes_path", type=click.Path(dir_okay=False),
+              help="Inventory of nodes; without it, the synthetic one `check` uses.")
+@click.option("-o", "--output", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="The HTML file to write.")
+def graph(policy: str, nodes_path: str | None, out_path: str) -> None:
+    """Write a self-contained HTML page of who can reach what under POLICY."""
+    from pathlib import Path
+
+    from policyc.analysis.graph import access_map
+    from policyc.analysis.graph_page import render_page
+
+    (model,), inventory = _load_for_review((policy,), nodes_path)
+    page = render_page(access_map(model, inventory).to_json())
+    try:
+        Path(out_path).write_text(page, encoding="utf-8")
+    except OSError as err:
+        fail_io(out_path, f"cannot write the page: {err.strerror or err}")
+    click.echo(f"wrote {out_path}", err=True)
