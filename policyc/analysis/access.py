@@ -84,9 +84,11 @@ class PolicyAccess:
         return out
 
 
-def policy_access(policy: Policy, inventory: Inventory) -> PolicyAccess:
-    """The boxes of `policy` over `inventory`."""
-    return PolicyAccess(policy, inventory, tuple(_boxes(policy, AliasSets(policy, inventory))))
+def policy_access(policy: Policy, inventory: Inventory,
+                  sets: AliasSets | None = None) -> PolicyAccess:
+    """The boxes of `policy` over `inventory` (`sets`: its AliasSets, if already made)."""
+    sets = AliasSets(policy, inventory) if sets is None else sets
+    return PolicyAccess(policy, inventory, tuple(_boxes(policy, sets)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,14 +141,17 @@ def _boxes(policy: Policy, sets: AliasSets) -> Iterator[Box]:
             continue
         served = sets.via_served(entry.via) if entry.via else ALL
         if isinstance(entry.destination, AutoGroupRef) and entry.destination.name == SELF:
-            # The source must be an untagged node of the destination node's owner.
-            for owned in sets.owned.values():
+            # The source must be an untagged node of the destination node's owner:
+            # one box per owner with a node among the sources.
+            for owner in sets.owners_in(src):
+                owned = sets.owned[owner]
                 mine = src & owned
-                dst = owned & served
+                dst = owned if served is ALL else owned & served
                 if mine and dst:
                     yield Box(mine, dst, entry.services, entry.ref)
             continue
-        dst = sets.destination(entry.destination) & served
+        dst = sets.destination(entry.destination)
+        dst = dst if served is ALL else dst & served
         if dst:
             yield Box(src, dst, entry.services, entry.ref)
 
@@ -205,6 +210,12 @@ class AliasSets:
             return {"autogroup:member": self.members, "autogroup:tagged": self.any_tagged,
                     "autogroup:danger-all": ALL}.get(alias.name, EMPTY)
         return self.resolver.alias(alias)
+
+    def owners_in(self, addrs: AddressSet) -> list[str]:
+        """Owners of the untagged nodes with an address in `addrs`, each once, sorted."""
+        nodes = self.resolver.nodes
+        return sorted({owner for i in self.resolver.nodes_in(addrs)
+                       if (owner := nodes[i].owner) is not None})
 
     def destination(self, alias: Alias) -> AddressSet:
         """The addresses `alias` includes in a `dst` (autogroup:self is the caller's)."""

@@ -89,7 +89,7 @@ def verify(policy: Policy, inventory: Inventory | None, assertions: tuple[Assert
 class _Prover:
     def __init__(self, policy: Policy, inventory: Inventory) -> None:
         self.sets = AliasSets(policy, inventory)
-        self.access: PolicyAccess = policy_access(policy, inventory)
+        self.access: PolicyAccess = policy_access(policy, inventory, self.sets)
         self.reference = ReferenceEvaluator(policy, inventory)
 
     def prove(self, a: Assertion) -> Outcome:
