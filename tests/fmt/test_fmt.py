@@ -217,8 +217,7 @@ def test_every_policy_the_tests_have() -> None:
 def test_conformance_policies_compile_the_same_after_formatting() -> None:
     import sys
     sys.path.insert(0, str(ROOT / "tests" / "conformance"))
-    from conformance_data import CASE_FILES, load_case
-    from test_conformance import inventory_of
+    from conformance_data import CASE_FILES, case_inventory, load_case
 
     if not CASE_FILES:
         pytest.skip("../shared/conformance/tailscale not found")
@@ -226,5 +225,5 @@ def test_conformance_policies_compile_the_same_after_formatting() -> None:
         case = load_case(path)
         if "error" in case["expect"]:
             continue
-        inventory = inventory_of(case)
+        inventory = case_inventory(case)
         assert compiled(fmt(case["policy"]), inventory) == compiled(case["policy"], inventory)
