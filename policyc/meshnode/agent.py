@@ -157,7 +157,7 @@ class Agent:
                                   self.config.advertise_routes,
                                   self.config.endpoints[0] if self.config.endpoints else None)
         answer = client.register(request)
-        self.identity = {**answer.to_json(), "server": client.server}
+        self.identity = {**answer.to_json(), "server": client.server, "joined_at": time.time()}
         self.state.write_json(self.state.identity, self.identity)
         log.warning("joined as %s (%s)", answer.name, ", ".join(answer.addresses))
 
@@ -306,7 +306,8 @@ class Agent:
                 peers=peer_rows(envelope.netmap if envelope else None),
                 last_apply=self.last_apply, last_rejection=self.last_rejection,
                 extra={"interface": self.interface.to_json() if self.interface else None,
-                       "public_key": self.key.public_key if self.key else None})
+                       "public_key": self.key.public_key if self.key else None,
+                       "joined_at": (self.identity or {}).get("joined_at")})
 
     def handle_local(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
