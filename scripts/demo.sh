@@ -97,6 +97,14 @@ cat > "$work/policy.hujson" <<'POLICY'
 }
 POLICY
 sed 's/tag:web:80,443/tag:web:80/' "$work/policy.hujson" > "$work/narrower.hujson"
+cat > "$work/open.hujson" <<'POLICY'
+// What control starts with: the tags exist (auth keys need them), everyone reaches everyone.
+{
+  "groups": {"group:dev": ["alice@example.com"]},
+  "tagOwners": {"tag:web": ["group:dev"], "tag:db": ["group:dev"]},
+  "acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}],
+}
+POLICY
 
 ip netns add "$hub"
 ip -n "$hub" link set lo up
@@ -114,13 +122,13 @@ for n in "${nodes[@]}"; do
   i=$((i + 1))
 done
 
-policyc control init --state "$work/control" --policy "$work/policy.hujson" \
+policyc control init --state "$work/control" --policy "$work/open.hujson" \
   >/dev/null 2>"$work/control-init.log"
 ip netns exec "$hub" policyc control serve --state "$work/control" \
   --listen 198.18.0.1:8080 >"$work/control.log" 2>&1 &
 control_pid=$!
 wait_until 30 admin control nodes list >/dev/null 2>&1
-say "1. control server up at $control_url (namespace $hub, state $work/control)"
+say "1. control server up at $control_url (namespace $hub), policy: everyone reaches everyone"
 
 i=10
 for n in "${nodes[@]}"; do
@@ -136,7 +144,7 @@ wait_until 60 converged
 say "2. three nodes joined with auth keys: $(for n in "${nodes[@]}"; do
   printf '%s=%s ' "$n" "$(addr_of "$n")"; done)"
 
-admin apply "$work/policy.hujson" >/dev/null 2>&1
+admin apply "$work/policy.hujson" >"$work/apply.log" 2>&1
 wait_until 30 converged
 say "3. policy applied: alice may reach web on 80 and 443; web may reach db on 5432"
 

@@ -24,7 +24,7 @@ def node_key() -> PrivateKey:
 def test_round_trip_proves_the_node_key_and_binds_the_answer() -> None:
     node = node_key()
     sealed = seal_request(node, CONTROL_PUB, "poll", {"since": 3})
-    opened = open_request(CONTROL, sealed.wire, "poll", ReplayGuard())
+    opened = open_request(CONTROL, sealed.wire, "poll", ReplayGuard(not_before=0))
     assert opened.node_key == public_key_text(node)
     assert opened.body == {"since": 3}
     answer = seal_response(CONTROL, opened, {"changed": False, "netmap": None})
@@ -37,7 +37,7 @@ def test_a_request_claiming_another_nodes_key_does_not_open() -> None:
     sealed = seal_request(forger, CONTROL_PUB, "poll", {"since": 0})
     forged = dict(sealed.wire, node_key=public_key_text(victim))
     with pytest.raises(ProtocolError) as err:
-        open_request(CONTROL, forged, "poll", ReplayGuard())
+        open_request(CONTROL, forged, "poll", ReplayGuard(not_before=0))
     assert err.value.code == "bad-box"
 
 
@@ -47,12 +47,12 @@ def test_a_tampered_box_does_not_open() -> None:
     raw[-1] ^= 1
     with pytest.raises(ProtocolError) as err:
         open_request(CONTROL, dict(sealed.wire, box=b64encode(bytes(raw))), "poll",
-                     ReplayGuard())
+                     ReplayGuard(not_before=0))
     assert err.value.code == "bad-box"
 
 
 def test_a_replayed_request_is_refused() -> None:
-    guard = ReplayGuard()
+    guard = ReplayGuard(not_before=0)
     sealed = seal_request(node_key(), CONTROL_PUB, "poll", {"since": 0})
     open_request(CONTROL, sealed.wire, "poll", guard)
     with pytest.raises(ProtocolError) as err:
@@ -87,7 +87,7 @@ def test_nonces_are_forgotten_once_out_of_the_window() -> None:
 def test_a_request_for_another_endpoint_is_refused() -> None:
     sealed = seal_request(node_key(), CONTROL_PUB, "poll", {"since": 0})
     with pytest.raises(ProtocolError) as err:
-        open_request(CONTROL, sealed.wire, "register", ReplayGuard())
+        open_request(CONTROL, sealed.wire, "register", ReplayGuard(not_before=0))
     assert err.value.code == "wrong-kind"
 
 
@@ -95,7 +95,7 @@ def test_an_answer_to_another_request_is_refused() -> None:
     node = node_key()
     first = seal_request(node, CONTROL_PUB, "poll", {"since": 0})
     second = seal_request(node, CONTROL_PUB, "poll", {"since": 0})
-    guard = ReplayGuard()
+    guard = ReplayGuard(not_before=0)
     answer = seal_response(CONTROL, open_request(CONTROL, first.wire, "poll", guard), {})
     with pytest.raises(ProtocolError) as err:
         open_response(node, CONTROL_PUB, answer, second, "poll")
@@ -105,8 +105,8 @@ def test_an_answer_to_another_request_is_refused() -> None:
 def test_only_the_node_can_read_the_answer() -> None:
     node, other = node_key(), node_key()
     sealed = seal_request(node, CONTROL_PUB, "poll", {"since": 0})
-    answer = seal_response(CONTROL, open_request(CONTROL, sealed.wire, "poll", ReplayGuard()),
-                           {"secret": 1})
+    opened = open_request(CONTROL, sealed.wire, "poll", ReplayGuard(not_before=0))
+    answer = seal_response(CONTROL, opened, {"secret": 1})
     with pytest.raises(ProtocolError) as err:
         open_response(other, CONTROL_PUB, answer, sealed, "poll")
     assert err.value.code == "bad-box"
@@ -120,4 +120,4 @@ def test_only_the_node_can_read_the_answer() -> None:
 ])
 def test_malformed_requests_are_protocol_errors(wire: object) -> None:
     with pytest.raises(ProtocolError):
-        open_request(CONTROL, wire, "poll", ReplayGuard())
+        open_request(CONTROL, wire, "poll", ReplayGuard(not_before=0))
