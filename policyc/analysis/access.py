@@ -19,6 +19,7 @@ evaluator on random policies, tailnets and packets.
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -133,10 +134,13 @@ def _boxes(policy: Policy, sets: AliasSets) -> Iterator[Box]:
         whole = policy.source.whole()
         yield Box(ALL, ALL, DEFAULT_SERVICES, RuleRef("default", -1, -1, None, whole, whole))
         return
+    sources: dict[tuple[Alias, ...], AddressSet] = {}  # a rule's entries share its `src`
     for entry in _entries(policy):
         if not entry.services:
             continue
-        src = union_all(sets.source(a) for a in entry.sources)
+        src = sources.get(entry.sources)
+        if src is None:
+            src = sources[entry.sources] = union_all(sets.source(a) for a in entry.sources)
         if not src:
             continue
         served = sets.via_served(entry.via) if entry.via else ALL
@@ -182,6 +186,14 @@ class AliasSets:
         self.any_tagged = union_all(addrs[i] for i, n in enumerate(inventory) if n.is_tagged)
         self.routes = self.resolver.all_routes
         self._cache: dict[tuple[str, str], AddressSet] = {}
+
+    def with_policy(self, policy: Policy) -> AliasSets:
+        """The same inventory's sets for another policy, without rebuilding the indexes."""
+        twin = copy.copy(self)
+        twin.policy = policy
+        twin.resolver = self.resolver.with_policy(policy)
+        twin._cache = {}
+        return twin
 
     def source(self, alias: Alias) -> AddressSet:
         """The addresses `alias` includes when written in a rule's `src`."""

@@ -132,12 +132,13 @@ def access_diff(old: Policy, new: Policy, inventory: Inventory | None = None) ->
     """What `new` allows that `old` does not (gained), and the reverse (lost)."""
     synthetic = inventory is None
     nodes = synthetic_inventory(old, new) if inventory is None else inventory
-    old_sets, new_sets = AliasSets(old, nodes), AliasSets(new, nodes)
+    old_sets = AliasSets(old, nodes)
+    new_sets = old_sets.with_policy(new)
     old_access = policy_access(old, nodes, old_sets)
     new_access = policy_access(new, nodes, new_sets)
     gained = _changes("gained", subtract(new_access.boxes, old_access.boxes), Namer(new_sets))
     lost = _changes("lost", subtract(old_access.boxes, new_access.boxes), Namer(old_sets))
-    per_node = () if synthetic else _per_node(nodes, new_sets, gained + lost)
+    per_node = () if synthetic else _per_node(gained + lost)
     return AccessDiff(gained, lost, synthetic, len(nodes), per_node)
 
 
@@ -190,19 +191,16 @@ def _with_services(group: Sequence[Piece]) -> Piece:
     return Piece(first.src, first.dst, services, _rules(group))
 
 
-def _per_node(inventory: Inventory, sets: AliasSets,
-              changes: tuple[Change, ...]) -> tuple[NodeChanges, ...]:
-    r = sets.resolver
-    inbound: dict[int, list[Change]] = {}
-    outbound: dict[int, list[Change]] = {}
+def _per_node(changes: tuple[Change, ...]) -> tuple[NodeChanges, ...]:
+    inbound: dict[str, list[Change]] = {}
+    outbound: dict[str, list[Change]] = {}
     for change in changes:
-        for i in r.nodes_in(change.dst):
-            inbound.setdefault(i, []).append(change)
-        for i in r.nodes_in(change.src):
-            outbound.setdefault(i, []).append(change)
-    touched = sorted(set(inbound) | set(outbound), key=lambda i: r.nodes[i].name)
-    return tuple(NodeChanges(r.nodes[i].name, tuple(inbound.get(i, ())),
-                             tuple(outbound.get(i, ()))) for i in touched)
+        for name in change.where.nodes:
+            inbound.setdefault(name, []).append(change)
+        for name in change.who.nodes:
+            outbound.setdefault(name, []).append(change)
+    return tuple(NodeChanges(name, tuple(inbound.get(name, ())), tuple(outbound.get(name, ())))
+                 for name in sorted(set(inbound) | set(outbound)))
 
 
 # The renderers live in diff_render.py; re-exported so callers need one import.

@@ -11,10 +11,11 @@ travels next to it in the machine formats.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 from policyc.analysis.access import AliasSets
-from policyc.compiler.addrset import ALL, AddressSet, union_all
+from policyc.compiler.addrset import ALL, V6_MAX, AddressSet, union_all
 from policyc.compiler.internet import INTERNET, TAILSCALE_RANGES
 from policyc.policy.model import GroupRef, TagRef
 
@@ -34,7 +35,12 @@ class Name:
 
 
 class Namer:
-    """Names address sets with one policy's groups, tags and hosts over its inventory."""
+    """Names address sets with one policy's groups, tags and hosts over its inventory.
+
+    Identities are unions of whole nodes, so "does group:dev fit in this set"
+    is asked of node indexes, not of address intervals: a set is named in time
+    proportional to the nodes it holds, however many groups the policy has.
+    """
 
     def __init__(self, sets: AliasSets) -> None:
         self.sets = sets
@@ -45,11 +51,20 @@ class Namer:
             candidates.append((group, sets.source(GroupRef(group))))
         for tag in sorted(set(policy.tag_owners) | set(sets.tagged)):
             candidates.append((tag, sets.source(TagRef(tag))))
+        with_nodes = [(n, a, frozenset(r.nodes_in(a))) for n, a in candidates if a]
         # Largest first, so one name covers what it can before smaller ones try.
-        self._identities = sorted(((n, s) for n, s in candidates if s),
-                                  key=lambda c: (-len(r.nodes_in(c[1])), c[0]))
+        self._identities = sorted(with_nodes, key=lambda c: (-len(c[2]), c[0]))
+        self._by_node: dict[int, list[int]] = {}
+        for k, (_, _, nodes) in enumerate(self._identities):
+            for i in nodes:
+                self._by_node.setdefault(i, []).append(k)
+        self._owned_nodes: dict[str, frozenset[int]] = {}
+        for i, node in enumerate(r.nodes):
+            if node.owner is not None:
+                self._owned_nodes[node.owner] = self._owned_nodes.get(
+                    node.owner, frozenset()) | {i}
         self._exact: dict[AddressSet, str] = {}
-        for name, addrs in reversed(self._identities):
+        for name, addrs, _ in reversed(self._identities):
             self._exact[addrs] = name  # the largest, then alphabetically first, wins
         self._exact[TAILSCALE_RANGES | sets.routes] = "*"
         self._exact[INTERNET] = "autogroup:internet"
@@ -67,7 +82,8 @@ class Namer:
 
     def _name(self, addrs: AddressSet) -> Name:
         r = self.sets.resolver
-        node_names = tuple(r.nodes[i].name for i in r.nodes_in(addrs))
+        inside = r.nodes_in(addrs)
+        node_names = tuple(r.nodes[i].name for i in inside)
         exact = self._exact.get(addrs)
         if exact is not None:
             return Name(exact, (exact,), node_names)
@@ -76,15 +92,10 @@ class Namer:
                 missing = self._exact_or_host(whole - addrs)
                 if missing is not None:
                     return Name(f"{name} except {missing}", (name,), node_names)
-        parts: list[str] = []
-        covered: list[AddressSet] = []
-        for name, members in self._identities:
-            if members.issubset(addrs) and not members.issubset(union_all(covered)):
-                parts.append(name)
-                covered.append(members)
-        rest = addrs - union_all(covered)
-        parts.extend(self._nodes(rest))
-        rest = rest - union_all(r.node_addrs[i] for i in r.nodes_in(rest))
+        entire = {i for i in inside if _holds(addrs, r.node_addrs[i])}
+        parts, covered = self._identities_in(entire)
+        parts.extend(self._nodes(inside, entire, covered, addrs))
+        rest = addrs - union_all(r.node_addrs[i] for i in inside)
         for host, network in self._hosts:
             if rest and network.issubset(rest):
                 parts.append(host)
@@ -94,27 +105,58 @@ class Namer:
             *parts[:MAX_PARTS - 1], f"and {len(parts) - MAX_PARTS + 1} more"]
         return Name(", ".join(shown) or "nothing", tuple(parts), node_names)
 
+    def _identities_in(self, entire: set[int]) -> tuple[list[str], set[int]]:
+        """Groups, tags and autogroups all of whose nodes are in `entire`, largest first,
+        each adding nodes the ones before it did not name."""
+        hits: dict[int, int] = {}
+        for i in entire:
+            for k in self._by_node.get(i, ()):
+                hits[k] = hits.get(k, 0) + 1
+        parts: list[str] = []
+        covered: set[int] = set()
+        for k in sorted(k for k, n in hits.items() if n == len(self._identities[k][2])):
+            name, _, nodes = self._identities[k]
+            if not nodes <= covered:
+                parts.append(name)
+                covered |= nodes
+        return parts, covered
+
     def _exact_or_host(self, addrs: AddressSet) -> str | None:
         found = self._exact.get(addrs)
         return found if found is not None else next(
             (name for name, net in self._hosts if net == addrs), None)
 
-    def _nodes(self, rest: AddressSet) -> list[str]:
-        """Leftover nodes: a user when all their untagged nodes are in, else node names."""
+    def _nodes(self, inside: list[int], entire: set[int], covered: set[int],
+               addrs: AddressSet) -> list[str]:
+        """Nodes no identity named: a user when all their untagged nodes are in, else
+        the node's name (and which of its addresses, when only some are in)."""
         r = self.sets.resolver
         out: list[str] = []
         seen_users: set[str] = set()
-        for i in r.nodes_in(rest):
+        for i in inside:
+            if i in covered:
+                continue
             node = r.nodes[i]
             owner = node.owner
-            mine = self.sets.owned.get(owner) if owner is not None else None
-            if owner is not None and mine is not None and mine.issubset(rest):
+            mine = self._owned_nodes.get(owner) if owner is not None else None
+            if owner is not None and mine is not None and mine <= entire - covered:
                 if owner not in seen_users:
                     seen_users.add(owner)
                     out.append(owner)
-            elif r.node_addrs[i].issubset(rest):
+            elif i in entire:
                 out.append(node.name)
             else:  # only some of the node's addresses
                 out.extend(f"{node.name} ({text})"
-                           for text in (rest & r.node_addrs[i]).texts())
+                           for text in (addrs & r.node_addrs[i]).texts())
         return out
+
+
+def _holds(addrs: AddressSet, node: AddressSet) -> bool:
+    """Is every address of `node` (a few single addresses) in `addrs`? By bisection:
+    `issubset` walks the whole of a large set, once per node."""
+    for inner, outer in ((node.v4, addrs.v4), (node.v6, addrs.v6)):
+        for first, last in inner:
+            k = bisect.bisect_right(outer, (first, V6_MAX + 1)) - 1
+            if k < 0 or outer[k][1] < last:
+                return False
+    return True

@@ -53,11 +53,13 @@ def subtract(a: Sequence[Box], b: Sequence[Box]) -> list[Piece]:
     subtrahend = [box for box in b if box.src.overlaps(span_src)
                   and box.dst.overlaps(span_dst) and box.services.overlaps(span_svc)]
     pieces: list[Piece] = []
+    boxes = (*minuend, *subtrahend)
+    unions: dict[frozenset[int], AddressSet] = {}  # shared by all source classes
     for (a_ids, b_ids), src in _source_classes(minuend, subtrahend).items():
         if not a_ids:
             continue
-        for dst, services, rules in _subtract_2d([minuend[i] for i in sorted(a_ids)],
-                                                 [subtrahend[j] for j in sorted(b_ids)]):
+        ids = sorted(a_ids) + [len(minuend) + j for j in sorted(b_ids)]
+        for dst, services, rules in _subtract_2d(boxes, ids, len(minuend), unions):
             pieces.append(Piece(src, dst, services, rules))
     return pieces
 
@@ -131,29 +133,38 @@ def sweep(families: Sequence[Sequence[Interval]]) -> list[tuple[frozenset[int], 
 # --- destinations x services within one source class ------------------------------------
 
 
-def _subtract_2d(a: Sequence[Box], b: Sequence[Box]
+def _subtract_2d(boxes: Sequence[Box], ids: list[int], minuend: int,
+                 unions: dict[frozenset[int], AddressSet],
                  ) -> list[tuple[AddressSet, Services, tuple[RuleRef, ...]]]:
-    """(dst, services, rules) pieces of the union of a's (dst x services) minus b's."""
-    segments = sweep([box.services.intervals for box in (*a, *b)])
+    """(dst, services, rules) pieces of one source class: the union of its minuend
+    boxes' (dst x services) minus its subtrahend boxes'. `ids` index `boxes`; those
+    below `minuend` are the minuend's. `unions` memoises destination unions."""
+    def union(members: frozenset[int]) -> AddressSet:
+        found = unions.get(members)
+        if found is None:
+            found = unions[members] = union_all(boxes[m].dst for m in members)
+        return found
+
+    segments = sweep([boxes[i].services.intervals for i in ids])
     left_over: dict[frozenset[int], AddressSet] = {}
     by_dst: dict[AddressSet, tuple[list[Interval], list[RuleRef]]] = {}
-    for members, first, last in segments:
-        from_a = frozenset(m for m in members if m < len(a))
+    for local, first, last in segments:
+        members = frozenset(ids[k] for k in local)
+        from_a = frozenset(m for m in members if m < minuend)
         if not from_a:
             continue
         dst = left_over.get(members)
         if dst is None:
-            covered = union_all(b[m - len(a)].dst for m in members if m >= len(a))
-            dst = union_all(a[m].dst for m in from_a) - covered if covered else \
-                union_all(a[m].dst for m in from_a)
+            from_b = members - from_a
+            dst = union(from_a) - union(from_b) if from_b else union(from_a)
             left_over[members] = dst
         if not dst:
             continue
         intervals, rules = by_dst.setdefault(dst, ([], []))
         intervals.append((first, last))
         for m in sorted(from_a):
-            if a[m].rule not in rules and a[m].dst.overlaps(dst):
-                rules.append(a[m].rule)
+            if boxes[m].rule not in rules and boxes[m].dst.overlaps(dst):
+                rules.append(boxes[m].rule)
     return [(dst, Services(merge(iv)), tuple(rules)) for dst, (iv, rules) in by_dst.items()]
 
 

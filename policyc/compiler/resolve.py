@@ -8,6 +8,7 @@ per alias, so a group used by a thousand rules is resolved once.
 from __future__ import annotations
 
 import bisect
+import copy
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
@@ -73,6 +74,14 @@ class Resolver:
         self.all_routes = union_all(seen.values())
         self._address_index = _AddressIndex(self.nodes)
         self._cache: dict[tuple[str, str], AddressSet] = {}
+
+    def with_policy(self, policy: Policy) -> Resolver:
+        """The same inventory's indexes for another policy (its own alias cache):
+        comparing two policies over one inventory builds the indexes once."""
+        twin = copy.copy(self)
+        twin.policy = policy
+        twin._cache = {}
+        return twin
 
     # --- aliases -----------------------------------------------------------------
 
