@@ -7,8 +7,9 @@ Takes a `Policy` (and an inventory); gives verdicts, explanations and diagnostic
 from policyc.analysis.diff import AccessDiff, access_diff
 from policyc.analysis.explain import Explanation, explain
 from policyc.analysis.lint import lint_policy
+from policyc.analysis.offline import synthetic_inventory
 from policyc.analysis.reference import ReferenceEvaluator
-from policyc.analysis.testrunner import TestReport, run_policy_tests, synthetic_inventory
+from policyc.analysis.testrunner import TestReport, run_policy_tests
 from policyc.analysis.verify import VerifyReport, verify
 
 __all__ = ["AccessDiff", "Explanation", "ReferenceEvaluator", "TestReport", "VerifyReport",

@@ -144,6 +144,9 @@ class _Permit:
             return False
         return port is None or any(r.first <= port <= r.last for r in self.ports)
 
+    def matches_any(self, protocols: Iterable[int], port: int | None) -> bool:
+        return any(self.matches_traffic(proto, port) for proto in protocols)
+
 
 def _acl_permits(index: int, rule: AclRule) -> Iterator[_Permit]:
     protocols = frozenset(rule.protocols or DEFAULT_PROTOCOLS)
@@ -193,6 +196,11 @@ class ReferenceEvaluator:
             yield from _acl_permits(index, acl)
         for index, grant in enumerate(self.policy.grants or ()):
             yield from _grant_permits(index, grant)
+
+    @property
+    def permits(self) -> tuple[_Permit, ...]:
+        """Every rule flattened to (sources, one destination, ports, protocols)."""
+        return self._permits
 
     # --- nodes -----------------------------------------------------------------
 

@@ -16,6 +16,12 @@ destination, exactly as Tailscale evaluates it.
 SSH tests look for the first SSH rule (in file order) that matches the
 source node, the destination node and the local user: `accept` users must
 meet an accept or check rule, `check` users a check rule, `deny` users none.
+
+Without `--nodes` the tests run against a made-up tailnet (`offline.py`);
+what it cannot decide (an address whose owner is unknown, a role nobody is
+known to hold) is a T305 warning with the reason, not a failure. The same
+holds for role autogroups when the inventory has no `users` list. A user
+who owns no node has no access: their accept entries fail, deny entries pass.
 """
 
 from __future__ import annotations
@@ -25,6 +31,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from policyc.analysis.offline import (
+    is_address,
+    is_role,
+    representative,
+    undecided_reason,
+    with_representatives,
+)
+from policyc.analysis.offline import synthetic_inventory as synthetic_inventory  # re-export
 from policyc.analysis.reference import ReferenceEvaluator, RuleRef, SshVerdict, ssh_verdict
 from policyc.compiler.nodes import Inventory, Node
 from policyc.diagnostics.diagnostics import Diagnostics
@@ -40,6 +54,7 @@ from policyc.policy.model import (
     PolicyTest,
     PrefixAlias,
     RangeAlias,
+    ServiceRef,
     SshTest,
     TagRef,
     TestTarget,
@@ -61,6 +76,7 @@ class EntryOutcome:
     text: str
     passed: bool
     span: Span
+    decided: bool = True  # False: the outcome needs what only the tailnet can tell (T305)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +88,15 @@ class TestReport:
 
     @property
     def passed(self) -> int:
-        return sum(1 for o in self.outcomes if o.passed)
+        return sum(1 for o in self.outcomes if o.passed and o.decided)
 
     @property
     def failed(self) -> int:
-        return sum(1 for o in self.outcomes if not o.passed)
+        return sum(1 for o in self.outcomes if not o.passed and o.decided)
+
+    @property
+    def undecided(self) -> int:
+        return sum(1 for o in self.outcomes if not o.decided)
 
     @property
     def ok(self) -> bool:
@@ -84,7 +104,8 @@ class TestReport:
 
     def summary(self) -> str:
         where = " (synthetic inventory)" if self.synthetic and self.outcomes else ""
-        return f"{self.passed} test entries passed, {self.failed} failed{where}"
+        open_ = f", {self.undecided} undecidable" if self.undecided else ""
+        return f"{self.passed} test entries passed, {self.failed} failed{open_}{where}"
 
 
 def run_policy_tests(policy: Policy, inventory: Inventory | None,
@@ -94,14 +115,29 @@ def run_policy_tests(policy: Policy, inventory: Inventory | None,
     Without an inventory the tests run against `synthetic_inventory(policy)`.
     """
     synthetic = inventory is None
+    if inventory is None:
+        policy = with_representatives(policy)
     nodes = synthetic_inventory(policy) if inventory is None else inventory
     evaluator = ReferenceEvaluator(policy, nodes)
     outcomes: list[EntryOutcome] = []
     for test in policy.tests:
-        outcomes.extend(_run_test(evaluator, test, diags))
+        outcomes.extend(_run_test(evaluator, test, diags, synthetic=synthetic))
     for ssh_test in policy.ssh_tests:
-        outcomes.extend(_run_ssh_test(evaluator, ssh_test, diags))
+        outcomes.extend(_run_ssh_test(evaluator, ssh_test, diags, synthetic=synthetic))
     return TestReport(tuple(outcomes), synthetic)
+
+
+def _undecided(diags: Diagnostics, span: Span, what: str, reason: str) -> None:
+    diags.warning("T305", span, f"{what}: cannot be decided without the tailnet",
+                  notes=[reason])
+
+
+def _test_sources(ev: ReferenceEvaluator, src: Alias, synthetic: bool) -> list[IPAddress]:
+    """Offline, a group source is its representative member's made-up node."""
+    if synthetic and isinstance(src, GroupRef):
+        login = representative(src.name)
+        return [ip for n in ev.inventory if n.owner == login for ip in n.ips]
+    return source_addresses(ev, src)
 
 
 # --- address resolution for tests ------------------------------------------------
@@ -190,11 +226,18 @@ def _check_entry(ev: ReferenceEvaluator, sources: list[IPAddress], target: TestT
     return _EntryCheck(tuple(all_dsts), tuple(allowing))
 
 
-def _run_test(ev: ReferenceEvaluator, test: PolicyTest,
-              diags: Diagnostics) -> list[EntryOutcome]:
+def _run_test(ev: ReferenceEvaluator, test: PolicyTest, diags: Diagnostics, *,
+              synthetic: bool) -> list[EntryOutcome]:
     entries: list[tuple[EntryKind, TestTarget]] = (
         [("accept", t) for t in test.accept] + [("deny", t) for t in test.deny])
-    sources = source_addresses(ev, test.src)
+    if is_role(test.src) and not ev.inventory.knows_roles:
+        _undecided(diags, _span_of(test.src, test.span), f'test source "{test.src_text}"',
+                   "who holds a role is unknown: give the inventory a users list with roles")
+        return [EntryOutcome("tests", k, t.text, False, t.span, decided=False)
+                for k, t in entries]
+    sources = _test_sources(ev, test.src, synthetic)
+    if not sources and isinstance(test.src, UserRef):
+        return [_unknown_user(test, kind, target, diags) for kind, target in entries]
     if not sources:
         diags.error("T303", _span_of(test.src, test.span),
                     f'test source "{test.src_text}" matches no address',
@@ -203,20 +246,48 @@ def _run_test(ev: ReferenceEvaluator, test: PolicyTest,
     protocols = (test.protocol,) if test.protocol is not None else DEFAULT_PROTOCOLS
     outcomes = []
     for kind, target in entries:
-        passed = _judge_entry(ev, test, sources, kind, target, protocols, diags)
-        outcomes.append(EntryOutcome("tests", kind, target.text, passed, target.span))
+        if isinstance(target.alias, ServiceRef):
+            _undecided(diags, target.span, f'test destination "{target.text}"',
+                       "Tailscale Services have no addresses in the inventory; policyc does "
+                       "not compile them")
+            outcomes.append(EntryOutcome("tests", kind, target.text, False, target.span,
+                                         decided=False))
+            continue
+        passed = _judge_entry(ev, test, sources, kind, target, protocols, diags,
+                              synthetic=synthetic)
+        outcomes.append(EntryOutcome("tests", kind, target.text, bool(passed), target.span,
+                                     decided=passed is not None))
     return outcomes
+
+
+def _unknown_user(test: PolicyTest, kind: EntryKind, target: TestTarget,
+                  diags: Diagnostics) -> EntryOutcome:
+    """A user who owns no node has no access: accept fails, deny holds (captured:
+    policytest-src-unknown-user-email fails its accept entry)."""
+    if kind == "accept":
+        diags.error("T301", target.span,
+                    f'expected "{test.src_text}" to reach "{target.text}", but that user '
+                    "owns no node, and an unknown user has no access")
+    return EntryOutcome("tests", kind, target.text, kind == "deny", target.span)
 
 
 def _judge_entry(ev: ReferenceEvaluator, test: PolicyTest, sources: list[IPAddress],
                  kind: str, target: TestTarget, protocols: tuple[int, ...],
-                 diags: Diagnostics) -> bool:
+                 diags: Diagnostics, *, synthetic: bool) -> bool | None:
+    """True: the entry holds; False: it fails (an error); None: undecidable (T305)."""
     check = _check_entry(ev, sources, target, protocols)
     traffic = f"{protocol_text(protocols)}/{target.port}"
     if not check.destinations:
         diags.error("T303", target.span, f'test destination "{target.text}" matches no address',
                     notes=["a test destination must name a node or a single host"])
         return False
+    if not check.allowed:
+        reason = undecided_reason(ev, test.src, target.alias, sources,
+                                  list(check.destinations), protocols, target.port,
+                                  synthetic=synthetic)
+        if reason is not None:
+            _undecided(diags, target.span, f'test {kind} "{target.text}"', reason)
+            return None
     if kind == "accept" and not check.allowed:
         denied = check.denied_sources()
         dsts = ", ".join(str(d) for d in check.destinations)
@@ -260,7 +331,10 @@ def _one_line(text: str, limit: int = 100) -> str:
 # --- SSH tests --------------------------------------------------------------------------
 
 
-def _ssh_nodes(ev: ReferenceEvaluator, alias: Alias, src: Node | None = None) -> list[Node]:
+def _ssh_nodes(ev: ReferenceEvaluator, alias: Alias, src: Node | None = None, *,
+               synthetic: bool = False) -> list[Node]:
+    if synthetic and isinstance(alias, GroupRef):
+        return [n for n in ev.inventory if n.owner == representative(alias.name)]
     if isinstance(alias, AutoGroupRef) and alias.name == "autogroup:self":
         owner = src.owner if src is not None else None
         return [n for n in ev.inventory if owner and n.owner == owner]
@@ -278,11 +352,21 @@ def _ipv6_address(ev: ReferenceEvaluator, alias: Alias) -> bool:
     return network is not None and network.version == 6
 
 
-def _run_ssh_test(ev: ReferenceEvaluator, test: SshTest,
-                  diags: Diagnostics) -> list[EntryOutcome]:
+def _run_ssh_test(ev: ReferenceEvaluator, test: SshTest, diags: Diagnostics, *,
+                  synthetic: bool) -> list[EntryOutcome]:
     entries: list[tuple[EntryKind, str]] = (
         [("accept", u) for u in test.accept] + [("check", u) for u in test.check]
         + [("deny", u) for u in test.deny])
+    reason = None
+    if is_role(test.src) and not ev.inventory.knows_roles:
+        reason = "who holds a role is unknown: give the inventory a users list with roles"
+    elif synthetic and any(is_address(a) for a in (test.src, *test.destinations)):
+        reason = "which node holds an address needs the inventory (--nodes)"
+    if reason is not None:
+        _undecided(diags, _span_of(test.src, test.span), f'SSH test of "{test.src_text}"',
+                   reason)
+        return [EntryOutcome("sshTests", k, u, False, _user_span(test, k, u), decided=False)
+                for k, u in entries]
     ipv6 = next((a for a in test.destinations if _ipv6_address(ev, a)), None)
     if ipv6 is not None:
         diags.error("T303", _span_of(ipv6, test.span),
@@ -293,7 +377,7 @@ def _run_ssh_test(ev: ReferenceEvaluator, test: SshTest,
                            "address, tag or user instead"])
         return [EntryOutcome("sshTests", k, u, False, _user_span(test, k, u))
                 for k, u in entries]
-    sources = _ssh_nodes(ev, test.src)
+    sources = _ssh_nodes(ev, test.src, synthetic=synthetic)
     pairs = [(s, d) for s in sources for alias in test.destinations
              for d in _ssh_nodes(ev, alias, s)]
     if not sources or not pairs:
@@ -343,61 +427,3 @@ def _user_span(test: SshTest, kind: str, user: str) -> Span:
         return test.span
     start = test.span.start + at
     return Span(test.span.source, start, start + len(user) + 2)
-
-
-# --- the inventory used when none is given ----------------------------------------------
-
-SYNTHETIC_V4_BASE = ipaddress.IPv4Address("100.64.0.0")
-SYNTHETIC_V6_BASE = ipaddress.IPv6Address("fd7a:115c:a1e0::")
-
-
-def synthetic_inventory(policy: Policy, *more: Policy) -> Inventory:
-    """A made-up tailnet for `policyc check` without `--nodes`.
-
-    One untagged node per user the policy mentions anywhere (group members,
-    tag owners, rule and SSH sources and destinations, test sources and
-    destinations, auto-approvers), named `virtual:<login>`, then one node per
-    tag declared in `tagOwners`, named `virtual:<tag>` and carrying only that
-    tag. Nodes are ordered users first, each block sorted by name, and node
-    number i (from 1) gets 100.64.0.0 + i and fd7a:115c:a1e0:: + i, so the
-    same policy always yields the same addresses. There are no subnet routes
-    and no exit nodes: tests are judged against the rules alone anyway.
-    With `more` policies (`policyc diff`), one tailnet for all of them: the
-    users and tags any of them mentions.
-    """
-    users = sorted(set().union(*(_mentioned_users(p) for p in (policy, *more))))
-    tags = sorted(set().union(*(p.tag_owners for p in (policy, *more))))
-    owners: list[tuple[str | None, tuple[str, ...], str]] = (
-        [(u, (), u) for u in users] + [(None, (t,), t) for t in tags])
-    nodes = []
-    for number, (user, node_tags, label) in enumerate(owners, start=1):
-        ips = (SYNTHETIC_V4_BASE + number, SYNTHETIC_V6_BASE + number)
-        nodes.append(Node(f"virtual:{label}", user, node_tags, ips))
-    return Inventory.of(nodes)
-
-
-def _mentioned_users(policy: Policy) -> set[str]:
-    aliases: list[Alias] = []
-    for acl in policy.acls or ():
-        aliases.extend(acl.sources)
-        aliases.extend(d.alias for d in acl.destinations)
-    for grant in policy.grants or ():
-        aliases.extend(grant.sources)
-        aliases.extend(grant.destinations)
-    for ssh in policy.ssh:
-        aliases.extend(ssh.sources)
-        aliases.extend(ssh.destinations)
-    for owners in policy.tag_owners.values():
-        aliases.extend(owners.owners)
-    for test in policy.tests:
-        aliases.append(test.src)
-        aliases.extend(t.alias for t in (*test.accept, *test.deny))
-    for ssh_test in policy.ssh_tests:
-        aliases.append(ssh_test.src)
-        aliases.extend(ssh_test.destinations)
-    for route in policy.auto_approvers.routes:
-        aliases.extend(route.approvers)
-    aliases.extend(policy.auto_approvers.exit_node)
-    users = {a.login for a in aliases if isinstance(a, UserRef)}
-    users.update(m.login for g in policy.groups.values() for m in g.members)
-    return users

@@ -6,7 +6,8 @@ import ipaddress
 
 from strategies import example_inventory, load
 
-from policyc.analysis.testrunner import TestReport, run_policy_tests, synthetic_inventory
+from policyc.analysis.offline import synthetic_inventory
+from policyc.analysis.testrunner import TestReport, run_policy_tests
 from policyc.diagnostics.diagnostics import Diagnostics
 
 HEADER = """
@@ -99,18 +100,19 @@ def test_protocol_of_a_test_narrows_the_check() -> None:
     assert report.ok, [str(d) for d in diags]
 
 
-def test_unresolvable_source_and_destination_are_t303() -> None:
+def test_unknown_user_has_no_access_and_unresolvable_destination_is_t303() -> None:
     body = """
   "acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}],
   "tests": [
-    {"src": "carol@example.com", "accept": ["tag:db:22"]},
+    {"src": "carol@example.com", "accept": ["tag:db:22"], "deny": ["tag:web:22"]},
     {"src": "tag:web", "accept": ["carol@example.com:22"]},
   ],
 """
     report, diags, _ = run(body)
-    assert report.failed == 2
-    assert codes(diags) == ["T303", "T303"]
-    assert diags.items[0].span.text == '"carol@example.com"'
+    assert (report.passed, report.failed) == (1, 2)  # carol's deny entry holds
+    assert codes(diags) == ["T301", "T303"]
+    assert "unknown user has no access" in diags.items[0].message
+    assert diags.items[0].span.text == '"tag:db:22"'
     assert diags.items[1].span.text == '"carol@example.com:22"'  # carol has no nodes
 
 

@@ -1,0 +1,201 @@
+"""Policy tests without the tailnet: the made-up inventory and what it cannot decide.
+
+Tailscale runs `tests` against the live tailnet. `policyc check` without
+`--nodes` has no tailnet, so it makes one up (`synthetic_inventory`) and says
+which outcomes that made-up tailnet cannot settle:
+
+* one untagged node per user the policy mentions outside its tests, one
+  node per tag in `tagOwners`, and, for each group used as a test `src`, one
+  node of a representative member (a user who is in the group and nothing
+  else: Tailscale's docs read a group source as a representative member);
+  a user only the tests mention is unknown and has no access;
+* node addresses avoid every address the policy writes literally, so a
+  literal IP is never mistaken for a made-up node; a destination (or source)
+  given as an IP, CIDR or host is decided by the rules that name addresses;
+  when only a rule naming identities (a user, group, tag or autogroup that
+  must own that IP) could decide it, the outcome is undecidable offline;
+* role autogroups (autogroup:admin ...) need users' roles: without the
+  inventory's `users` list, an outcome that hinges on a role is undecidable.
+
+Undecidable outcomes are T305 warnings with the reason, never failures.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import replace
+
+from policyc.analysis.reference import ReferenceEvaluator
+from policyc.compiler.nodes import ROLE_AUTOGROUPS, Inventory, Node
+from policyc.policy.model import (
+    Alias,
+    AutoGroupRef,
+    GroupRef,
+    HostRef,
+    IPAddress,
+    IPNetwork,
+    IPSetRef,
+    Policy,
+    PrefixAlias,
+    RangeAlias,
+    TagRef,
+    UserRef,
+)
+
+SYNTHETIC_V4_BASE = ipaddress.IPv4Address("100.64.0.0")
+SYNTHETIC_V6_BASE = ipaddress.IPv6Address("fd7a:115c:a1e0::")
+REPRESENTATIVE = "{group}.member@representative.invalid"  # never a real login
+IDENTITY_TYPES = (UserRef, GroupRef, TagRef, AutoGroupRef)
+ADDRESS_ONLY_AUTOGROUPS = frozenset({"autogroup:internet", "autogroup:danger-all"})
+LITERAL_LIMIT = 1 << 16  # bigger literal blocks (a /10) cannot be avoided, nor need be
+
+
+def representative(group: str) -> str:
+    """The made-up login standing for a representative member of `group`."""
+    return REPRESENTATIVE.format(group=group.removeprefix("group:"))
+
+
+def with_representatives(policy: Policy) -> Policy:
+    """The policy with each group that is a test source given its representative member."""
+    wanted = {t.src.name for t in policy.tests if isinstance(t.src, GroupRef)}
+    wanted |= {t.src.name for t in policy.ssh_tests if isinstance(t.src, GroupRef)}
+    if not wanted:
+        return policy
+    groups = dict(policy.groups)
+    for name in wanted & set(groups):
+        group = groups[name]
+        groups[name] = replace(group, members=(*group.members, UserRef(representative(name))))
+    return replace(policy, groups=groups)
+
+
+def synthetic_inventory(policy: Policy, *more: Policy) -> Inventory:
+    """A made-up tailnet for `policyc check` without `--nodes` (see the module doc).
+
+    Users first, then representatives, then tags, each block sorted; node i
+    gets the i-th free address from 100.64.0.1 and fd7a:115c:a1e0::1, free
+    meaning outside every literal address block of the policy, so the same
+    policy always yields the same addresses. With `more` policies (`policyc
+    diff`), one tailnet for all of them: what any of them mentions.
+    """
+    policies = (policy, *more)
+    users = sorted(set().union(*(_mentioned_users(p) for p in policies)))
+    representatives = sorted({m.login for p in policies for g in p.groups.values()
+                              for m in g.members
+                              if m.login.endswith("@representative.invalid")})
+    tags = sorted(set().union(*(p.tag_owners for p in policies)))
+    owners: list[tuple[str | None, tuple[str, ...], str]] = (
+        [(u, (), u) for u in users] + [(u, (), u) for u in representatives]
+        + [(None, (t,), t) for t in tags])
+    taken = [block for p in policies for block in _literal_blocks(p)]
+    v4, v6 = _free(SYNTHETIC_V4_BASE, taken), _free(SYNTHETIC_V6_BASE, taken)
+    nodes = [Node(f"virtual:{label}", user, node_tags, (next(v4), next(v6)))
+             for user, node_tags, label in owners]
+    return Inventory.of(nodes)
+
+
+def _free(base: IPAddress, taken: list[IPNetwork]) -> Iterator[IPAddress]:
+    address = base + 1
+    while True:
+        if not any(address in block for block in taken if block.version == address.version):
+            yield address
+        address += 1
+
+
+def _literal_blocks(policy: Policy) -> list[IPNetwork]:
+    blocks: list[IPNetwork] = [h.network for h in policy.hosts.values()]
+    for alias in _all_aliases(policy):
+        if isinstance(alias, PrefixAlias):
+            blocks.append(alias.network)
+        elif isinstance(alias, RangeAlias):
+            blocks.extend(ipaddress.summarize_address_range(alias.first, alias.last))
+    return [b for b in blocks if b.num_addresses <= LITERAL_LIMIT]
+
+
+def _all_aliases(policy: Policy) -> Iterator[Alias]:
+    for acl in policy.acls or ():
+        yield from acl.sources
+        yield from (d.alias for d in acl.destinations)
+    for grant in policy.grants or ():
+        yield from grant.sources
+        yield from grant.destinations
+    for ssh in policy.ssh:
+        yield from ssh.sources
+        yield from ssh.destinations
+    for owners in policy.tag_owners.values():
+        yield from owners.owners
+    for route in policy.auto_approvers.routes:
+        yield from route.approvers
+    yield from policy.auto_approvers.exit_node
+    for ipset in policy.ipsets.values():
+        yield from ipset.entries
+        yield from ipset.removed
+    for test in policy.tests:
+        yield test.src
+        yield from (t.alias for t in (*test.accept, *test.deny))
+    for ssh_test in policy.ssh_tests:
+        yield ssh_test.src
+        yield from ssh_test.destinations
+
+
+def _mentioned_users(policy: Policy) -> set[str]:
+    """Users the policy names outside its tests: a test-only user is unknown."""
+    tests = {id(a) for t in policy.tests for a in (t.src, *(x.alias for x in t.accept),
+                                                   *(x.alias for x in t.deny))}
+    tests |= {id(a) for t in policy.ssh_tests for a in (t.src, *t.destinations)}
+    users = {a.login for a in _all_aliases(policy)
+             if isinstance(a, UserRef) and id(a) not in tests}
+    users.update(m.login for g in policy.groups.values() for m in g.members
+                 if not m.login.endswith("@representative.invalid"))
+    return users
+
+
+# --- what the made-up tailnet cannot decide -----------------------------------------
+
+
+def is_identity(alias: Alias) -> bool:
+    """Does the alias select nodes by who owns them (so an IP's owner matters)?"""
+    if isinstance(alias, AutoGroupRef):
+        return alias.name not in ADDRESS_ONLY_AUTOGROUPS
+    return isinstance(alias, IDENTITY_TYPES)
+
+
+def is_address(alias: Alias) -> bool:
+    return isinstance(alias, PrefixAlias | RangeAlias | HostRef | IPSetRef)
+
+
+def is_role(alias: Alias) -> bool:
+    return isinstance(alias, AutoGroupRef) and alias.name in ROLE_AUTOGROUPS
+
+
+def undecided_reason(ev: ReferenceEvaluator, src_alias: Alias, dst_alias: Alias,
+                     sources: list[IPAddress], destinations: list[IPAddress],
+                     protocols: tuple[int, ...], port: int, *, synthetic: bool) -> str | None:
+    """Why a denied outcome might be allowed in the real tailnet, or None if it is settled.
+
+    Asked only when the rules did not allow every source: a rule naming a role
+    (roles unknown) or, offline, a rule naming identities where the test names
+    an address could still allow it.
+    """
+    roles_known = ev.inventory.knows_roles
+    literal_src = synthetic and is_address(src_alias)
+    literal_dst = synthetic and is_address(dst_alias)
+    for permit in ev.permits:
+        if not permit.matches_any(protocols, port):
+            continue
+        role_sources = [s for s in permit.sources if is_role(s)]
+        if not roles_known and role_sources and (
+                literal_dst or any(ev.destination_contains(permit.destination, s, d)
+                                   for s in sources for d in destinations)):
+            return (f"{permit.ref.describe()} allows {role_sources[0]}, and who holds that "
+                    "role is unknown: give the inventory a users list with roles")
+        if literal_dst and is_identity(permit.destination) and any(
+                ev.source_contains(s, ip) for s in permit.sources for ip in sources):
+            return (f"{permit.ref.describe()} allows {permit.destination}, and whether "
+                    f"{dst_alias} is one of its nodes needs the inventory (--nodes)")
+        if literal_src and any(is_identity(s) for s in permit.sources) and any(
+                ev.destination_contains(permit.destination, s, d)
+                for s in sources for d in destinations):
+            return (f"{permit.ref.describe()} allows sources by identity, and whose node "
+                    f"{src_alias} is needs the inventory (--nodes)")
+    return None

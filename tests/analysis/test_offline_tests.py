@@ -1,0 +1,179 @@
+"""Policy tests without the tailnet (`policyc check` without --nodes): table tests.
+
+Each row: rules, one test, and the outcome offline: "pass", "fail" (an error),
+or "undecidable" (a T305 warning, not a failure). The rules are the ones
+issue 8 lists; docs/conformance.md says which are captured, documented or
+inferred.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any
+
+import pytest
+
+from policyc.analysis.testrunner import TestReport, run_policy_tests
+from policyc.compiler.nodes import Inventory, Node, User
+from policyc.diagnostics.diagnostics import Diagnostics
+from policyc.policy.load import load_policy_text
+
+HEADER: dict[str, Any] = {
+    "groups": {"group:dev": ["alice@example.com", "bob@example.com"]},
+    "tagOwners": {"tag:server": ["alice@example.com"], "tag:client": ["alice@example.com"]},
+    "hosts": {"prodbox": "100.103.8.15", "webserver": "100.64.0.16", "lan": "10.0.0.0/8"},
+}
+
+
+def acl(src: str, dst: str) -> dict[str, Any]:
+    return {"action": "accept", "src": [src], "dst": [dst]}
+
+
+def outcome(report: TestReport) -> str:
+    assert len(report.outcomes) == 1
+    only = report.outcomes[0]
+    return "undecidable" if not only.decided else "pass" if only.passed else "fail"
+
+
+def run(rules: list[dict[str, Any]], test: dict[str, Any], *, section: str = "tests",
+        ssh: list[dict[str, Any]] | None = None,
+        inventory: Inventory | None = None) -> tuple[TestReport, Diagnostics]:
+    document = {**HEADER, "acls": rules, section: [test]}
+    if ssh is not None:
+        document["ssh"] = ssh
+    policy, load_diags = load_policy_text(json.dumps(document, indent=1), "p.hujson")
+    assert not load_diags.has_errors, [str(d) for d in load_diags.errors]
+    diags = Diagnostics()
+    return run_policy_tests(policy, inventory, diags), diags
+
+
+ACL_TABLE = [
+    # A destination IP a rule names directly is decided by the rules (captured:
+    # prodbox, an address no node holds, passes).
+    ("host-rule-ip-dst", [acl("group:dev", "prodbox:22")],
+     {"src": "alice@example.com", "accept": ["100.103.8.15:22"]}, "pass"),
+    ("prefix-rule-ip-dst", [acl("group:dev", "lan:22")],
+     {"src": "alice@example.com", "accept": ["10.1.2.3:22"]}, "pass"),
+    ("star-rule-ip-dst", [acl("group:dev", "*:22")],
+     {"src": "alice@example.com", "accept": ["100.64.0.99:22"]}, "pass"),
+    ("host-rule-deny-fails", [acl("group:dev", "prodbox:22")],
+     {"src": "alice@example.com", "deny": ["prodbox:22"]}, "fail"),
+    ("no-rule-at-all", [acl("group:dev", "prodbox:80")],
+     {"src": "alice@example.com", "accept": ["100.103.8.15:22"]}, "fail"),
+    # Only a rule naming identities could allow the IP: who owns it is unknown.
+    ("identity-rule-ip-dst", [acl("group:dev", "tag:server:22")],
+     {"src": "alice@example.com", "accept": ["webserver:22"]}, "undecidable"),
+    ("identity-rule-ip-dst-deny", [acl("group:dev", "tag:server:22")],
+     {"src": "alice@example.com", "deny": ["100.64.0.16:22"]}, "undecidable"),
+    ("identity-rule-other-port", [acl("group:dev", "tag:server:22")],
+     {"src": "alice@example.com", "accept": ["webserver:80"]}, "fail"),
+    ("ip-src-identity-rule", [acl("tag:client", "webserver:80")],
+     {"src": "100.64.0.14", "accept": ["webserver:80"]}, "undecidable"),
+    ("ip-src-address-rule", [acl("100.64.0.14", "webserver:80")],
+     {"src": "100.64.0.14", "accept": ["webserver:80"]}, "pass"),
+    # Roles: unknown without the inventory's users.
+    ("role-src", [acl("autogroup:admin", "tag:server:22")],
+     {"src": "autogroup:admin", "accept": ["tag:server:22"]}, "undecidable"),
+    ("role-rule-user-src", [acl("autogroup:admin", "tag:server:22")],
+     {"src": "alice@example.com", "accept": ["tag:server:22"]}, "undecidable"),
+    ("role-rule-irrelevant-port", [acl("autogroup:admin", "tag:server:22")],
+     {"src": "alice@example.com", "accept": ["tag:server:80"]}, "fail"),
+    # A group source is a representative member: user-specific rules do not apply.
+    ("group-src-group-rule", [acl("group:dev", "tag:server:22")],
+     {"src": "group:dev", "accept": ["tag:server:22"]}, "pass"),
+    ("group-src-member-rule", [acl("alice@example.com", "tag:server:22")],
+     {"src": "group:dev", "accept": ["tag:server:22"]}, "fail"),
+    ("group-src-autogroup-member-rule", [acl("autogroup:member", "tag:server:22")],
+     {"src": "group:dev", "accept": ["tag:server:22"]}, "pass"),
+    # A user only the tests name is unknown: no access (captured).
+    ("unknown-user-accept", [acl("*", "tag:server:22")],
+     {"src": "ghost@example.com", "accept": ["tag:server:22"]}, "fail"),
+    ("unknown-user-deny", [acl("*", "tag:server:22")],
+     {"src": "ghost@example.com", "deny": ["tag:server:22"]}, "pass"),
+    ("known-user", [acl("*", "tag:server:22")],
+     {"src": "bob@example.com", "accept": ["tag:server:22"]}, "pass"),
+    # Tailscale Services are not modelled.
+    ("service-dst", [acl("group:dev", "tag:server:22")],
+     {"src": "alice@example.com", "accept": ["svc:web:443"]}, "undecidable"),
+]
+
+
+@pytest.mark.parametrize(("rules", "test", "expected"),
+                         [pytest.param(r, t, e, id=i) for i, r, t, e in ACL_TABLE])
+def test_offline_acl_tests(rules: list[dict[str, Any]], test: dict[str, Any],
+                           expected: str) -> None:
+    report, diags = run(rules, test)
+    assert report.synthetic and outcome(report) == expected, [str(d) for d in diags]
+    if expected == "undecidable":
+        assert [d.code for d in diags] == ["T305"] and diags.items[0].notes
+        assert report.ok  # a warning, not a failure
+    elif expected == "fail":
+        assert diags.has_errors and not report.ok
+    else:
+        assert not diags.items
+
+
+SSH_RULE = {"action": "accept", "src": ["group:dev"], "dst": ["tag:server"],
+            "users": ["autogroup:nonroot"]}
+SSH_TABLE = [
+    ("nonroot-expected-user", [SSH_RULE],
+     {"src": "alice@example.com", "dst": ["tag:server"], "accept": ["autogroup:nonroot"]},
+     "pass"),
+    ("nonroot-rule-admits-alice", [SSH_RULE],
+     {"src": "alice@example.com", "dst": ["tag:server"], "accept": ["alice"]}, "pass"),
+    ("nonroot-rule-blocks-root", [SSH_RULE],
+     {"src": "alice@example.com", "dst": ["tag:server"], "accept": ["root"]}, "fail"),
+    ("check-against-check-rule", [{**SSH_RULE, "action": "check", "users": ["root"]}],
+     {"src": "alice@example.com", "dst": ["tag:server"], "check": ["root"]}, "pass"),
+    ("check-against-accept-rule", [{**SSH_RULE, "users": ["root"]}],
+     {"src": "alice@example.com", "dst": ["tag:server"], "check": ["root"]}, "fail"),
+    ("ip-src-offline", [{**SSH_RULE, "users": ["root"]}],
+     {"src": "100.64.0.17", "dst": ["tag:server"], "accept": ["root"]}, "undecidable"),
+    ("ip-dst-offline", [{**SSH_RULE, "users": ["root"]}],
+     {"src": "alice@example.com", "dst": ["100.64.0.16"], "accept": ["root"]}, "undecidable"),
+    ("role-src-offline", [{**SSH_RULE, "users": ["root"]}],
+     {"src": "autogroup:admin", "dst": ["tag:server"], "accept": ["root"]}, "undecidable"),
+]
+
+
+@pytest.mark.parametrize(("ssh", "test", "expected"),
+                         [pytest.param(r, t, e, id=i) for i, r, t, e in SSH_TABLE])
+def test_offline_ssh_tests(ssh: list[dict[str, Any]], test: dict[str, Any],
+                           expected: str) -> None:
+    report, diags = run([], test, section="sshTests", ssh=ssh)
+    assert outcome(report) == expected, [str(d) for d in diags]
+    assert report.ok is (expected != "fail")
+
+
+# --- with an inventory (and users), everything is decided ------------------------------
+
+
+def tailnet(alice_role: str | None) -> Inventory:
+    nodes = [Node("laptop", "alice@example.com", (), (ipaddress.ip_address("100.64.0.1"),)),
+             Node("web", None, ("tag:server",), (ipaddress.ip_address("100.64.0.16"),)),
+             Node("client", None, ("tag:client",), (ipaddress.ip_address("100.64.0.14"),))]
+    users = None if alice_role is None else [User("alice@example.com", alice_role)]
+    return Inventory.of(nodes, users)
+
+
+@pytest.mark.parametrize(("rules", "test", "role", "expected"), [
+    ([acl("group:dev", "tag:server:22")],
+     {"src": "alice@example.com", "accept": ["webserver:22"]}, "member", "pass"),
+    ([acl("tag:client", "webserver:80")],
+     {"src": "100.64.0.14", "accept": ["webserver:80"]}, "member", "pass"),
+    ([acl("autogroup:admin", "tag:server:22")],
+     {"src": "alice@example.com", "accept": ["tag:server:22"]}, "member", "fail"),
+    ([acl("autogroup:admin", "tag:server:22")],
+     {"src": "alice@example.com", "accept": ["tag:server:22"]}, "admin", "pass"),
+    ([acl("autogroup:admin", "tag:server:22")],
+     {"src": "alice@example.com", "accept": ["tag:server:22"]}, "owner", "pass"),
+    # An inventory without users still cannot tell roles.
+    ([acl("autogroup:admin", "tag:server:22")],
+     {"src": "alice@example.com", "accept": ["tag:server:22"]}, None, "undecidable"),
+])
+def test_with_inventory_outcomes_are_decided(rules: list[dict[str, Any]],
+                                             test: dict[str, Any], role: str | None,
+                                             expected: str) -> None:
+    report, diags = run(rules, test, inventory=tailnet(role))
+    assert not report.synthetic and outcome(report) == expected, [str(d) for d in diags]

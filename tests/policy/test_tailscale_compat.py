@@ -1,0 +1,295 @@
+"""Constructs Tailscale accepts that real policy files use (issue 8), both ways.
+
+Each construct is accepted where Tailscale accepts it and rejected, with a
+located error, where Tailscale rejects it. Evidence per construct is in
+docs/conformance.md ("captured", "documented", "inferred").
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from strategies import example_inventory, policies, tailnets
+
+from policyc.analysis.reference import ReferenceEvaluator
+from policyc.compiler.addrset import AddressSet, union_all
+from policyc.compiler.compiler import compile_policy
+from policyc.compiler.nodes import Inventory, Node
+from policyc.diagnostics.diagnostics import Diagnostic, Severity
+from policyc.policy.load import load_policy_text
+from policyc.policy.model import IPSetRef, Policy
+
+BASE: dict[str, object] = {
+    "groups": {"group:dev": ["alice@example.com"]},
+    "tagOwners": {"tag:server": ["alice@example.com"], "tag:rec": ["alice@example.com"]},
+}
+
+
+def check(**sections: object) -> list[Diagnostic]:
+    """Every diagnostic but the unused-group/host notices BASE itself causes."""
+    _, diags = load_policy_text(json.dumps({**BASE, **sections}, indent=1), "p.hujson")
+    return [d for d in diags.items if d.code not in ("W202", "W204")]
+
+
+def codes(**sections: object) -> list[str]:
+    return [d.code for d in check(**sections)]
+
+
+def errors(**sections: object) -> list[Diagnostic]:
+    return [d for d in check(**sections) if d.severity is Severity.ERROR]
+
+
+def loaded(**sections: object) -> Policy:
+    policy, diags = load_policy_text(json.dumps({**BASE, **sections}, indent=1), "p.hujson")
+    assert not diags.has_errors, [str(d) for d in diags.errors]
+    return policy
+
+
+# --- 1. autogroup:members -------------------------------------------------------------
+
+MEMBERS_PLACES: list[dict[str, object]] = [
+    {"acls": [{"action": "accept", "src": ["autogroup:members"], "dst": ["tag:server:22"]}]},
+    {"acls": [{"action": "accept", "src": ["tag:server"], "dst": ["autogroup:members:22"]}]},
+    {"grants": [{"src": ["autogroup:members"], "dst": ["tag:server"], "ip": ["22"]}]},
+    {"ssh": [{"action": "accept", "src": ["autogroup:members"], "dst": ["tag:server"],
+              "users": ["root"]}]},
+    {"tagOwners": {"tag:server": ["autogroup:members"]}},
+    {"autoApprovers": {"routes": {"10.0.0.0/8": ["autogroup:members"]},
+                       "exitNode": ["autogroup:members"]}},
+    {"nodeAttrs": [{"target": ["autogroup:members"], "attr": ["funnel"]}]},
+]
+
+
+@pytest.mark.parametrize("sections", MEMBERS_PLACES)
+def test_members_is_accepted_wherever_member_is(sections: dict[str, object]) -> None:
+    found = check(**sections)
+    assert not [d for d in found if d.severity is Severity.ERROR], [str(d) for d in found]
+    legacy = [d for d in found if d.code == "W206"]
+    assert legacy and all("autogroup:members" in d.span.text for d in legacy)
+    assert legacy[0].suggestion == "autogroup:member"
+
+
+def test_both_spellings_in_one_file_is_a_located_error() -> None:
+    found = errors(acls=[
+        {"action": "accept", "src": ["autogroup:member"], "dst": ["tag:server:22"]},
+        {"action": "accept", "src": ["autogroup:members"], "dst": ["tag:server:80"]}])
+    assert [d.code for d in found] == ["E129"]
+    assert found[0].span.text == '"autogroup:members"' and found[0].span.line > 1
+
+
+def test_members_is_not_a_prefix_wildcard() -> None:
+    assert "E113" in codes(acls=[{"action": "accept", "src": ["autogroup:memberz"],
+                                   "dst": ["tag:server:22"]}])
+
+
+def _members(text: str) -> str:
+    return re.sub(r"autogroup:member(?!s)", "autogroup:members", text)
+
+
+def _compiled(text: str, inventory: Inventory) -> dict[str, object]:
+    policy, diags = load_policy_text(text)
+    assert not diags.has_errors, [str(d) for d in diags.errors]
+    out = compile_policy(policy, inventory)
+    return {name: ([r.to_json() for r in m.packet_filter], [p.name for p in m.peers])
+            for name, m in out.netmaps.items()}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=policies(), inventory=tailnets())
+def test_members_and_member_compile_identically(text: str, inventory: Inventory) -> None:
+    assert _compiled(_members(text), inventory) == _compiled(text, inventory)
+
+
+# --- 3. Tailscale Services ------------------------------------------------------------
+
+
+def test_service_destination_is_accepted_with_a_warning() -> None:
+    found = check(grants=[{"src": ["group:dev"], "dst": ["svc:web"], "ip": ["tcp:443"]}])
+    assert [d.code for d in found] == ["W207"] and found[0].span.text == '"svc:web"'
+
+
+def test_service_destination_compiles_to_nothing() -> None:
+    policy = loaded(grants=[{"src": ["*"], "dst": ["svc:web"], "ip": ["*"]}])
+    netmaps = compile_policy(policy, example_inventory()).netmaps
+    assert all(not m.packet_filter for m in netmaps.values())
+
+
+def test_service_auto_approvers_take_service_and_tag_keys() -> None:
+    policy = loaded(autoApprovers={"services": {"svc:web": ["tag:server"],
+                                                "tag:server": ["group:dev"]}})
+    assert [(s.service, [str(a) for a in s.approvers])
+            for s in policy.auto_approvers.services] == [
+        ("svc:web", ["tag:server"]), ("tag:server", ["group:dev"])]
+
+
+@pytest.mark.parametrize(("sections", "code"), [
+    ({"grants": [{"src": ["svc:web"], "dst": ["*"], "ip": ["*"]}]}, "E117"),
+    ({"grants": [{"src": ["*"], "dst": ["svc:-bad-"], "ip": ["*"]}]}, "E116"),
+    ({"autoApprovers": {"services": {"group:dev": ["tag:server"]}}}, "E123"),
+    ({"autoApprovers": {"services": {"tag:nope": ["tag:server"]}}}, "E105"),
+    ({"autoApprovers": {"services": {"svc:web": ["*"]}}}, "E123"),
+])
+def test_services_rejected_where_tailscale_rejects(sections: dict[str, object],
+                                                   code: str) -> None:
+    found = errors(**sections)
+    assert code in [d.code for d in found] and all(d.span.line > 1 for d in found)
+
+
+# --- 4. first-party capabilities and app connectors -----------------------------------
+
+
+@pytest.mark.parametrize("cap", ["drive", "kubernetes", "relay", "webui", "golink"])
+def test_allowed_tailscale_caps(cap: str) -> None:
+    assert not errors(grants=[{"src": ["*"], "dst": ["tag:server"],
+                               "app": {f"tailscale.com/cap/{cap}": [{}]}}])
+
+
+@pytest.mark.parametrize("cap", ["funnel", "ingress", "relay-target", "made-up"])
+def test_other_tailscale_caps_are_rejected(cap: str) -> None:
+    found = errors(grants=[{"src": ["*"], "dst": ["tag:server"],
+                            "app": {f"tailscale.com/cap/{cap}": [{}]}}])
+    assert [d.code for d in found] == ["E128"]
+
+
+APP_CONNECTOR = {"name": "github", "connectors": ["tag:server"],
+                 "domains": ["github.com", "*.github.com"], "presetAppID": "github"}
+
+
+def test_app_connectors_node_attr_is_accepted() -> None:
+    found = check(nodeAttrs=[{"target": ["*"],
+                              "app": {"tailscale.com/app-connectors": [APP_CONNECTOR]}}])
+    assert found == []
+
+
+def test_app_connector_needs_tag_connectors() -> None:
+    bad = {**APP_CONNECTOR, "connectors": ["alice@example.com"]}
+    found = errors(nodeAttrs=[{"target": ["*"],
+                               "app": {"tailscale.com/app-connectors": [bad]}}])
+    assert [d.code for d in found] == ["E127"] and "alice@example.com" in found[0].span.text
+
+
+def test_undocumented_app_connector_field_is_a_warning() -> None:
+    odd = {**APP_CONNECTOR, "color": "blue"}
+    assert codes(nodeAttrs=[{"target": ["*"],
+                             "app": {"tailscale.com/app-connectors": [odd]}}]) == ["W207"]
+
+
+def test_rejected_app_entry_does_not_cascade() -> None:
+    found = check(nodeAttrs=[{"target": ["*"], "app": {"tailscale.com/cap/funnel": [{}]}}])
+    assert [d.code for d in found] == ["E128"]
+
+
+def test_target_only_node_attr_is_a_warning_not_an_error() -> None:
+    assert codes(nodeAttrs=[{"target": ["*"]}]) == ["W208"]
+
+
+# --- 5. tag ownership cycles ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("owners", [
+    {"tag:k8s": ["tag:k8s"]},
+    {"tag:a": ["tag:b"], "tag:b": ["tag:a"]},
+])
+def test_tag_ownership_cycles_are_accepted(owners: dict[str, list[str]]) -> None:
+    assert not errors(tagOwners=owners)
+
+
+def test_undefined_owner_tag_is_still_rejected() -> None:
+    assert "E105" in codes(tagOwners={"tag:a": ["tag:missing"]})
+
+
+# --- 6/7. tests `allow`, sshTests IP src -------------------------------------------------
+
+
+def test_tests_allow_is_accept() -> None:
+    policy = loaded(acls=[{"action": "accept", "src": ["group:dev"], "dst": ["tag:server:22"]}],
+                    tests=[{"src": "alice@example.com", "allow": ["tag:server:22"]}])
+    assert [t.text for t in policy.tests[0].accept] == ["tag:server:22"]
+    assert "W206" in codes(tests=[{"src": "alice@example.com", "allow": ["tag:server:22"]}])
+
+
+def test_tests_allow_entries_are_still_checked() -> None:
+    found = errors(tests=[{"src": "alice@example.com", "allow": ["tag:server:notaport"]}])
+    assert [d.code for d in found] == ["E111"]
+
+
+def test_ssh_test_ip_source_is_accepted() -> None:
+    assert not errors(sshTests=[{"src": "100.64.0.1", "dst": ["tag:server"],
+                                 "accept": ["root"]}])
+
+
+def test_ssh_test_prefix_source_is_rejected() -> None:
+    found = errors(sshTests=[{"src": "100.64.0.0/24", "dst": ["tag:server"],
+                              "accept": ["root"]}])
+    assert [d.code for d in found] == ["E125"]
+
+
+# --- 8. ipsets add / remove ----------------------------------------------------------------
+
+IPSETS = {"ipset:lan": ["10.0.0.0/8", "remove 10.1.0.0/16", "add 192.168.0.0/24"],
+          "ipset:web": ["ipset:lan", "remove 10.2.0.0/16", "autogroup:internet"]}
+
+
+SERVERS = Inventory.of([
+    Node("srv", None, ("tag:server",), (ipaddress.ip_address("100.64.0.9"),)),
+    Node("laptop", "alice@example.com", (), (ipaddress.ip_address("100.64.0.1"),))])
+
+
+def test_ipset_add_and_remove() -> None:
+    policy = loaded(ipsets=IPSETS, acls=[{"action": "accept", "src": ["ipset:web"],
+                                          "dst": ["tag:server:443"]}])
+    ev = ReferenceEvaluator(policy, SERVERS)
+    rules = compile_policy(policy, SERVERS).netmaps["srv"].packet_filter
+    compiled = union_all(AddressSet.parse(t) for r in rules for t in r.to_json()["SrcIPs"])
+    inside = ["10.0.0.1", "10.3.0.1", "192.168.0.9", "8.8.8.8"]
+    outside = ["10.1.2.3", "10.2.0.1", "192.168.1.1", "100.64.0.1"]
+    for text, expected in [(a, True) for a in inside] + [(a, False) for a in outside]:
+        address = ipaddress.ip_address(text)
+        assert ev.address_alias_contains(IPSetRef("ipset:web"), address) is expected, text
+        assert (address in compiled) is expected, text
+
+
+@pytest.mark.parametrize(("entries", "code"), [
+    (["remove 10.0.0.0/33"], "E110"),
+    (["add autogroup:member"], "E114"),
+    (["remove tag:server"], "E117"),
+    (["subtract 10.0.0.0/8"], "E110"),
+])
+def test_bad_ipset_entries(entries: list[str], code: str) -> None:
+    found = errors(ipsets={"ipset:x": entries},
+                   acls=[{"action": "accept", "src": ["ipset:x"], "dst": ["tag:server:22"]}])
+    assert code in [d.code for d in found] and all(d.span.line > 1 for d in found)
+
+
+# --- 9. grant ip "*:PORTS" -----------------------------------------------------------------
+
+
+def test_star_protocol_ports_compile_as_bare_ports() -> None:
+    def filters(ip: str) -> object:
+        policy = loaded(grants=[{"src": ["group:dev"], "dst": ["tag:server"], "ip": [ip]}])
+        return [r.to_json() for r in compile_policy(policy, SERVERS).netmaps["srv"].packet_filter]
+
+    assert filters("*:8096") == filters("8096") and filters("*:8096") != []
+
+
+def test_star_protocol_bad_ports_rejected() -> None:
+    found = errors(grants=[{"src": ["*"], "dst": ["tag:server"], "ip": ["*:abc"]}])
+    assert [d.code for d in found] == ["E111"]
+
+
+# --- 10. ipPool ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("pool", "expected"), [
+    ("100.100.100.0/24", ["E127"]),   # captured: network within reserved range
+    ("100.100.0.0/24", ["E127"]),
+    ("100.100.100.128/25", ["E127"]),
+    ("100.100.0.0/16", ["W207"]),     # overlaps, not within: a warning
+    ("100.81.0.0/16", []),            # captured 200
+])
+def test_ip_pool(pool: str, expected: list[str]) -> None:
+    assert codes(nodeAttrs=[{"target": ["group:dev"], "ipPool": [pool]}]) == expected
