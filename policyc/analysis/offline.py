@@ -4,11 +4,12 @@ Tailscale runs `tests` against the live tailnet. `policyc check` without
 `--nodes` has no tailnet, so it makes one up (`synthetic_inventory`) and says
 which outcomes that made-up tailnet cannot settle:
 
-* one untagged node per user the policy mentions outside its tests, one
-  node per tag in `tagOwners`, and, for each group used as a test `src`, one
-  node of a representative member (a user who is in the group and nothing
-  else: Tailscale's docs read a group source as a representative member);
-  a user only the tests mention is unknown and has no access;
+* one untagged node per user the policy mentions (tests included: offline,
+  a user the tests name is taken to exist), one node per tag in `tagOwners`,
+  and, for each group used as a test `src`, one node of a representative
+  member (a user who is in the group and nothing else: Tailscale's docs read
+  a group source as a representative member). With an inventory, a user who
+  owns no node has no access (the test runner's business);
 * node addresses avoid every address the policy writes literally, so a
   literal IP is never mistaken for a made-up node; a destination (or source)
   given as an IP, CIDR or host is decided by the rules that name addresses;
@@ -139,12 +140,10 @@ def _all_aliases(policy: Policy) -> Iterator[Alias]:
 
 
 def _mentioned_users(policy: Policy) -> set[str]:
-    """Users the policy names outside its tests: a test-only user is unknown."""
-    tests = {id(a) for t in policy.tests for a in (t.src, *(x.alias for x in t.accept),
-                                                   *(x.alias for x in t.deny))}
-    tests |= {id(a) for t in policy.ssh_tests for a in (t.src, *t.destinations)}
-    users = {a.login for a in _all_aliases(policy)
-             if isinstance(a, UserRef) and id(a) not in tests}
+    """Every user the policy names. A user only the tests name gets a node too:
+    public policies test their owner, whom no rule names (autogroup:member
+    covers them), and offline there is no way to tell that user does not exist."""
+    users = {a.login for a in _all_aliases(policy) if isinstance(a, UserRef)}
     users.update(m.login for g in policy.groups.values() for m in g.members
                  if not m.login.endswith("@representative.invalid"))
     return users

@@ -86,13 +86,12 @@ ACL_TABLE = [
      {"src": "group:dev", "accept": ["tag:server:22"]}, "fail"),
     ("group-src-autogroup-member-rule", [acl("autogroup:member", "tag:server:22")],
      {"src": "group:dev", "accept": ["tag:server:22"]}, "pass"),
-    # A user only the tests name is unknown: no access (captured).
-    ("unknown-user-accept", [acl("*", "tag:server:22")],
-     {"src": "ghost@example.com", "accept": ["tag:server:22"]}, "fail"),
-    ("unknown-user-deny", [acl("*", "tag:server:22")],
-     {"src": "ghost@example.com", "deny": ["tag:server:22"]}, "pass"),
-    ("known-user", [acl("*", "tag:server:22")],
-     {"src": "bob@example.com", "accept": ["tag:server:22"]}, "pass"),
+    # Offline, a user only the tests name is taken to exist (public policies test
+    # their owner, whom only autogroup:member or `*` covers).
+    ("test-only-user", [acl("autogroup:member", "tag:server:22")],
+     {"src": "owner@example.com", "accept": ["tag:server:22"]}, "pass"),
+    ("test-only-user-not-allowed", [acl("group:dev", "tag:server:22")],
+     {"src": "owner@example.com", "accept": ["tag:server:22"]}, "fail"),
     # Tailscale Services are not modelled.
     ("service-dst", [acl("group:dev", "tag:server:22")],
      {"src": "alice@example.com", "accept": ["svc:web:443"]}, "undecidable"),
@@ -168,6 +167,11 @@ def tailnet(alice_role: str | None) -> Inventory:
      {"src": "alice@example.com", "accept": ["tag:server:22"]}, "admin", "pass"),
     ([acl("autogroup:admin", "tag:server:22")],
      {"src": "alice@example.com", "accept": ["tag:server:22"]}, "owner", "pass"),
+    # With the tailnet, a user who owns no node has no access (captured for accept).
+    ([acl("*", "tag:server:22")],
+     {"src": "ghost@example.com", "accept": ["tag:server:22"]}, "member", "fail"),
+    ([acl("*", "tag:server:22")],
+     {"src": "ghost@example.com", "deny": ["tag:server:22"]}, "member", "pass"),
     # An inventory without users still cannot tell roles.
     ([acl("autogroup:admin", "tag:server:22")],
      {"src": "alice@example.com", "accept": ["tag:server:22"]}, None, "undecidable"),
