@@ -8,6 +8,7 @@ span for span; `to_lsp_diagnostics` only changes their coordinates.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from lsprotocol import types
 
@@ -33,10 +34,15 @@ class Analysis:
     tree: JValue | None
     policy: Policy
     diagnostics: tuple[Diagnostic, ...]
-    index: SymbolIndex
     inventory: Inventory | None
     tests_ran: bool
     internal_error: str | None = None  # set when the library raised (a bug)
+
+    @cached_property
+    def index(self) -> SymbolIndex:
+        """Built after the diagnostics are out (the server warms it on its worker), so
+        navigation never delays them."""
+        return build_index(self.tree)
 
 
 def analyze(name: str, text: str, version: int, inventory: Inventory | None, *,
@@ -45,8 +51,7 @@ def analyze(name: str, text: str, version: int, inventory: Inventory | None, *,
     diags = Diagnostics()
     tree, policy = load_policy_tree(source, diags)
     check_loaded_policy(policy, inventory, diags, run_tests=run_tests)
-    return Analysis(version, source, tree, policy, tuple(diags.sorted()), build_index(tree),
-                    inventory, run_tests)
+    return Analysis(version, source, tree, policy, tuple(diags.sorted()), inventory, run_tests)
 
 
 def to_lsp_diagnostics(analysis: Analysis) -> list[types.Diagnostic]:

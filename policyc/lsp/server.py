@@ -111,14 +111,17 @@ class PolicyServer(LanguageServer):
                     message=f"policyc: internal error analysing {doc.uri}: "
                             f"{analysis.internal_error}"))
             if doc.revision == revision:
+                self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
+                    uri=doc.uri, version=doc.version, diagnostics=to_lsp_diagnostics(analysis)))
+                await loop.run_in_executor(self.worker, _warm_index, analysis)
                 doc.latest = analysis
                 if analysis.tree is not None:
                     doc.names = analysis.index
-                self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
-                    uri=doc.uri, version=doc.version, diagnostics=to_lsp_diagnostics(analysis)))
                 doc.changed.set()
                 doc.changed = asyncio.Event()
-                return
+                if doc.revision == revision:
+                    return
+                continue  # edited while the index was built: analyse the new text
             # Stale: the editor moved on while this ran. Drop it and go again.
 
     async def current(self, uri: str) -> Analysis | None:
@@ -169,6 +172,10 @@ def _name_of(uri: str) -> str:
     return to_fs_path(uri) or uri
 
 
+def _warm_index(analysis: Analysis) -> None:
+    analysis.index  # noqa: B018  (computes and caches the cached_property)
+
+
 def _safe_analyze(name: str, text: str, version: int, inventory: Inventory | None,
                   tests: bool) -> Analysis:
     try:
@@ -176,8 +183,8 @@ def _safe_analyze(name: str, text: str, version: int, inventory: Inventory | Non
     except Exception as err:  # an internal bug must not take the editor's server down
         log.exception("analysis of %s failed", name)
         source = SourceFile(name, text)
-        return Analysis(version, source, None, Policy(source), (), SymbolIndex(), inventory,
-                        False, f"{type(err).__name__}: {err}")
+        return Analysis(version, source, None, Policy(source), (), inventory, False,
+                        f"{type(err).__name__}: {err}")
 
 
 server = PolicyServer()

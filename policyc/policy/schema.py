@@ -103,6 +103,9 @@ SSH = _object(
         "acceptEnv": _strings("Environment variable names (with `*` and `?` wildcards) "
                               "the client may send."),
         "srcPosture": _SRC_POSTURE,
+        "recorder": _strings("Tags of the session recorder nodes that record these sessions."),
+        "enforceRecorder": {"type": "boolean", "description": "Refuse the session when no "
+                            "recorder can be reached."},
     },
     required=("action", "users"),  # Tailscale accepts a rule without src or dst
 )

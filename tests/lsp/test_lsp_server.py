@@ -253,3 +253,21 @@ async def test_utf16_columns(client: LanguageClient) -> None:
 
 async def test_uri_of_other_documents_is_untouched(client: LanguageClient) -> None:
     assert uri_of("x.hujson") not in client.diagnostics
+
+
+async def test_rapid_edits_end_with_the_newest_texts_diagnostics(client: LanguageClient) -> None:
+    """Edits sent faster than analysis runs are coalesced; what is published last is
+    always about the newest text (a stale result is never published after it)."""
+    uri, _ = await open_document(client, "rapid.hujson", POLICY)
+    for version in range(2, 17):
+        text = TYPO if version % 2 else POLICY.replace("db:5432", f"db:{version}")
+        client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)]))
+    # A request waits for the analysis of the newest text, and its diagnostics are
+    # published before the answer, so they are in hand when the answer arrives.
+    hover = await client.text_document_hover_async(types.HoverParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=position_of(POLICY, '"db:', 2)))
+    assert hover is not None
+    assert list(client.diagnostics[uri]) == []  # version 16 is the fixed text
