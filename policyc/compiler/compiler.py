@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from policyc.compiler.addrset import ALL, union_all
@@ -20,7 +20,7 @@ from policyc.compiler.grants import CompiledUnit, UnitCompiler, expand_units
 from policyc.compiler.internet import INTERNET
 from policyc.compiler.nodeattrs import NodeAttrCompiler
 from policyc.compiler.nodes import Inventory, Node
-from policyc.compiler.peers import PeerGraph, indexes_to_bits
+from policyc.compiler.peers import PeerGraph, bits_to_indexes, indexes_to_bits
 from policyc.compiler.pernode import (
     NodeView,
     Reduction,
@@ -91,6 +91,7 @@ class Compilation:
         ]
         self.extras: list[list[Rule]] = [[] for _ in self.r.nodes]
         self.reduction: Reduction | None = None  # None: the policy allows everything
+        self._peer_bitsets: list[int] | None = None
         if policy.allows_all:
             self.graph.add_rule(ALL, ALL, True)
             self.global_rules: tuple[CompiledRule, ...] = (
@@ -123,8 +124,7 @@ class Compilation:
 
     def compiled(self) -> CompiledPolicy:
         """Every node's netmap (peer sets computed together, by identity class)."""
-        peers = self.graph.peers()
-        netmaps = {node.name: self.netmap_of(i, peers[i]) for i, node in enumerate(self.r.nodes)}
+        netmaps = {self.r.nodes[i].name: netmap for i, netmap in self.iter_netmaps()}
         return CompiledPolicy(netmaps, self.global_rules, self.version,
                               allows_all=self.reduction is None)
 
@@ -179,10 +179,26 @@ class Compilation:
             return (ALLOW_ALL,)
         return tuple(node_filter(self.reduction, self.views[i], self.extras[i]))
 
+    def peer_bitsets(self) -> list[int]:
+        """Every node's peers as a bitset, computed once by identity class."""
+        if self._peer_bitsets is None:
+            self._peer_bitsets = self.graph.peer_bitsets()
+        return self._peer_bitsets
+
+    def iter_netmaps(self, indexes: Iterable[int] | None = None
+                     ) -> Iterator[tuple[int, NodeNetmap]]:
+        """Netmaps one at a time (all nodes by default), for streaming: only the
+        peer bitsets are held for every node, never every peer list."""
+        bitsets = self.peer_bitsets()
+        for i in range(len(self.r.nodes)) if indexes is None else indexes:
+            yield i, self.netmap_of(i, bits_to_indexes(bitsets[i]))
+
     def netmap_of(self, i: int, peers: list[int] | None = None) -> NodeNetmap:
         """Node `i`'s netmap; `peers` (ascending indexes) if already known."""
         if peers is None:
-            peers = self.graph.peers_of(i)
+            bitsets = self._peer_bitsets
+            peers = (self.graph.peers_of(i) if bitsets is None
+                     else bits_to_indexes(bitsets[i]))
         node = self.r.nodes[i]
         ordered = sorted(peers, key=self.rank.__getitem__)
         base, routed = self.base_peers, self.routed

@@ -79,6 +79,13 @@ class PeerGraph:
 
     def peers(self) -> list[list[int]]:
         """For every node, the indexes of its peers (never itself), ascending."""
+        return [bits_to_indexes(bits) for bits in self.peer_bitsets()]
+
+    def peer_bitsets(self) -> list[int]:
+        """For every node, its peers as a bitset (never itself).
+
+        Nodes in the same edges share one OR-ed set; only the own bit differs.
+        """
         n = len(self.r.nodes)
         outgoing: list[set[int]] = [set() for _ in range(n)]
         incoming: list[set[int]] = [set() for _ in range(n)]
@@ -94,7 +101,7 @@ class PeerGraph:
         dst_by_id = {v: k for k, v in dst_ids.items()}
         src_by_id = {v: k for k, v in src_ids.items()}
         by_class: dict[tuple[frozenset[int], frozenset[int]], int] = {}
-        out: list[list[int]] = []
+        out: list[int] = []
         for i in range(n):
             key = (frozenset(outgoing[i]), frozenset(incoming[i]))
             bits = by_class.get(key)
@@ -105,7 +112,7 @@ class PeerGraph:
                 for s in key[1]:
                     bits |= src_by_id[s]
                 by_class[key] = bits
-            out.append(bits_to_indexes(bits & ~(1 << i)))
+            out.append(bits & ~(1 << i))
         return out
 
     def peer_bits(self, i: int) -> int:
