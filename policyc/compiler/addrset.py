@@ -11,7 +11,7 @@ import bisect
 import functools
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from policyc.policy.model import IPAddress, IPNetwork
@@ -25,14 +25,20 @@ V6_MAX = (1 << 128) - 1
 
 def merge(intervals: Iterable[Interval]) -> Intervals:
     """Sort and coalesce overlapping or adjacent intervals."""
-    out: list[list[int]] = []
-    for first, last in sorted(intervals):
-        if out and first <= out[-1][1] + 1:
-            if last > out[-1][1]:
-                out[-1][1] = last
+    items = sorted(intervals)
+    if not items:
+        return ()
+    out: list[Interval] = []
+    cur_first, cur_last = items[0]
+    for first, last in items:
+        if first <= cur_last + 1:
+            if last > cur_last:
+                cur_last = last
         else:
-            out.append([first, last])
-    return tuple((a, b) for a, b in out)
+            out.append((cur_first, cur_last))
+            cur_first, cur_last = first, last
+    out.append((cur_first, cur_last))
+    return tuple(out)
 
 
 def _intersect(a: Intervals, b: Intervals) -> Intervals:
@@ -135,6 +141,15 @@ class AddressSet:
 
     v4: Intervals = ()
     v6: Intervals = ()
+    _hash: int | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __hash__(self) -> int:
+        # Sets key many caches (texts, nodes, prefixes); hash a big one once.
+        cached = self._hash
+        if cached is None:
+            cached = hash((self.v4, self.v6))
+            object.__setattr__(self, "_hash", cached)
+        return cached
 
     # --- constructors ---------------------------------------------------------
 
@@ -282,9 +297,12 @@ class AddressSet:
 
 def union_all(sets: Iterable[AddressSet]) -> AddressSet:
     """Union of many sets with one sort per family (not pairwise merges)."""
+    nonempty = [s for s in sets if s]
+    if len(nonempty) == 1:
+        return nonempty[0]  # already merged: a rule naming one group is common
     v4: list[Interval] = []
     v6: list[Interval] = []
-    for s in sets:
+    for s in nonempty:
         v4.extend(s.v4)
         v6.extend(s.v6)
     return AddressSet(merge(v4), merge(v6))

@@ -13,7 +13,7 @@ import hashlib
 import ipaddress
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from policyc.compiler.addrset import ALL, union_all
 from policyc.compiler.grants import CompiledUnit, UnitCompiler, expand_units
@@ -59,6 +59,18 @@ class CompiledPolicy:
     allows_all: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class _Restamped:
+    """A shared autogroup:self rule as one more unit states it (for global_rules)."""
+
+    rule: Rule
+    unit: int
+    span: Span
+
+    def made(self) -> Rule:
+        return replace(self.rule, order=(self.unit, self.rule.order[1]), span=self.span)
+
+
 def policy_version(policy: Policy) -> str:
     return hashlib.sha256(policy.source.text.encode()).hexdigest()[:16]
 
@@ -94,7 +106,7 @@ class Compilation:
         self._peer_bitsets: list[int] | None = None
         if policy.allows_all:
             self.graph.add_rule(ALL, ALL, True)
-            self.global_rules: tuple[CompiledRule, ...] = (
+            self._global: tuple[CompiledRule, ...] | list[Rule | _Restamped] = (
                 CompiledRule(ALLOW_ALL, policy.source.whole()),)
         else:
             self._shared_stage()
@@ -116,11 +128,19 @@ class Compilation:
         compiler = UnitCompiler(self.r)
         units = [compiler.compile(i, u) for i, u in enumerate(expand_units(self.policy))]
         shared = merge_rules(r for u in units for r in u.rules)
-        per_node = self._self_rules(units) + self._via_rules(units)
+        per_node: list[Rule | _Restamped] = [*self._self_rules(units), *self._via_rules(units)]
         for rule in shared:
             self.graph.add_rule(rule.src, rule.dst_addrs, rule.internet)
         self.reduction = Reduction(shared, self.r, self.views)
-        self.global_rules = tuple(CompiledRule(r.to_wire(), r.span) for r in shared + per_node)
+        self._global = [*shared, *per_node]
+
+    @property
+    def global_rules(self) -> tuple[CompiledRule, ...]:
+        """Every unreduced rule with its span (made on demand: the index never needs it)."""
+        if isinstance(self._global, list):
+            rules = [r if isinstance(r, Rule) else r.made() for r in self._global]
+            self._global = tuple(CompiledRule(r.to_wire(), r.span) for r in rules)
+        return self._global
 
     def compiled(self) -> CompiledPolicy:
         """Every node's netmap (peer sets computed together, by identity class)."""
@@ -130,8 +150,9 @@ class Compilation:
 
     # --- per-node rule sources --------------------------------------------------
 
-    def _self_rules(self, units: list[CompiledUnit]) -> list[Rule]:
-        out: list[Rule] = []
+    def _self_rules(self, units: list[CompiledUnit]) -> list[Rule | _Restamped]:
+        out: list[Rule | _Restamped] = []
+        memo: dict[tuple[object, ...], list[Rule]] = {}
         for unit in units:
             if unit.self_part is None:
                 continue
@@ -140,18 +161,35 @@ class Compilation:
                 owner = self.r.nodes[i].owner
                 if owner is not None:
                     by_owner[owner].append(i)
+            part = unit.self_part
             for owner, srcs in by_owner.items():
                 user_nodes = self.r.by_user[owner]
-                rules = self_rules(unit, unit.self_part, user_nodes, srcs, self.r)
+                # Units with the same self part differ only in order and span: build
+                # the rules (and the peer edge) once per (part, owner's sources).
+                key = (tuple((c.protocols, c.ports) for c in part.ip), repr(part.app),
+                       tuple(srcs))
+                made = memo.get(key)
+                if made is None:
+                    rules = self_rules(unit, part, user_nodes, srcs, self.r)
+                    memo[key] = rules
+                    if any(rule.dst or rule.caps for rule in rules):
+                        self.graph.add_edge(indexes_to_bits(srcs), indexes_to_bits(user_nodes),
+                                            self.r.addresses_of(user_nodes), False)
+                    out.extend(rules)
+                else:
+                    # Merging rules (DstPorts) fold into the first unit's copy on every
+                    # node anyway, so nodes share that copy; CapGrant rules never merge
+                    # and keep their own order. The global list gets exact copies lazily.
+                    rules = [rule if rule.merge_key is not None else self._restamp(rule, unit)
+                             for rule in made]
+                    out.extend(_Restamped(rule, unit.index, unit.span) for rule in made)
                 for i in user_nodes:
                     self.extras[i].extend(rules)
-                for rule in rules:
-                    if rule.dst or rule.caps:
-                        dst = self.r.addresses_of(user_nodes)
-                        self.graph.add_edge(indexes_to_bits(srcs), indexes_to_bits(user_nodes),
-                                            dst, False)
-                out.extend(rules)
         return out
+
+    @staticmethod
+    def _restamp(rule: Rule, unit: CompiledUnit) -> Rule:
+        return replace(rule, order=(unit.index, rule.order[1]), span=unit.span)
 
     def _via_rules(self, units: list[CompiledUnit]) -> list[Rule]:
         out: list[Rule] = []

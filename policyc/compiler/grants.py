@@ -106,6 +106,10 @@ class UnitCompiler:
 
     def __init__(self, resolver: Resolver) -> None:
         self.r = resolver
+        self._entries: dict[tuple[AddressSet, tuple[PortRange, ...]], tuple[DstEntry, ...]] = {}
+        self._parts: dict[AddressSet, list[tuple[str, AddressSet]]] = {}
+        self._prefixes: dict[str, AddressSet] = {}
+        self._source_texts: dict[tuple[object, ...], tuple[tuple[str, ...], AddressSet]] = {}
 
     def compile(self, index: int, unit: Unit) -> CompiledUnit:
         out = CompiledUnit(index, unit.span)
@@ -139,7 +143,18 @@ class UnitCompiler:
 
     def _sources(self, aliases: tuple[Alias, ...], resolved: list[tuple[Alias, AddressSet]],
                  merged: AddressSet) -> tuple[tuple[str, ...], AddressSet]:
-        """SrcIPs text and its meaning: `*` adds every approved route, one by one."""
+        """SrcIPs text and its meaning: `*` adds every approved route, one by one.
+
+        Cached per source list: many rules share their sources (a group).
+        """
+        key = (bool(resolved), *((type(a).__name__, str(a)) for a in aliases))
+        cached = self._source_texts.get(key)
+        if cached is None:
+            cached = self._source_texts[key] = self._make_sources(aliases, resolved, merged)
+        return cached
+
+    def _make_sources(self, aliases: tuple[Alias, ...], resolved: list[tuple[Alias, AddressSet]],
+                      merged: AddressSet) -> tuple[tuple[str, ...], AddressSet]:
         if any(_is_autogroup(a, DANGER_ALL) for a in aliases):
             return ("*",), AddressSet.parse("*")
         if not merged:
@@ -178,9 +193,20 @@ class UnitCompiler:
         return Rule(src_ips, src, order, tuple(entries), tuple(cap.protocols),
                     internet=internet, span=unit.span)
 
-    @staticmethod
-    def _prefix_entries(addrs: AddressSet, ports: tuple[PortRange, ...]) -> list[DstEntry]:
-        return [DstEntry(text, one, p) for text, one in addrs.prefix_parts() for p in ports]
+    def _prefix_entries(self, addrs: AddressSet, ports: tuple[PortRange, ...]) -> list[DstEntry]:
+        """DstPorts entries for a set, shared by every rule naming the same set and
+        ports (a tag reached by a hundred rules is split into prefixes once)."""
+        key = (addrs, ports)
+        cached = self._entries.get(key)
+        if cached is None:
+            parts = self._parts.get(addrs)
+            if parts is None:
+                # One object per prefix across all sets, so later stages can key by it.
+                parts = self._parts[addrs] = [(text, self._prefixes.setdefault(text, one))
+                                              for text, one in addrs.prefix_parts()]
+            cached = tuple(DstEntry(text, one, p) for text, one in parts for p in ports)
+            self._entries[key] = cached
+        return list(cached)
 
     # --- app -> CapGrant -------------------------------------------------------------
 

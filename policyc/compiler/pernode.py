@@ -70,6 +70,7 @@ class Reduction:
         self.by_node: dict[int, list[tuple[int, int]]] = defaultdict(list)
         self.cap_candidates: dict[int, list[int]] = defaultdict(list)
         self.by_key = {r.merge_key: i for i, r in enumerate(rules) if r.merge_key is not None}
+        self._found: dict[tuple[int, bool], frozenset[int]] = {}
         for ri, rule in enumerate(rules):
             if rule.caps:
                 for ni in self._nodes_for(rule.dst_addrs, resolver, internet=False):
@@ -81,12 +82,18 @@ class Reduction:
                 for ni in self._nodes_for(entry.addrs, resolver, internet=True):
                     self.by_node[ni].append((ri, ei))
 
-    @staticmethod
-    def _nodes_for(addrs: AddressSet, resolver: Resolver, *, internet: bool) -> set[int]:
-        found = set(resolver.nodes_in(addrs))
-        found.update(resolver.routers_overlapping(addrs))
-        if internet and resolver.exit_nodes and addrs.issubset(INTERNET):
-            found.update(resolver.exit_nodes)
+    def _nodes_for(self, addrs: AddressSet, resolver: Resolver, *, internet: bool
+                   ) -> frozenset[int]:
+        # The same prefix object recurs in many rules (entries are shared): key by
+        # identity, which skips hashing; the rules keep every key alive.
+        key = (id(addrs), internet)
+        found = self._found.get(key)
+        if found is None:
+            nodes = set(resolver.nodes_in(addrs))
+            nodes.update(resolver.routers_overlapping(addrs))
+            if internet and resolver.exit_nodes and addrs.issubset(INTERNET):
+                nodes.update(resolver.exit_nodes)
+            found = self._found[key] = frozenset(nodes)
         return found
 
     def shared_entries(self, ni: int) -> dict[int, list[int]]:

@@ -74,6 +74,8 @@ class Resolver:
         self.all_routes = union_all(seen.values())
         self._address_index = _AddressIndex(self.nodes)
         self._cache: dict[tuple[str, str], AddressSet] = {}
+        self._texts: dict[AddressSet, tuple[str, ...]] = {}
+        self._nodes_in: dict[AddressSet, tuple[int, ...]] = {}
 
     def with_policy(self, policy: Policy) -> Resolver:
         """The same inventory's indexes for another policy (its own alias cache):
@@ -163,12 +165,24 @@ class Resolver:
         return union_all(self.node_addrs[i] for i in indexes)
 
     def texts(self, addrs: AddressSet) -> list[str]:
-        """SrcIPs text: node addresses one by one, other space as CIDR or range."""
-        return self._address_index.texts(addrs)
+        """SrcIPs text: node addresses one by one, other space as CIDR or range.
+
+        Cached per set: a group used as the source of a thousand rules, or one
+        user's devices in every autogroup:self rule, is written out once.
+        """
+        cached = self._texts.get(addrs)
+        if cached is None:
+            cached = tuple(self._address_index.texts(addrs))
+            self._texts[addrs] = cached
+        return list(cached)
 
     def nodes_in(self, addrs: AddressSet) -> list[int]:
         """Nodes with at least one mesh address in `addrs`, in inventory order."""
-        return self._address_index.nodes_in(addrs)
+        cached = self._nodes_in.get(addrs)
+        if cached is None:
+            cached = tuple(self._address_index.nodes_in(addrs))
+            self._nodes_in[addrs] = cached
+        return list(cached)
 
     def routers_overlapping(self, addrs: AddressSet) -> list[int]:
         """Nodes with an approved subnet route that overlaps `addrs`."""
@@ -187,12 +201,20 @@ class _AddressIndex:
         self.v4_nodes = [i for _, i in v4]
         self.v6_keys = [a for a, _ in v6]
         self.v6_nodes = [i for _, i in v6]
+        self.v4_exact: dict[int, list[int]] = defaultdict(list)
+        self.v6_exact: dict[int, list[int]] = defaultdict(list)
+        for exact, pairs in ((self.v4_exact, v4), (self.v6_exact, v6)):
+            for address, i in pairs:
+                exact[address].append(i)
 
     def texts(self, addrs: AddressSet) -> list[str]:
         out: list[str] = []
         families = ((False, addrs.v4, self.v4_keys), (True, addrs.v6, self.v6_keys))
         for v6, intervals, keys in families:
             for first, last in intervals:
+                if first == last:  # one address reads the same, node or not
+                    out.append(interval_text(first, first, v6))
+                    continue
                 lo = bisect.bisect_left(keys, first)
                 hi = bisect.bisect_right(keys, last)
                 size = last - first + 1
@@ -204,11 +226,15 @@ class _AddressIndex:
 
     def nodes_in(self, addrs: AddressSet) -> list[int]:
         found: set[int] = set()
-        for intervals, keys, nodes in (
-            (addrs.v4, self.v4_keys, self.v4_nodes),
-            (addrs.v6, self.v6_keys, self.v6_nodes),
+        for intervals, keys, nodes, exact in (
+            (addrs.v4, self.v4_keys, self.v4_nodes, self.v4_exact),
+            (addrs.v6, self.v6_keys, self.v6_nodes, self.v6_exact),
         ):
             for first, last in intervals:
+                if first == last:  # scattered node addresses: a dict, not two bisects
+                    if first in exact:
+                        found.update(exact[first])
+                    continue
                 lo = bisect.bisect_left(keys, first)
                 hi = bisect.bisect_right(keys, last)
                 found.update(nodes[lo:hi])
