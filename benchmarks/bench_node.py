@@ -75,18 +75,20 @@ def wait_applied(net: agents.AgentTailnet, wanted: dict[str, int],
 
 
 def bench_pushes(net: agents.AgentTailnet, pushes: int, scratch: Path,
-                 through_cli: bool) -> list[float]:
+                 through_cli: bool, first: int = 0) -> list[float]:
     """`through_cli`: `policyc apply` (a process: measured from its exit); else one
-    PUT of the admin API (measured from the acknowledgement arriving)."""
+    PUT of the admin API (measured from the acknowledgement arriving). `first`: the
+    index of the first variant, so a series starts with the one that is not live."""
     variants = [scratch / "narrow.hujson", POLICIES / "base.hujson"]
     variants[0].write_text(OPS_NARROW)
     latencies: list[float] = []
     for index in range(pushes):
         before = net.control.netmap_versions()
+        variant = variants[(first + index) % 2]
         if through_cli:
-            net.control.apply(variants[index % 2])
+            net.control.apply(variant)
         else:
-            net.control.api("PUT", "/api/v1/policy", {"policy": variants[index % 2].read_text()},
+            net.control.api("PUT", "/api/v1/policy", {"policy": variant.read_text()},
                             headers={"If-Match": "*"})
         returned = time.time()
         after = net.control.netmap_versions()
@@ -164,7 +166,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch, \
             agents.AgentTailnet.build(OWNERS, POLICIES / "base.hujson") as net:
         pushes = bench_pushes(net, args.pushes, Path(scratch), through_cli=True)
-        puts = bench_pushes(net, args.pushes, Path(scratch), through_cli=False)
+        puts = bench_pushes(net, args.pushes, Path(scratch), through_cli=False,
+                            first=args.pushes)
         joins = bench_joins(net, args.joins)
         rss, cpu = bench_idle(net, args.idle)
     print(f"node agent benchmark: {len(OWNERS)} nodes (wireguard-go, nftables), "

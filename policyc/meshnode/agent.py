@@ -94,6 +94,7 @@ class Agent:
         self._lock = threading.Lock()
         self._stopping = False
         self._applying = False
+        self._configured = False  # private key and listen port set on the interface
         self._rng = random.Random()
         self.envelope: NetmapEnvelope | None = None
         self.identity: dict[str, Any] | None = None
@@ -256,11 +257,15 @@ class Agent:
         """Apply `envelope`; it is in force (and returned True) once its filter loaded."""
         assert self.key is not None and self.interface is not None
         started = time.monotonic()
+        # The key and port are set once per agent run: they do not change with netmaps.
+        first = not self._configured
         outcome = apply_netmap(envelope.netmap, self.interface.name,
                                netns=self.interface.netns,
-                               private_key_file=str(self.key.private_key_file),
-                               listen_port=self.config.listen_port)
+                               private_key_file=str(self.key.private_key_file) if first else None,
+                               listen_port=self.config.listen_port if first else None)
         seconds = time.monotonic() - started
+        if outcome.enforce.peers.ok or outcome.enforce.filter_loaded:
+            self._configured = True
         with self._lock:
             self.last_apply = {"ok": outcome.ok, "version": envelope.version,
                                "summary": outcome.summary(), "at": time.time(),

@@ -235,8 +235,9 @@ class AgentTailnet:
             raise
         return net
 
-    def join(self, name: str, owner: Owner | None = None) -> Agent:
-        """Start `policyc node up` for mesh node `name` (made here if it is new)."""
+    def join(self, name: str, owner: Owner | None = None, extra: Sequence[str] = ()) -> Agent:
+        """Start `policyc node up` for mesh node `name` (made here if it is new);
+        `extra`: more `node up` arguments (e.g. --advertise-routes)."""
         if owner is not None:
             self.owners[name] = owner
         if name not in self.mesh.nodes:
@@ -244,7 +245,7 @@ class AgentTailnet:
         agent = Agent(self.mesh[name], self.workdir / f"{name}.state",
                       self.workdir / f"{name}.log", name)
         self.agents[name] = agent
-        agent.start(self.control.url, self.control.authkey(self.owners[name]))
+        agent.start(self.control.url, self.control.authkey(self.owners[name]), *extra)
         return agent
 
     def wait_joined(self, names: Iterable[str]) -> None:

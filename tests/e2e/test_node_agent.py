@@ -23,7 +23,7 @@ import agents
 import harness
 import pytest
 from agents import AgentTailnet
-from harness import Probe
+from harness import LanProbe, Probe
 
 from policyc.analysis.reference import ReferenceEvaluator
 from policyc.policy.load import load_policy_file
@@ -238,6 +238,32 @@ def test_a_tampering_or_replaying_proxy_is_refused_and_the_rules_stay(
         proxy.close()
         web.stop(signal.SIGTERM)
         web.start(net.control.url)
+    net.wait_converged()
+
+
+def test_an_approved_subnet_route_is_served_to_those_the_policy_lets_in(
+        net: AgentTailnet) -> None:
+    lan_prefix, host_ip = "198.19.30.0/24", "198.19.30.10"
+    router = net.join("gw", ("tag:web",), ["--advertise-routes", lan_prefix])
+    net.wait_joined(["gw"])
+    try:
+        # The agents install routes to their peers' allowed IPs; no client routes here.
+        lan = net.mesh.add_lan("gw", lan_prefix, {"host": host_ip}, clients=())
+        ops, dev = LanProbe("olga", "host", "tcp", 80), LanProbe("alice", "host", "tcp", 80)
+        net.wait_converged()
+        assert harness.probe_lan(net.mesh, lan, [ops, dev]) == {ops: False, dev: False}
+        net.control.admin("control", "nodes", "approve-routes", "gw", lan_prefix)
+        net.wait_converged()
+        served = router.quick_status()
+        assert served["last_apply"]["ok"], served
+        olga_routes = net.mesh["olga"].run(["ip", "route", "show", lan_prefix]).stdout
+        assert net.mesh["olga"].iface in olga_routes  # olga's agent routes the LAN over the mesh
+        # ops may reach everything, the routed LAN too; developers may reach only tag:web ports.
+        assert harness.probe_lan(net.mesh, lan, [ops, dev]) == {ops: True, dev: False}
+    finally:
+        net.control.api("DELETE", "/api/v1/nodes/gw")
+        net.agents.pop("gw").stop()
+        net.owners.pop("gw")
     net.wait_converged()
 
 
