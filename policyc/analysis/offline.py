@@ -4,12 +4,13 @@ Tailscale runs `tests` against the live tailnet. `policyc check` without
 `--nodes` has no tailnet, so it makes one up (`synthetic_inventory`) and says
 which outcomes that made-up tailnet cannot settle:
 
-* one untagged node per user the policy mentions (tests included: offline,
-  a user the tests name is taken to exist), one node per tag in `tagOwners`,
+* one untagged node per user the policy mentions (tests included), one node
+  per tag in `tagOwners`,
   and, for each group used as a test `src`, one node of a representative
   member (a user who is in the group and nothing else: Tailscale's docs read
-  a group source as a representative member). With an inventory, a user who
-  owns no node has no access (the test runner's business);
+  a group source as a representative member). A user only the tests name
+  may not be in the tailnet, and a user who is not has no access: an outcome
+  that gives such a user access is undecidable (one that denies is not);
 * node addresses avoid every address the policy writes literally, so a
   literal IP is never mistaken for a made-up node; a destination (or source)
   given as an IP, CIDR or host is decided by the rules that name addresses;
@@ -27,7 +28,7 @@ import ipaddress
 from collections.abc import Iterator
 from dataclasses import replace
 
-from policyc.analysis.reference import ReferenceEvaluator
+from policyc.analysis.reference import ReferenceEvaluator, ssh_user_matches
 from policyc.compiler.nodes import ROLE_AUTOGROUPS, Inventory, Node
 from policyc.policy.model import (
     Alias,
@@ -197,4 +198,35 @@ def undecided_reason(ev: ReferenceEvaluator, src_alias: Alias, dst_alias: Alias,
                 for s in sources for d in destinations):
             return (f"{permit.ref.describe()} allows sources by identity, and whose node "
                     f"{src_alias} is needs the inventory (--nodes)")
+    return None
+
+
+def test_only_users(policy: Policy) -> frozenset[str]:
+    """Users only the tests name: offline, nobody can tell whether they exist."""
+    in_tests = {id(a) for t in policy.tests for a in (t.src, *(x.alias for x in t.accept),
+                                                     *(x.alias for x in t.deny))}
+    in_tests |= {id(a) for t in policy.ssh_tests for a in (t.src, *t.destinations)}
+    named = {a.login for a in _all_aliases(policy)
+             if isinstance(a, UserRef) and id(a) not in in_tests}
+    named.update(m.login for g in policy.groups.values() for m in g.members)
+    tested = {a.login for a in _all_aliases(policy) if isinstance(a, UserRef)}
+    return frozenset(tested - named)
+
+
+def unknown_user_reason(src: Alias) -> str:
+    return (f"{src} is named only by the tests: whether that user is in the tailnet is "
+            "unknown offline, and a user who is not has no access")
+
+
+def ssh_role_reason(ev: ReferenceEvaluator, src: Node, dst: Node, user: str) -> str | None:
+    """An SSH rule naming a role could decide `src` -> `dst` as `user`, and roles are unknown."""
+    if ev.inventory.knows_roles:
+        return None
+    for index, rule in enumerate(ev.policy.ssh):
+        roles = [a for a in rule.sources if is_role(a)]
+        if roles and any(ssh_user_matches(p, user, src) for p in rule.users) and any(
+                ev.destination_contains(a, s, d) for a in rule.destinations
+                for s in src.ips for d in dst.ips):
+            return (f"ssh[{index}] allows {roles[0]}, and who holds that role is unknown: "
+                    "give the inventory a users list with roles")
     return None

@@ -35,7 +35,10 @@ from policyc.analysis.offline import (
     is_address,
     is_role,
     representative,
+    ssh_role_reason,
+    test_only_users,
     undecided_reason,
+    unknown_user_reason,
     with_representatives,
 )
 from policyc.analysis.offline import synthetic_inventory as synthetic_inventory  # re-export
@@ -281,6 +284,11 @@ def _judge_entry(ev: ReferenceEvaluator, test: PolicyTest, sources: list[IPAddre
         diags.error("T303", target.span, f'test destination "{target.text}" matches no address',
                     notes=["a test destination must name a node or a single host"])
         return False
+    if check.allowed and synthetic and isinstance(test.src, UserRef) \
+            and test.src.login in test_only_users(ev.policy):
+        _undecided(diags, target.span, f'test {kind} "{target.text}"',
+                   unknown_user_reason(test.src))
+        return None
     if not check.allowed:
         reason = undecided_reason(ev, test.src, target.alias, sources,
                                   list(check.destinations), protocols, target.port,
@@ -388,18 +396,35 @@ def _run_ssh_test(ev: ReferenceEvaluator, test: SshTest, diags: Diagnostics, *,
                 for k, u in entries]
     outcomes = []
     for kind, user in entries:
-        passed = _judge_ssh_entry(ev, test, pairs, kind, user, diags)
-        outcomes.append(EntryOutcome("sshTests", kind, user, passed, _user_span(test, kind, user)))
+        passed = _judge_ssh_entry(ev, test, pairs, kind, user, diags, synthetic=synthetic)
+        outcomes.append(EntryOutcome("sshTests", kind, user, bool(passed),
+                                     _user_span(test, kind, user), decided=passed is not None))
     return outcomes
 
 
 def _judge_ssh_entry(ev: ReferenceEvaluator, test: SshTest, pairs: list[tuple[Node, Node]],
-                     kind: EntryKind, user: str, diags: Diagnostics) -> bool:
+                     kind: EntryKind, user: str, diags: Diagnostics, *,
+                     synthetic: bool) -> bool | None:
+    """True: holds; False: fails (T304); None: undecidable (T305)."""
     wrong: list[tuple[Node, Node, SshVerdict]] = []
+    open_pairs: list[tuple[Node, Node]] = []  # a role rule could still change these
+    granted = False
     for src, dst in pairs:
         verdict = ssh_verdict(ev, src, dst, user)
+        granted = granted or verdict.action is not None
         if not _ssh_expectation_holds(kind, verdict):
             wrong.append((src, dst, verdict))
+            open_pairs.append((src, dst))
+        elif verdict.action is None:
+            open_pairs.append((src, dst))
+    span = _user_span(test, kind, user)
+    reason = next((r for s, d in open_pairs if (r := ssh_role_reason(ev, s, d, user))), None)
+    if reason is None and granted and synthetic and isinstance(test.src, UserRef) \
+            and test.src.login in test_only_users(ev.policy):
+        reason = unknown_user_reason(test.src)
+    if reason is not None:
+        _undecided(diags, span, f'SSH test user "{user}"', reason)
+        return None
     if not wrong:
         return True
     expected = {"accept": "be allowed", "check": "need a check", "deny": "be denied"}[kind]

@@ -86,12 +86,18 @@ ACL_TABLE = [
      {"src": "group:dev", "accept": ["tag:server:22"]}, "fail"),
     ("group-src-autogroup-member-rule", [acl("autogroup:member", "tag:server:22")],
      {"src": "group:dev", "accept": ["tag:server:22"]}, "pass"),
-    # Offline, a user only the tests name is taken to exist (public policies test
-    # their owner, whom only autogroup:member or `*` covers).
-    ("test-only-user", [acl("autogroup:member", "tag:server:22")],
-     {"src": "owner@example.com", "accept": ["tag:server:22"]}, "pass"),
+    # A user only the tests name may not be in the tailnet (then: no access).
+    # Public policies test both their owner and outsiders this way.
+    ("test-only-user-allowed", [acl("autogroup:member", "tag:server:22")],
+     {"src": "owner@example.com", "accept": ["tag:server:22"]}, "undecidable"),
+    ("test-only-user-deny", [acl("autogroup:member", "tag:server:22")],
+     {"src": "torvalds@example.com", "deny": ["tag:server:22"]}, "undecidable"),
     ("test-only-user-not-allowed", [acl("group:dev", "tag:server:22")],
      {"src": "owner@example.com", "accept": ["tag:server:22"]}, "fail"),
+    ("test-only-user-denied", [acl("group:dev", "tag:server:22")],
+     {"src": "torvalds@example.com", "deny": ["tag:server:22"]}, "pass"),
+    ("known-user", [acl("autogroup:member", "tag:server:22")],
+     {"src": "bob@example.com", "accept": ["tag:server:22"]}, "pass"),
     # Tailscale Services are not modelled.
     ("service-dst", [acl("group:dev", "tag:server:22")],
      {"src": "alice@example.com", "accept": ["svc:web:443"]}, "undecidable"),
@@ -133,6 +139,14 @@ SSH_TABLE = [
      {"src": "alice@example.com", "dst": ["100.64.0.16"], "accept": ["root"]}, "undecidable"),
     ("role-src-offline", [{**SSH_RULE, "users": ["root"]}],
      {"src": "autogroup:admin", "dst": ["tag:server"], "accept": ["root"]}, "undecidable"),
+    ("role-rule-offline", [{**SSH_RULE, "src": ["autogroup:admin"], "users": ["root"]}],
+     {"src": "alice@example.com", "dst": ["tag:server"], "accept": ["root"]}, "undecidable"),
+    ("role-rule-deny-offline", [{**SSH_RULE, "src": ["autogroup:admin"], "users": ["root"]}],
+     {"src": "alice@example.com", "dst": ["tag:server"], "deny": ["root"]}, "undecidable"),
+    ("role-rule-other-user", [{**SSH_RULE, "src": ["autogroup:admin"], "users": ["root"]}],
+     {"src": "alice@example.com", "dst": ["tag:server"], "deny": ["bob"]}, "pass"),
+    ("test-only-user-ssh", [{**SSH_RULE, "src": ["autogroup:member"], "users": ["root"]}],
+     {"src": "owner@example.com", "dst": ["tag:server"], "accept": ["root"]}, "undecidable"),
 ]
 
 
