@@ -122,6 +122,8 @@ class Agent:
                 and self.pins.signing_key != self.config.control_key:
             raise AgentFailed("--control-key differs from the control key pinned in "
                               f"{self.state.control_keys}")
+        if self.identity is None and not self.config.auth_key:
+            raise AgentFailed("this node has not joined yet: --auth-key is needed once")
         self.interface = ensure_interface(self.state, self.config.iface, self.config.netns)
         log.info("interface %s (%s)", self.interface.name, self.interface.kind)
         envelope, signed, problem = load_cache(self.state, self.pins,
