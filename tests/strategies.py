@@ -287,3 +287,52 @@ def policies(draw: st.DrawFn) -> str:
     text = json.dumps(doc, indent=2)
     # HuJSON extras, so the parser's comment and trailing-comma paths run too.
     return "// generated\n" + text[:-2] + ",\n}"
+
+
+# --- hypothesis: SSH rules --------------------------------------------------------------
+
+SSH_USER_SOURCES = (*USERS, "group:eng", "group:ops", "group:empty", "autogroup:member")
+SSH_TAG_SOURCES = (*TAGS, ROUTER_TAG, "autogroup:tagged")
+SSH_TAG_DESTINATIONS = (*TAGS, ROUTER_TAG, EXIT_TAG, "autogroup:tagged")
+SSH_LOGINS = ("root", "autogroup:nonroot", "ubuntu", "alice", "localpart:*@example.com")
+# Local users the property tests ask for: the named ones, localparts, and strangers.
+SSH_PROBE_USERS = ("root", "ubuntu", "alice", "bob", "carol", "deploy")
+
+
+@st.composite
+def ssh_rules(draw: st.DrawFn) -> dict[str, object]:
+    """A valid SSH rule: tagged sources reach only tagged destinations (§6)."""
+    tagged = draw(st.booleans())
+    if tagged:
+        src = draw(st.lists(st.sampled_from(SSH_TAG_SOURCES), min_size=1, max_size=2))
+        dst = draw(st.lists(st.sampled_from(SSH_TAG_DESTINATIONS), min_size=1, max_size=2))
+    else:
+        src = draw(st.lists(st.sampled_from(SSH_USER_SOURCES), min_size=1, max_size=2))
+        choices = [*SSH_TAG_DESTINATIONS, "autogroup:self", "autogroup:member"]
+        if len(src) == 1 and src[0] in USERS:
+            choices.append(src[0])  # a user destination needs that same user as source
+        dst = draw(st.lists(st.sampled_from(choices), min_size=1, max_size=2))
+    rule: dict[str, object] = {
+        "action": draw(st.sampled_from(("accept", "check"))), "src": src, "dst": dst,
+        "users": draw(st.lists(st.sampled_from(SSH_LOGINS), min_size=1, max_size=3,
+                               unique=True)),
+    }
+    if draw(st.integers(0, 3)) == 0:
+        rule["acceptEnv"] = ["GIT_*"]
+    return rule
+
+
+@st.composite
+def ssh_policies(draw: st.DrawFn) -> str:
+    """A valid policy with 1-4 SSH rules (and an allow-all grant, so TCP/22 is open)."""
+    doc: dict[str, object] = {
+        "groups": {
+            "group:eng": sorted(draw(st.sets(st.sampled_from(USERS), max_size=2))),
+            "group:ops": sorted(draw(st.sets(st.sampled_from(USERS), max_size=2))),
+            "group:empty": [],
+        },
+        "tagOwners": {t: ["alice@example.com"] for t in (*TAGS, ROUTER_TAG, EXIT_TAG)},
+        "grants": [{"src": ["*"], "dst": ["*"], "ip": ["*"]}],
+        "ssh": draw(st.lists(ssh_rules(), min_size=1, max_size=4)),
+    }
+    return json.dumps(doc, indent=2)

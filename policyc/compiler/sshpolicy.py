@@ -16,7 +16,9 @@ How the control plane lays it out (each point is captured):
   for autogroup:nonroot, and each named user mapped to itself;
 - `localpart:*@DOMAIN` splits a rule per source user: the common rule, then
   `{LOCALPART: LOCALPART}` for that user's own nodes; a source node that is no
-  destination still gets rules naming only itself;
+  destination still gets rules naming only itself (headscale names all of the
+  user's source devices there; the captures, one device per user, cannot tell,
+  and we grant the narrower);
 - `check` becomes `holdAndDelegate` (the control URL); `accept` allows agent
   and port forwarding; check rules come before accept rules (stable);
 - a rule whose sources match no node is left out; every node gets
@@ -126,11 +128,10 @@ class SshCompiler:
                     if merged or rule.tagged:
                         _emit(out, rule, merged + rule.tagged, None)
             elif rule.has_localpart and index in rule.sources:
-                # A source that is no destination may still reach itself as its localpart.
-                if node.tags:
-                    _emit(out, rule, _principals([index], self.r), None)
-                elif owner is not None:
-                    _emit(out, rule, rule.by_user[owner], owner)
+                # SaaS gives a localpart source that is no destination rules naming
+                # itself (captured, one device per user). Only the node itself: its
+                # owner's other devices are not destinations and get no access here.
+                _emit(out, rule, _principals([index], self.r), owner)
         checks = [r for r in out if "holdAndDelegate" in r["action"]]
         return {"rules": checks + [r for r in out if "holdAndDelegate" not in r["action"]]}
 
