@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from policyc.compiler.nodecheck import check_node_fields
-from policyc.compiler.nodefields import READERS, NodeShape, inventory_reader
+from policyc.compiler.nodecheck import entry_node
+from policyc.compiler.nodefields import NodeShape, inventory_reader
 from policyc.compiler.nodes import ROLES, Inventory, User
 from policyc.compiler.uniqueness import unique_nodes
 from policyc.diagnostics.diagnostics import Diagnostics
@@ -41,12 +41,7 @@ def build_inventory(tree: JValue | None, diags: Diagnostics) -> Inventory:
         return Inventory.of([])
     r = inventory_reader(diags)
     items, shape = _entries(r, tree)
-    nodes = []
-    for item in items:
-        fields = READERS[shape](r, item)
-        node = check_node_fields(r, fields) if fields is not None else None
-        if node is not None:
-            nodes.append(node)
+    nodes = [node for item in items if (node := entry_node(r, item, shape)) is not None]
     users = _users(r, tree.get("users")) if isinstance(tree, JObject) else None
     return Inventory.of(unique_nodes(nodes, diags), users)
 
@@ -59,8 +54,8 @@ def _entries(r: Reader, tree: JValue) -> tuple[tuple[JValue, ...], NodeShape]:
     f = r.fields(tree, "inventory", TOP_LEVEL_FIELDS)
     if "devices" in f and "nodes" in f:
         r.diags.error("I401", tree.span,
-                      'inventory: both "nodes" and "devices"; give one list of nodes '
-                      "(only the devices would be read)")
+                      'inventory: both "nodes" and "devices": give one list of nodes '
+                      "(neither is read)")
         return (), "nodes"
     shape: NodeShape = "devices" if "devices" in f else "nodes"
     if shape not in f:

@@ -37,9 +37,16 @@ WIREGUARD_PORT = 41641  # Tailscale's default, offered when a port is missing
 def validate_node_entry(value: JValue, diags: Diagnostics, *, shape: NodeShape = "nodes",
                         ) -> Node | None:
     """Check one entry of `shape`; the `Node`, or None when it has an error."""
-    r = inventory_reader(diags)
+    return entry_node(inventory_reader(diags), value, shape)
+
+
+def entry_node(r: Reader, value: JValue, shape: NodeShape) -> Node | None:
+    """Read and check one entry; None after any error, in reading (a wrong
+    type) or in judging."""
+    errors = len(r.diags.errors)
     fields = READERS[shape](r, value)
-    return check_node_fields(r, fields) if fields is not None else None
+    node = check_node_fields(r, fields) if fields is not None else None
+    return node if len(r.diags.errors) == errors else None
 
 
 def validate_node_entry_text(text: str, name: str = "<node>", *,
@@ -58,6 +65,11 @@ def is_tag(text: str) -> bool:
 def is_unusable_address(address: IPAddress) -> bool:
     """Addresses no node can have as its mesh address."""
     return address.is_unspecified or address.is_loopback or address.is_multicast
+
+
+def unusable_kind(address: IPAddress) -> str:
+    return ("an unspecified" if address.is_unspecified
+            else "a loopback" if address.is_loopback else "a multicast")
 
 
 def in_tailnet_range(address: IPAddress) -> bool:
@@ -153,7 +165,7 @@ def _ips(r: Reader, f: NodeFields, name: str | None) -> tuple[IPAddress, ...]:
             r.diags.error("I401", text.span, f'"{text.value}" is not an IP address')
         elif is_unusable_address(address):
             r.diags.error("I401", text.span,
-                          f'{address} is an unspecified, loopback or multicast address: '
+                          f"{address} is {unusable_kind(address)} address: "
                           "it cannot be a node's mesh address")
         elif address in out:
             r.diags.warning("I402", text.span, f"address {address} is listed twice")
@@ -166,7 +178,7 @@ def _ips(r: Reader, f: NodeFields, name: str | None) -> tuple[IPAddress, ...]:
         r.diags.error("I405", f.ips.span if f.ips is not None else f.entry.span,
                       f'{f.names.entry} "{name or "?"}" has no "{field}": '
                       "a node without mesh addresses cannot be reached or matched",
-                      suggestion=_misspelt(f.entry, field))
+                      notes=_misspelt(f.entry, field))
     return tuple(out)
 
 
@@ -175,9 +187,10 @@ def _missing(value: JValue | None) -> bool:
     return value is None or getattr(value, "items", None) == ()
 
 
-def _misspelt(entry: JObject, field: str) -> str | None:
-    """The key the user probably meant as `field` (devices ignore unknown keys)."""
-    return did_you_mean(field, [m.key.value for m in entry.members if m.key.value != field])
+def _misspelt(entry: JObject, field: str) -> tuple[str, ...]:
+    """A note on the key probably meant as `field` (devices ignore unknown keys)."""
+    key = did_you_mean(field, [m.key.value for m in entry.members if m.key.value != field])
+    return (f'"{key}" is not read: is it a misspelling of "{field}"?',) if key else ()
 
 
 def _routes(r: Reader, f: NodeFields) -> tuple[IPNetwork, ...]:
@@ -248,9 +261,21 @@ def _endpoint(r: Reader, value: JString | None) -> str | None:
         guess = (f"{text}:{WIREGUARD_PORT}" if parse_address(text) and "." in text
                  else f"[{text}]:{WIREGUARD_PORT}" if parse_address(text) else None)
         r.diags.error("I409", value.span,
-                      f'endpoint "{text}" is not IPv4:port or [IPv6]:port', suggestion=guess)
+                      f'endpoint "{text}" is not IPv4:port or [IPv6]:port',
+                      notes=_endpoint_notes(text), suggestion=guess)
         return None
     return parsed
+
+
+def _endpoint_notes(text: str) -> tuple[str, ...]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or parse_address(text) is not None:
+        return ()
+    if not 0 < int(port) < 65536:
+        return ("the port must be 1-65535",)
+    if parse_address(host.strip("[]")) is None and " " not in text:
+        return ("host names are not resolved: give the address",)
+    return ()
 
 
 def parse_endpoint(text: str) -> str | None:

@@ -21,6 +21,7 @@ from policyc.compiler.nodecheck import (
     key_is_valid,
     outside_message,
     parse_endpoint,
+    unusable_kind,
 )
 from policyc.compiler.nodes import Node
 from policyc.diagnostics.diagnostics import Diagnostics, Severity
@@ -49,7 +50,8 @@ def check_node(node: Node, diags: Diagnostics, span: Span = NO_SPAN) -> bool:
     seen = set()
     for address in node.ips:
         if is_unusable_address(address):
-            diags.error("I401", span, f"{it}: {address} cannot be a node's mesh address")
+            diags.error("I401", span, f"{it}: {address} is {unusable_kind(address)} address: "
+                        "it cannot be a node's mesh address")
         elif address in seen:
             diags.warning("I402", span, f"{it}: address {address} is listed twice")
         elif not in_tailnet_range(address):
