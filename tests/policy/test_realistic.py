@@ -6,13 +6,16 @@ outcome is decided."""
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from policyc.analysis.reference import ReferenceEvaluator
 from policyc.analysis.testrunner import run_policy_tests
+from policyc.cli import main
 from policyc.compiler.compiler import compile_policy
 from policyc.compiler.inventory import load_inventory_file
 from policyc.compiler.nodes import Inventory
@@ -84,3 +87,27 @@ def test_homelab_ipset_excludes_the_router() -> None:
     lan = [str(n) for n in ev.ipset_networks("ipset:lan")]
     assert ipaddress.ip_network("192.168.1.1/32") not in [ipaddress.ip_network(n) for n in lan]
     assert "192.168.20.0/24" in lan
+
+
+def test_check_cli_exit_codes_follow_decidability(tmp_path: Path) -> None:
+    """`policyc check`: undecidable outcomes are warnings (exit 0); with the users'
+    roles the same policy is decided, and a role that no longer holds fails (exit 1)."""
+
+    def check(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(main, ["check", str(HERE / "company.hujson"), *args])
+        return result.exit_code, result.output
+
+    code, out = check()
+    assert code == 0 and "5 undecidable" in out and "T305" in out
+    code, out = check("--nodes", str(HERE / "company-nodes.json"))
+    assert code == 0 and "11 test entries passed, 0 failed" in out and "T305" not in out
+    demoted = json.loads((HERE / "company-nodes.json").read_text())
+    for user in demoted["users"]:
+        if user["login"] == "ana@corp.example":
+            user["role"] = "member"
+    nodes = tmp_path / "nodes.json"
+    nodes.write_text(json.dumps(demoted))
+    code, out = check("--nodes", str(nodes), "--format", "json")
+    assert code == 1
+    failed = [d for d in json.loads(out) if d["severity"] == "error"]
+    assert failed and {d["code"] for d in failed} <= {"T301", "T304"}
