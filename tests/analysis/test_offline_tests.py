@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from policyc.analysis.offline import synthetic_inventory, with_representatives
 from policyc.analysis.testrunner import TestReport, run_policy_tests
 from policyc.compiler.nodes import Inventory, Node, User
 from policyc.diagnostics.diagnostics import Diagnostics
@@ -195,3 +196,19 @@ def test_with_inventory_outcomes_are_decided(rules: list[dict[str, Any]],
                                              expected: str) -> None:
     report, diags = run(rules, test, inventory=tailnet(role))
     assert not report.synthetic and outcome(report) == expected, [str(d) for d in diags]
+
+
+def test_made_up_addresses_avoid_the_policys_literal_blocks() -> None:
+    document = {**HEADER, "acls": [acl("group:dev", "100.64.0.0/29:22")],
+                "tests": [{"src": "group:dev", "accept": ["100.64.0.3:22"]}]}
+    policy, diags = load_policy_text(json.dumps(document))
+    assert not diags.has_errors
+    nodes = synthetic_inventory(with_representatives(policy))
+    taken = [ipaddress.ip_network(n) for n in ("100.64.0.0/29", "100.64.0.16/32",
+                                                "100.103.8.15/32")]
+    addresses = [ip for node in nodes for ip in node.ips if ip.version == 4]
+    assert addresses and not any(ip in block for ip in addresses for block in taken)
+    assert len(set(addresses)) == len(addresses)
+    # The group source got one representative member, who is in the group only.
+    reps = [n for n in nodes if n.owner and n.owner.endswith("@representative.invalid")]
+    assert [n.owner for n in reps] == ["dev.member@representative.invalid"]
