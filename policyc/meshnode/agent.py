@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from policyc.meshnode.apply import apply_netmap
+from policyc.meshnode.apply import HostNetwork, apply_netmap
 from policyc.meshnode.client import ControlClient, ControlError
 from policyc.meshnode.iface import Interface, ensure_interface
 from policyc.meshnode.keys import (
@@ -53,6 +53,8 @@ REMOVED_CODES = frozenset({"not-registered", "node-expired"})
 TAMPERED_CODES = frozenset({"bad-box", "wrong-answer", "bad-json", "bad-message",
                             "bad-encoding"})
 EXIT_REMOVED = 1
+# Refusals that a retry cures: a clock a little off, or control restarted meanwhile.
+RETRY_CODES = frozenset({"stale", "replay"})
 
 
 class AgentFailed(Exception):
@@ -95,6 +97,7 @@ class Agent:
         self._stopping = False
         self._applying = False
         self._configured = False  # private key and listen port set on the interface
+        self._host: HostNetwork | None = None  # addresses/routes the last apply set
         self._rng = random.Random()
         self.envelope: NetmapEnvelope | None = None
         self.identity: dict[str, Any] | None = None
@@ -205,7 +208,7 @@ class Agent:
                 if answer.changed and answer.netmap is not None:
                     self._accept(answer.netmap)
             except ControlError as err:
-                if not err.transient and not joined:
+                if not err.transient and not joined and err.code not in RETRY_CODES:
                     raise AgentFailed(f"control refused to let this node join: {err}") from err
                 if joined and err.code in REMOVED_CODES:
                     self._leave(err)
@@ -264,8 +267,10 @@ class Agent:
         outcome = apply_netmap(envelope.netmap, self.interface.name,
                                netns=self.interface.netns,
                                private_key_file=str(self.key.private_key_file) if first else None,
-                               listen_port=self.config.listen_port if first else None)
+                               listen_port=self.config.listen_port if first else None,
+                               host_in_force=self._host)
         seconds = time.monotonic() - started
+        self._host = outcome.host
         if outcome.enforce.peers.ok or outcome.enforce.filter_loaded:
             self._configured = True
         with self._lock:

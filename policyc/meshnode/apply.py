@@ -33,10 +33,24 @@ _EXIT_ROUTES = frozenset({"0.0.0.0/0", "::/0"})
 
 
 @dataclass(frozen=True, slots=True)
+class HostNetwork:
+    """What step 2 and 3 set on the host for a netmap (compared between applies)."""
+
+    addresses: tuple[str, ...]
+    routes: frozenset[str]
+    served: tuple[str, ...]  # routes this node serves (forwarding)
+
+    @classmethod
+    def of(cls, netmap: NodeNetmap) -> HostNetwork:
+        return cls(netmap.addresses, wanted_routes(netmap), netmap.routes)
+
+
+@dataclass(frozen=True, slots=True)
 class ApplyOutcome:
     ok: bool
     enforce: EnforceResult
     problems: tuple[str, ...] = ()
+    host: HostNetwork | None = None  # set on the host, when it all worked
 
     def summary(self) -> str:
         lines = self.enforce.messages() + list(self.problems)
@@ -44,18 +58,30 @@ class ApplyOutcome:
 
 
 def apply_netmap(netmap: NodeNetmap, iface: str, *, netns: str | None,
-                 private_key_file: str | None, listen_port: int | None) -> ApplyOutcome:
-    """Filter, peers, revocation, then addresses, routes and forwarding."""
+                 private_key_file: str | None, listen_port: int | None,
+                 host_in_force: HostNetwork | None = None) -> ApplyOutcome:
+    """Filter, peers, revocation, then addresses, routes and forwarding.
+
+    `host_in_force`: what the previous successful apply of this agent set. When the
+    new netmap wants exactly that, addresses and routes are not read back again:
+    most pushes change filters only, and each `ip` call is a process start that a
+    loaded host schedules late. (The agent owns these routes; a route deleted by
+    hand comes back with the next netmap that changes them, or a restart.)
+    """
     result = enforce(netmap, iface, netns=netns, private_key_file=private_key_file,
                      listen_port=listen_port, routes=netmap.routes)
     if not result.filter_loaded:
         return ApplyOutcome(False, result)
+    wanted = HostNetwork.of(netmap)
+    if wanted == host_in_force:
+        return ApplyOutcome(result.ok, result, (), wanted)
     problems: list[str] = []
     problems += set_addresses(iface, netns, netmap.addresses)
-    problems += set_routes(iface, netns, wanted_routes(netmap))
+    problems += set_routes(iface, netns, wanted.routes)
     if netmap.routes:
         problems += enable_forwarding(netns, netmap.routes)
-    return ApplyOutcome(result.ok and not problems, result, tuple(problems))
+    return ApplyOutcome(result.ok and not problems, result, tuple(problems),
+                        None if problems else wanted)
 
 
 def wanted_routes(netmap: NodeNetmap) -> frozenset[str]:

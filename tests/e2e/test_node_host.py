@@ -133,7 +133,13 @@ def test_a_netmap_sets_filter_peers_addresses_and_routes_and_down_removes_them(
 
     fewer = NodeNetmap(netmap.node, netmap.addresses, netmap.peers[:1], netmap.packet_filter,
                        routes=("198.18.99.0/24",))
-    outcome = apply_netmap(fewer, name, netns=netns, private_key_file=None, listen_port=None)
+    assert outcome.host is not None
+    again = apply_netmap(netmap, name, netns=netns, private_key_file=None, listen_port=None,
+                         host_in_force=outcome.host)
+    assert again.ok and again.host == outcome.host  # nothing to change on the host
+    # A netmap that wants other routes changes them even when told what is in force.
+    outcome = apply_netmap(fewer, name, netns=netns, private_key_file=None, listen_port=None,
+                           host_in_force=outcome.host)
     assert outcome.ok, outcome.summary()
     assert routes(netns, name) == {"100.64.0.10", "fd7a:115c:a1e0::a"}
     forwarding = harness.sh(["ip", "netns", "exec", netns, "sysctl", "-n",
