@@ -15,7 +15,7 @@ import bisect
 from dataclasses import dataclass
 
 from policyc.analysis.access import AliasSets
-from policyc.compiler.addrset import ALL, V6_MAX, AddressSet, union_all
+from policyc.compiler.addrset import ALL, EMPTY, V6_MAX, AddressSet, union_all
 from policyc.compiler.internet import INTERNET, TAILSCALE_RANGES
 from policyc.policy.model import GroupRef, TagRef
 
@@ -87,15 +87,20 @@ class Namer:
         exact = self._exact.get(addrs)
         if exact is not None:
             return Name(exact, (exact,), node_names)
-        for name, whole in self._hosts:  # "office-lan except office-nas"
-            if addrs != whole and addrs.issubset(whole):
-                missing = self._exact_or_host(whole - addrs)
-                if missing is not None:
-                    return Name(f"{name} except {missing}", (name,), node_names)
+        if not inside:  # address space: "office-lan except office-nas"?
+            for name, whole in self._hosts:
+                if addrs != whole and addrs.issubset(whole):
+                    missing = self._exact_or_host(whole - addrs)
+                    if missing is not None:
+                        return Name(f"{name} except {missing}", (name,), node_names)
         entire = {i for i in inside if _holds(addrs, r.node_addrs[i])}
         parts, covered = self._identities_in(entire)
         parts.extend(self._nodes(inside, entire, covered, addrs))
-        rest = addrs - union_all(r.node_addrs[i] for i in inside)
+        node_addresses = sum(len(r.nodes[i].ips) for i in entire)
+        if len(entire) == len(inside) and _size(addrs) == node_addresses:
+            rest = EMPTY  # nothing but whole nodes: no subtraction needed
+        else:
+            rest = addrs - union_all(r.node_addrs[i] for i in inside)
         for host, network in self._hosts:
             if rest and network.issubset(rest):
                 parts.append(host)
@@ -160,3 +165,8 @@ def _holds(addrs: AddressSet, node: AddressSet) -> bool:
             if k < 0 or outer[k][1] < last:
                 return False
     return True
+
+
+def _size(addrs: AddressSet) -> int:
+    """How many addresses (`len()` cannot say past sys.maxsize, as IPv6 sets are)."""
+    return sum(last - first + 1 for first, last in (*addrs.v4, *addrs.v6))

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from policyc.analysis.access import Box
 from policyc.analysis.reference import RuleRef
 from policyc.analysis.services import Services
-from policyc.compiler.addrset import EMPTY, AddressSet, Interval, merge, union_all
+from policyc.compiler.addrset import AddressSet, Interval, merge, union_all
 from policyc.diagnostics.source import NO_SPAN
 from policyc.policy.model import IPAddress
 
@@ -175,8 +175,3 @@ def covers(boxes: Sequence[Box], src: AddressSet, dst: AddressSet,
         return []
     whole = Box(src, dst, services, RuleRef("default", -1, -1, None, NO_SPAN, NO_SPAN))
     return subtract([whole], boxes)
-
-
-def union_sources(pieces: Sequence[Piece]) -> AddressSet:
-    return union_all(p.src for p in pieces) if pieces else EMPTY
-
