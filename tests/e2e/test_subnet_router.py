@@ -20,7 +20,10 @@ from dataclasses import replace
 
 import harness
 import pytest
-from conftest import OFFICE_HOSTS, OFFICE_LAN, OFFICE_ROUTER, Office
+
+# At collection time `conftest` is this folder's (pytest re-imports it per folder); a
+# lazy `from conftest import` inside a test would get whichever folder's came last.
+from conftest import OFFICE_HOSTS, OFFICE_LAN, OFFICE_ROUTER, Office, load_inventory
 from harness import LanProbe
 
 from policyc.analysis.reference import ReferenceEvaluator
@@ -221,8 +224,6 @@ def _namespaces() -> set[str]:
 
 
 def test_lan_namespaces_are_removed_on_close_and_on_a_failed_add() -> None:
-    from conftest import load_inventory
-
     with harness.Mesh.build(load_inventory(), [OFFICE_ROUTER]) as mesh:
         with pytest.raises(ValueError):  # outside 198.18.0.0/15: refused before anything exists
             mesh.add_lan(OFFICE_ROUTER, "10.20.0.0/24", {"printer": "10.20.0.15"})
