@@ -3,7 +3,8 @@
 Tailscale never lets a node take a tag that `tagOwners` does not define, so
 a node carrying one is described wrongly: every rule naming the tag would
 miss it while the inventory says otherwise. Each such tag is an I407 warning
-and the node is compiled without it (as Tailscale would have it). Called by
+and the node is compiled without it (as Tailscale would have it). Domain
+wildcards (`user:*@dom`, `localpart:*@dom`) must name the tailnet's domain. Called by
 every front end once both files are loaded (the CLI's `load_files`, the
 library, a control server), and per node by incremental callers.
 """
@@ -16,12 +17,16 @@ from itertools import zip_longest
 
 from policyc.compiler.nodes import Inventory, Node
 from policyc.diagnostics.diagnostics import Diagnostics, did_you_mean
-from policyc.policy.model import Policy
+from policyc.policy.build_rules import localpart_domain
+from policyc.policy.model import Policy, UserRef
+from policyc.policy.validate import placed_aliases
 
 
 def check_inventory_against_policy(policy: Policy, inventory: Inventory,
                                    diags: Diagnostics) -> Inventory:
-    """`inventory` as the policy allows it: undefined tags reported and removed."""
+    """`inventory` as the policy allows it: undefined tags reported and removed;
+    domain wildcards the tailnet cannot use are errors (`check_tailnet_domains`)."""
+    check_tailnet_domains(policy, inventory, diags)
     checked = [check_node_against_policy(policy, node, diags) for node in inventory]
     if all(new is old for new, old in zip(checked, inventory.nodes, strict=True)):
         return inventory
@@ -50,6 +55,33 @@ def check_node_against_policy(policy: Policy, node: Node, diags: Diagnostics) ->
                       "the node is compiled without it",
                       notes=notes, suggestion=_nearest(tag, defined))
     return dataclasses.replace(node, tags=tuple(kept), tag_spans=tuple(kept_spans))
+
+
+def check_tailnet_domains(policy: Policy, inventory: Inventory, diags: Diagnostics) -> None:
+    """`user:*@DOMAIN` and `localpart:*@DOMAIN` must name the tailnet's own domain.
+
+    Tailscale rejects any other ("example.org is not associated with this Tailnet",
+    captured even for a domain some of the tailnet's users have). The tailnet's
+    domain is its owner's: known only when the inventory lists users with roles.
+    """
+    domains = {u.login.rpartition("@")[2] for u in inventory.users or () if u.role == "owner"}
+    if not domains:
+        return
+    for _, alias in placed_aliases(policy):
+        login = alias.login.removeprefix("user:") if isinstance(alias, UserRef) else ""
+        if login.startswith("*@") and login[2:] not in domains:
+            diags.error("E109", alias.span, _not_associated(login[2:]))
+    for rule in policy.ssh:
+        for user in rule.users:
+            domain = localpart_domain(user)
+            if domain is not None and domain not in domains:
+                diags.error("E109", rule.span, _not_associated(domain),
+                            notes=[f'in users: "{user}"'])
+
+
+def _not_associated(domain: str) -> str:
+    return (f"{domain} is not associated with this Tailnet and cannot be used in "
+            "user:*@<domain> expressions")
 
 
 def _untagged_note(node: Node) -> str:

@@ -13,7 +13,8 @@ from typing import Any
 from strategies import node
 
 from policyc.compiler.compiler import compile_policy
-from policyc.compiler.nodes import Inventory
+from policyc.compiler.crosscheck import check_tailnet_domains
+from policyc.compiler.nodes import Inventory, User
 from policyc.compiler.sshpolicy import RECORDING_REJECTED
 from policyc.diagnostics.diagnostics import Diagnostic
 from policyc.netmap import NodeNetmap
@@ -145,3 +146,23 @@ def test_node_attrs_merge_attrs_and_app_values() -> None:
     assert maps["bob-laptop"].cap_map == {
         "randomize-client-port": None, "magicdns-aaaa": None, "funnel": None}
     assert maps["alice-laptop"].cap_map == {"randomize-client-port": None, "magicdns-aaaa": None}
+
+
+def test_domain_wildcards_must_name_the_tailnets_domain() -> None:
+    users = [User("alice@example.com", "owner"), User("thor@example.org", "member")]
+    tailnet = Inventory.of(list(INVENTORY.nodes), users)
+
+    def domain_errors(src: str, ssh_user: str, inventory: Inventory) -> list[str]:
+        policy, diags = load_policy_text(json.dumps({"tagOwners": TAG_OWNERS, "ssh": [
+            ssh_rule(src=[src], users=[ssh_user])]}))
+        assert not diags.has_errors
+        check_tailnet_domains(policy, inventory, diags)
+        return [d.code for d in diags.errors]
+
+    assert domain_errors("user:*@example.com", "localpart:*@example.com", tailnet) == []
+    # Tailscale rejects a domain other than the owner's, even one of its users' (captured).
+    assert domain_errors("user:*@example.org", "root", tailnet) == ["E109"]
+    assert domain_errors("bob@example.com", "localpart:*@EXAMPLE.COM", tailnet) == ["E109"]
+    assert domain_errors("bob@example.com", "localpart:*@*", tailnet) == ["E109"]
+    # Without users (roles) the tailnet's domain is unknown: nothing to judge.
+    assert domain_errors("user:*@example.org", "root", INVENTORY) == []
