@@ -96,6 +96,7 @@ def check_node_fields(r: Reader, f: NodeFields) -> Node | None:
     ips = _ips(r, f, name)
     routes = _routes(r, f)
     exit_node = f.exit_node or any(route in EXIT_ROUTES for route in routes)
+    _compare_approved(r, f, routes, exit_node)
     key = _key(r, f)
     endpoint = _endpoint(r, f.endpoint)
     if name is None or len(r.diags.errors) > errors:
@@ -212,6 +213,33 @@ def _routes(r: Reader, f: NodeFields) -> tuple[IPNetwork, ...]:
                             "subnets")
         out.append(network)
     return tuple(out)
+
+
+def _compare_approved(r: Reader, f: NodeFields, routes: tuple[IPNetwork, ...],
+                      exit_node: bool) -> None:
+    """`approved_routes` (the conformance cases' field) is not read; say so when
+    it disagrees with what is, or someone will think they approved a route."""
+    if f.approved_routes is None:
+        return
+    approved = {net for text in r.strings(f.approved_routes, "approved_routes")
+                if (net := parse_network(text.value.strip())) is not None}
+    subnets = {net for net in routes if net not in EXIT_ROUTES}
+    extra = sorted(map(str, approved - subnets - set(EXIT_ROUTES)))
+    missing = sorted(map(str, subnets - approved))
+    exit_differs = exit_node != bool(approved & set(EXIT_ROUTES))
+    if not (extra or missing or exit_differs):
+        return
+    notes = []
+    if extra:
+        notes.append(f"approved here but not in \"routes\": {', '.join(extra)}")
+    if missing:
+        notes.append(f"in \"routes\" but not approved here: {', '.join(missing)}")
+    if exit_differs:
+        notes.append('"exit_node" is true but no exit route is approved here' if exit_node
+                     else '"exit_node" is false but exit routes are approved here')
+    r.diags.warning("I414", f.approved_routes.span,
+                    '"approved_routes" is not read and disagrees with "routes"/"exit_node", '
+                    "which say what is approved", notes=notes)
 
 
 def _key(r: Reader, f: NodeFields) -> str:

@@ -2,7 +2,9 @@
 
 Ours: `{"name", "user", "tags", "ips", "key", "routes", "exit_node",
 "endpoint"}` (the conformance cases' extra `advertised_routes` and
-`approved_routes` are accepted and ignored). The Tailscale API's device:
+`approved_routes` are accepted but not read: `routes` and `exit_node` say what
+is approved, and a disagreeing `approved_routes` is an I414 warning). The
+Tailscale API's device:
 `{"name": "host.tailnet.ts.net", "user", "tags", "addresses",
 "nodeKey": "nodekey:<hex>", "enabledRoutes", ...}`, where the many keys we do
 not need are ignored, not errors. Reading only checks JSON types (I401);
@@ -55,6 +57,7 @@ class NodeFields:
     routes: JValue | None
     exit_node: bool
     endpoint: JString | None
+    approved_routes: JValue | None = None  # ours only; compared, never read
 
     @property
     def names(self) -> FieldNames:
@@ -78,7 +81,7 @@ def read_node(r: Reader, value: JValue) -> NodeFields | None:
     return NodeFields("nodes", obj, name, _given(f.get("user")),
                       _given(f.get("tags")), _given(f.get("ips")),
                       _string(r, f.get("key"), "key"), _given(f.get("routes")), exit_node,
-                      _string(r, f.get("endpoint"), "endpoint"))
+                      _string(r, f.get("endpoint"), "endpoint"), _given(f.get("approved_routes")))
 
 
 def read_device(r: Reader, value: JValue) -> NodeFields | None:

@@ -100,6 +100,8 @@ CODES: dict[str, CodeInfo] = {
     "I412": CodeInfo("unsafe-output-path",
                      "A node's output file would not be a direct child of the -o folder."),
     "I413": CodeInfo("route-host-bits", "A route has host bits set; the masked prefix is used."),
+    "I414": CodeInfo("approved-routes-ignored",
+                     "`approved_routes` is not read and disagrees with `routes`/`exit_node`."),
     # --- N: enforcement ----------------------------------------------------------
     "N501": CodeInfo("nft-load-failed", "nftables rejected the ruleset; the old one is kept."),
     "N502": CodeInfo("nft-drift", "The loaded table differs from what policyc rendered."),

@@ -47,7 +47,8 @@ def test_hujson_with_comments_and_bare_list() -> None:
 
 
 def test_conformance_node_shape_loads() -> None:
-    extra = node(key=None, advertised_routes=["0.0.0.0/0"], approved_routes=[], exit_node=True)
+    extra = node(key=None, advertised_routes=["0.0.0.0/0"], approved_routes=["0.0.0.0/0"],
+                 exit_node=True)
     inventory, diags = load_inventory_text(json.dumps({"nodes": [extra]}))
     assert not diags.items and inventory.nodes[0].exit_node and inventory.nodes[0].key == ""
 

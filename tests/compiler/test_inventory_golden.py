@@ -38,6 +38,8 @@ CASES: dict[str, tuple[list[tuple[str, str]], list[str]]] = {
     "routes": ([("I410", W), ("I410", W), ("I413", W), ("I401", E)], ["exit", "router"]),
     "addresses": ([("I411", W), ("I411", W), ("I401", E), ("I401", E), ("I401", E),
                    ("I401", E), ("I402", W), ("I401", E), ("I401", E)], ["lan", "twice"]),
+    "approved-routes": ([("I414", W), ("I414", W)],
+                        ["agrees", "only-approved", "not-approved"]),
     "duplicates": ([("I402", E)] * 4, ["web"]),
     "duplicate-keys": ([("P002", E)], ["a"]),
     "keys": ([("I403", E)] * 3, []),
