@@ -13,6 +13,7 @@ from functools import cached_property
 from lsprotocol import types
 
 from policyc.analysis.check import check_loaded_policy
+from policyc.compiler.crosscheck import check_inventory_against_policy
 from policyc.compiler.nodes import Inventory
 from policyc.diagnostics.diagnostics import Diagnostic, Diagnostics, Severity
 from policyc.diagnostics.source import SourceFile
@@ -50,6 +51,11 @@ def analyze(name: str, text: str, version: int, inventory: Inventory | None, *,
     source = SourceFile(name, text.removeprefix("\ufeff"))
     diags = Diagnostics()
     tree, policy = load_policy_tree(source, diags)
+    if inventory is not None and not diags.has_errors:
+        # As `policyc check` loads it: the inventory as this policy allows it
+        # (tags tagOwners lacks dropped). The I407s are the inventory file's,
+        # not this document's, so they are not shown here.
+        inventory = check_inventory_against_policy(policy, inventory, Diagnostics())
     check_loaded_policy(policy, inventory, diags, run_tests=run_tests)
     return Analysis(version, source, tree, policy, tuple(diags.sorted()), inventory, run_tests)
 
