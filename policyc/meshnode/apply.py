@@ -62,23 +62,25 @@ def apply_netmap(netmap: NodeNetmap, iface: str, *, netns: str | None,
                  host_in_force: HostNetwork | None = None) -> ApplyOutcome:
     """Filter, peers, revocation, then addresses, routes and forwarding.
 
-    `host_in_force`: what the previous successful apply of this agent set. When the
-    new netmap wants exactly that, addresses and routes are not read back again:
-    most pushes change filters only, and each `ip` call is a process start that a
-    loaded host schedules late. (The agent owns these routes; a route deleted by
-    hand comes back with the next netmap that changes them, or a restart.)
+    `host_in_force`: what the previous successful apply of this agent set. Addresses,
+    routes and forwarding the new netmap wants unchanged are not read back again:
+    most pushes change filters only, a join changes routes only, and each `ip` call
+    is a process start that a loaded host schedules late. (The agent owns these
+    routes; one deleted by hand comes back with the next netmap that changes them,
+    or a restart.)
     """
     result = enforce(netmap, iface, netns=netns, private_key_file=private_key_file,
                      listen_port=listen_port, routes=netmap.routes)
     if not result.filter_loaded:
         return ApplyOutcome(False, result)
     wanted = HostNetwork.of(netmap)
-    if wanted == host_in_force:
-        return ApplyOutcome(result.ok, result, (), wanted)
+    known = host_in_force
     problems: list[str] = []
-    problems += set_addresses(iface, netns, netmap.addresses)
-    problems += set_routes(iface, netns, wanted.routes)
-    if netmap.routes:
+    if known is None or known.addresses != wanted.addresses:
+        problems += set_addresses(iface, netns, netmap.addresses)
+    if known is None or known.routes != wanted.routes:  # e.g. a peer joined or left
+        problems += set_routes(iface, netns, wanted.routes)
+    if netmap.routes and (known is None or known.served != wanted.served):
         problems += enable_forwarding(netns, netmap.routes)
     return ApplyOutcome(result.ok and not problems, result, tuple(problems),
                         None if problems else wanted)
