@@ -53,9 +53,10 @@ def analyze(name: str, text: str, version: int, inventory: Inventory | None, *,
     tree, policy = load_policy_tree(source, diags)
     if inventory is not None and not diags.has_errors:
         # As `policyc check` loads it: the inventory as this policy allows it
-        # (tags tagOwners lacks dropped). The I407s are the inventory file's,
-        # not this document's, so they are not shown here.
-        inventory = check_inventory_against_policy(policy, inventory, Diagnostics())
+        # (tags tagOwners lacks dropped), and the cross-check's errors about this
+        # document (E109). Its I407s are the inventory file's: to_lsp_diagnostics
+        # shows only this document's.
+        inventory = check_inventory_against_policy(policy, inventory, diags)
     check_loaded_policy(policy, inventory, diags, run_tests=run_tests)
     return Analysis(version, source, tree, policy, tuple(diags.sorted()), inventory, run_tests)
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from policyc.cli import main
 from policyc.compiler.inventory import load_inventory_text
-from policyc.lsp.document import analyze
+from policyc.lsp.document import analyze, to_lsp_diagnostics
 
 # srv carries tag:ghost, which tagOwners does not define: compiled without it,
 # srv is alice's untagged device, a member, so the test entry holds.
@@ -30,7 +30,8 @@ def test_editor_and_check_agree_on_a_node_with_an_undefined_tag(tmp_path: Path) 
     inventory, diags = load_inventory_text(json.dumps(NODES), "nodes.json")
     assert not diags.items
     analysis = analyze("policy.hujson", POLICY, 1, inventory, run_tests=True)
-    assert [d.code for d in analysis.diagnostics] == []
+    assert [d.code for d in analysis.diagnostics] == ["I407"]  # the inventory's, not shown
+    assert to_lsp_diagnostics(analysis) == []
     assert analysis.inventory is not None and analysis.inventory.nodes[1].tags == ()
 
     (tmp_path / "policy.hujson").write_text(POLICY)
@@ -39,3 +40,15 @@ def test_editor_and_check_agree_on_a_node_with_an_undefined_tag(tmp_path: Path) 
                                        "--nodes", str(tmp_path / "nodes.json")])
     assert result.exit_code == 0, result.output
     assert "warning[I407]" in result.output and "T30" not in result.output
+
+
+def test_the_cross_checks_errors_about_the_policy_reach_the_editor() -> None:
+    # E109 (a domain wildcard that is not the tailnet's) comes from the
+    # cross-check but points into the policy: the editor shows it, as check does.
+    nodes = {**NODES, "users": [{"login": "alice@example.com", "role": "owner"}]}
+    inventory, _ = load_inventory_text(json.dumps(nodes), "nodes.json")
+    policy = POLICY.replace('"tests"', '"ssh": [{"action": "accept", "src": '
+                            '["user:*@example.org"], "dst": ["autogroup:self"], '
+                            '"users": ["root"]}],\n  "tests"')
+    analysis = analyze("policy.hujson", policy, 1, inventory, run_tests=True)
+    assert [d.code for d in to_lsp_diagnostics(analysis)] == ["E109"]
