@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -29,20 +28,26 @@ F = TypeVar("F", bound=Callable[..., Any])
 @click.option("--node", "node_name", required=True)
 @click.option("--iface", default="policyc0", show_default=True, help="Mesh interface name.")
 @click.option("--json", "as_json", is_flag=True, help="Print nftables JSON instead of text.")
-def nft(policy: str, nodes_path: str, node_name: str, iface: str, as_json: bool) -> None:
+@click.option("--pretty", is_flag=True, help="Indent the JSON (the default on a terminal).")
+def nft(policy: str, nodes_path: str, node_name: str, iface: str, as_json: bool,
+        pretty: bool) -> None:
     """Print the nftables ruleset NODE would load (dry run)."""
-    from policyc.compiler.compiler import compile_policy
+    from policyc.cli.output import dumps, pretty_wanted, write_line
+    from policyc.compiler.index import PolicyIndex
     from policyc.enforcer.nft import render_ruleset, render_text
 
     model, inventory = load_or_exit(policy, nodes_path)
     (name,) = select_nodes(inventory, (node_name,))
-    netmap = compile_policy(model, inventory).netmaps[name]
+    netmap = PolicyIndex.build(model, inventory).netmap(name)
     diags = Diagnostics()
     ruleset = render_ruleset(netmap, iface, diagnostics=diags)
     if diags.has_errors:
         fail(diags)
     emit_diagnostics(diags)
-    click.echo(json.dumps(ruleset, indent=2) if as_json else render_text(ruleset))
+    if as_json:
+        write_line(dumps(ruleset, pretty=pretty_wanted(pretty)))
+    else:
+        click.echo(render_text(ruleset))
 
 
 def _on_a_node(command: F) -> F:
@@ -71,12 +76,12 @@ def enforce(policy: str, nodes_path: str, node_name: str, iface: str,
     The filter is loaded first (fail closed), then peers are set to exactly
     the netmap's, then flows the new filter no longer allows are cut.
     """
-    from policyc.compiler.compiler import compile_policy
+    from policyc.compiler.index import PolicyIndex
     from policyc.enforcer.node import enforce as run_enforce
 
     model, inventory = load_or_exit(policy, nodes_path)
     (name,) = select_nodes(inventory, (node_name,))
-    netmap = compile_policy(model, inventory).netmaps[name]
+    netmap = PolicyIndex.build(model, inventory).netmap(name)
     result = run_enforce(netmap, iface, netns=netns, private_key_file=private_key_file,
                          listen_port=listen_port)
     for line in result.messages():
@@ -94,13 +99,13 @@ def drift(policy: str, nodes_path: str, node_name: str, iface: str, netns: str |
     Exit 0 when the kernel holds exactly the rendered table (or it was
     repaired), 1 when it drifted (or the repair failed).
     """
-    from policyc.compiler.compiler import compile_policy
+    from policyc.compiler.index import PolicyIndex
     from policyc.enforcer.nft import apply_ruleset, check_drift, render_ruleset
 
     model, inventory = load_or_exit(policy, nodes_path)
     (name,) = select_nodes(inventory, (node_name,))
     diags = Diagnostics()
-    expected = render_ruleset(compile_policy(model, inventory).netmaps[name], iface,
+    expected = render_ruleset(PolicyIndex.build(model, inventory).netmap(name), iface,
                               diagnostics=diags)
     if diags.has_errors:
         fail(diags)

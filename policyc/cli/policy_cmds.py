@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -27,6 +27,9 @@ from policyc.compiler.nodes import Inventory
 from policyc.diagnostics.codes import CODES
 from policyc.diagnostics.diagnostics import Diagnostics
 from policyc.diagnostics.source import NO_SPAN
+
+if TYPE_CHECKING:
+    from policyc.compiler.index import PolicyIndex
 
 
 @main.command()
@@ -60,30 +63,52 @@ def check(policy: str, nodes_path: str | None, fmt: str) -> None:
 @click.option("--node", "node_names", multiple=True, help="Only this node (repeatable).")
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False),
               help="Write one NODE.json per node into this directory.")
+@click.option("--pretty", is_flag=True,
+              help="Indented JSON (the default on a terminal; compact otherwise).")
 def compile_cmd(policy: str, nodes_path: str, node_names: tuple[str, ...],
-                out_dir: str | None) -> None:
-    """Compile POLICY against the inventory into per-node netmaps (JSON)."""
-    from policyc.compiler.compiler import compile_policy
+                out_dir: str | None, pretty: bool) -> None:
+    """Compile POLICY against the inventory into per-node netmaps (JSON).
+
+    Netmaps are made and written one node at a time, so memory stays the size
+    of the compiled policy, not of every peer list.
+    """
+    from policyc.cli.output import netmap_bytes, pretty_wanted, write_line, write_netmap_object
+    from policyc.compiler.index import PolicyIndex
 
     model, inventory = load_or_exit(policy, nodes_path)
-    netmaps = compile_policy(model, inventory).netmaps
     names = select_nodes(inventory, node_names)
+    index = PolicyIndex.build(model, inventory)
     if out_dir is not None:
         target = Path(out_dir)
         try:
             target.mkdir(parents=True, exist_ok=True)
             paths = _output_paths(target, inventory, names)
-            for name in names:
-                text = json.dumps(netmaps[name].to_json(), indent=2) + "\n"
-                paths[name].write_text(text)
+            _write_files(index, names, paths, pretty)
         except OSError as err:
             fail_io(err.filename or out_dir, f"cannot write netmaps: {err.strerror or err}")
         click.echo(f"wrote {len(names)} netmap(s) to {target}", err=True)
         return
+    indent = pretty_wanted(pretty)
     if len(node_names) == 1:
-        click.echo(json.dumps(netmaps[names[0]].to_json(), indent=2))
+        write_line(netmap_bytes(index.netmap(names[0]), pretty=indent))
     else:
-        click.echo(json.dumps({n: netmaps[n].to_json() for n in names}, indent=2))
+        write_netmap_object(index.netmaps(names), pretty=indent)
+
+
+def _write_files(index: PolicyIndex, names: list[str], paths: dict[str, Path],
+                 pretty: bool) -> None:
+    """Stream netmaps to their files; a progress bar only when stderr is a terminal."""
+    from policyc.cli.output import netmap_bytes
+
+    items = index.netmaps(names)
+    if not sys.stderr.isatty():
+        for name, netmap in items:
+            paths[name].write_bytes(netmap_bytes(netmap, pretty=pretty) + b"\n")
+        return
+    with click.progressbar(items, length=len(names), label="netmaps",
+                           file=sys.stderr) as bar:
+        for name, netmap in bar:
+            paths[name].write_bytes(netmap_bytes(netmap, pretty=pretty) + b"\n")
 
 
 def _output_paths(target: Path, inventory: Inventory, names: list[str]) -> dict[str, Path]:

@@ -104,6 +104,7 @@ class Compilation:
         self.extras: list[list[Rule]] = [[] for _ in self.r.nodes]
         self.reduction: Reduction | None = None  # None: the policy allows everything
         self._peer_bitsets: list[int] | None = None
+        self.via_routers: set[int] = set()  # nodes with rules from `via` grants
         if policy.allows_all:
             self.graph.add_rule(ALL, ALL, True)
             self._global: tuple[CompiledRule, ...] | list[Rule | _Restamped] = (
@@ -202,6 +203,7 @@ class Compilation:
                     continue
                 rules = via_rules(unit, unit.via, served)
                 self.extras[view.index].extend(rules)
+                self.via_routers.add(view.index)
                 # Sources use an exit node's exit routes when it serves them Internet space.
                 internet = unit.via.internet or (
                     view.is_exit and any(a.issubset(INTERNET) for _, a in served))
@@ -251,6 +253,10 @@ class Compilation:
             routes=served_routes(node),
             cap_map=self.attrs.for_node(i),
         )
+
+    def peer_view(self, me: int, p: int) -> Peer:
+        """Peer `p` as node `me` would list it."""
+        return self._peer(me, p) if p in self.routed else self.base_peers[p]
 
     def _peer(self, me: int, p: int) -> Peer:
         """Peer `p` as node `me` sees it: with the routes `me` may send into."""

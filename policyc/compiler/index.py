@@ -35,11 +35,12 @@ itself uses, so there is one definition of a node's netmap.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from policyc.compiler.compiler import Compilation
 from policyc.compiler.nodes import Inventory, Node, User
+from policyc.compiler.peers import bits_to_indexes
 from policyc.compiler.validate_node import node_problems
 from policyc.diagnostics.diagnostics import Diagnostics
 from policyc.diagnostics.source import SourceFile, Span
@@ -129,17 +130,18 @@ class _State:
         self.users = users  # the inventory's user list (roles); events do not change it
         self.position = {n.name: i for i, n in enumerate(nodes)}
         self.stage = Compilation(policy, Inventory.of(nodes, users))
-        self._cache: dict[int, NodeNetmap] = {}
 
     def netmap_at(self, i: int) -> NodeNetmap:
-        netmap = self._cache.get(i)
-        if netmap is None:
-            netmap = self.stage.netmap_of(i)
-            self._cache[i] = netmap
-        return netmap
+        # Not cached: a netmap holds a peer list O(nodes) long; the index keeps only
+        # what nodes share (rules, peer edges) and materialises on request.
+        return self.stage.netmap_of(i)
 
     def netmap(self, name: str) -> NodeNetmap:
         return self.netmap_at(self.position[name])
+
+    def rest(self, i: int) -> tuple[object, ...]:
+        """Node `i`'s netmap content apart from its peers (and the version stamp)."""
+        return _content(self.stage.netmap_of(i, []))
 
 
 class PolicyIndex:
@@ -176,12 +178,25 @@ class PolicyIndex:
         """`name`'s netmap; KeyError for a node the index does not hold."""
         return self._state.netmap(name)
 
+    def netmaps(self, names: Iterable[str] | None = None) -> Iterator[tuple[str, NodeNetmap]]:
+        """(name, netmap) one at a time, all nodes by default: for streaming output.
+        Peer sets are computed together (by identity class); lists one by one."""
+        state = self._state
+        indexes = None if names is None else [state.position[n] for n in names]
+        for i, netmap in state.stage.iter_netmaps(indexes):
+            yield state.nodes[i].name, netmap
+
     # --- changes -------------------------------------------------------------------
 
     def apply(self, event: NodeEvent) -> Changes:
         """Apply one node event; raises EventRejected (index unchanged) for a bad one."""
         nodes = self._next_nodes(event)
-        return self._switch(_State(self._state.policy, nodes, self._state.users))
+        old = self._state
+        new = _State(old.policy, nodes, old.users)
+        name = event.name if isinstance(event, NodeRemoved) else event.node.name
+        changes = event_diff(old, new, name)
+        self._state = new
+        return changes
 
     def set_policy(self, policy: Policy) -> Changes:
         """A new policy over the same nodes: rebuild, report the netmaps that differ."""
@@ -237,6 +252,113 @@ class PolicyIndex:
 def _content(netmap: NodeNetmap) -> tuple[object, ...]:
     """Everything but the policy_version stamp (ssh_policy is outside NodeNetmap's ==)."""
     return (replace(netmap, policy_version=""), netmap.ssh_policy)
+
+
+def event_diff(old: _State, new: _State, name: str) -> Changes:
+    """What one node event changed, without comparing every netmap.
+
+    Every peer edge is a set of nodes chosen by each node's own attributes, so an
+    event on node E changes the peer relation only in pairs that include E; the
+    netmaps that may differ otherwise are those holding a rule whose content
+    changed, E's owner's devices (autogroup:self), via routers, and SSH
+    destinations of rules E is a source of. Those candidates are compared
+    exactly (all but the peer list); peers by E's old and new peer sets.
+    """
+    eo, en = old.position.get(name), new.position.get(name)
+    old_peers = _peer_names(old, eo)
+    new_peers = _peer_names(new, en)
+    candidates = (_candidates(old, eo) | _candidates(new, en)
+                  | (old_peers ^ new_peers))
+    base_changed = (eo is not None and en is not None
+                    and old.stage.base_peers[eo] != new.stage.base_peers[en])
+    routed = (eo is not None and eo in old.stage.routed) or (en is not None
+                                                               and en in new.stage.routed)
+    if base_changed or routed:
+        candidates |= old_peers & new_peers
+    out: list[NetmapChange] = []
+    for i, node in enumerate(new.nodes):
+        if node.name == name:
+            if eo is None:
+                peers = tuple(p.name for p in new.netmap_at(i).peers)
+                out.append(NetmapChange(name, peers, (), (), False, new))
+            else:
+                change = _compare(old, eo, new, i)
+                if change is not None:
+                    out.append(change)
+            continue
+        if node.name not in candidates:
+            continue
+        j = old.position[node.name]
+        # Peers are mutual: this node sees E iff it is among E's peers.
+        was, now = node.name in old_peers, node.name in new_peers
+        added = (name,) if now and not was else ()
+        removed = (name,) if was and not now else ()
+        changed: tuple[str, ...] = ()
+        if was and now and eo is not None and en is not None \
+                and old.stage.peer_view(j, eo) != new.stage.peer_view(i, en):
+            changed = (name,)
+        if added or removed or changed or old.rest(j) != new.rest(i):
+            out.append(NetmapChange(node.name, added, removed, changed, False, new))
+    if en is None:
+        out.append(NetmapChange(name, (), (), (), True, new))
+    return Changes(tuple(out))
+
+
+def _peer_names(state: _State, i: int | None) -> set[str]:
+    if i is None:
+        return set()
+    nodes = state.nodes
+    return {nodes[p].name for p in bits_to_indexes(state.stage.graph.peer_bits(i))}
+
+
+def _candidates(state: _State, e: int | None) -> set[str]:
+    """Nodes whose filter, SSH policy or other per-node parts may depend on node `e`."""
+    if e is None:
+        return set()
+    stage, nodes = state.stage, state.nodes
+    found: set[int] = {e} | stage.via_routers
+    node = nodes[e]
+    if node.owner is not None:
+        found.update(stage.r.by_user.get(node.owner, ()))
+    found |= _rule_nodes(stage, e)
+    for rule in stage.ssh.rules:
+        if e in rule.sources:
+            found |= rule.destinations
+            if rule.to_self or rule.has_localpart:
+                found |= rule.sources
+    return {nodes[i].name for i in found}
+
+
+def _rule_nodes(stage: Compilation, e: int) -> set[int]:
+    """Nodes holding a shared rule that names `e` among its sources or destinations
+    (its SrcIPs or DstPorts text may change with `e`)."""
+    reduction = stage.reduction
+    if reduction is None:
+        return set()
+    found: set[int] = set()
+    addrs = stage.r.node_addrs[e] | stage.r.node_routes[e]
+    everyone = False
+    for ri, rule in enumerate(reduction.rules):
+        if not (rule.src.overlaps(addrs)
+                or any(entry.ip != "*" and entry.addrs.overlaps(addrs) for entry in rule.dst)
+                or any(cap.addrs.overlaps(addrs) for cap in rule.caps)):
+            continue
+        nodes = reduction.rule_nodes(ri)
+        if nodes is None:
+            everyone = True
+            break
+        found |= nodes
+    if everyone:
+        return set(range(len(stage.r.nodes)))
+    return found
+
+
+def _compare(old: _State, j: int, new: _State, i: int) -> NetmapChange | None:
+    """The event's own node: compare its whole netmap."""
+    before, after = old.netmap_at(j), new.netmap_at(i)
+    if _content(before) == _content(after):
+        return None
+    return _peer_delta(after.node, before.peers, after.peers, new)
 
 
 def _diff(old: _State, new: _State) -> Changes:

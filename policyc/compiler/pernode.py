@@ -71,6 +71,7 @@ class Reduction:
         self.cap_candidates: dict[int, list[int]] = defaultdict(list)
         self.by_key = {r.merge_key: i for i, r in enumerate(rules) if r.merge_key is not None}
         self._found: dict[tuple[int, bool], frozenset[int]] = {}
+        self._resolver = resolver
         for ri, rule in enumerate(rules):
             if rule.caps:
                 for ni in self._nodes_for(rule.dst_addrs, resolver, internet=False):
@@ -81,6 +82,18 @@ class Reduction:
                     continue
                 for ni in self._nodes_for(entry.addrs, resolver, internet=True):
                     self.by_node[ni].append((ri, ei))
+
+    def rule_nodes(self, ri: int) -> set[int] | None:
+        """The nodes shared rule `ri` concerns; None: every node (a `*` entry)."""
+        rule = self.rules[ri]
+        found: set[int] = set()
+        for entry in rule.dst:
+            if entry.ip == "*":
+                return None
+            found |= self._nodes_for(entry.addrs, self._resolver, internet=True)
+        if rule.caps:
+            found |= self._nodes_for(rule.dst_addrs, self._resolver, internet=False)
+        return found
 
     def _nodes_for(self, addrs: AddressSet, resolver: Resolver, *, internet: bool
                    ) -> frozenset[int]:
