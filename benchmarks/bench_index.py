@@ -1,0 +1,135 @@
+"""The compiled-policy index at scale: build, one netmap, node events. Prints a table.
+
+    python3 benchmarks/bench_index.py [--shape dense|today] [--sizes 1000,10000]
+                                      [--events 200] [--lookups 50]
+
+Each size runs in its own process (peak RSS is ru_maxrss of that process).
+Columns: build seconds (policy parsing excluded), one netmap p50/p99 in ms
+(random nodes, materialised with their peer lists), node events p50/p99 in ms
+(a mix of join, leave and retag, each applied and its changed netmaps
+computed; `changed` is the mean number of netmaps an event changed), and peak
+RSS. `--events 0` skips events (the 100k row).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import dense_gen, tailnet_gen
+from policyc.compiler.index import NodeAdded, NodeEvent, NodeRemoved, NodeUpdated, PolicyIndex
+from policyc.compiler.nodes import Inventory, Node
+from policyc.diagnostics.diagnostics import Diagnostics
+from policyc.diagnostics.source import SourceFile
+from policyc.grammar.hujson import parse
+from policyc.policy.build import build_policy
+from policyc.policy.model import Policy
+
+V4_BASE = int(ipaddress.IPv4Address("100.64.0.0"))
+V6_BASE = int(ipaddress.IPv6Address("fd7a:115c:a1e0::"))
+
+
+def load(shape: str, nodes: int, rules: int) -> tuple[Policy, Inventory]:
+    generate = dense_gen.generate if shape == "dense" else tailnet_gen.generate
+    text, data = generate(nodes, 200, rules)
+    diags = Diagnostics()
+    source = SourceFile("bench.hujson", text)
+    policy = build_policy(parse(source, diags), source, diags)
+    if policy is None or diags.has_errors:
+        raise SystemExit("\n".join(str(d) for d in diags.errors))
+    made = [Node(n["name"], n["user"], tuple(n["tags"]),
+                 tuple(ipaddress.ip_address(a) for a in n["ips"]), n["key"],
+                 tuple(ipaddress.ip_network(r) for r in n["routes"]), n["exit_node"])
+            for n in data["nodes"]]
+    return policy, Inventory.of(made)
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return statistics.median(ordered), p99
+
+
+def event_for(index: PolicyIndex, k: int, rng: random.Random, size: int) -> NodeEvent:
+    names = index.names()
+    kind = k % 3
+    if kind == 0:  # join: a new laptop of an existing user
+        n = size + 10 + k
+        user = next(node.user for name in names if (node := index.node(name)) and node.user)
+        return NodeAdded(Node(f"joined-{k}", user, (), (
+            ipaddress.ip_address(V4_BASE + 1 + n), ipaddress.ip_address(V6_BASE + 1 + n)),
+            f"{n:043d}="))
+    if kind == 1:
+        return NodeRemoved(rng.choice(names))
+    current = index.node(rng.choice(names))
+    assert current is not None
+    tags = ("tag:t3",) if current.tags != ("tag:t3",) else ("tag:t4",)
+    return NodeUpdated(replace(current, tags=tags))
+
+
+def run(shape: str, nodes: int, rules: int, events: int, lookups: int) -> str:
+    policy, inventory = load(shape, nodes, rules)
+    start = time.perf_counter()
+    index = PolicyIndex.build(policy, inventory)
+    build = time.perf_counter() - start
+    rng = random.Random(7)
+    names = index.names()
+    lookup_ms = []
+    for name in rng.sample(names, min(lookups, len(names))):
+        start = time.perf_counter()
+        index.netmap(name)
+        lookup_ms.append((time.perf_counter() - start) * 1000)
+    event_ms: list[float] = []
+    changed: list[int] = []
+    for k in range(events):
+        event = event_for(index, k, rng, nodes)
+        start = time.perf_counter()
+        changes = index.apply(event)
+        event_ms.append((time.perf_counter() - start) * 1000)
+        changed.append(len(changes))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    l50, l99 = percentiles(lookup_ms)
+    if event_ms:
+        e50, e99 = percentiles(event_ms)
+        ev = f"{e50:>9.0f} | {e99:>9.0f} | {statistics.mean(changed):>7.0f}"
+    else:
+        ev = f"{'-':>9} | {'-':>9} | {'-':>7}"
+    return (f"| {shape:>5} | {nodes:>6} | {rules:>5} | {build:>7.2f} | {l50:>8.1f} | "
+            f"{l99:>8.1f} | {len(event_ms):>6} | {ev} | {peak:>8.0f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--shape", default="dense", choices=("dense", "today"))
+    parser.add_argument("--sizes", default="1000,10000")
+    parser.add_argument("--rules", type=int, default=1000)
+    parser.add_argument("--events", type=int, default=200)
+    parser.add_argument("--lookups", type=int, default=50)
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--no-header", action="store_true")
+    args = parser.parse_args()
+    if args.one:
+        print(run(args.shape, args.one, args.rules, args.events, args.lookups), flush=True)
+        return
+    if not args.no_header:
+        print("| shape |  nodes | rules | build s | netmap p50 ms | p99 ms | events |"
+              " event p50 ms | p99 ms | changed | peak MiB |", flush=True)
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+    for n in args.sizes.split(","):
+        subprocess.run([sys.executable, __file__, "--one", n, "--shape", args.shape,
+                        "--rules", str(args.rules), "--events", str(args.events),
+                        "--lookups", str(args.lookups)], check=True)
+
+
+if __name__ == "__main__":
+    main()
