@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from policyc.control import admin_api
 from policyc.control.errors import ControlError
@@ -76,6 +77,14 @@ def create_app(tailnet: Tailnet, settings: Settings | None = None) -> Any:
     @app.exception_handler(ControlError)
     async def control_error(_: Request, err: ControlError) -> JSONResponse:
         return JSONResponse(err.to_json(), status_code=err.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, err: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's own refusals (unparseable body, unknown route, wrong method) in our shape.
+        code = {400: "bad-request", 404: "not-found", 405: "method-not-allowed"}.get(
+            err.status_code, f"http-{err.status_code}")
+        return JSONResponse({"error": code, "detail": str(err.detail)},
+                            status_code=err.status_code, headers=err.headers)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, err: RequestValidationError) -> JSONResponse:

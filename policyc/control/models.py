@@ -30,10 +30,17 @@ class ServerKeysBody(BaseModel):
     protocol: int
 
 
+KEY_PATTERN = r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"  # canonical base64 of 32 bytes
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+
+
 class SealedRequestBody(Strict):
-    node_key: str = Field(max_length=64, description="base64 X25519 public key of the node")
-    nonce: str = Field(max_length=64)
-    box: str = Field(max_length=90_000)
+    node_key: str = Field(max_length=44, pattern=KEY_PATTERN,
+                          description="base64 X25519 public key of the node (its WireGuard key)")
+    nonce: str = Field(max_length=32, min_length=32, pattern=r"^[A-Za-z0-9+/]{32}$",
+                       description="base64 of the 24-byte box nonce")
+    box: str = Field(max_length=90_000, pattern=BASE64_PATTERN,
+                     description="base64 NaCl box of {kind, ts_ms, body}")
 
 
 class SealedResponseBody(BaseModel):
