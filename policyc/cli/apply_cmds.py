@@ -8,6 +8,7 @@ policy changed since it was read: If-Match failed).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ from policyc.compiler.nodes import Inventory
 from policyc.policy.model import Policy
 
 EXIT_CONFLICT = 3
+_BASES = (ipaddress.IPv4Address("100.64.0.0"), ipaddress.IPv6Address("fd7a:115c:a1e0::"))
 INVENTORY_FIELDS = ("name", "user", "tags", "ips", "key", "routes", "exit_node", "endpoint")
 
 
@@ -111,17 +113,29 @@ def registered_inventory(nodes: list[dict[str, Any]]) -> Inventory:
 
 
 def render_access_diff(old: Policy, new: Policy, inventory: Inventory) -> str:
-    """Access gained and lost, one `src -> dst:ports` per line (the switch point
-    for the semantic access diff of policyc.analysis when it lands)."""
+    """Access gained and lost, one `src -> dst:ports` per line, addresses named.
+
+    A minimal printer over the compiled rules: the one switch point for the
+    semantic access diff of policyc.analysis when it lands. With no node
+    registered yet, both policies are compiled against one made-up tailnet
+    (a node per user and tag either policy mentions), as `check` does.
+    """
     from policyc.compiler.compiler import compile_policy
+
+    nodes = inventory if len(inventory) else _synthetic_tailnet(old, new)
+    names = {}
+    for node in nodes:
+        for ip in node.ips:
+            names[str(ip)] = names[f"{ip}/{ip.max_prefixlen}"] = node.name
 
     def access(policy: Policy) -> set[str]:
         lines = set()
-        for compiled in compile_policy(policy, inventory).global_rules:
+        for compiled in compile_policy(policy, nodes).global_rules:
             rule = compiled.rule
-            protos = "/" + ",".join(str(p) for p in rule.ip_proto) if rule.ip_proto else ""
+            srcs = ", ".join(sorted({names.get(ip, ip) for ip in rule.src_ips}))
+            protos = " proto " + ",".join(str(p) for p in rule.ip_proto) if rule.ip_proto else ""
             for dst in rule.dst_ports:
-                lines.add(f"{', '.join(rule.src_ips)} -> {dst.ip}:{dst.ports}{protos}")
+                lines.add(f"{srcs} -> {names.get(dst.ip, dst.ip)}:{dst.ports}{protos}")
         return lines
 
     before, after = access(old), access(new)
@@ -130,3 +144,17 @@ def render_access_diff(old: Policy, new: Policy, inventory: Inventory) -> str:
         return "access: no change\n"
     out = [f"+ {line}" for line in gained] + [f"- {line}" for line in lost]
     return f"access: {len(gained)} gained, {len(lost)} lost\n" + "\n".join(out) + "\n"
+
+
+def _synthetic_tailnet(old: Policy, new: Policy) -> Inventory:
+    from dataclasses import replace
+
+    from policyc.analysis.testrunner import synthetic_inventory
+
+    merged = {n.name: n for n in [*synthetic_inventory(old), *synthetic_inventory(new)]}
+    renumbered = []
+    for number, name in enumerate(sorted(merged), start=1):
+        node = merged[name]
+        renumbered.append(replace(node, ips=tuple(ip.__class__(int(base) + number) for ip, base
+                                                  in zip(node.ips, _BASES, strict=True))))
+    return Inventory.of(renumbered)
