@@ -12,7 +12,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-DEFAULT_MAX_BODY = 2 * 1024 * 1024
+DEFAULT_MAX_BODY = 8 * 1024 * 1024
 
 
 class BodyLimit:
