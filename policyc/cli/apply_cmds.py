@@ -8,7 +8,6 @@ policy changed since it was read: If-Match failed).
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import sys
 from pathlib import Path
@@ -24,7 +23,6 @@ from policyc.compiler.nodes import Inventory
 from policyc.policy.model import Policy
 
 EXIT_CONFLICT = 3
-_BASES = (ipaddress.IPv4Address("100.64.0.0"), ipaddress.IPv6Address("fd7a:115c:a1e0::"))
 INVENTORY_FIELDS = ("name", "user", "tags", "ips", "key", "routes", "exit_node", "endpoint")
 
 
@@ -113,48 +111,9 @@ def registered_inventory(nodes: list[dict[str, Any]]) -> Inventory:
 
 
 def render_access_diff(old: Policy, new: Policy, inventory: Inventory) -> str:
-    """Access gained and lost, one `src -> dst:ports` per line, addresses named.
+    """Access gained and lost against the live policy (`policyc diff`'s semantic diff),
+    over the registered nodes, or a synthetic tailnet when none is registered yet."""
+    from policyc.analysis.diff import access_diff
+    from policyc.analysis.diff_render import render_text
 
-    A minimal printer over the compiled rules: the one switch point for the
-    semantic access diff of policyc.analysis when it lands. With no node
-    registered yet, both policies are compiled against one made-up tailnet
-    (a node per user and tag either policy mentions), as `check` does.
-    """
-    from policyc.compiler.compiler import compile_policy
-
-    nodes = inventory if len(inventory) else _synthetic_tailnet(old, new)
-    names = {}
-    for node in nodes:
-        for ip in node.ips:
-            names[str(ip)] = names[f"{ip}/{ip.max_prefixlen}"] = node.name
-
-    def access(policy: Policy) -> set[str]:
-        lines = set()
-        for compiled in compile_policy(policy, nodes).global_rules:
-            rule = compiled.rule
-            srcs = ", ".join(sorted({names.get(ip, ip) for ip in rule.src_ips}))
-            protos = " proto " + ",".join(str(p) for p in rule.ip_proto) if rule.ip_proto else ""
-            for dst in rule.dst_ports:
-                lines.add(f"{srcs} -> {names.get(dst.ip, dst.ip)}:{dst.ports}{protos}")
-        return lines
-
-    before, after = access(old), access(new)
-    gained, lost = sorted(after - before), sorted(before - after)
-    if not gained and not lost:
-        return "access: no change\n"
-    out = [f"+ {line}" for line in gained] + [f"- {line}" for line in lost]
-    return f"access: {len(gained)} gained, {len(lost)} lost\n" + "\n".join(out) + "\n"
-
-
-def _synthetic_tailnet(old: Policy, new: Policy) -> Inventory:
-    from dataclasses import replace
-
-    from policyc.analysis.testrunner import synthetic_inventory
-
-    merged = {n.name: n for n in [*synthetic_inventory(old), *synthetic_inventory(new)]}
-    renumbered = []
-    for number, name in enumerate(sorted(merged), start=1):
-        node = merged[name]
-        renumbered.append(replace(node, ips=tuple(ip.__class__(int(base) + number) for ip, base
-                                                  in zip(node.ips, _BASES, strict=True))))
-    return Inventory.of(renumbered)
+    return render_text(access_diff(old, new, inventory if len(inventory) else None)) + "\n"

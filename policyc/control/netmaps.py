@@ -36,14 +36,16 @@ def netmap_digest(netmap: NodeNetmap, owners: tuple[PeerOwner, ...]) -> str:
     return hashlib.sha256(canonical_json(signed)).hexdigest()
 
 
-def owners_of(netmap: NodeNetmap, inventory: Inventory) -> tuple[PeerOwner, ...]:
-    """Who the node and each of its peers belong to (user, or tags)."""
-    out = []
-    for name in [netmap.node, *sorted(p.name for p in netmap.peers)]:
-        node = inventory.get(name)
-        if node is not None:
-            out.append(PeerOwner(node.name, node.owner, node.tags))
-    return tuple(out)
+class Owners:
+    """Who each node belongs to (user, or tags), made once per change."""
+
+    def __init__(self, inventory: Inventory) -> None:
+        self._by_name = {n.name: PeerOwner(n.name, n.owner, n.tags) for n in inventory}
+
+    def of(self, netmap: NodeNetmap) -> tuple[PeerOwner, ...]:
+        """The owners of the node and of each of its peers, the node first."""
+        names = [netmap.node, *sorted(p.name for p in netmap.peers)]
+        return tuple(self._by_name[n] for n in names if n in self._by_name)
 
 
 class TailnetNetmaps:

@@ -107,7 +107,8 @@ def register(tailnet: Tailnet, node_key: str, request: RegisterRequest,
 
     tailnet.change(write)
     joined = tailnet.store.node_by_key(node_key)
-    assert joined is not None  # committed just now, and only admins remove nodes
+    if joined is None:  # an admin removed it between the commit and this read
+        raise ControlError(409, "removed", "the node was removed while it registered")
     return _response(joined)
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from policyc.compiler.nodes import Inventory
 from policyc.control.errors import ControlError
 from policyc.control.longpoll import Watchers
-from policyc.control.netmaps import TailnetNetmaps, netmap_digest, owners_of
+from policyc.control.netmaps import Owners, TailnetNetmaps, netmap_digest
 from policyc.control.policies import check_policy, diagnostics_json, policy_etag
 from policyc.control.registry import inventory_node
 from policyc.control.statedir import ADMIN_TOKEN_SETTING, ControlKeys, StateError
@@ -112,11 +112,12 @@ class Tailnet:
             netmaps = self._netmaps
             candidates = netmaps.changed(policy, inventory)
         records = dict(records)
+        owners = Owners(inventory)
         changed = set()
         for name in sorted(candidates):
             record = records[name]
             netmap = netmaps.netmap(name)
-            digest = netmap_digest(netmap, owners_of(netmap, inventory))
+            digest = netmap_digest(netmap, owners.of(netmap))
             if digest != record.netmap_digest:
                 version = self.store.next_counter("netmap_version")
                 self.store.set_netmap_version(name, version, digest)
@@ -125,19 +126,19 @@ class Tailnet:
         signed = {name: s for name, s in self.view.signed.items() if name not in changed}
         for record in active:
             if sign_all or record.name in changed or record.name not in signed:
-                signed[record.name] = self._sign(records[record.name], netmaps, inventory,
+                signed[record.name] = self._sign(records[record.name], netmaps, owners,
                                                  live, now)
         active_by_key = {r.node_key: r.name for r in active}
         signed = {name: s for name, s in signed.items() if name in records}
         view = View(live, policy, records, active_by_key, signed)
         return _Pending(view, netmaps, frozenset(changed))
 
-    def _sign(self, record: NodeRecord, netmaps: TailnetNetmaps, inventory: Inventory,
+    def _sign(self, record: NodeRecord, netmaps: TailnetNetmaps, owners: Owners,
               live: StoredPolicy, now: float) -> Signed:
         netmap = netmaps.netmap(record.name)
         envelope = NetmapEnvelope(record.name, record.node_key, record.netmap_version,
                                   netmap.policy_version or live.etag[:16], int(now), netmap,
-                                  owners_of(netmap, inventory))
+                                  owners.of(netmap))
         return Signed(record.netmap_version, sign_netmap(self.keys.signing, envelope))
 
     def _install(self, pending: _Pending) -> None:

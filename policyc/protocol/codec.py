@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 KEY_BYTES = 32  # X25519 and Ed25519 public keys, X25519 private keys
 NONCE_BYTES = 24  # NaCl box nonce
@@ -55,15 +56,18 @@ def decode_key(text: object, what: str = "key") -> bytes:
 
 
 def canonical_json(value: Any) -> bytes:
-    """The one byte string a JSON value signs and hashes as (sorted keys, no spaces)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False, allow_nan=False).encode("utf-8")
+    """The one byte string a JSON value signs and hashes as (sorted keys, no spaces, UTF-8).
+
+    orjson: a netmap envelope is tens of kilobytes and a policy push signs one
+    per node, so the stdlib encoder's cost showed up in push latency.
+    """
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
 def parse_object(data: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        value = orjson.loads(data)
+    except (UnicodeDecodeError, orjson.JSONDecodeError, RecursionError):
         raise ProtocolError("bad-json", f"{what} is not valid JSON") from None
     if not isinstance(value, dict):
         raise ProtocolError("bad-json", f"{what} must be a JSON object")

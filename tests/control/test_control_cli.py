@@ -71,7 +71,7 @@ def test_apply_shows_the_diff_and_pushes(control: ControlServer, tmp_path: Path)
     path = write(tmp_path, GAINED)
     dry = cli("apply", path, *args, "--dry-run")
     assert dry.exit_code == 0, dry.output
-    assert "1 gained, 0 lost" in dry.stdout and ":80" in dry.stdout
+    assert "1 gained, 0 lost" in dry.stdout and "/80" in dry.stdout
     assert live(control)["policy"] == POLICY
     pushed = cli("apply", path, *args)
     assert pushed.exit_code == 0, pushed.output
