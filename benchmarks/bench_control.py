@@ -134,6 +134,7 @@ class Fleet:
         self.signing_key = (state / "signing.pub").read_text().strip()
         self.agents = agents
         self.polling = 0
+        self.errors: list[str] = []
         self.http = httpx.AsyncClient(base_url=url, timeout=120.0, limits=httpx.Limits(
             max_connections=len(agents) + 64, max_keepalive_connections=len(agents) + 64))
 
@@ -161,6 +162,9 @@ class Fleet:
             try:
                 await self.poll_once(agent)
             except httpx.HTTPError:
+                await asyncio.sleep(0.5)
+            except Exception as err:  # a refused poll: say so, keep the agent alive
+                self.errors.append(f"{agent.name}: {err!r}")
                 await asyncio.sleep(0.5)
 
     async def register(self, agent: Agent, auth_key: str) -> None:
@@ -243,17 +247,22 @@ async def measure(args: argparse.Namespace, tmp: Path) -> None:
             tagged = j % 2 == 1
             body = {"tags": [f"tag:t{j % TAGS}"]} if tagged else \
                 {"user": f"u{j % GROUPS}-0@example.com"}
-            key = admin.post("/api/v1/authkeys", json=body).json()["key"]
+            made = await asyncio.to_thread(admin.post, "/api/v1/authkeys", json=body)
+            key = made.json()["key"]
             newcomer = Agent(PrivateKey.generate(), f"join{j}")
             t0 = time.perf_counter()
             await fleet.register(newcomer, key)
             registered = time.perf_counter()
             join_calls.append(registered - t0)
-            peers = [a for a in agents if a.name in _peer_names(admin, newcomer.name)]
+            names = await asyncio.to_thread(_peer_names, admin, newcomer.name)  # loop stays free
+            peers = [a for a in agents if a.name in names]
             def joined(group: list[Agent] = peers, key: str = newcomer.key) -> bool:
                 return all(key in a.peer_keys for a in group)
 
             await wait_until(joined)
+            print(f"join {j + 1}: {len(peers)} peers, register {registered - t0:.2f} s, "
+                  f"all peers hold the key: {joined()}; agent errors: {fleet.errors[-3:]}",
+                  flush=True)
             for agent in peers:
                 held = [t for t in agent.held_at.values() if t >= t0]
                 join_lags.append(max(0.0, min(held) - registered) if held else 0.0)
