@@ -122,6 +122,10 @@ class Server:
         found = re.search(r"VmRSS:\s+(\d+)", status)
         return int(found.group(1)) / 1024 if found else float("nan")
 
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(60)
@@ -217,6 +221,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> None:
         path = tmp / f"policy{round_no}.hujson"
         path.write_text(policy_text(2000 + 10 * round_no))
         t0 = time.perf_counter()
+        server_cpu, fleet_cpu = server.cpu_seconds(), time.process_time()
         done = await asyncio.to_thread(subprocess.run, [
             sys.executable, "-m", "policyc.cli", "apply", str(path), "--server", server.url],
             env=env, capture_output=True, text=True)
@@ -230,14 +235,16 @@ async def measure(args: argparse.Namespace, tmp: Path) -> None:
             return sum(a.version > snapshot[a.name] for a in agents) >= count
 
         await wait_until(pushed)
+        cpu = (server.cpu_seconds() - server_cpu, time.process_time() - fleet_cpu)
         held = [min(t for v, t in a.held_at.items() if v > before[a.name])
                 for a in agents if a.version > before[a.name]]
         push_rows.append((changed, returned - t0, [max(0.0, t - returned) for t in held],
-                          [t - t0 for t in held]))
+                          [t - t0 for t in held], cpu))
         print(f"push {round_no + 1}: apply took {returned - t0:.2f} s, {changed} netmaps "
               f"changed, {len(held)} agents verified; after apply returned: "
               f"{percentiles(push_rows[-1][2])}; after apply started: "
-              f"{percentiles(push_rows[-1][3])}")
+              f"{percentiles(push_rows[-1][3])}; CPU seconds: server {cpu[0]:.1f}, "
+              f"simulated agents {cpu[1]:.1f}")
 
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"},
                       timeout=60) as admin:
@@ -281,12 +288,14 @@ async def measure(args: argparse.Namespace, tmp: Path) -> None:
     print("|---|---:|---|")
     print(f"| server RSS, no agents / {args.nodes} idle long-polls | {args.nodes} | "
           f"{rss_idle:.0f} MiB / {rss_polls:.0f} MiB |")
-    for changed, took, lags, from_start in push_rows:
+    for changed, took, lags, from_start, cpu in push_rows:
         print(f"| policy push: `policyc apply` run (subprocess) | {changed} | {took:.2f} s |")
         print(f"| policy push: apply returned -> agent holds verified netmap | {changed} | "
               f"{percentiles(lags)} |")
         print(f"| policy push: apply started -> agent holds verified netmap | {changed} | "
               f"{percentiles(from_start)} |")
+        print(f"| policy push: CPU seconds, server / all simulated agents | {changed} | "
+              f"{cpu[0]:.1f} s / {cpu[1]:.1f} s |")
     print(f"| join: register call; answer -> every peer holds the key | {args.nodes} | "
           f"{percentiles(join_calls)}; {percentiles(join_lags)} |")
 
