@@ -77,6 +77,7 @@ class _ResolvedRule:
     users: tuple[str, ...]  # owners of user-owned source nodes, first-seen order
     by_user: dict[str, list[dict[str, str]]]  # owner -> principals of its source nodes
     tagged: list[dict[str, str]]  # principals of tagged source nodes, once per tag
+    everyone: list[dict[str, str]]  # every user's principals, then the tagged ones
     to_self: bool  # autogroup:self is a destination
     destinations: frozenset[int]  # nodes named by the other destinations
     has_other_destinations: bool
@@ -123,10 +124,8 @@ class SshCompiler:
                         _emit(out, rule, rule.by_user[user], user)
                     if rule.tagged:
                         _emit(out, rule, rule.tagged, None)
-                else:
-                    merged = [p for user in rule.users for p in rule.by_user[user]]
-                    if merged or rule.tagged:
-                        _emit(out, rule, merged + rule.tagged, None)
+                elif rule.everyone:
+                    _emit(out, rule, rule.everyone, None)
             elif rule.has_localpart and index in rule.sources:
                 # SaaS gives a localpart source that is no destination rules naming
                 # itself (captured, one device per user). Only the node itself: its
@@ -154,11 +153,14 @@ class SshCompiler:
         others = [d for d in rule.destinations if str(d) != SELF]
         destinations = {i for d in others for i in r.alias_nodes(d)}
         domains = {d for u in rule.users if (d := localpart_domain(u)) is not None}
+        principals = {u: _principals(nodes, r) for u, nodes in by_user.items()}
         return _ResolvedRule(
             sources=frozenset(sources),
             users=tuple(users),
-            by_user={u: _principals(nodes, r) for u, nodes in by_user.items()},
+            by_user=principals,
             tagged=tagged,
+            # Shared by every destination's netmap (read-only JSON), built once.
+            everyone=[p for user in users for p in principals[user]] + tagged,
             to_self=any(str(d) == SELF for d in rule.destinations),
             destinations=frozenset(destinations),
             has_other_destinations=bool(others),
