@@ -38,8 +38,11 @@ from policyc.policy.model import Policy
 log = logging.getLogger(__name__)
 
 LARGE = 256 * 1024
-DEBOUNCE_SMALL = 0.01  # seconds: coalesces a burst of keystrokes, invisible to a person
-DEBOUNCE_LARGE = 0.25  # a large file is not re-analysed on every keystroke
+# Seconds to wait after an edit before analysing. Small files start at once (edits
+# that arrive while an analysis runs are coalesced anyway: the next analysis takes
+# the newest text); a large file is not re-analysed on every keystroke of a burst.
+DEBOUNCE_SMALL = 0.0
+DEBOUNCE_LARGE = 0.25
 
 
 class _Protocol(LanguageServerProtocol):

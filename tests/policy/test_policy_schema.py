@@ -46,6 +46,8 @@ def test_every_field_has_a_description() -> None:
 
 
 def test_fields_match_the_builders() -> None:
+    """A field the builders learn must be described in policyc/policy/schema.py too,
+    or editors using the schema would flag valid policies."""
     props = policy_schema()["properties"]
     assert set(props) == build.TOP_LEVEL_KEYS
     assert set(props["acls"]["items"]["properties"]) == build_rules.ACL_FIELDS
