@@ -12,11 +12,13 @@ travels next to it in the machine formats.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from policyc.analysis.access import AliasSets
-from policyc.compiler.addrset import ALL, EMPTY, V6_MAX, AddressSet, union_all
+from policyc.compiler.addrset import ALL, EMPTY, AddressSet, union_all
 from policyc.compiler.internet import INTERNET, TAILSCALE_RANGES
+from policyc.compiler.nodes import Node
 from policyc.policy.model import GroupRef, TagRef
 
 MAX_PARTS = 6
@@ -63,6 +65,7 @@ class Namer:
             if node.owner is not None:
                 self._owned_nodes[node.owner] = self._owned_nodes.get(
                     node.owner, frozenset()) | {i}
+        self._index = _NodeIndex(r.nodes)
         self._exact: dict[AddressSet, str] = {}
         for name, addrs, _ in reversed(self._identities):
             self._exact[addrs] = name  # the largest, then alphabetically first, wins
@@ -82,7 +85,7 @@ class Namer:
 
     def _name(self, addrs: AddressSet) -> Name:
         r = self.sets.resolver
-        inside = r.nodes_in(addrs)
+        inside, entire, only_nodes = self._index.members(addrs)
         node_names = tuple(r.nodes[i].name for i in inside)
         exact = self._exact.get(addrs)
         if exact is not None:
@@ -93,18 +96,16 @@ class Namer:
                     missing = self._exact_or_host(whole - addrs)
                     if missing is not None:
                         return Name(f"{name} except {missing}", (name,), node_names)
-        entire = {i for i in inside if _holds(addrs, r.node_addrs[i])}
         parts, covered = self._identities_in(entire)
         parts.extend(self._nodes(inside, entire, covered, addrs))
-        node_addresses = sum(len(r.nodes[i].ips) for i in entire)
-        if len(entire) == len(inside) and _size(addrs) == node_addresses:
+        if only_nodes and len(entire) == len(inside):
             rest = EMPTY  # nothing but whole nodes: no subtraction needed
         else:
             rest = addrs - union_all(r.node_addrs[i] for i in inside)
-        for host, network in self._hosts:
-            if rest and network.issubset(rest):
-                parts.append(host)
-                rest = rest - network
+        if rest:
+            hosts = self._hosts_in(rest)
+            parts.extend(name for name, _ in hosts)
+            rest = rest - union_all(network for _, network in hosts)
         parts.extend(rest.texts())
         shown = parts if len(parts) <= MAX_PARTS else [
             *parts[:MAX_PARTS - 1], f"and {len(parts) - MAX_PARTS + 1} more"]
@@ -125,6 +126,12 @@ class Namer:
                 parts.append(name)
                 covered |= nodes
         return parts, covered
+
+    def _hosts_in(self, rest: AddressSet) -> list[tuple[str, AddressSet]]:
+        """Hosts inside `rest`, leaving out those inside another one (the NAS in the LAN)."""
+        found = [(k, h) for k, h in enumerate(self._hosts) if h[1].issubset(rest)]
+        return [h for k, h in found if not any(
+            j != k and h[1].issubset(o[1]) and (o[1] != h[1] or j < k) for j, o in found)]
 
     def _exact_or_host(self, addrs: AddressSet) -> str | None:
         found = self._exact.get(addrs)
@@ -156,17 +163,36 @@ class Namer:
         return out
 
 
-def _holds(addrs: AddressSet, node: AddressSet) -> bool:
-    """Is every address of `node` (a few single addresses) in `addrs`? By bisection:
-    `issubset` walks the whole of a large set, once per node."""
-    for inner, outer in ((node.v4, addrs.v4), (node.v6, addrs.v6)):
-        for first, last in inner:
-            k = bisect.bisect_right(outer, (first, V6_MAX + 1)) - 1
-            if k < 0 or outer[k][1] < last:
-                return False
-    return True
+class _NodeIndex:
+    """Node addresses sorted per family: which nodes a set touches, which it holds
+    entirely, and how many node addresses it holds, in one bisection per interval."""
 
+    def __init__(self, nodes: Sequence[Node]) -> None:
+        self.sizes = [len(n.ips) for n in nodes]
+        self.families: list[tuple[list[int], list[int], dict[int, int]]] = []
+        for version in (4, 6):
+            pairs = sorted((int(a), i) for i, n in enumerate(nodes) for a in n.ips
+                           if a.version == version)
+            self.families.append(([a for a, _ in pairs], [i for _, i in pairs], dict(pairs)))
 
-def _size(addrs: AddressSet) -> int:
-    """How many addresses (`len()` cannot say past sys.maxsize, as IPv6 sets are)."""
-    return sum(last - first + 1 for first, last in (*addrs.v4, *addrs.v6))
+    def members(self, addrs: AddressSet) -> tuple[list[int], set[int], bool]:
+        """(nodes touched, nodes held entirely, whether the set is node addresses only)."""
+        counts: dict[int, int] = {}
+        hits = size = 0
+        for intervals, (keys, owners, single) in zip((addrs.v4, addrs.v6), self.families,
+                                                     strict=True):
+            for first, last in intervals:
+                size += last - first + 1
+                if first == last:  # most intervals are one node address: no bisection
+                    i = single.get(first)
+                    if i is not None:
+                        hits += 1
+                        counts[i] = counts.get(i, 0) + 1
+                    continue
+                lo = bisect.bisect_left(keys, first)
+                hi = bisect.bisect_right(keys, last, lo)
+                hits += hi - lo
+                for i in owners[lo:hi]:
+                    counts[i] = counts.get(i, 0) + 1
+        entire = {i for i, n in counts.items() if n == self.sizes[i]}
+        return sorted(counts), entire, hits == size
