@@ -41,6 +41,7 @@ from dataclasses import dataclass, replace
 from policyc.compiler.compiler import Compilation
 from policyc.compiler.nodes import Inventory, Node, User
 from policyc.compiler.peers import bits_to_indexes
+from policyc.compiler.uniqueness import node_conflicts
 from policyc.compiler.validate_node import node_problems
 from policyc.diagnostics.diagnostics import Diagnostics
 from policyc.diagnostics.source import SourceFile, Span
@@ -226,7 +227,7 @@ class PolicyIndex:
             diags.error("I402", EVENT_SPAN, f'node name "{node.name}" is already used')
         for code, message in node_problems(node):
             diags.error(code, EVENT_SPAN, message)
-        self._check_unique(node, diags)
+        node_conflicts(node, Inventory.of(state.nodes), diags)  # the loader's own rule
         if diags.has_errors:
             raise EventRejected(diags)
         if i is None:
@@ -234,19 +235,6 @@ class PolicyIndex:
         else:
             nodes[i] = node
         return tuple(nodes)
-
-    def _check_unique(self, node: Node, diags: Diagnostics) -> None:
-        """Addresses and keys identify nodes: no other node may hold them."""
-        for other in self._state.nodes:
-            if other.name == node.name:
-                continue
-            for ip in node.ips:
-                if ip in other.ips:
-                    diags.error("I402", EVENT_SPAN, f'node "{node.name}": address {ip} is '
-                                f'already used by node "{other.name}"')
-            if node.key and node.key == other.key:
-                diags.error("I402", EVENT_SPAN, f'node "{node.name}": key {node.key} is '
-                            f'already used by node "{other.name}"')
 
 
 def _content(netmap: NodeNetmap) -> tuple[object, ...]:

@@ -192,6 +192,7 @@ def snapshot(index: PolicyIndex) -> tuple[object, ...]:
     (NodeUpdated(replace(node("web", None, ("tag:web",), 3), key=key_for("k")[:-4])),
      "I403", "not 32 bytes"),
     (NodeUpdated(node("web", None, ("web",), 3)), "I401", "is not a tag"),
+    (NodeAdded(node("LAPTOP", "alice@example.com", (), 9)), "I402", "only in case"),
 ])
 def test_bad_events_are_rejected_and_change_nothing(
         index: PolicyIndex, event: NodeEvent, code: str,
