@@ -88,12 +88,15 @@ class Tailnet:
         Raises whatever `write` raises, with nothing committed or changed.
         """
         with self.lock:
+            recomputing = False
             try:
                 with self.store.transaction():
-                    live, policy, records = write(self.view)
+                    live, policy, records = write(self.view)  # refusals raise here
+                    recomputing = True
                     pending = self._recompute(live, policy, records)
             except BaseException:
-                self._netmaps = None  # the index may have moved on: rebuild next time
+                if recomputing:  # the index may have moved on: rebuild it next time
+                    self._netmaps = None
                 raise
         removed = set(self.view.active_by_key.values()) - set(pending.view.active_by_key.values())
         self._install(pending)
