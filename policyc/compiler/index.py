@@ -238,8 +238,9 @@ class PolicyIndex:
 
 
 def _content(netmap: NodeNetmap) -> tuple[object, ...]:
-    """Everything but the policy_version stamp (ssh_policy is outside NodeNetmap's ==)."""
-    return (replace(netmap, policy_version=""), netmap.ssh_policy)
+    """Everything but the policy_version stamp (ssh_policy and cap_map are outside
+    NodeNetmap's ==)."""
+    return (replace(netmap, policy_version=""), netmap.ssh_policy, netmap.cap_map)
 
 
 def event_diff(old: _State, new: _State, name: str) -> Changes:

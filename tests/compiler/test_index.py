@@ -41,8 +41,16 @@ SSH_RULES = [
 ]
 
 
+# nodeAttrs that node events move nodes in and out of (tags, owners, addresses).
+NODE_ATTRS = [
+    {"target": ["tag:web"], "attr": ["funnel"]},
+    {"target": ["alice@example.com", "100.64.0.1/32"], "attr": ["drive:share"],
+     "app": {"example.com/cap/x": [{"n": 1}]}},
+]
+
+
 def content(netmap: NodeNetmap) -> tuple[object, ...]:
-    return (replace(netmap, policy_version=""), netmap.ssh_policy)
+    return (replace(netmap, policy_version=""), netmap.ssh_policy, netmap.cap_map)
 
 
 def expected(policy: Policy, inventory: Inventory) -> dict[str, NodeNetmap]:
@@ -56,6 +64,7 @@ def assert_matches_fresh_compile(index: PolicyIndex, policy: Policy) -> dict[str
         got = index.netmap(name)
         assert got == netmap, name
         assert got.ssh_policy == netmap.ssh_policy, name
+        assert got.cap_map == netmap.cap_map, name
     return fresh
 
 
@@ -116,7 +125,7 @@ def events(draw: st.DrawFn, index: PolicyIndex, fresh: int) -> NodeEvent:
 
 def with_ssh(text: str, rules: list[dict[str, object]]) -> str:
     head = text.rstrip()[:-1]  # drop the closing brace; the text ends with ",\n}"
-    return head + f'"ssh": {json.dumps(rules)}\n}}'
+    return head + f'"ssh": {json.dumps(rules)},\n"nodeAttrs": {json.dumps(NODE_ATTRS)}\n}}'
 
 
 EVENT_SETTINGS = settings(max_examples=120, deadline=None,
@@ -224,3 +233,13 @@ def test_a_key_change_is_a_peer_change_for_those_who_see_the_node(index: PolicyI
     assert set(by_name) == {"web"}
     assert by_name["web"].peers_changed == ("laptop",)
     assert by_name["web"].peers_added == by_name["web"].peers_removed == ()
+
+
+def test_a_policy_push_changing_only_node_attributes_reports_those_nodes(
+        index: PolicyIndex) -> None:
+    pushed = POLICY_TEXT.replace(
+        '"acls":', '"nodeAttrs": [{"target": ["tag:web"], "attr": ["funnel"]}],\n  "acls":')
+    changes = index.set_policy(load(pushed))
+    assert [c.node for c in changes] == ["web"]
+    web = index.netmap("web")
+    assert web is not None and web.cap_map == {"funnel": None}
