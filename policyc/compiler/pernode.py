@@ -70,7 +70,9 @@ class Reduction:
         self.by_node: dict[int, list[tuple[int, int]]] = defaultdict(list)
         self.cap_candidates: dict[int, list[int]] = defaultdict(list)
         self.by_key = {r.merge_key: i for i, r in enumerate(rules) if r.merge_key is not None}
-        self._found: dict[tuple[int, bool], frozenset[int]] = {}
+        # (id(addrs), internet) -> (addrs, nodes): the entry holds `addrs` so its id
+        # cannot be reused by another set while the key is in the cache.
+        self._found: dict[tuple[int, bool], tuple[AddressSet, frozenset[int]]] = {}
         self._resolver = resolver
         for ri, rule in enumerate(rules):
             if rule.caps:
@@ -98,15 +100,19 @@ class Reduction:
     def _nodes_for(self, addrs: AddressSet, resolver: Resolver, *, internet: bool
                    ) -> frozenset[int]:
         # The same prefix object recurs in many rules (entries are shared): key by
-        # identity, which skips hashing; the rules keep every key alive.
+        # identity, which skips hashing. Some sets are made per call (a rule's
+        # dst_addrs), so the cache keeps each keyed set alive: a freed set's id
+        # would otherwise be reused and answer for a different set.
         key = (id(addrs), internet)
-        found = self._found.get(key)
-        if found is None:
-            nodes = set(resolver.nodes_in(addrs))
-            nodes.update(resolver.routers_overlapping(addrs))
-            if internet and resolver.exit_nodes and addrs.issubset(INTERNET):
-                nodes.update(resolver.exit_nodes)
-            found = self._found[key] = frozenset(nodes)
+        cached = self._found.get(key)
+        if cached is not None:
+            return cached[1]
+        nodes = set(resolver.nodes_in(addrs))
+        nodes.update(resolver.routers_overlapping(addrs))
+        if internet and resolver.exit_nodes and addrs.issubset(INTERNET):
+            nodes.update(resolver.exit_nodes)
+        found = frozenset(nodes)
+        self._found[key] = (addrs, found)
         return found
 
     def shared_entries(self, ni: int) -> dict[int, list[int]]:

@@ -105,3 +105,26 @@ def test_texts_list_node_addresses_one_by_one() -> None:
     s = R.alias(UserRef("alice@example.com"))
     assert R.texts(s) == ["100.64.0.1", "100.64.0.2", "fd7a:115c:a1e0::1", "fd7a:115c:a1e0::2"]
     assert R.texts(TAILSCALE_RANGES) == TAILSCALE_RANGES.texts()
+
+
+def test_reduction_answers_for_each_set_even_when_sets_are_made_per_call() -> None:
+    # Regression: Reduction cached by id(addrs); a rule's dst_addrs is a new set on
+    # every call, so a freed set's id was reused and answered for another set
+    # (found as autogroup:members vs autogroup:member compiling differently).
+    from policyc.compiler.pernode import Reduction
+
+    reduction = Reduction([], R, [])
+    documentation = AddressSet.of_network(ipaddress.ip_network("192.0.2.0/24"))
+
+    def answer(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> tuple[frozenset[int], ...]:
+        made_per_call = AddressSet.of_network(ipaddress.ip_network(ip)) | documentation
+        expected = frozenset(R.nodes_in(made_per_call))
+        return reduction._nodes_for(made_per_call, R, internet=False), expected
+
+    for node in INVENTORY.nodes:
+        for ip in node.ips:
+            # Asked twice: the resolver keeps the first set (its own cache key), the
+            # second one, equal but new, is freed on return as a dst_addrs is.
+            for _ in range(2):
+                got, expected = answer(ip)
+                assert got == expected, ip
