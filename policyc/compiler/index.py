@@ -203,6 +203,11 @@ class PolicyIndex:
         """A new policy over the same nodes: rebuild, report the netmaps that differ."""
         return self._switch(_State(policy, self._state.nodes, self._state.users))
 
+    def set_users(self, users: tuple[User, ...] | None) -> Changes:
+        """A new inventory user list (roles, for role autogroups): rebuild and report
+        the netmaps that differ. Node events never change the user list."""
+        return self._switch(_State(self._state.policy, self._state.nodes, users))
+
     def _switch(self, new: _State) -> Changes:
         changes = _diff(self._state, new)
         self._state = new

@@ -29,7 +29,7 @@ from policyc.compiler import (
     PolicyIndex,
     compile_policy,
 )
-from policyc.compiler.nodes import Inventory, Node
+from policyc.compiler.nodes import Inventory, Node, User
 from policyc.netmap import NodeNetmap
 from policyc.policy.model import Policy
 
@@ -243,3 +243,17 @@ def test_a_policy_push_changing_only_node_attributes_reports_those_nodes(
     assert [c.node for c in changes] == ["web"]
     web = index.netmap("web")
     assert web is not None and web.cap_map == {"funnel": None}
+
+
+def test_a_new_user_list_rebuilds_and_reports_role_changes() -> None:
+    text = POLICY_TEXT.replace('"src": ["group:eng"]', '"src": ["autogroup:admin"]')
+    policy = load(text)
+    inventory = Inventory.of([node("laptop", "alice@example.com", (), 1),
+                              node("web", None, ("tag:web",), 3)], users=())
+    index = PolicyIndex.build(policy, inventory)
+    assert index.netmap("web").peers == ()
+    changes = index.set_users((User("alice@example.com", "admin"),))
+    assert changes.names == {"laptop", "web"}
+    fresh = compile_policy(policy, index.inventory()).netmaps
+    assert index.netmap("web") == fresh["web"] and index.netmap("web").peers
+    assert not index.set_users((User("alice@example.com", "admin"),)).names
