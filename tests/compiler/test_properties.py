@@ -3,7 +3,8 @@
 (a) For random policies (HuJSON text through the real front end) and random
     small tailnets, "src may reach dst on proto/port" read off the compiled
     packet filter of the node that receives the packet (the destination
-    node, the subnet router, or an exit node) equals the reference's answer,
+    node, the subnet router the sender's netmap routes it to, or an exit
+    node) equals the reference's answer,
     over all node address pairs plus route and Internet destinations.
 (b) Node A lists B as a peer (and so holds B's key) iff the reference says
     A may see B.
@@ -16,13 +17,13 @@ from collections.abc import Iterable
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from strategies import INTERNET_PROBES, ROUTE_PROBES, load, policies, tailnets
+from strategies import INTERNET_PROBES, ROUTE_PROBES, load, node, policies, tailnets
 
 from policyc.analysis.reference import ReferenceEvaluator, in_internet
 from policyc.compiler.compiler import compile_policy
 from policyc.compiler.nodes import Inventory, Node
 from policyc.netmap import DEFAULT_PROTOCOLS, FilterRule, NodeNetmap
-from policyc.policy.model import IPAddress
+from policyc.policy.model import IPAddress, IPNetwork
 
 PROPERTY_SETTINGS = settings(max_examples=150, deadline=None,
                              suppress_health_check=[HealthCheck.too_slow])
@@ -68,13 +69,40 @@ def filter_allows(rules: Iterable[FilterRule], src: IPAddress, dst: IPAddress, p
     return False
 
 
-def receivers(inventory: Inventory, dst: IPAddress) -> list[Node]:
-    """The nodes whose filter judges a packet to `dst`: owner, longest route, or exits."""
+def _routes_held(netmaps: dict[str, NodeNetmap], inventory: Inventory, src: IPAddress,
+                 ) -> list[tuple[IPNetwork, Node]]:
+    """The subnet routes a packet from `src` can be sent into, with their routers.
+
+    A node's WireGuard sends a packet to the peer whose allowed IPs hold the longest
+    prefix of the destination (cryptokey routing), so only the routes its own netmap
+    gives its peers count (and a router's own subnets): a router it does not peer
+    with, or whose route it may not use, never receives its packets.
+    (Exit routes are left out: using an exit node is the user's separate choice.) A
+    source that is no node (a host behind a subnet router, or outside) is modelled as
+    reaching every approved route.
+    """
+    sender = next((n for n in inventory if src in n.ips), None)
+    if sender is None:
+        return [(r, n) for n in inventory for r in n.routes]
+    held = [(r, sender) for r in sender.routes]  # its own subnets, as before
+    for peer in netmaps[sender.name].peers:
+        router = inventory.by_name[peer.name]
+        for text in peer.allowed_ips:
+            route = ipaddress.ip_network(text)
+            if route in router.routes:
+                held.append((route, router))
+    return held
+
+
+def receivers(inventory: Inventory, netmaps: dict[str, NodeNetmap], src: IPAddress,
+              dst: IPAddress) -> list[Node]:
+    """The nodes whose filter judges a packet `src` -> `dst`: the owner of `dst`, else
+    the router of the longest route the sender holds, else the exit nodes."""
     owners = [n for n in inventory if dst in n.ips]
     if owners:
         return owners
-    routed = [(r.prefixlen, n) for n in inventory for r in n.routes
-              if r.version == dst.version and dst in r]
+    routed = [(route.prefixlen, n) for route, n in _routes_held(netmaps, inventory, src)
+              if route.version == dst.version and dst in route]
     if routed:
         longest = max(length for length, _ in routed)
         return [n for length, n in routed if length == longest]
@@ -86,7 +114,7 @@ def receivers(inventory: Inventory, dst: IPAddress) -> list[Node]:
 def compiled_allows(netmaps: dict[str, NodeNetmap], inventory: Inventory, src: IPAddress,
                     dst: IPAddress, proto: int, port: int | None) -> bool:
     return any(filter_allows(netmaps[n.name].packet_filter, src, dst, proto, port)
-               for n in receivers(inventory, dst))
+               for n in receivers(inventory, netmaps, src, dst))
 
 
 # --- the properties ------------------------------------------------------------------------
@@ -141,6 +169,44 @@ def test_internet_through_exit_nodes_matches_the_reference(
     dests = [ipaddress.ip_address(t) for t in INTERNET_PROBES]
     mismatches = _mismatches(text, inventory, dests, traffic)
     assert not mismatches, "\n".join(mismatches[:10]) + "\n" + describe(text, inventory)
+
+
+VIA_NESTED_POLICY = """{
+  "hosts": {"lan": "10.1.0.0/16"},
+  "tagOwners": {"tag:web": ["alice@example.com"], "tag:router": ["alice@example.com"]},
+  "grants": [
+    {"src": ["alice@example.com"], "dst": ["alice@example.com", "lan"], "ip": ["*"],
+     "via": ["tag:web"]},
+    {"src": ["alice@example.com"], "dst": ["autogroup:self"], "ip": ["*"]},
+  ],
+}"""
+
+
+def test_via_router_receives_what_a_more_specific_unreachable_route_would_take() -> None:
+    """Regression (found by the property above): `router` (tag:web, 10.1.0.0/16) is the
+    via router for alice's grant to lan; `router1` (tag:router) serves the more specific
+    10.1.2.0/24 but no rule lets alice use it, so alice does not peer with it and her
+    packet to 10.1.2.3 goes to `router`, whose filter admits it, as the reference says.
+    (A global longest-prefix match sent it to `router1` and read a false "denied".)"""
+    net = ipaddress.ip_network
+    inventory = Inventory.of([
+        node("n0", "alice@example.com", (), 1),
+        node("router", "alice@example.com", ("tag:web",), 40, routes=(net("10.1.0.0/16"),)),
+        node("router1", "alice@example.com", ("tag:router",), 41,
+             routes=(net("10.1.2.0/24"), net("10.2.0.0/24"))),
+    ])
+    pol = load(VIA_NESTED_POLICY)
+    netmaps = dict(compile_policy(pol, inventory).netmaps)
+    alice, host = ipaddress.ip_address("100.64.0.1"), ipaddress.ip_address("10.1.2.3")
+    assert {p.name: p.allowed_ips[-1] for p in netmaps["n0"].peers} == {"router": "10.1.0.0/16"}
+    assert [n.name for n in receivers(inventory, netmaps, alice, host)] == ["router"]
+    assert not netmaps["router1"].packet_filter  # the via grant is not router1's
+    ev = ReferenceEvaluator(pol, inventory)
+    for proto, port in ((6, 22), (6, 443), (17, 53), (1, None)):
+        assert ev.allowed(alice, host, proto, port)
+        assert compiled_allows(netmaps, inventory, alice, host, proto, port)
+    assert not _mismatches(VIA_NESTED_POLICY, inventory,
+                           [*_addresses(inventory), host], list(TRAFFIC))
 
 
 @PROPERTY_SETTINGS
