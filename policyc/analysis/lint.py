@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 
 from policyc.compiler.addrset import ALL, AddressSet, union_all
 from policyc.compiler.grants import is_self
@@ -26,6 +27,7 @@ from policyc.policy.model import (
     TagRef,
     Wildcard,
 )
+from policyc.policy.walk import routing_aliases, rule_aliases
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +171,7 @@ def _shadowed(accesses: list[Access], diags: Diagnostics) -> None:
 
 def _unused_tags(policy: Policy, inventory: Inventory, diags: Diagnostics) -> None:
     used = {t for node in inventory for t in node.tags}
-    used.update(_tag_names(_policy_aliases(policy)))
+    used.update(_tag_names(chain(rule_aliases(policy), routing_aliases(policy))))
     for name, owners in policy.tag_owners.items():
         if name not in used:
             diags.warning("W205", owners.span, f'tag "{name}" is defined but never used')
@@ -177,24 +179,4 @@ def _unused_tags(policy: Policy, inventory: Inventory, diags: Diagnostics) -> No
 
 def _tag_names(aliases: Iterable[Alias]) -> set[str]:
     return {a.name for a in aliases if isinstance(a, TagRef)}
-
-
-def _policy_aliases(policy: Policy) -> Iterator[Alias]:
-    for acl in policy.acls or ():
-        yield from acl.sources
-        yield from (d.alias for d in acl.destinations)
-    for grant in policy.grants or ():
-        yield from grant.sources
-        yield from grant.destinations
-        yield from grant.via
-    for ssh in policy.ssh:
-        yield from ssh.sources
-        yield from ssh.destinations
-    for owners in policy.tag_owners.values():
-        yield from owners.owners
-    for route in policy.auto_approvers.routes:
-        yield from route.approvers
-    yield from policy.auto_approvers.exit_node
-    for attr in policy.node_attrs:
-        yield from attr.targets
 

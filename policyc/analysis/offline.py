@@ -44,6 +44,7 @@ from policyc.policy.model import (
     TagRef,
     UserRef,
 )
+from policyc.policy.walk import policy_test_aliases, rule_aliases
 
 SYNTHETIC_V4_BASE = ipaddress.IPv4Address("100.64.0.0")
 SYNTHETIC_V6_BASE = ipaddress.IPv6Address("fd7a:115c:a1e0::")
@@ -115,29 +116,13 @@ def _literal_blocks(policy: Policy) -> list[IPNetwork]:
 
 
 def _all_aliases(policy: Policy) -> Iterator[Alias]:
-    for acl in policy.acls or ():
-        yield from acl.sources
-        yield from (d.alias for d in acl.destinations)
-    for grant in policy.grants or ():
-        yield from grant.sources
-        yield from grant.destinations
-    for ssh in policy.ssh:
-        yield from ssh.sources
-        yield from ssh.destinations
-    for owners in policy.tag_owners.values():
-        yield from owners.owners
-    for route in policy.auto_approvers.routes:
-        yield from route.approvers
-    yield from policy.auto_approvers.exit_node
+    """Every alias the made-up tailnet must give meaning to: rules, ipsets, tests
+    (not `via` or nodeAttrs targets: they pick nodes, they are not members)."""
+    yield from rule_aliases(policy)
     for ipset in policy.ipsets.values():
         yield from ipset.entries
         yield from ipset.removed
-    for test in policy.tests:
-        yield test.src
-        yield from (t.alias for t in (*test.accept, *test.deny))
-    for ssh_test in policy.ssh_tests:
-        yield ssh_test.src
-        yield from ssh_test.destinations
+    yield from policy_test_aliases(policy)
 
 
 def _mentioned_users(policy: Policy) -> set[str]:
