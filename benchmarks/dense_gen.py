@@ -16,12 +16,16 @@ tagged node, tagged nodes see most tagged nodes and members see most members.
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import json
 import random
+import sys
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import tailnet_gen  # the repository root is on sys.path even as a script
 
 V4_BASE = int(ipaddress.IPv4Address("100.64.0.0"))
 V6_BASE = int(ipaddress.IPv6Address("fd7a:115c:a1e0::"))
@@ -93,17 +97,7 @@ def generate(nodes: int = 1000, groups: int = 200, rules: int = 1000,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("outdir", type=Path)
-    parser.add_argument("--nodes", type=int, default=1000)
-    parser.add_argument("--groups", type=int, default=200)
-    parser.add_argument("--rules", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args()
-    policy, inventory = generate(args.nodes, args.groups, args.rules, args.seed)
-    args.outdir.mkdir(parents=True, exist_ok=True)
-    (args.outdir / "policy.hujson").write_text(policy)
-    (args.outdir / "nodes.json").write_text(json.dumps(inventory, indent=1))
+    tailnet_gen.main(generate, __doc__)
 
 
 if __name__ == "__main__":

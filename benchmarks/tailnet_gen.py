@@ -16,6 +16,7 @@ import argparse
 import ipaddress
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,15 +88,19 @@ def generate(nodes: int = 1000, groups: int = 200, rules: int = 1000,
     return json.dumps(policy, indent=1), {"nodes": inventory}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+Generator = Callable[[int, int, int, int], tuple[str, dict[str, Any]]]
+
+
+def main(make: Generator | None = None, doc: str | None = __doc__) -> None:
+    """Write OUTDIR/policy.hujson and OUTDIR/nodes.json (also dense_gen's CLI)."""
+    parser = argparse.ArgumentParser(description=doc)
     parser.add_argument("outdir", type=Path)
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--groups", type=int, default=200)
     parser.add_argument("--rules", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    policy, inventory = generate(args.nodes, args.groups, args.rules, args.seed)
+    policy, inventory = (make or generate)(args.nodes, args.groups, args.rules, args.seed)
     args.outdir.mkdir(parents=True, exist_ok=True)
     (args.outdir / "policy.hujson").write_text(policy)
     (args.outdir / "nodes.json").write_text(json.dumps(inventory, indent=1))
