@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from policyc.analysis.access import AliasSets, Box, policy_access
+from policyc.analysis.atoms import sweep
 from policyc.analysis.diff import rule_json
 from policyc.analysis.reference import RuleRef
-from policyc.analysis.region import sweep
 from policyc.analysis.services import EMPTY_SERVICES, Services
 from policyc.analysis.testrunner import synthetic_inventory
 from policyc.compiler.addrset import AddressSet

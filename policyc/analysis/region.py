@@ -2,11 +2,13 @@
 
 A union of boxes (src x dst x services) has no compact normal form, so the
 difference A - B is computed by splitting the source axis into classes:
-addresses that belong to exactly the same boxes' sources (a sweep over the
-interval ends of every distinct source set). Within one class the question is
-two-dimensional; the service axis is split the same way, and for each
-service segment the destinations left over are one address-set subtraction.
-The result is exact: `Piece`s whose union is precisely A - B.
+addresses that belong to exactly the same boxes' sources. Addresses are
+atoms of the boxes' sets (atoms.py: each distinct set is a bit mask), so a
+class is the atoms with one signature, found once per atom rather than per
+address. Within one class the question is two-dimensional; the service axis
+is split by a sweep, and for each service segment the destinations left over
+are one mask subtraction. The result is exact: `Piece`s whose union is
+precisely A - B.
 
 Boxes of A that B also holds verbatim cannot contribute and are dropped
 first, and boxes of B that miss the span of what is left are ignored, so
@@ -20,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from policyc.analysis.access import Box
+from policyc.analysis.atoms import Atoms, sweep
 from policyc.analysis.reference import RuleRef
 from policyc.analysis.services import Services
 from policyc.compiler.addrset import AddressSet, Interval, merge, union_all
@@ -41,27 +44,53 @@ class Piece:
         return src in self.src and dst in self.dst and self.services.contains(proto, port)
 
 
-def subtract(a: Sequence[Box], b: Sequence[Box]) -> list[Piece]:
+def subtract(a: Sequence[Box], b: Sequence[Box], atoms: Atoms | None = None) -> list[Piece]:
     """The packets some box of `a` holds and no box of `b` holds."""
+    found = subtract_masks(a, b, atoms)
+    if found is None:
+        return []
+    atoms, pieces = found
+    return [Piece(atoms.to_set(p.src), atoms.to_set(p.dst), p.services, p.rules)
+            for p in pieces]
+
+
+@dataclass(frozen=True, slots=True)
+class MaskPiece:
+    """A `Piece` whose addresses are atom masks (see atoms.py)."""
+
+    src: int
+    dst: int
+    services: Services
+    rules: tuple[RuleRef, ...]
+
+
+def subtract_masks(a: Sequence[Box], b: Sequence[Box], atoms: Atoms | None = None,
+                   ) -> tuple[Atoms, list[MaskPiece]] | None:
+    """`subtract` with the addresses as masks over `atoms` (made here if not given;
+    given, it must hold every source and destination set of `a` and `b`). None when
+    every box of `a` is also one of `b`."""
     held = {box.key for box in b}
     minuend = [box for box in a if box.key not in held]
     if not minuend:
-        return []
+        return None
     span_src = union_all(box.src for box in minuend)
     span_dst = union_all(box.dst for box in minuend)
     span_svc = Services(merge(i for box in minuend for i in box.services.intervals))
     subtrahend = [box for box in b if box.src.overlaps(span_src)
                   and box.dst.overlaps(span_dst) and box.services.overlaps(span_svc)]
-    pieces: list[Piece] = []
     boxes = (*minuend, *subtrahend)
-    unions: dict[frozenset[int], AddressSet] = {}  # shared by all source classes
-    for (a_ids, b_ids), src in _source_classes(minuend, subtrahend).items():
+    if atoms is None:
+        atoms = Atoms(s for box in boxes for s in (box.src, box.dst))
+    dst_masks = [atoms.mask(box.dst) for box in boxes]
+    pieces: list[MaskPiece] = []
+    unions: dict[frozenset[int], int] = {}  # shared by all source classes
+    for (a_ids, b_ids), src in _source_classes(atoms, minuend, subtrahend):
         if not a_ids:
             continue
         ids = sorted(a_ids) + [len(minuend) + j for j in sorted(b_ids)]
-        for dst, services, rules in _subtract_2d(boxes, ids, len(minuend), unions):
-            pieces.append(Piece(src, dst, services, rules))
-    return pieces
+        for dst, services, rules in _subtract_2d(boxes, dst_masks, ids, len(minuend), unions):
+            pieces.append(MaskPiece(src, dst, services, rules))
+    return atoms, pieces
 
 
 def intersecting(boxes: Sequence[Box], src: AddressSet, dst: AddressSet,
@@ -79,75 +108,48 @@ def intersecting(boxes: Sequence[Box], src: AddressSet, dst: AddressSet,
 Signature = tuple[frozenset[int], frozenset[int]]
 
 
-def _source_classes(a: Sequence[Box], b: Sequence[Box]) -> dict[Signature, AddressSet]:
-    """Addresses grouped by which boxes of a and of b include them as a source."""
-    distinct: dict[AddressSet, int] = {}
-    a_of: list[int] = [distinct.setdefault(box.src, len(distinct)) for box in a]
-    b_of: list[int] = [distinct.setdefault(box.src, len(distinct)) for box in b]
-    a_boxes: dict[int, list[int]] = defaultdict(list)
+def _source_classes(atoms: Atoms, a: Sequence[Box], b: Sequence[Box],
+                    ) -> list[tuple[Signature, int]]:
+    """Atoms grouped by which boxes of a and of b include them as a source: (signature,
+    mask) per class, in the order of the classes' lowest addresses."""
+    a_boxes: dict[int, list[int]] = defaultdict(list)  # input set -> boxes with it as src
     b_boxes: dict[int, list[int]] = defaultdict(list)
-    for i, s in enumerate(a_of):
-        a_boxes[s].append(i)
-    for j, s in enumerate(b_of):
-        b_boxes[s].append(j)
-    sets = list(distinct)
-    out: dict[Signature, tuple[list[Interval], list[Interval]]] = {}
-    for v6 in (False, True):
-        for members, first, last in sweep([s.v6 if v6 else s.v4 for s in sets]):
-            signature = (frozenset(i for m in members for i in a_boxes.get(m, ())),
-                         frozenset(j for m in members for j in b_boxes.get(m, ())))
-            out.setdefault(signature, ([], []))[1 if v6 else 0].append((first, last))
-    return {sig: AddressSet(merge(v4), merge(v6)) for sig, (v4, v6) in out.items()}
-
-
-def sweep(families: Sequence[Sequence[Interval]]) -> list[tuple[frozenset[int], int, int]]:
-    """Split the line at every interval end: (which inputs cover it, first, last) for
-    each covered elementary segment. Each input must be sorted and disjoint."""
-    events: list[tuple[int, int, int]] = []
-    for k, intervals in enumerate(families):
-        for first, last in intervals:
-            events.append((first, 1, k))
-            events.append((last + 1, -1, k))
-    events.sort()
-    out: list[tuple[frozenset[int], int, int]] = []
-    active: set[int] = set()
-    members: frozenset[int] = frozenset()
-    position = 0
-    i = 0
-    while i < len(events):
-        point = events[i][0]
-        if active and point > position:
-            out.append((members, position, point - 1))
-        while i < len(events) and events[i][0] == point:
-            _, delta, k = events[i]
-            if delta > 0:
-                active.add(k)
-            else:
-                active.discard(k)
-            i += 1
-        members = frozenset(active)
-        position = point
-    return out
+    for i, box in enumerate(a):
+        a_boxes[atoms.index(box.src)].append(i)
+    for j, box in enumerate(b):
+        b_boxes[atoms.index(box.src)].append(j)
+    out: dict[Signature, int] = {}
+    for atom, members in enumerate(atoms.members):
+        a_ids = frozenset(i for m in members for i in a_boxes.get(m, ()))
+        b_ids = frozenset(j for m in members for j in b_boxes.get(m, ()))
+        if not (a_ids or b_ids):
+            continue  # a destination-only atom
+        signature = (a_ids, b_ids)
+        out[signature] = out.get(signature, 0) | (1 << atom)
+    return list(out.items())
 
 
 # --- destinations x services within one source class ------------------------------------
 
 
-def _subtract_2d(boxes: Sequence[Box], ids: list[int], minuend: int,
-                 unions: dict[frozenset[int], AddressSet],
-                 ) -> list[tuple[AddressSet, Services, tuple[RuleRef, ...]]]:
+def _subtract_2d(boxes: Sequence[Box], dst_masks: Sequence[int], ids: list[int],
+                 minuend: int, unions: dict[frozenset[int], int],
+                 ) -> list[tuple[int, Services, tuple[RuleRef, ...]]]:
     """(dst, services, rules) pieces of one source class: the union of its minuend
     boxes' (dst x services) minus its subtrahend boxes'. `ids` index `boxes`; those
     below `minuend` are the minuend's. `unions` memoises destination unions."""
-    def union(members: frozenset[int]) -> AddressSet:
+    def union(members: frozenset[int]) -> int:
         found = unions.get(members)
         if found is None:
-            found = unions[members] = union_all(boxes[m].dst for m in members)
+            found = 0
+            for m in members:
+                found |= dst_masks[m]
+            unions[members] = found
         return found
 
     segments = sweep([boxes[i].services.intervals for i in ids])
-    left_over: dict[frozenset[int], AddressSet] = {}
-    by_dst: dict[AddressSet, tuple[list[Interval], list[RuleRef]]] = {}
+    left_over: dict[frozenset[int], int] = {}
+    by_dst: dict[int, tuple[list[Interval], list[RuleRef]]] = {}
     for local, first, last in segments:
         members = frozenset(ids[k] for k in local)
         from_a = frozenset(m for m in members if m < minuend)
@@ -156,14 +158,14 @@ def _subtract_2d(boxes: Sequence[Box], ids: list[int], minuend: int,
         dst = left_over.get(members)
         if dst is None:
             from_b = members - from_a
-            dst = union(from_a) - union(from_b) if from_b else union(from_a)
+            dst = union(from_a) & ~union(from_b) if from_b else union(from_a)
             left_over[members] = dst
         if not dst:
             continue
         intervals, rules = by_dst.setdefault(dst, ([], []))
         intervals.append((first, last))
         for m in sorted(from_a):
-            if boxes[m].rule not in rules and boxes[m].dst.overlaps(dst):
+            if boxes[m].rule not in rules and dst_masks[m] & dst:
                 rules.append(boxes[m].rule)
     return [(dst, Services(merge(iv)), tuple(rules)) for dst, (iv, rules) in by_dst.items()]
 
