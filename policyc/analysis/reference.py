@@ -4,8 +4,11 @@ It exists to cross-check the compiler and to answer `tests` and `explain`, so
 it is deliberately independent of the compiler: no shared resolution code, no
 interval arithmetic. Aliases are tested one address at a time with
 `ipaddress` objects, and every question loops over the rules. Clarity beats
-speed here; a tailnet of a few hundred nodes is still answered in
-milliseconds per question.
+speed here. The one concession: an index (`permit_index.py`) in front of the
+loops narrows which rules (and nodes) are looked at, so a 1 MB policy's own
+`tests` do not cost tests x rules; it never decides anything, each rule
+left is tested exactly as before, and `indexed=False` is the plain walk
+(tests/analysis/test_permit_index.py checks the two agree).
 
 Semantics (POLICY-FORMAT §3-§5):
 
@@ -42,10 +45,11 @@ some open port.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from policyc.analysis.permit_index import PermitNarrowing
 from policyc.compiler.nodes import ROLE_AUTOGROUPS, Inventory, Node
 from policyc.diagnostics.source import Span
 from policyc.netmap import ALL_PORTS, DEFAULT_PROTOCOLS, PortRange
@@ -176,7 +180,7 @@ def _grant_permits(index: int, rule: GrantRule) -> Iterator[_Permit]:
 class ReferenceEvaluator:
     """Answers "may this address reach that one?" straight from the policy text."""
 
-    def __init__(self, policy: Policy, inventory: Inventory) -> None:
+    def __init__(self, policy: Policy, inventory: Inventory, *, indexed: bool = True) -> None:
         self.policy = policy
         self.inventory = inventory
         self._permits = tuple(self._flatten())
@@ -188,8 +192,12 @@ class ReferenceEvaluator:
                 self._by_address.setdefault(ip, node)
         self._routes = tuple(r for node in inventory for r in node.routes)
         self._has_exit = any(node.exit_node for node in inventory)
-        self._from_cache: dict[IPAddress, tuple[_Permit, ...]] = {}
+        self._from_cache: dict[IPAddress, tuple[int, ...]] = {}
         self._roles_cache: dict[str, frozenset[str]] = {}
+        self._group_cache: dict[str, frozenset[str]] = {}
+        # The index only narrows which rules and nodes the per-rule tests below
+        # look at (see permit_index.py); `indexed=False` is the plain walk.
+        self._index = PermitNarrowing(policy, inventory, self._permits) if indexed else None
 
     def _flatten(self) -> Iterator[_Permit]:
         for index, acl in enumerate(self.policy.acls or ()):
@@ -209,14 +217,15 @@ class ReferenceEvaluator:
 
     def nodes_of(self, alias: Alias) -> list[Node]:
         """The nodes an identity alias names; empty for address aliases."""
-        return [n for n in self.inventory if self._node_matches(alias, n)]
+        candidates = self.inventory.nodes if self._index is None \
+            else self._index.nodes_for(alias)
+        return [n for n in candidates if self._node_matches(alias, n)]
 
     def _node_matches(self, alias: Alias, node: Node) -> bool:
         if isinstance(alias, UserRef):
             return node.owner == alias.login
         if isinstance(alias, GroupRef):
-            group = self.policy.groups.get(alias.name)
-            return group is not None and node.owner in {m.login for m in group.members}
+            return node.owner in self._group_logins(alias.name)
         if isinstance(alias, TagRef):
             return alias.name in node.tags
         if isinstance(alias, AutoGroupRef):
@@ -227,6 +236,16 @@ class ReferenceEvaluator:
             if alias.name in ROLE_AUTOGROUPS:
                 return node.owner is not None and node.owner in self._role_logins(alias.name)
         return False
+
+    def _group_logins(self, name: str) -> frozenset[str]:
+        """The logins a group lists; empty for an unknown group."""
+        cached = self._group_cache.get(name)
+        if cached is None:
+            group = self.policy.groups.get(name)
+            cached = frozenset(m.login for m in group.members) if group is not None \
+                else frozenset()
+            self._group_cache[name] = cached
+        return cached
 
     def _role_logins(self, autogroup: str) -> frozenset[str]:
         cached = self._roles_cache.get(autogroup)
@@ -339,15 +358,41 @@ class ReferenceEvaluator:
 
     # --- the questions -------------------------------------------------------------
 
-    def _permits_from(self, src_ip: IPAddress) -> tuple[_Permit, ...]:
-        """The permits whose `src` includes `src_ip`, in policy order (memoised:
-        a test or an explanation asks about one source against many destinations)."""
+    def _permits_from(self, src_ip: IPAddress) -> tuple[int, ...]:
+        """Positions of the permits whose `src` includes `src_ip`, in policy order
+        (memoised: a test or an explanation asks about one source against many
+        destinations)."""
         cached = self._from_cache.get(src_ip)
         if cached is None:
-            cached = tuple(p for p in self._permits
-                           if any(self.source_contains(s, src_ip) for s in p.sources))
+            candidates = range(len(self._permits)) if self._index is None \
+                else self._index.from_address(src_ip, self.node_with_address(src_ip))
+            cached = tuple(i for i in candidates
+                           if any(self.source_contains(s, src_ip)
+                                  for s in self._permits[i].sources))
             self._from_cache[src_ip] = cached
         return cached
+
+    def _permits_between(self, src_ip: IPAddress, dst_ip: IPAddress) -> Iterator[_Permit]:
+        """The permits whose `src` includes `src_ip` and whose destination may
+        include `dst_ip` (the caller decides), in policy order."""
+        positions: Sequence[int] = self._permits_from(src_ip)
+        if self._index is not None:
+            positions = self._index.towards(positions, dst_ip, self.node_with_address(dst_ip))
+        return (self._permits[i] for i in positions)
+
+    def candidate_permits(self, *, sources: Iterable[IPAddress] = (),
+                          destinations: Iterable[IPAddress] = (),
+                          role_sources: bool = False) -> list[_Permit]:
+        """In policy order, the permits whose `src` may include one of `sources`,
+        whose destination may include one of `destinations`, or (`role_sources`)
+        whose `src` may name a role autogroup: a superset, for callers that
+        then test each permit themselves. Every permit without the index."""
+        if self._index is None:
+            return list(self._permits)
+        positions = self._index.candidates(
+            [(ip, self.node_with_address(ip)) for ip in sources],
+            [(ip, self.node_with_address(ip)) for ip in destinations], role_sources)
+        return [self._permits[i] for i in positions]
 
     def allowing_rules(self, src_ip: IPAddress, dst_ip: IPAddress, proto: int,
                        port: int | None) -> list[RuleRef]:
@@ -363,7 +408,7 @@ class ReferenceEvaluator:
             whole = self.policy.source.whole()
             return [RuleRef("default", -1, -1, None, whole, whole)]
         found: list[RuleRef] = []
-        for permit in self._permits_from(src_ip):
+        for permit in self._permits_between(src_ip, dst_ip):
             if permit.ref in found or not permit.matches_traffic(proto, port):
                 continue
             if not self.destination_contains(permit.destination, src_ip, dst_ip):

@@ -112,16 +112,18 @@ class TestReport:
 
 
 def run_policy_tests(policy: Policy, inventory: Inventory | None,
-                     diags: Diagnostics) -> TestReport:
+                     diags: Diagnostics, *, indexed: bool = True) -> TestReport:
     """Evaluate `tests` and `sshTests`; append one diagnostic per failing entry.
 
     Without an inventory the tests run against `synthetic_inventory(policy)`.
+    `indexed=False` runs the reference evaluator's plain walk over every rule
+    (the property tests check both give the same report and diagnostics).
     """
     synthetic = inventory is None
     if inventory is None:
         policy = with_representatives(policy)
     nodes = synthetic_inventory(policy) if inventory is None else inventory
-    evaluator = ReferenceEvaluator(policy, nodes)
+    evaluator = ReferenceEvaluator(policy, nodes, indexed=indexed)
     outcomes: list[EntryOutcome] = []
     for test in policy.tests:
         outcomes.extend(_run_test(evaluator, test, diags, synthetic=synthetic))
@@ -138,8 +140,8 @@ def _undecided(diags: Diagnostics, span: Span, what: str, reason: str) -> None:
 def _test_sources(ev: ReferenceEvaluator, src: Alias, synthetic: bool) -> list[IPAddress]:
     """Offline, a group source is its representative member's made-up node."""
     if synthetic and isinstance(src, GroupRef):
-        login = representative(src.name)
-        return [ip for n in ev.inventory if n.owner == login for ip in n.ips]
+        # The nodes whose owner is the representative: the user alias's nodes.
+        return [ip for n in ev.nodes_of(UserRef(representative(src.name))) for ip in n.ips]
     return source_addresses(ev, src)
 
 
