@@ -18,6 +18,8 @@ from policyc.policy.model import IPAddress, IPNetwork
 
 Interval: TypeAlias = tuple[int, int]  # inclusive
 Intervals: TypeAlias = tuple[Interval, ...]
+# (first, last, is IPv6) -> the interval's CIDR cover as (text, one-prefix set)
+PartsCache: TypeAlias = dict[tuple[int, int, bool], "tuple[tuple[str, AddressSet], ...]"]
 
 V4_MAX = (1 << 32) - 1
 V6_MAX = (1 << 128) - 1
@@ -133,6 +135,26 @@ def interval_text(first: int, last: int, v6: bool) -> str:
     if length is not None:
         return f"{make(first)}/{length}"
     return f"{make(first)}-{make(last)}"
+
+
+def _interval_parts(first: int, last: int, v6: bool, cache: PartsCache
+                    ) -> tuple[tuple[str, AddressSet], ...]:
+    bits = 128 if v6 else 32
+    out: list[tuple[str, AddressSet]] = []
+    for network, length in _cover(first, last, bits):
+        end = network + (1 << (bits - length)) - 1
+        if (network, end) != (first, last):
+            # A prefix inside a longer interval: share the object of that exact
+            # prefix, made the first time it is met on its own or here.
+            key = (network, end, v6)
+            same = cache.get(key)
+            if same is None:
+                same = cache[key] = _interval_parts(network, end, v6, cache)
+            out.extend(same)
+            continue
+        one = AddressSet((), ((network, end),)) if v6 else AddressSet(((network, end),))
+        out.append((interval_text(network, end, v6), one))
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,16 +293,23 @@ class AddressSet:
                         out.append(f"{make(network)}/{length}")
         return out
 
-    def prefix_parts(self) -> list[tuple[str, AddressSet]]:
-        """The CIDR cover as (wire text, one-prefix set); hosts without `/32`."""
+    def prefix_parts(self, cache: PartsCache | None = None) -> list[tuple[str, AddressSet]]:
+        """The CIDR cover as (wire text, one-prefix set); hosts without `/32`.
+
+        `cache` (interval -> its parts) makes the parts of an interval once per
+        compilation and gives every equal prefix one shared object, so later stages
+        can key by identity: node address sets share most of their intervals.
+        """
+        if cache is None:
+            cache = {}
         out: list[tuple[str, AddressSet]] = []
         for v6, intervals in ((False, self.v4), (True, self.v6)):
-            bits = 128 if v6 else 32
             for first, last in intervals:
-                for network, length in _cover(first, last, bits):
-                    end = network + (1 << (bits - length)) - 1
-                    one = AddressSet((), ((network, end),)) if v6 else AddressSet(((network, end),))
-                    out.append((interval_text(network, end, v6), one))
+                key = (first, last, v6)
+                parts = cache.get(key)
+                if parts is None:
+                    parts = cache[key] = _interval_parts(first, last, v6, cache)
+                out.extend(parts)
         return out
 
     def texts(self) -> list[str]:
@@ -296,16 +325,44 @@ class AddressSet:
 
 
 def union_all(sets: Iterable[AddressSet]) -> AddressSet:
-    """Union of many sets with one sort per family (not pairwise merges)."""
-    nonempty = [s for s in sets if s]
-    if len(nonempty) == 1:
-        return nonempty[0]  # already merged: a rule naming one group is common
+    """Union of many sets with one sort per family (not pairwise merges).
+
+    The same set object given many times (a prefix shared by many entries) is
+    taken once.
+    """
+    distinct: dict[int, AddressSet] = {}
+    for s in sets:
+        if s.v4 or s.v6:
+            distinct[id(s)] = s
+    if len(distinct) <= 1:
+        # Already merged: a rule naming one group is common.
+        return next(iter(distinct.values())) if distinct else EMPTY
     v4: list[Interval] = []
     v6: list[Interval] = []
-    for s in nonempty:
-        v4.extend(s.v4)
-        v6.extend(s.v6)
+    for s in distinct.values():
+        v4 += s.v4
+        v6 += s.v6
     return AddressSet(merge(v4), merge(v6))
+
+
+def of_points(v4: Iterable[int], v6: Iterable[int]) -> AddressSet:
+    """The set of single addresses given as integers (any order, repeats allowed)."""
+    return AddressSet(_runs(v4), _runs(v6))
+
+
+def _runs(points: Iterable[int]) -> Intervals:
+    values = sorted(set(points))
+    if not values:
+        return ()
+    out: list[Interval] = []
+    start = prev = values[0]
+    for value in values:
+        if value > prev + 1:
+            out.append((start, prev))
+            start = value
+        prev = value
+    out.append((start, prev))
+    return tuple(out)
 
 
 EMPTY = AddressSet()

@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
-from policyc.compiler.addrset import ALL, union_all
+from policyc.compiler.addrset import ALL, AddressSet, union_all
 from policyc.compiler.grants import CompiledUnit, UnitCompiler, expand_units
 from policyc.compiler.internet import INTERNET
 from policyc.compiler.nodeattrs import NodeAttrCompiler
@@ -23,6 +23,7 @@ from policyc.compiler.nodes import Inventory, Node
 from policyc.compiler.peers import PeerGraph, bits_to_indexes, indexes_to_bits
 from policyc.compiler.pernode import (
     NodeView,
+    OwnerSources,
     Reduction,
     node_filter,
     self_rules,
@@ -114,11 +115,7 @@ class Compilation:
         self.usable = self.graph.usable_routes()
         self.ssh = SshCompiler(policy, self.r, control_url)
         self.attrs = NodeAttrCompiler(policy, self.r)
-        self.base_peers = [
-            Peer(n.name, n.key, tuple(str(ip) for ip in n.ips),
-                 tuple(str(ipaddress.ip_network(ip)) for ip in n.ips), n.endpoint)
-            for n in self.r.nodes
-        ]
+        self.base_peers = [_base_peer(n, self.r.ip_texts(i)) for i, n in enumerate(self.r.nodes)]
         self.routed = frozenset(i for i, n in enumerate(self.r.nodes) if n.routes or n.exit_node)
         by_name = sorted(range(len(self.r.nodes)), key=lambda i: self.r.nodes[i].name)
         self.rank = [0] * len(by_name)
@@ -153,37 +150,47 @@ class Compilation:
 
     def _self_rules(self, units: list[CompiledUnit]) -> list[Rule | _Restamped]:
         out: list[Rule | _Restamped] = []
-        memo: dict[tuple[object, ...], list[Rule]] = {}
+        memo: dict[tuple[int, tuple[int, ...]], tuple[list[Rule], bool]] = {}
+        shapes: dict[tuple[object, ...], int] = {}
+        owners_of: dict[AddressSet, list[tuple[str, tuple[int, ...]]]] = {}
+        sources = OwnerSources(self.r)
         for unit in units:
-            if unit.self_part is None:
-                continue
-            by_owner: dict[str, list[int]] = defaultdict(list)
-            for i in self.r.nodes_in(unit.self_part.sources):
-                owner = self.r.nodes[i].owner
-                if owner is not None:
-                    by_owner[owner].append(i)
             part = unit.self_part
-            for owner, srcs in by_owner.items():
+            if part is None:
+                continue
+            owners = owners_of.get(part.sources)
+            if owners is None:  # units share their sources (autogroup:member): group once
+                by_owner: dict[str, list[int]] = defaultdict(list)
+                nodes = self.r.nodes
+                for i in self.r.nodes_in(part.sources):
+                    owner = nodes[i].owner
+                    if owner is not None:
+                        by_owner[owner].append(i)
+                owners = owners_of[part.sources] = [(o, tuple(s)) for o, s in by_owner.items()]
+            shape = shapes.setdefault(
+                (tuple((c.protocols, c.ports) for c in part.ip), repr(part.app)), len(shapes))
+            for owner, srcs in owners:
                 user_nodes = self.r.by_user[owner]
                 # Units with the same self part differ only in order and span: build
                 # the rules (and the peer edge) once per (part, owner's sources).
-                key = (tuple((c.protocols, c.ports) for c in part.ip), repr(part.app),
-                       tuple(srcs))
+                key = (shape, srcs)
                 made = memo.get(key)
                 if made is None:
-                    rules = self_rules(unit, part, user_nodes, srcs, self.r)
-                    memo[key] = rules
+                    rules = self_rules(unit, part, user_nodes, srcs, sources)
+                    memo[key] = (rules, any(rule.caps for rule in rules))
                     if any(rule.dst or rule.caps for rule in rules):
                         self.graph.add_edge(indexes_to_bits(srcs), indexes_to_bits(user_nodes),
-                                            self.r.addresses_of(user_nodes), False)
+                                            sources.addresses(tuple(user_nodes)), False)
                     out.extend(rules)
                 else:
                     # Merging rules (DstPorts) fold into the first unit's copy on every
                     # node anyway, so nodes share that copy; CapGrant rules never merge
                     # and keep their own order. The global list gets exact copies lazily.
-                    rules = [rule if rule.merge_key is not None else self._restamp(rule, unit)
-                             for rule in made]
-                    out.extend(_Restamped(rule, unit.index, unit.span) for rule in made)
+                    rules, has_caps = made
+                    if has_caps:
+                        rules = [rule if rule.merge_key is not None
+                                 else self._restamp(rule, unit) for rule in rules]
+                    out.extend(_Restamped(rule, unit.index, unit.span) for rule in made[0])
                 for i in user_nodes:
                     self.extras[i].extend(rules)
         return out
@@ -274,6 +281,16 @@ class Compilation:
             return base
         return Peer(base.name, base.key, base.addresses, base.allowed_ips + tuple(extra),
                     base.endpoint)
+
+
+def _base_peer(node: Node, texts: tuple[str, ...]) -> Peer:
+    """A peer as every node lists it when it has no routes to choose from."""
+    # An address's host prefix reads as the address and its length (no scope ids:
+    # mesh addresses are validated); `ip_network` per address was a measurable cost.
+    allowed = tuple(f"{text}/{ip.max_prefixlen}" if "%" not in text
+                    else str(ipaddress.ip_network(ip))
+                    for text, ip in zip(texts, node.ips, strict=True))
+    return Peer(node.name, node.key, texts, allowed, node.endpoint)
 
 
 def served_routes(node: Node) -> tuple[str, ...]:

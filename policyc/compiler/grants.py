@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from policyc.compiler.addrset import EMPTY, AddressSet, union_all
+from policyc.compiler.addrset import EMPTY, AddressSet, PartsCache, union_all
 from policyc.compiler.internet import INTERNET
 from policyc.compiler.resolve import DANGER_ALL, INTERNET_GROUP, SELF, Resolver
 from policyc.compiler.rules import COMPANION_CAPS, CapEntry, DstEntry, Order, Rule
@@ -107,8 +107,9 @@ class UnitCompiler:
     def __init__(self, resolver: Resolver) -> None:
         self.r = resolver
         self._entries: dict[tuple[AddressSet, tuple[PortRange, ...]], tuple[DstEntry, ...]] = {}
-        self._parts: dict[AddressSet, list[tuple[str, AddressSet]]] = {}
-        self._prefixes: dict[str, AddressSet] = {}
+        self._parts: PartsCache = {}
+        # ports -> id(one-prefix set) -> its entries; the prefix sets live in _parts.
+        self._port_entries: dict[tuple[PortRange, ...], dict[int, tuple[DstEntry, ...]]] = {}
         self._source_texts: dict[tuple[object, ...], tuple[tuple[str, ...], AddressSet]] = {}
 
     def compile(self, index: int, unit: Unit) -> CompiledUnit:
@@ -199,13 +200,16 @@ class UnitCompiler:
         key = (addrs, ports)
         cached = self._entries.get(key)
         if cached is None:
-            parts = self._parts.get(addrs)
-            if parts is None:
-                # One object per prefix across all sets, so later stages can key by it.
-                parts = self._parts[addrs] = [(text, self._prefixes.setdefault(text, one))
-                                              for text, one in addrs.prefix_parts()]
-            cached = tuple(DstEntry(text, one, p) for text, one in parts for p in ports)
-            self._entries[key] = cached
+            # One object per prefix (and per prefix and port) across all sets, so
+            # later stages can key by identity: groups share most of their prefixes.
+            by_prefix = self._port_entries.setdefault(ports, {})
+            out: list[DstEntry] = []
+            for text, one in addrs.prefix_parts(self._parts):
+                made = by_prefix.get(id(one))
+                if made is None:
+                    made = by_prefix[id(one)] = tuple(DstEntry(text, one, p) for p in ports)
+                out += made
+            cached = self._entries[key] = tuple(out)
         return list(cached)
 
     # --- app -> CapGrant -------------------------------------------------------------

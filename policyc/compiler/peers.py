@@ -10,6 +10,7 @@ peer set computed once.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from policyc.compiler.addrset import AddressSet
@@ -36,7 +37,7 @@ def bits_to_indexes(bits: int) -> list[int]:
     return out
 
 
-def indexes_to_bits(indexes: list[int]) -> int:
+def indexes_to_bits(indexes: Iterable[int]) -> int:
     bits = 0
     for i in indexes:
         bits |= 1 << i

@@ -21,7 +21,7 @@ from policyc.compiler.grants import (
 from policyc.compiler.internet import INTERNET
 from policyc.compiler.resolve import Resolver
 from policyc.compiler.rules import CapEntry, DstEntry, Rule, merge_rules
-from policyc.netmap import ALL_PORTS, FilterRule
+from policyc.netmap import ALL_PORTS, FilterRule, PortRange
 from policyc.policy.model import IPAddress, IPNetwork
 
 
@@ -74,6 +74,10 @@ class Reduction:
         # cannot be reused by another set while the key is in the cache.
         self._found: dict[tuple[int, bool], tuple[AddressSet, frozenset[int]]] = {}
         self._resolver = resolver
+        # Entries share their prefix objects (one per prefix in the compilation), so
+        # gather (rule, entry) pairs per prefix object first and look each prefix's
+        # nodes up once, not once per entry.
+        by_prefix: dict[int, tuple[AddressSet, list[tuple[int, int]]]] = {}
         for ri, rule in enumerate(rules):
             if rule.caps:
                 for ni in self._nodes_for(rule.dst_addrs, resolver, internet=False):
@@ -82,8 +86,15 @@ class Reduction:
                 if entry.ip == "*":
                     self.everywhere.append((ri, ei))
                     continue
-                for ni in self._nodes_for(entry.addrs, resolver, internet=True):
-                    self.by_node[ni].append((ri, ei))
+                addrs = entry.addrs
+                found = by_prefix.get(id(addrs))
+                if found is None:
+                    found = by_prefix[id(addrs)] = (addrs, [])
+                found[1].append((ri, ei))
+        by_node = self.by_node
+        for addrs, pairs in by_prefix.values():
+            for ni in self._nodes_for(addrs, resolver, internet=True):
+                by_node[ni] += pairs
 
     def rule_nodes(self, ri: int) -> set[int] | None:
         """The nodes shared rule `ri` concerns; None: every node (a `*` entry)."""
@@ -123,21 +134,57 @@ class Reduction:
         return kept
 
 
-def self_rules(unit: CompiledUnit, part: SelfPart, user_nodes: list[int], srcs: list[int],
-               resolver: Resolver) -> list[Rule]:
+class OwnerSources:
+    """Per-device-list pieces of autogroup:self rules, made once per compilation:
+    one user's devices recur in every autogroup:self unit."""
+
+    def __init__(self, resolver: Resolver) -> None:
+        self.r = resolver
+        self._sources: dict[tuple[int, ...], tuple[AddressSet, tuple[str, ...]]] = {}
+        self._addresses: dict[tuple[int, ...], AddressSet] = {}
+        self._entries: dict[tuple[tuple[int, ...], tuple[PortRange, ...]],
+                            tuple[DstEntry, ...]] = {}
+
+    def addresses(self, nodes: tuple[int, ...]) -> AddressSet:
+        found = self._addresses.get(nodes)
+        if found is None:
+            found = self._addresses[nodes] = self.r.addresses_of(nodes)
+        return found
+
+    def source(self, srcs: tuple[int, ...]) -> tuple[AddressSet, tuple[str, ...]]:
+        """The devices' addresses and their SrcIPs text."""
+        found = self._sources.get(srcs)
+        if found is None:
+            src = self.addresses(srcs)
+            found = self._sources[srcs] = (src, tuple(self.r.texts(src)))
+        return found
+
+    def entries(self, nodes: tuple[int, ...], ports: tuple[PortRange, ...]
+                ) -> tuple[DstEntry, ...]:
+        """DstPorts entries for every address of the devices, per port range."""
+        key = (nodes, ports)
+        found = self._entries.get(key)
+        if found is None:
+            found = self._entries[key] = tuple(
+                DstEntry(text, one, p) for i in nodes for text, one in self.r.ip_parts(i)
+                for p in ports)
+        return found
+
+
+def self_rules(unit: CompiledUnit, part: SelfPart, user_nodes: list[int],
+               srcs: tuple[int, ...], sources: OwnerSources) -> list[Rule]:
     """The autogroup:self rules every device of one user receives.
 
     `srcs` are the user's devices among the grant's sources.
     """
-    src = resolver.addresses_of(srcs)
-    src_ips = tuple(resolver.texts(src))
+    resolver = sources.r
+    src, src_ips = sources.source(srcs)
+    devices = tuple(user_nodes)
     out: list[Rule] = []
     seq = 100_000
     for cap in part.ip:
-        entries = [DstEntry(str(ip), AddressSet.of_address(ip), p)
-                   for i in user_nodes for ip in resolver.nodes[i].ips
-                   for p in (cap.ports or (ALL_PORTS,))]
-        out.append(Rule(src_ips, src, (unit.index, seq), tuple(entries), tuple(cap.protocols),
+        entries = sources.entries(devices, cap.ports or (ALL_PORTS,))
+        out.append(Rule(src_ips, src, (unit.index, seq), entries, tuple(cap.protocols),
                         span=unit.span))
         seq += 1
     if part.app:

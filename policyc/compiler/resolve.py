@@ -12,7 +12,7 @@ import copy
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from policyc.compiler.addrset import ALL, EMPTY, AddressSet, interval_text, union_all
+from policyc.compiler.addrset import ALL, EMPTY, AddressSet, interval_text, of_points, union_all
 from policyc.compiler.internet import INTERNET, TAILSCALE_RANGES
 from policyc.compiler.nodes import ROLE_AUTOGROUPS, Inventory, Node
 from policyc.policy.model import (
@@ -47,6 +47,8 @@ class Resolver:
         self.node_addrs: tuple[AddressSet, ...] = tuple(
             AddressSet.of_addresses(n.ips) for n in self.nodes
         )
+        self._points4 = [tuple(int(a) for a in n.ips if a.version == 4) for n in self.nodes]
+        self._points6 = [tuple(int(a) for a in n.ips if a.version == 6) for n in self.nodes]
         self.node_routes: tuple[AddressSet, ...] = tuple(
             AddressSet.of_networks(n.routes) for n in self.nodes
         )
@@ -76,6 +78,7 @@ class Resolver:
         self._cache: dict[tuple[str, str], AddressSet] = {}
         self._texts: dict[AddressSet, tuple[str, ...]] = {}
         self._nodes_in: dict[AddressSet, tuple[int, ...]] = {}
+        self._ip_parts: list[tuple[tuple[str, AddressSet], ...] | None] = [None] * len(self.nodes)
 
     def with_policy(self, policy: Policy) -> Resolver:
         """The same inventory's indexes for another policy (its own alias cache):
@@ -103,8 +106,15 @@ class Resolver:
                 return self.user_nodes(login)
             case GroupRef(name=name):
                 group = self.policy.groups.get(name)
-                members = group.members if group else ()
-                return sorted({i for m in members for i in self.user_nodes(m.login)})
+                found: set[int] = set()
+                by_user = self.by_user
+                for member in group.members if group else ():
+                    login = member.login.removeprefix("user:")
+                    if login.startswith("*@"):
+                        found.update(self.user_nodes(login))
+                    elif login in by_user:
+                        found.update(by_user[login])
+                return sorted(found)
             case TagRef(name=name):
                 return list(self.by_tag.get(name, ()))
             case AutoGroupRef(name=name) if name == MEMBER:
@@ -149,7 +159,14 @@ class Resolver:
             case AutoGroupRef(name=name) if name not in (MEMBER, TAGGED, *ROLE_AUTOGROUPS):
                 # autogroup:self is per destination (the compiler's business).
                 return EMPTY
-        return self.addresses_of(self.alias_nodes(alias))
+        nodes = self.alias_nodes(alias)
+        addrs = self.addresses_of(nodes)
+        if self._address_index.unique:
+            # No address is shared between nodes: the nodes in these addresses are
+            # exactly the named ones that have any, so nodes_in need not search.
+            ips = self.nodes
+            self._nodes_in.setdefault(addrs, tuple(sorted(i for i in nodes if ips[i].ips)))
+        return addrs
 
     def _ipset(self, name: str, visiting: frozenset[str]) -> AddressSet:
         ipset = self.policy.ipsets.get(name)
@@ -162,7 +179,27 @@ class Resolver:
     # --- nodes <-> addresses -------------------------------------------------------
 
     def addresses_of(self, indexes: Iterable[int]) -> AddressSet:
-        return union_all(self.node_addrs[i] for i in indexes)
+        """The mesh addresses of these nodes (each node's are single addresses:
+        one sort of integers instead of a merge of many interval sets)."""
+        chosen = indexes if isinstance(indexes, (list, tuple)) else list(indexes)
+        if len(chosen) == 1:
+            return self.node_addrs[chosen[0]]  # the node's own object: caches key by it
+        v4, v6 = self._points4, self._points6
+        return of_points([a for i in chosen for a in v4[i]], [a for i in chosen for a in v6[i]])
+
+    def ip_texts(self, i: int) -> tuple[str, ...]:
+        """Node `i`'s addresses as text, in inventory order (made once per address)."""
+        index = self._address_index
+        return tuple((index.v6_text if ip.version == 6 else index.v4_text)[int(ip)]
+                     for ip in self.nodes[i].ips)
+
+    def ip_parts(self, i: int) -> tuple[tuple[str, AddressSet], ...]:
+        """Node `i`'s addresses as (text, one-address set), in inventory order."""
+        parts = self._ip_parts[i]
+        if parts is None:
+            parts = self._ip_parts[i] = tuple((str(ip), AddressSet.of_address(ip))
+                                              for ip in self.nodes[i].ips)
+        return parts
 
     def texts(self, addrs: AddressSet) -> list[str]:
         """SrcIPs text: node addresses one by one, other space as CIDR or range.
@@ -192,7 +229,8 @@ class Resolver:
 
 
 class _AddressIndex:
-    """Sorted node addresses per family, to find nodes in a set by bisection."""
+    """Sorted node addresses per family, to find nodes in a set by bisection, and
+    each node address's text, made once."""
 
     def __init__(self, nodes: Sequence[Node]) -> None:
         v4 = sorted((int(a), i) for i, n in enumerate(nodes) for a in n.ips if a.version == 4)
@@ -206,23 +244,32 @@ class _AddressIndex:
         for exact, pairs in ((self.v4_exact, v4), (self.v6_exact, v6)):
             for address, i in pairs:
                 exact[address].append(i)
+        # Distinct node addresses, sorted, and their texts.
+        self.v4_unique = sorted(self.v4_exact)
+        self.v6_unique = sorted(self.v6_exact)
+        self.unique = (len(self.v4_unique) == len(self.v4_keys)
+                       and len(self.v6_unique) == len(self.v6_keys))
+        self.v4_text = {int(a): str(a) for n in nodes for a in n.ips if a.version == 4}
+        self.v6_text = {int(a): str(a) for n in nodes for a in n.ips if a.version == 6}
 
     def texts(self, addrs: AddressSet) -> list[str]:
         out: list[str] = []
-        families = ((False, addrs.v4, self.v4_keys), (True, addrs.v6, self.v6_keys))
-        for v6, intervals, keys in families:
+        families = ((False, addrs.v4, self.v4_unique, self.v4_text),
+                    (True, addrs.v6, self.v6_unique, self.v6_text))
+        for v6, intervals, keys, text in families:
             for first, last in intervals:
                 if first == last:  # one address reads the same, node or not
-                    out.append(interval_text(first, first, v6))
+                    known = text.get(first)
+                    out.append(known if known is not None else interval_text(first, first, v6))
                     continue
                 lo = bisect.bisect_left(keys, first)
                 hi = bisect.bisect_right(keys, last)
-                size = last - first + 1
-                if first < last and hi - lo >= size and len(set(keys[lo:hi])) == size:
-                    out.extend(interval_text(a, a, v6) for a in range(first, last + 1))
+                if hi - lo == last - first + 1:  # every address is a node's: one by one
+                    out += map(text.__getitem__, keys[lo:hi])
                 else:
                     out.append(interval_text(first, last, v6))
-        return sorted(out)
+        out.sort()
+        return out
 
     def nodes_in(self, addrs: AddressSet) -> list[int]:
         found: set[int] = set()
