@@ -9,9 +9,12 @@ policy (200 groups) over its inventory. Two diffs:
   * "rewrite": a second, unrelated 1,000-rule policy (another seed) over the
     same inventory, so nearly every rule differs.
 and verify of six assertions (two of each kind) on the base policy. Times
-are wall-clock seconds for the library calls, after the files are parsed
-(parsing is benchmarks/bench_parse.py's business); `policy_access` (the boxes
-of one policy) is shown on its own because diff builds it twice.
+are wall-clock and CPU seconds for the library calls, after the files are
+parsed (parsing is benchmarks/bench_parse.py's business): a diff is
+`access_diff` plus `render_text` (what `policyc diff` prints by default); the
+JSON report of the rewrite, which writes out every address of every change,
+is shown on its own, as is `policy_access` (the boxes of one policy), which
+diff builds twice.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from benchmarks.bench_compile import _node
 from benchmarks.tailnet_gen import generate
 from policyc.analysis.access import policy_access
 from policyc.analysis.assertions import load_assertions
-from policyc.analysis.diff import access_diff
+from policyc.analysis.diff import AccessDiff, access_diff, render_json, render_text
 from policyc.analysis.verify import verify
 from policyc.compiler.nodes import Inventory
 from policyc.diagnostics.diagnostics import Diagnostics
@@ -82,6 +85,11 @@ def edited(text: str, other: str, seed: int = 7) -> str:
     return json.dumps(doc, indent=1)
 
 
+def _diff_text(old: Policy, new: Policy, inventory: Inventory) -> tuple[AccessDiff, str]:
+    diff = access_diff(old, new, inventory)
+    return diff, render_text(diff)
+
+
 def row(nodes: int) -> list[str]:
     base_text, data = generate(nodes, 200, 1000, seed=1)
     other_text, _ = generate(nodes, 200, 1000, seed=2)  # same names; another rule mix
@@ -92,11 +100,15 @@ def row(nodes: int) -> list[str]:
     boxes_time, access = timed(lambda: policy_access(base, inventory))
     boxes_cpu = CPU[-1]
     out = []
+    diff: AccessDiff | None = None
     for label, new in (("edit", edit), ("rewrite", rewrite)):
-        took, diff = timed(lambda new=new: access_diff(base, new, inventory))  # type: ignore[misc]
-        gained, lost = len(diff.gained), len(diff.lost)  # type: ignore[attr-defined]
+        took, (diff, text) = timed(lambda new=new: _diff_text(base, new, inventory))  # type: ignore[misc]
+        gained, lost = len(diff.gained), len(diff.lost)  # type: ignore[union-attr]
         out.append(f"| {nodes:>6} | diff ({label}) | {took:>7.2f} | {CPU[-1]:>7.2f} | "
-                   f"{gained} gained, {lost} lost |")
+                   f"{gained} gained, {lost} lost; {len(text) // 1024} KiB of text |")
+    took, report_json = timed(lambda: render_json(diff))  # type: ignore[arg-type]
+    out.append(f"| {nodes:>6} | JSON report of the rewrite | {took:>7.2f} | {CPU[-1]:>7.2f} | "
+               f"{len(report_json) // 1048576} MiB |")  # type: ignore[arg-type]
     diags = Diagnostics()
     assertions = load_assertions(SourceFile("assert.hujson", ASSERTIONS), base, diags)
     took, report = timed(lambda: verify(base, inventory, assertions, diags))

@@ -16,6 +16,7 @@ unchanged. `to_set` turns a mask back into an exact `AddressSet`.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Iterator, Sequence
 
 from policyc.compiler.addrset import AddressSet, Interval, merge
@@ -48,6 +49,7 @@ class Atoms:
         self.atoms_of: list[list[int]] = atoms_of  # per input set, its atoms in order
         self._masks = [_mask_of(atoms) for atoms in atoms_of]
         self._sets: dict[int, AddressSet] = {}
+        self._segments: list[tuple[list[int], list[int], list[int]]] | None = None
 
     def __len__(self) -> int:
         return len(self.members)
@@ -72,6 +74,30 @@ class Atoms:
                                    merge(i for a in atoms for i in self.v6[a]))
             self._sets[mask] = found
         return found
+
+
+    def exact_mask(self, addrs: AddressSet) -> int | None:
+        """The mask of `addrs` if it is a union of atoms (of the family or not), else
+        None: the atoms it touches, found by bisection, must make exactly `addrs`."""
+        known = self._index.get(addrs)
+        if known is not None:
+            return self._masks[known]
+        if self._segments is None:  # per family: segment starts, ends, atoms
+            self._segments = []
+            for family in (self.v4, self.v6):
+                ordered = sorted((i, atom) for atom, intervals in enumerate(family)
+                                 for i in intervals)
+                self._segments.append(([f for (f, _), _ in ordered],
+                                       [last for (_, last), _ in ordered],
+                                       [atom for _, atom in ordered]))
+        mask = 0
+        for intervals, (starts, ends, owners) in zip((addrs.v4, addrs.v6), self._segments,
+                                                     strict=True):
+            for first, last in intervals:
+                for atom in owners[bisect.bisect_left(ends, first):
+                                   bisect.bisect_right(starts, last)]:
+                    mask |= 1 << atom
+        return mask if mask and self.to_set(mask) == addrs else None
 
 
 def _mask_of(atoms: Iterable[int]) -> int:

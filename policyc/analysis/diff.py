@@ -24,17 +24,19 @@ random policy pairs and packets. The computation is exact set arithmetic
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from policyc.analysis.access import AliasSets, policy_access
+from policyc.analysis.atoms import Atoms
 from policyc.analysis.naming import Name, Namer
 from policyc.analysis.reference import RuleRef
-from policyc.analysis.region import Piece, subtract
+from policyc.analysis.region import MaskPiece, operands, subtract_operands
 from policyc.analysis.services import Services
 from policyc.analysis.testrunner import synthetic_inventory
-from policyc.compiler.addrset import AddressSet, merge, union_all
+from policyc.compiler.addrset import AddressSet, merge
 from policyc.compiler.nodes import Inventory
 from policyc.policy.model import IPAddress, Policy
 
@@ -43,15 +45,28 @@ Kind = Literal["gained", "lost"]
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """`who` gained (or lost) `what` towards `where`, because of `rules`."""
+    """`who` gained (or lost) `what` towards `where`, because of `rules`.
+
+    The exact addresses are kept as masks over the diff's atoms and made into
+    `AddressSet`s (`src`, `dst`) only when asked: a text or Markdown report
+    needs the names alone, and a big diff has millions of node addresses."""
 
     kind: Kind
-    src: AddressSet
-    dst: AddressSet
+    src_atoms: int  # the sources, as a mask over `atoms`
+    dst_atoms: int
     services: Services
     rules: tuple[RuleRef, ...]  # rules of NEW (gained) or OLD (lost) that allow it
     who: Name
     where: Name
+    atoms: Atoms = field(repr=False, compare=False)
+
+    @property
+    def src(self) -> AddressSet:
+        return self.atoms.to_set(self.src_atoms)
+
+    @property
+    def dst(self) -> AddressSet:
+        return self.atoms.to_set(self.dst_atoms)
 
     def contains(self, src: IPAddress, dst: IPAddress, proto: int, port: int | None) -> bool:
         return src in self.src and dst in self.dst and self.services.contains(proto, port)
@@ -136,8 +151,13 @@ def access_diff(old: Policy, new: Policy, inventory: Inventory | None = None) ->
     new_sets = old_sets.with_policy(new)
     old_access = policy_access(old, nodes, old_sets)
     new_access = policy_access(new, nodes, new_sets)
-    gained = _changes("gained", subtract(new_access.boxes, old_access.boxes), Namer(new_sets))
-    lost = _changes("lost", subtract(old_access.boxes, new_access.boxes), Namer(old_sets))
+    # One partition of the address space for both directions and the naming, made of
+    # the boxes the subtractions will look at (few, for a small change).
+    gaining = operands(new_access.boxes, old_access.boxes)
+    losing = operands(old_access.boxes, new_access.boxes)
+    atoms = Atoms(s for boxes in (*gaining, *losing) for box in boxes for s in (box.src, box.dst))
+    gained = _changes("gained", subtract_operands(*gaining, atoms), Namer(new_sets))
+    lost = _changes("lost", subtract_operands(*losing, atoms), Namer(old_sets))
     per_node = () if synthetic else _per_node(gained + lost)
     return AccessDiff(gained, lost, synthetic, len(nodes), per_node)
 
@@ -145,60 +165,74 @@ def access_diff(old: Policy, new: Policy, inventory: Inventory | None = None) ->
 # --- shaping pieces into readable changes ------------------------------------------------
 
 
-def _changes(kind: Kind, pieces: list[Piece], namer: Namer) -> tuple[Change, ...]:
+def _changes(kind: Kind, found: tuple[Atoms, list[MaskPiece]] | None,
+             namer: Namer) -> tuple[Change, ...]:
+    if found is None:
+        return ()
+    atoms, pieces = found
     merged = _merge(pieces)
-    out = [Change(kind, p.src, p.dst, p.services, p.rules, namer.name(p.src),
-                  namer.name(p.dst)) for p in merged]
+    out = [Change(kind, p.src, p.dst, p.services, p.rules, namer.name_mask(p.src, atoms),
+                  namer.name_mask(p.dst, atoms), atoms)
+           for p in merged]
     out.sort(key=lambda c: (c.who.text, c.where.text, c.services.intervals))
     return tuple(out)
 
 
-def _merge(pieces: list[Piece]) -> list[Piece]:
-    """Join pieces that share two of the three axes; the union stays exactly the same."""
+def _merge(pieces: list[MaskPiece]) -> list[MaskPiece]:
+    """Join pieces that share two of the three axes; the union stays exactly the same
+    (addresses are atom masks: a union is an or)."""
     pieces = _join(pieces, lambda p: (p.dst, p.services), _with_src)
     pieces = _join(pieces, lambda p: (p.src, p.services), _with_dst)
     return _join(pieces, lambda p: (p.src, p.dst), _with_services)
 
 
-def _join(pieces: list[Piece], key: Callable[[Piece], Hashable],
-          combine: Callable[[Sequence[Piece]], Piece]) -> list[Piece]:
-    groups: dict[Hashable, list[Piece]] = {}
+def _join(pieces: list[MaskPiece], key: Callable[[MaskPiece], Hashable],
+          combine: Callable[[Sequence[MaskPiece]], MaskPiece]) -> list[MaskPiece]:
+    groups: dict[Hashable, list[MaskPiece]] = {}
     for piece in pieces:
         groups.setdefault(key(piece), []).append(piece)
     return [group[0] if len(group) == 1 else combine(group) for group in groups.values()]
 
 
-def _rules(group: Sequence[Piece]) -> tuple[RuleRef, ...]:
+def _rules(group: Sequence[MaskPiece]) -> tuple[RuleRef, ...]:
     out: list[RuleRef] = []
     for piece in group:
         out.extend(r for r in piece.rules if r not in out)
     return tuple(sorted(out, key=lambda r: (r.kind, r.index, r.entry)))
 
 
-def _with_src(group: Sequence[Piece]) -> Piece:
+def _with_src(group: Sequence[MaskPiece]) -> MaskPiece:
     first = group[0]
-    return Piece(union_all(p.src for p in group), first.dst, first.services, _rules(group))
+    return MaskPiece(_or(p.src for p in group), first.dst, first.services, _rules(group))
 
 
-def _with_dst(group: Sequence[Piece]) -> Piece:
+def _with_dst(group: Sequence[MaskPiece]) -> MaskPiece:
     first = group[0]
-    return Piece(first.src, union_all(p.dst for p in group), first.services, _rules(group))
+    return MaskPiece(first.src, _or(p.dst for p in group), first.services, _rules(group))
 
 
-def _with_services(group: Sequence[Piece]) -> Piece:
+def _with_services(group: Sequence[MaskPiece]) -> MaskPiece:
     first = group[0]
     services = Services(merge(i for p in group for i in p.services.intervals))
-    return Piece(first.src, first.dst, services, _rules(group))
+    return MaskPiece(first.src, first.dst, services, _rules(group))
+
+
+def _or(masks: Iterable[int]) -> int:
+    out = 0
+    for mask in masks:
+        out |= mask
+    return out
 
 
 def _per_node(changes: tuple[Change, ...]) -> tuple[NodeChanges, ...]:
-    inbound: dict[str, list[Change]] = {}
-    outbound: dict[str, list[Change]] = {}
+    inbound: defaultdict[str, list[Change]] = defaultdict(list)
+    outbound: defaultdict[str, list[Change]] = defaultdict(list)
+    to_node, from_node = inbound.__getitem__, outbound.__getitem__
     for change in changes:
         for name in change.where.nodes:
-            inbound.setdefault(name, []).append(change)
+            to_node(name).append(change)
         for name in change.who.nodes:
-            outbound.setdefault(name, []).append(change)
+            from_node(name).append(change)
     return tuple(NodeChanges(name, tuple(inbound.get(name, ())), tuple(outbound.get(name, ())))
                  for name in sorted(set(inbound) | set(outbound)))
 

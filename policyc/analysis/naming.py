@@ -7,15 +7,23 @@ tags (largest first), then the leftover nodes by owner (a user when all of
 their untagged nodes are in), then node names, then hosts and CIDR blocks
 for space that belongs to no node. The name is for reading; the exact set
 travels next to it in the machine formats.
+
+A diff names thousands of sets that are unions of a few thousand atoms
+(atoms.py): `name_mask` sums per-atom tables (the nodes an atom holds, how
+many nodes of each identity, its non-node addresses) instead of walking
+every address of every set, finds exact names by mask, and memoises the
+naming of non-node space per combination of atoms. It gives the names
+`name` gives for the same set (tests/analysis/test_diff.py checks that).
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from policyc.analysis.access import AliasSets
+from policyc.analysis.atoms import Atoms, bits
 from policyc.compiler.addrset import ALL, EMPTY, AddressSet, union_all
 from policyc.compiler.internet import INTERNET, TAILSCALE_RANGES
 from policyc.compiler.nodes import Node
@@ -74,50 +82,142 @@ class Namer:
         self._exact[ALL] = "*"
         self._hosts = sorted((h.name, AddressSet.of_network(h.network))
                              for h in policy.hosts.values())
+        self._host_index: list[tuple[list[int], list[tuple[int, int]]]] = []
+        for family in ("v4", "v6"):
+            spans = sorted((getattr(net, family)[0], k) for k, (_, net) in enumerate(self._hosts)
+                           if getattr(net, family))
+            self._host_index.append(([first for (first, _), _ in spans],
+                                     [(last, k) for (_, last), k in spans]))
+        self._node_names = [n.name for n in r.nodes]
+        self._all_node_addrs = union_all(r.node_addrs)
         self._cache: dict[AddressSet, Name] = {}
+        self._tables: tuple[Atoms, _AtomTables, dict[int, str],
+                            dict[int, Name]] | None = None
 
     def name(self, addrs: AddressSet) -> Name:
         found = self._cache.get(addrs)
         if found is None:
-            found = self._name(addrs)
+            inside, entire, only_nodes = self._index.members(addrs)
+            r = self.sets.resolver
+
+            def rest() -> AddressSet:
+                if only_nodes and len(entire) == len(inside):
+                    return EMPTY  # nothing but whole nodes: no subtraction needed
+                return addrs - union_all(r.node_addrs[i] for i in inside)
+
+            found = self._name(lambda: addrs, self._exact.get(addrs), inside, entire,
+                               lambda: self._rest_parts(rest()), None)
             self._cache[addrs] = found
         return found
 
-    def _name(self, addrs: AddressSet) -> Name:
-        r = self.sets.resolver
-        inside, entire, only_nodes = self._index.members(addrs)
-        node_names = tuple(r.nodes[i].name for i in inside)
-        exact = self._exact.get(addrs)
+    def name_mask(self, mask: int, atoms: Atoms) -> Name:
+        """The name of `atoms.to_set(mask)`, found from per-atom tables: the nodes
+        and identities of a set are summed over its atoms (node-classes), not
+        looked up address by address."""
+        tables, exact, cache = self._tables_for(atoms)
+        found = cache.get(mask)
+        if found is None:
+            entire: list[int] = []
+            partial: dict[int, int] = {}
+            hits: dict[int, int] = {}
+            residuals: list[int] = []  # atoms with addresses that are no node's
+            for atom in bits(mask):
+                table = tables[atom]
+                entire.extend(table.whole)
+                for k, n in table.identity_hits:
+                    hits[k] = hits.get(k, 0) + n
+                for i, n in table.partial:
+                    partial[i] = partial.get(i, 0) + n
+                if table.residual:
+                    residuals.append(atom)
+            sizes = self._index.sizes
+            for i, n in partial.items():  # a node split over atoms: whole in the set?
+                if n == sizes[i]:
+                    entire.append(i)
+                    for k in self._by_node.get(i, ()):
+                        hits[k] = hits.get(k, 0) + 1
+            inside = sorted([*entire, *(i for i, n in partial.items() if n != sizes[i])])
+            found = self._name(
+                lambda: atoms.to_set(mask), exact.get(mask), inside, set(entire),
+                lambda: self._atoms_rest_parts(tuple(residuals), tables), hits)
+            cache[mask] = found
+        return found
+
+    def _tables_for(self, atoms: Atoms) -> tuple[_AtomTables, dict[int, str], dict[int, Name]]:
+        """Per atom its nodes (made when first asked); the exact names of the sets that
+        are unions of atoms, by mask; the names found so far, by mask. Once per `atoms`."""
+        if self._tables is None or self._tables[0] is not atoms:
+            exact: dict[int, str] = {}
+            for addrs, name in self._exact.items():
+                mask = atoms.exact_mask(addrs)
+                if mask is not None:
+                    exact[mask] = name
+            self._tables = (atoms, _AtomTables(atoms, self), exact, {})
+        return self._tables[1:]
+
+    def _atoms_rest_parts(self, residuals: tuple[int, ...], tables: _AtomTables) -> list[str]:
+        """`_rest_parts` of the non-node addresses of these atoms (memoised: a few atoms,
+        such as the Tailscale range minus the nodes, are in many sets)."""
+        found = tables.rest_parts.get(residuals)
+        if found is None:
+            found = tables.rest_parts[residuals] = self._rest_parts(
+                union_all(tables[atom].residual for atom in residuals))
+        return found
+
+    def _rest_parts(self, rest: AddressSet) -> list[str]:
+        """Names for addresses that are no node's: hosts, then CIDR blocks and ranges."""
+        if not rest:
+            return []
+        hosts = self._hosts_in(rest)
+        rest = rest - union_all(network for _, network in hosts)
+        return [*(name for name, _ in hosts), *rest.texts()]
+
+    def _atom_nodes(self, addrs: AddressSet) -> _AtomNodes:
+        """The nodes of one atom (`addrs`), and its addresses that are no node's."""
+        sizes = self._index.sizes
+        counts, only_nodes = self._index.counts(addrs)
+        whole = tuple(sorted(i for i, n in counts.items() if n == sizes[i]))
+        hits: dict[int, int] = {}
+        for i in whole:
+            for k in self._by_node.get(i, ()):
+                hits[k] = hits.get(k, 0) + 1
+        residual = EMPTY if only_nodes else addrs - self._all_node_addrs
+        return _AtomNodes(whole, tuple((i, n) for i, n in counts.items() if n != sizes[i]),
+                          tuple(hits.items()), residual)
+
+    def _name(self, addrs: Callable[[], AddressSet], exact: str | None, inside: list[int],
+              entire: set[int], rest_parts: Callable[[], list[str]],
+              hits: dict[int, int] | None) -> Name:
+        """`addrs`: the set (made when needed); `exact`: its exact name if it has one;
+        `inside`: the nodes touched, in order; `entire`: those held whole;
+        `rest_parts`: the names of its addresses that are no node's; `hits`: per
+        identity, how many of its nodes are held whole (counted here if None)."""
+        node_names = tuple(map(self._node_names.__getitem__, inside))
         if exact is not None:
             return Name(exact, (exact,), node_names)
         if not inside:  # address space: "office-lan except office-nas"?
+            whole_set = addrs()
             for name, whole in self._hosts:
-                if addrs != whole and addrs.issubset(whole):
-                    missing = self._exact_or_host(whole - addrs)
+                if whole_set != whole and whole_set.issubset(whole):
+                    missing = self._exact_or_host(whole - whole_set)
                     if missing is not None:
                         return Name(f"{name} except {missing}", (name,), node_names)
-        parts, covered = self._identities_in(entire)
+        parts, covered = self._identities_in(entire, hits)
         parts.extend(self._nodes(inside, entire, covered, addrs))
-        if only_nodes and len(entire) == len(inside):
-            rest = EMPTY  # nothing but whole nodes: no subtraction needed
-        else:
-            rest = addrs - union_all(r.node_addrs[i] for i in inside)
-        if rest:
-            hosts = self._hosts_in(rest)
-            parts.extend(name for name, _ in hosts)
-            rest = rest - union_all(network for _, network in hosts)
-        parts.extend(rest.texts())
+        parts.extend(rest_parts())
         shown = parts if len(parts) <= MAX_PARTS else [
             *parts[:MAX_PARTS - 1], f"and {len(parts) - MAX_PARTS + 1} more"]
         return Name(", ".join(shown) or "nothing", tuple(parts), node_names)
 
-    def _identities_in(self, entire: set[int]) -> tuple[list[str], set[int]]:
+    def _identities_in(self, entire: set[int], hits: dict[int, int] | None,
+                       ) -> tuple[list[str], set[int]]:
         """Groups, tags and autogroups all of whose nodes are in `entire`, largest first,
         each adding nodes the ones before it did not name."""
-        hits: dict[int, int] = {}
-        for i in entire:
-            for k in self._by_node.get(i, ()):
-                hits[k] = hits.get(k, 0) + 1
+        if hits is None:
+            hits = {}
+            for i in entire:
+                for k in self._by_node.get(i, ()):
+                    hits[k] = hits.get(k, 0) + 1
         parts: list[str] = []
         covered: set[int] = set()
         for k in sorted(k for k, n in hits.items() if n == len(self._identities[k][2])):
@@ -128,10 +228,27 @@ class Namer:
         return parts, covered
 
     def _hosts_in(self, rest: AddressSet) -> list[tuple[str, AddressSet]]:
-        """Hosts inside `rest`, leaving out those inside another one (the NAS in the LAN)."""
-        found = [(k, h) for k, h in enumerate(self._hosts) if h[1].issubset(rest)]
-        return [h for k, h in found if not any(
-            j != k and h[1].issubset(o[1]) and (o[1] != h[1] or j < k) for j, o in found)]
+        """Hosts inside `rest`, leaving out those inside another one (the NAS in the LAN)
+        and all but the first (by name) of hosts with the same network. Hosts are one
+        interval each, found by bisection per interval of `rest`."""
+        found: dict[tuple[int, int, int], int] = {}  # (family, first, last) -> first host
+        for family, intervals in enumerate((rest.v4, rest.v6)):
+            starts, spans = self._host_index[family]
+            for first, last in intervals:
+                for k in range(bisect.bisect_left(starts, first),
+                               bisect.bisect_right(starts, last)):
+                    host_last, host = spans[k]
+                    if host_last <= last:
+                        key = (family, starts[k], host_last)
+                        found[key] = min(found.get(key, host), host)
+        kept: list[int] = []
+        reach = (-1, -1)  # (family, furthest last) of the hosts before, in address order
+        for (family, _, last), host in sorted(found.items(), key=lambda f: (f[0][:2], -f[0][2])):
+            if reach[0] == family and reach[1] >= last:
+                continue  # inside an earlier (so larger or equal-start) host
+            kept.append(host)
+            reach = (family, last) if reach[0] != family or last > reach[1] else reach
+        return [self._hosts[k] for k in sorted(kept)]
 
     def _exact_or_host(self, addrs: AddressSet) -> str | None:
         found = self._exact.get(addrs)
@@ -139,19 +256,20 @@ class Namer:
             (name for name, net in self._hosts if net == addrs), None)
 
     def _nodes(self, inside: list[int], entire: set[int], covered: set[int],
-               addrs: AddressSet) -> list[str]:
+               addrs: Callable[[], AddressSet]) -> list[str]:
         """Nodes no identity named: a user when all their untagged nodes are in, else
         the node's name (and which of its addresses, when only some are in)."""
         r = self.sets.resolver
         out: list[str] = []
         seen_users: set[str] = set()
+        unnamed = entire - covered
         for i in inside:
             if i in covered:
                 continue
             node = r.nodes[i]
             owner = node.owner
             mine = self._owned_nodes.get(owner) if owner is not None else None
-            if owner is not None and mine is not None and mine <= entire - covered:
+            if owner is not None and mine is not None and mine <= unnamed:
                 if owner not in seen_users:
                     seen_users.add(owner)
                     out.append(owner)
@@ -159,8 +277,34 @@ class Namer:
                 out.append(node.name)
             else:  # only some of the node's addresses
                 out.extend(f"{node.name} ({text})"
-                           for text in (addrs & r.node_addrs[i]).texts())
+                           for text in (addrs() & r.node_addrs[i]).texts())
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class _AtomNodes:
+    """One atom's nodes: those it holds whole, (node, addresses held) for the others,
+    (identity, whole nodes of it) and the addresses that are no node's."""
+
+    whole: tuple[int, ...]
+    partial: tuple[tuple[int, int], ...]
+    identity_hits: tuple[tuple[int, int], ...]
+    residual: AddressSet  # the atom's addresses that are no node's
+
+
+class _AtomTables:
+    """`_AtomNodes` per atom number, made on first use (a small diff names few atoms)."""
+
+    def __init__(self, atoms: Atoms, namer: Namer) -> None:
+        self._atoms, self._namer = atoms, namer
+        self._made: dict[int, _AtomNodes] = {}
+        self.rest_parts: dict[tuple[int, ...], list[str]] = {}
+
+    def __getitem__(self, atom: int) -> _AtomNodes:
+        found = self._made.get(atom)
+        if found is None:
+            found = self._made[atom] = self._namer._atom_nodes(self._atoms.to_set(1 << atom))
+        return found
 
 
 class _NodeIndex:
@@ -177,6 +321,13 @@ class _NodeIndex:
 
     def members(self, addrs: AddressSet) -> tuple[list[int], set[int], bool]:
         """(nodes touched, nodes held entirely, whether the set is node addresses only)."""
+        counts, only_nodes = self.counts(addrs)
+        entire = {i for i, n in counts.items() if n == self.sizes[i]}
+        return sorted(counts), entire, only_nodes
+
+    def counts(self, addrs: AddressSet) -> tuple[dict[int, int], bool]:
+        """(node -> how many of its addresses the set holds, whether the set is node
+        addresses only)."""
         counts: dict[int, int] = {}
         hits = size = 0
         for intervals, (keys, owners, single) in zip((addrs.v4, addrs.v6), self.families,
@@ -194,5 +345,4 @@ class _NodeIndex:
                 hits += hi - lo
                 for i in owners[lo:hi]:
                     counts[i] = counts.get(i, 0) + 1
-        entire = {i for i, n in counts.items() if n == self.sizes[i]}
-        return sorted(counts), entire, hits == size
+        return counts, hits == size

@@ -64,31 +64,48 @@ class MaskPiece:
     rules: tuple[RuleRef, ...]
 
 
-def subtract_masks(a: Sequence[Box], b: Sequence[Box], atoms: Atoms | None = None,
-                   ) -> tuple[Atoms, list[MaskPiece]] | None:
-    """`subtract` with the addresses as masks over `atoms` (made here if not given;
-    given, it must hold every source and destination set of `a` and `b`). None when
-    every box of `a` is also one of `b`."""
+def operands(a: Sequence[Box], b: Sequence[Box]) -> tuple[list[Box], list[Box]]:
+    """The boxes that matter to a - b: those of `a` that `b` does not hold verbatim,
+    and those of `b` that meet the span of what is left."""
     held = {box.key for box in b}
     minuend = [box for box in a if box.key not in held]
     if not minuend:
-        return None
+        return [], []
     span_src = union_all(box.src for box in minuend)
     span_dst = union_all(box.dst for box in minuend)
     span_svc = Services(merge(i for box in minuend for i in box.services.intervals))
     subtrahend = [box for box in b if box.src.overlaps(span_src)
                   and box.dst.overlaps(span_dst) and box.services.overlaps(span_svc)]
+    return minuend, subtrahend
+
+
+def subtract_masks(a: Sequence[Box], b: Sequence[Box], atoms: Atoms | None = None,
+                   ) -> tuple[Atoms, list[MaskPiece]] | None:
+    """`subtract` with the addresses as masks over `atoms` (made here if not given;
+    given, it must hold every source and destination set of `operands(a, b)`). None
+    when every box of `a` is also one of `b`."""
+    return subtract_operands(*operands(a, b), atoms)
+
+
+def subtract_operands(minuend: Sequence[Box], subtrahend: Sequence[Box],
+                      atoms: Atoms | None = None) -> tuple[Atoms, list[MaskPiece]] | None:
+    """`subtract_masks` of what `operands` found."""
+    if not minuend:
+        return None
     boxes = (*minuend, *subtrahend)
     if atoms is None:
         atoms = Atoms(s for box in boxes for s in (box.src, box.dst))
     dst_masks = [atoms.mask(box.dst) for box in boxes]
+    rule_ids: dict[RuleRef, int] = {}  # equal rules (self boxes of one entry) share an id
+    box_rules = [rule_ids.setdefault(box.rule, len(rule_ids)) for box in boxes]
     pieces: list[MaskPiece] = []
     unions: dict[frozenset[int], int] = {}  # shared by all source classes
     for (a_ids, b_ids), src in _source_classes(atoms, minuend, subtrahend):
         if not a_ids:
             continue
         ids = sorted(a_ids) + [len(minuend) + j for j in sorted(b_ids)]
-        for dst, services, rules in _subtract_2d(boxes, dst_masks, ids, len(minuend), unions):
+        for dst, services, rules in _subtract_2d(boxes, dst_masks, box_rules, ids,
+                                                 len(minuend), unions):
             pieces.append(MaskPiece(src, dst, services, rules))
     return atoms, pieces
 
@@ -132,12 +149,13 @@ def _source_classes(atoms: Atoms, a: Sequence[Box], b: Sequence[Box],
 # --- destinations x services within one source class ------------------------------------
 
 
-def _subtract_2d(boxes: Sequence[Box], dst_masks: Sequence[int], ids: list[int],
-                 minuend: int, unions: dict[frozenset[int], int],
+def _subtract_2d(boxes: Sequence[Box], dst_masks: Sequence[int], box_rules: Sequence[int],
+                 ids: list[int], minuend: int, unions: dict[frozenset[int], int],
                  ) -> list[tuple[int, Services, tuple[RuleRef, ...]]]:
     """(dst, services, rules) pieces of one source class: the union of its minuend
     boxes' (dst x services) minus its subtrahend boxes'. `ids` index `boxes`; those
-    below `minuend` are the minuend's. `unions` memoises destination unions."""
+    below `minuend` are the minuend's; `box_rules` numbers their rules. `unions`
+    memoises destination unions."""
     def union(members: frozenset[int]) -> int:
         found = unions.get(members)
         if found is None:
@@ -147,11 +165,16 @@ def _subtract_2d(boxes: Sequence[Box], dst_masks: Sequence[int], ids: list[int],
             unions[members] = found
         return found
 
-    segments = sweep([boxes[i].services.intervals for i in ids])
+    # Boxes share a few distinct service sets: sweep those, not every box's.
+    by_services: dict[Services, list[int]] = {}
+    for i in ids:
+        by_services.setdefault(boxes[i].services, []).append(i)
+    holders = list(by_services.values())
+    segments = sweep([services.intervals for services in by_services])
     left_over: dict[frozenset[int], int] = {}
-    by_dst: dict[int, tuple[list[Interval], list[RuleRef]]] = {}
+    by_dst: dict[int, _Found] = {}
     for local, first, last in segments:
-        members = frozenset(ids[k] for k in local)
+        members = frozenset(i for k in local for i in holders[k])
         from_a = frozenset(m for m in members if m < minuend)
         if not from_a:
             continue
@@ -162,12 +185,28 @@ def _subtract_2d(boxes: Sequence[Box], dst_masks: Sequence[int], ids: list[int],
             left_over[members] = dst
         if not dst:
             continue
-        intervals, rules = by_dst.setdefault(dst, ([], []))
-        intervals.append((first, last))
+        found = by_dst.get(dst)
+        if found is None:
+            found = by_dst[dst] = _Found([], [], set(), set())
+        found.intervals.append((first, last))
+        if from_a in found.seen_boxes:
+            continue  # these boxes' rules are in already
+        found.seen_boxes.add(from_a)
         for m in sorted(from_a):
-            if boxes[m].rule not in rules and dst_masks[m] & dst:
-                rules.append(boxes[m].rule)
-    return [(dst, Services(merge(iv)), tuple(rules)) for dst, (iv, rules) in by_dst.items()]
+            if box_rules[m] not in found.seen_rules and dst_masks[m] & dst:
+                found.seen_rules.add(box_rules[m])
+                found.rules.append(boxes[m].rule)
+    return [(dst, Services(merge(f.intervals)), tuple(f.rules)) for dst, f in by_dst.items()]
+
+
+@dataclass(slots=True)
+class _Found:
+    """One destination's pieces of one source class, while they are collected."""
+
+    intervals: list[Interval]
+    rules: list[RuleRef]
+    seen_rules: set[int]
+    seen_boxes: set[frozenset[int]]
 
 
 def covers(boxes: Sequence[Box], src: AddressSet, dst: AddressSet,

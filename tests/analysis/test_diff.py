@@ -11,8 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import INTERNET_PROBES, ROUTE_PROBES, load, policies, tailnets
 
-from policyc.analysis.access import policy_access
+from policyc.analysis.access import AliasSets, policy_access
 from policyc.analysis.diff import access_diff, render_json, render_markdown, render_text
+from policyc.analysis.naming import Namer
 from policyc.analysis.reference import ReferenceEvaluator
 from policyc.compiler.inventory import load_inventory_file
 from policyc.compiler.nodes import Inventory
@@ -48,6 +49,22 @@ def test_gained_exactly_when_new_allows_and_old_does_not(
         assert diff.gains(src, dst, proto, port) == (after and not before), (src, dst, proto, port)
         assert diff.loses(src, dst, proto, port) == (before and not after), (src, dst, proto, port)
     assert diff.changed or not (diff.gained or diff.lost)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(policies(), policies(), tailnets())
+def test_names_from_atoms_are_the_names_of_the_address_sets(
+        old_text: str, new_text: str, inventory: Inventory) -> None:
+    # The diff names its sets from per-atom tables; a fresh Namer asked with the
+    # AddressSet itself (node by node) must say exactly the same.
+    old, new = load(old_text, "old.hujson"), load(new_text, "new.hujson")
+    diff = access_diff(old, new, inventory)
+    old_sets = AliasSets(old, inventory)
+    namers = {"gained": Namer(old_sets.with_policy(new)), "lost": Namer(old_sets)}
+    for change in (*diff.gained, *diff.lost):
+        namer = namers[change.kind]
+        assert change.who == namer.name(change.src)
+        assert change.where == namer.name(change.dst)
 
 
 @settings(max_examples=100, deadline=None)
