@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 import yaml
 
@@ -116,7 +117,8 @@ def test_apply_uses_the_etag_of_the_reviewed_base(repo: Path) -> None:
     done = run_step(repo, etag_line + '\necho "$etag"')
     base = git(repo, "show", "HEAD^1:policy.hujson")
     assert done.stdout.strip() == hashlib.sha256(base.encode()).hexdigest()
-    if "apply" not in main.commands:  # pragma: no cover - lands with the control server
+    commands = main.list_commands(click.Context(main))
+    if "apply" not in commands:  # pragma: no cover - lands with the control server
         pytest.skip("policyc apply is not part of this tree yet")
     # Nothing listens on this port: the command line is understood, the network fails (2).
     env_script = "export POLICYC_TOKEN=t POLICYC_SERVER=http://127.0.0.1:9\n" + script
@@ -132,7 +134,7 @@ def test_pre_commit_hooks(repo: Path) -> None:
     (repo / "policy.hujson").write_text('{"acls": [}')
     assert run_step(repo, command).returncode == 1
     assert hooks["policyc-fmt"]["entry"] == "policyc fmt --check"
-    if "fmt" in main.commands:  # `policyc fmt` lands with the language server work
+    if "fmt" in main.list_commands(click.Context(main)):  # lands with the language server
         formatted = run_step(repo, f"cp {SAMPLES / 'policy.hujson'} p.hujson && "
                                    "policyc fmt p.hujson >/dev/null 2>&1; "
                                    f"{hooks['policyc-fmt']['entry']} p.hujson")

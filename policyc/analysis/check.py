@@ -6,7 +6,6 @@ messages and spans for the same file.
 
 from __future__ import annotations
 
-from policyc.analysis.lint import lint_policy
 from policyc.analysis.testrunner import TestReport, run_policy_tests
 from policyc.compiler.nodes import Inventory
 from policyc.diagnostics.diagnostics import Diagnostics
@@ -23,5 +22,7 @@ def check_loaded_policy(policy: Policy, inventory: Inventory | None, diags: Diag
     if diags.has_errors:
         return None
     if inventory is not None:
+        from policyc.analysis.lint import lint_policy  # inventory checks only: import then
+
         lint_policy(policy, inventory, diags)
     return run_policy_tests(policy, inventory, diags) if run_tests else None

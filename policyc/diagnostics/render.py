@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import unicodedata
 from collections.abc import Iterable
-from importlib import metadata
 from typing import Any
 from urllib.parse import quote
 
@@ -235,6 +234,8 @@ def _sarif_result(diag: Diagnostic, rule_index: int) -> dict[str, Any]:
 
 
 def _version() -> str:
+    from importlib import metadata  # 50 ms of imports (email.*): only SARIF needs it
+
     try:
         return metadata.version("policyc")
     except metadata.PackageNotFoundError:
