@@ -46,8 +46,11 @@ Key = tuple[str, object]
 NODE_AUTOGROUPS = frozenset({"autogroup:member", "autogroup:tagged", *ROLE_AUTOGROUPS})
 
 
-def alias_key(alias: Alias, hosts: Mapping[str, HostAlias]) -> Key | None:
-    """The one key an alias is filed under, or None when it has none (unkeyed)."""
+def alias_key(alias: Alias, single_hosts: Mapping[str, IPAddress]) -> Key | None:
+    """The one key an alias is filed under, or None when it has none (unkeyed).
+
+    `single_hosts`: the hosts that are one address (`single_address_hosts`).
+    """
     if isinstance(alias, UserRef):
         return ("user", alias.login)
     if isinstance(alias, GroupRef):
@@ -56,15 +59,20 @@ def alias_key(alias: Alias, hosts: Mapping[str, HostAlias]) -> Key | None:
         return ("tag", alias.name)
     if isinstance(alias, AutoGroupRef):
         return ("autogroup", alias.name) if alias.name in NODE_AUTOGROUPS else None
+    if isinstance(alias, HostRef):
+        address = single_hosts.get(alias.name)
+        return None if address is None else ("ip", address)
     if isinstance(alias, PrefixAlias) and alias.network.num_addresses == 1:
         return ("ip", alias.network.network_address)
     if isinstance(alias, RangeAlias) and alias.first == alias.last:
         return ("ip", alias.first)
-    if isinstance(alias, HostRef):
-        host = hosts.get(alias.name)
-        if host is not None and host.network.num_addresses == 1:
-            return ("ip", host.network.network_address)
     return None
+
+
+def single_address_hosts(hosts: Mapping[str, HostAlias]) -> dict[str, IPAddress]:
+    """host name -> its address, for the hosts that are a single address."""
+    return {name: host.network.network_address for name, host in hosts.items()
+            if host.network.num_addresses == 1}
 
 
 def groups_by_login(groups: Mapping[str, Group]) -> dict[str, list[str]]:
@@ -144,7 +152,7 @@ class PermitNarrowing:
 
     def __init__(self, policy: Policy, inventory: Inventory,
                  permits: Sequence[FlatPermit]) -> None:
-        hosts = policy.hosts
+        hosts = single_address_hosts(policy.hosts)
         self._groups_of = groups_by_login(policy.groups)
         self._nodes = inventory.nodes
         self._by_source = KeyIndex([alias_key(s, hosts) for s in p.sources] for p in permits)
@@ -152,9 +160,16 @@ class PermitNarrowing:
         self._by_destination = KeyIndex([key] for key in self._destination_keys)
         self._by_node = KeyIndex(node_keys(n, self._groups_of) for n in inventory.nodes)
         self._hosts = hosts
+        self._keys_cache: dict[IPAddress, frozenset[Key]] = {}
+        self._from_cache: dict[IPAddress, list[int]] = {}
 
-    def _keys(self, ip: IPAddress, node: Node | None) -> list[Key]:
-        return address_keys(ip, node, self._groups_of)
+    def _keys(self, ip: IPAddress, node: Node | None) -> frozenset[Key]:
+        """The keys of `ip` (held by `node`), memoised: tests ask per address again and again."""
+        keys = self._keys_cache.get(ip)
+        if keys is None:
+            keys = frozenset(address_keys(ip, node, self._groups_of))
+            self._keys_cache[ip] = keys
+        return keys
 
     def nodes_for(self, alias: Alias) -> list[Node]:
         """The nodes an identity alias may match (no node for an address alias)."""
@@ -165,12 +180,15 @@ class PermitNarrowing:
 
     def from_address(self, ip: IPAddress, node: Node | None) -> list[int]:
         """Positions of the permits whose `src` may include `ip` (held by `node`)."""
-        return self._by_source.candidates(self._keys(ip, node))
+        found = self._from_cache.get(ip)
+        if found is None:
+            found = self._from_cache[ip] = self._by_source.candidates(self._keys(ip, node))
+        return found
 
     def towards(self, positions: Iterable[int], ip: IPAddress,
                 node: Node | None) -> list[int]:
         """Those of `positions` whose destination may include `ip` (held by `node`)."""
-        keys = set(self._keys(ip, node))
+        keys = self._keys(ip, node)
         dst = self._destination_keys
         return [i for i in positions if dst[i] is None or dst[i] in keys]
 

@@ -195,6 +195,7 @@ class ReferenceEvaluator:
         self._from_cache: dict[IPAddress, tuple[int, ...]] = {}
         self._roles_cache: dict[str, frozenset[str]] = {}
         self._group_cache: dict[str, frozenset[str]] = {}
+        self._last_between: tuple[IPAddress, IPAddress, tuple[_Permit, ...]] | None = None
         # The index only narrows which rules and nodes the per-rule tests below
         # look at (see permit_index.py); `indexed=False` is the plain walk.
         self._index = PermitNarrowing(policy, inventory, self._permits) if indexed else None
@@ -372,13 +373,18 @@ class ReferenceEvaluator:
             self._from_cache[src_ip] = cached
         return cached
 
-    def _permits_between(self, src_ip: IPAddress, dst_ip: IPAddress) -> Iterator[_Permit]:
+    def _permits_between(self, src_ip: IPAddress, dst_ip: IPAddress) -> tuple[_Permit, ...]:
         """The permits whose `src` includes `src_ip` and whose destination may
         include `dst_ip` (the caller decides), in policy order."""
+        last = self._last_between  # a test asks one pair once per protocol in a row
+        if last is not None and last[0] == src_ip and last[1] == dst_ip:
+            return last[2]
         positions: Sequence[int] = self._permits_from(src_ip)
         if self._index is not None:
             positions = self._index.towards(positions, dst_ip, self.node_with_address(dst_ip))
-        return (self._permits[i] for i in positions)
+        permits = tuple(self._permits[i] for i in positions)
+        self._last_between = (src_ip, dst_ip, permits)
+        return permits
 
     def candidate_permits(self, *, sources: Iterable[IPAddress] = (),
                           destinations: Iterable[IPAddress] = (),

@@ -27,6 +27,7 @@ who owns no node has no access: their accept entries fail, deny entries pass.
 from __future__ import annotations
 
 import ipaddress
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -130,6 +131,19 @@ def run_policy_tests(policy: Policy, inventory: Inventory | None,
     for ssh_test in policy.ssh_tests:
         outcomes.extend(_run_ssh_test(evaluator, ssh_test, diags, synthetic=synthetic))
     return TestReport(tuple(outcomes), synthetic)
+
+
+_TEST_ONLY: weakref.WeakKeyDictionary[ReferenceEvaluator, frozenset[str]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _test_only_users(ev: ReferenceEvaluator) -> frozenset[str]:
+    """`test_only_users(ev.policy)`, once per evaluator: it walks the whole
+    policy, and a 1 MB policy's tests asked once per entry."""
+    found = _TEST_ONLY.get(ev)
+    if found is None:
+        found = _TEST_ONLY[ev] = test_only_users(ev.policy)
+    return found
 
 
 def _undecided(diags: Diagnostics, span: Span, what: str, reason: str) -> None:
@@ -287,7 +301,7 @@ def _judge_entry(ev: ReferenceEvaluator, test: PolicyTest, sources: list[IPAddre
                     notes=["a test destination must name a node or a single host"])
         return False
     if check.allowed and synthetic and isinstance(test.src, UserRef) \
-            and test.src.login in test_only_users(ev.policy):
+            and test.src.login in _test_only_users(ev):
         _undecided(diags, target.span, f'test {kind} "{target.text}"',
                    unknown_user_reason(test.src))
         return None
@@ -422,7 +436,7 @@ def _judge_ssh_entry(ev: ReferenceEvaluator, test: SshTest, pairs: list[tuple[No
     span = _user_span(test, kind, user)
     reason = next((r for s, d in open_pairs if (r := ssh_role_reason(ev, s, d, user))), None)
     if reason is None and granted and synthetic and isinstance(test.src, UserRef) \
-            and test.src.login in test_only_users(ev.policy):
+            and test.src.login in _test_only_users(ev):
         reason = unknown_user_reason(test.src)
     if reason is not None:
         _undecided(diags, span, f'SSH test user "{user}"', reason)

@@ -6,7 +6,10 @@ changes, 2 usage or I/O errors. Nothing here computes policy semantics.
 
 from __future__ import annotations
 
+import gc
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -101,3 +104,22 @@ def select_nodes(inventory: Inventory, wanted: tuple[str, ...]) -> list[str]:
             f"unknown node {unknown[0]!r} (I404); the inventory has: "
             + ", ".join(n.name for n in inventory))
     return list(wanted)
+
+
+@contextmanager
+def few_collections() -> Iterator[None]:
+    """Run a one-shot command with the cyclic garbage collector's thresholds raised.
+
+    Loading a big policy builds a large object graph without cycles (value
+    tree, spans, model), which reference counting frees by itself; the
+    collector's default thresholds (700 allocations) still walk that graph
+    again and again: about a fifth of a 1 MB `check` (docs/performance.md).
+    Cycles are still collected, just rarely. For commands that end, not for
+    servers.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)

@@ -17,6 +17,7 @@ from policyc.cli.common import (
     emit_diagnostics,
     fail,
     fail_io,
+    few_collections,
     io_failure,
     load_files,
     load_or_exit,
@@ -42,11 +43,12 @@ def check(policy: str, nodes_path: str | None, fmt: str) -> None:
     """Parse and validate POLICY, then run its `tests` and `sshTests`."""
     from policyc.analysis.check import check_loaded_policy
 
-    loaded = load_files(policy, nodes_path)
-    diags = loaded.diags
-    report = None
-    if loaded.policy is not None:
-        report = check_loaded_policy(loaded.policy, loaded.inventory, diags)
+    with few_collections():
+        loaded = load_files(policy, nodes_path)
+        diags = loaded.diags
+        report = None
+        if loaded.policy is not None:
+            report = check_loaded_policy(loaded.policy, loaded.inventory, diags)
     emit_diagnostics(diags, fmt, err=False)
     if fmt == "text":
         errors, warnings = len(diags.errors), len(diags.warnings)
