@@ -137,6 +137,16 @@ def interval_text(first: int, last: int, v6: bool) -> str:
     return f"{make(first)}-{make(last)}"
 
 
+def interval_parts(first: int, last: int, v6: bool, cache: PartsCache
+                   ) -> tuple[tuple[str, AddressSet], ...]:
+    """One interval's CIDR cover as (wire text, one-prefix set), memoised in `cache`."""
+    key = (first, last, v6)
+    parts = cache.get(key)
+    if parts is None:
+        parts = cache[key] = _interval_parts(first, last, v6, cache)
+    return parts
+
+
 def _interval_parts(first: int, last: int, v6: bool, cache: PartsCache
                     ) -> tuple[tuple[str, AddressSet], ...]:
     bits = 128 if v6 else 32

@@ -62,14 +62,17 @@ class CompiledPolicy:
 
 @dataclass(frozen=True, slots=True)
 class _Restamped:
-    """A shared autogroup:self rule as one more unit states it (for global_rules)."""
+    """One autogroup:self unit's rules for every owner (for global_rules): each
+    item is an owner's rules and whether they are shared rules of an earlier unit
+    with the same self part, to restate with this unit's order and span."""
 
-    rule: Rule
+    items: list[tuple[list[Rule], bool]]
     unit: int
     span: Span
 
-    def made(self) -> Rule:
-        return replace(self.rule, order=(self.unit, self.rule.order[1]), span=self.span)
+    def made(self) -> list[Rule]:
+        return [replace(rule, order=(self.unit, rule.order[1]), span=self.span)
+                if restamp else rule for rules, restamp in self.items for rule in rules]
 
 
 def policy_version(policy: Policy) -> str:
@@ -128,7 +131,8 @@ class Compilation:
         shared = merge_rules(r for u in units for r in u.rules)
         per_node: list[Rule | _Restamped] = [*self._self_rules(units), *self._via_rules(units)]
         for rule in shared:
-            self.graph.add_rule(rule.src, rule.dst_addrs, rule.internet)
+            dst = rule.dst_sets if rule.dst_sets is not None and not rule.caps else rule.dst_addrs
+            self.graph.add_rule(rule.src, dst, rule.internet)
         self.reduction = Reduction(shared, self.r, self.views)
         self._global = [*shared, *per_node]
 
@@ -136,7 +140,8 @@ class Compilation:
     def global_rules(self) -> tuple[CompiledRule, ...]:
         """Every unreduced rule with its span (made on demand: the index never needs it)."""
         if isinstance(self._global, list):
-            rules = [r if isinstance(r, Rule) else r.made() for r in self._global]
+            rules = [made for r in self._global
+                     for made in ((r,) if isinstance(r, Rule) else r.made())]
             self._global = tuple(CompiledRule(r.to_wire(), r.span) for r in rules)
         return self._global
 
@@ -169,6 +174,8 @@ class Compilation:
                 owners = owners_of[part.sources] = [(o, tuple(s)) for o, s in by_owner.items()]
             shape = shapes.setdefault(
                 (tuple((c.protocols, c.ports) for c in part.ip), repr(part.app)), len(shapes))
+            items: list[tuple[list[Rule], bool]] = []
+            out.append(_Restamped(items, unit.index, unit.span))
             for owner, srcs in owners:
                 user_nodes = self.r.by_user[owner]
                 # Units with the same self part differ only in order and span: build
@@ -181,7 +188,7 @@ class Compilation:
                     if any(rule.dst or rule.caps for rule in rules):
                         self.graph.add_edge(indexes_to_bits(srcs), indexes_to_bits(user_nodes),
                                             sources.addresses(tuple(user_nodes)), False)
-                    out.extend(rules)
+                    items.append((rules, False))
                 else:
                     # Merging rules (DstPorts) fold into the first unit's copy on every
                     # node anyway, so nodes share that copy; CapGrant rules never merge
@@ -190,7 +197,7 @@ class Compilation:
                     if has_caps:
                         rules = [rule if rule.merge_key is not None
                                  else self._restamp(rule, unit) for rule in rules]
-                    out.extend(_Restamped(rule, unit.index, unit.span) for rule in made[0])
+                    items.append((made[0], True))
                 for i in user_nodes:
                     self.extras[i].extend(rules)
         return out

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from policyc.compiler.addrset import EMPTY, AddressSet, PartsCache, union_all
+from policyc.compiler.addrset import (
+    ALL,
+    EMPTY,
+    AddressSet,
+    Interval,
+    PartsCache,
+    interval_parts,
+    union_all,
+)
 from policyc.compiler.internet import INTERNET
 from policyc.compiler.resolve import DANGER_ALL, INTERNET_GROUP, SELF, Resolver
 from policyc.compiler.rules import COMPANION_CAPS, CapEntry, DstEntry, Order, Rule
@@ -108,8 +116,9 @@ class UnitCompiler:
         self.r = resolver
         self._entries: dict[tuple[AddressSet, tuple[PortRange, ...]], tuple[DstEntry, ...]] = {}
         self._parts: PartsCache = {}
-        # ports -> id(one-prefix set) -> its entries; the prefix sets live in _parts.
-        self._port_entries: dict[tuple[PortRange, ...], dict[int, tuple[DstEntry, ...]]] = {}
+        # (ports, is IPv6) -> interval -> its entries
+        self._interval_entries: dict[tuple[tuple[PortRange, ...], bool],
+                                     dict[Interval, tuple[DstEntry, ...]]] = {}
         self._source_texts: dict[tuple[object, ...], tuple[tuple[str, ...], AddressSet]] = {}
 
     def compile(self, index: int, unit: Unit) -> CompiledUnit:
@@ -177,22 +186,27 @@ class UnitCompiler:
                  dsts: tuple[Alias, ...], cap: IPCapability) -> Rule | None:
         ports = cap.ports or (ALL_PORTS,)
         entries: list[DstEntry] = []
+        sets: list[AddressSet] = []  # what the entries cover, for Rule.dst_sets
         internet = False
         for alias in dsts:
             if isinstance(alias, Wildcard):
                 entries.extend(DstEntry("*", AddressSet.parse("*"), p) for p in ports)
+                sets.append(ALL)
             elif _is_autogroup(alias, INTERNET_GROUP):
                 # Delivered to exit nodes only (POLICY-FORMAT 5.3): the public
                 # Internet prefixes, which reduction keeps for approved exits.
                 internet = True
                 entries.extend(DstEntry(str(p), AddressSet.of_network(p), port)
                                for p in INTERNET_PREFIXES for port in ports)
+                sets.append(INTERNET)
             else:
-                entries.extend(self._prefix_entries(self.r.alias(alias), ports))
+                addrs = self.r.alias(alias)
+                entries.extend(self._prefix_entries(addrs, ports))
+                sets.append(addrs)
         if not src_ips or not (entries or internet):
             return None
         return Rule(src_ips, src, order, tuple(entries), tuple(cap.protocols),
-                    internet=internet, span=unit.span)
+                    internet=internet, span=unit.span, dst_sets=tuple(sets))
 
     def _prefix_entries(self, addrs: AddressSet, ports: tuple[PortRange, ...]) -> list[DstEntry]:
         """DstPorts entries for a set, shared by every rule naming the same set and
@@ -200,15 +214,20 @@ class UnitCompiler:
         key = (addrs, ports)
         cached = self._entries.get(key)
         if cached is None:
-            # One object per prefix (and per prefix and port) across all sets, so
-            # later stages can key by identity: groups share most of their prefixes.
-            by_prefix = self._port_entries.setdefault(ports, {})
+            # One object per prefix across all sets (so later stages can key by
+            # identity), and the entries of an interval made once per port list:
+            # groups share most of their intervals.
             out: list[DstEntry] = []
-            for text, one in addrs.prefix_parts(self._parts):
-                made = by_prefix.get(id(one))
-                if made is None:
-                    made = by_prefix[id(one)] = tuple(DstEntry(text, one, p) for p in ports)
-                out += made
+            parts = self._parts
+            for v6, intervals in ((False, addrs.v4), (True, addrs.v6)):
+                table = self._interval_entries.setdefault((ports, v6), {})
+                for interval in intervals:
+                    made = table.get(interval)
+                    if made is None:
+                        made = table[interval] = tuple(
+                            DstEntry(text, one, p)
+                            for text, one in interval_parts(*interval, v6, parts) for p in ports)
+                    out += made
             cached = self._entries[key] = tuple(out)
         return list(cached)
 

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from policyc.compiler.addrset import AddressSet
+from policyc.compiler.addrset import AddressSet, union_all
 from policyc.compiler.internet import INTERNET
 from policyc.compiler.resolve import Resolver
 
@@ -22,7 +22,9 @@ from policyc.compiler.resolve import Resolver
 class Edge:
     src_bits: int
     dst_bits: int
-    dst: AddressSet  # what the sources may reach, to decide which routes they use
+    # What the sources may reach (the union of these sets), to decide which
+    # routes they use.
+    dst: tuple[AddressSet, ...]
     internet: bool  # the sources may use exit nodes
 
 
@@ -68,15 +70,28 @@ class PeerGraph:
             bits |= self._exit_bits
         return bits
 
-    def add_rule(self, src: AddressSet, dst: AddressSet, internet: bool) -> None:
+    def add_rule(self, src: AddressSet, dst: AddressSet | tuple[AddressSet, ...],
+                 internet: bool) -> None:
+        """An edge from the nodes that can send from `src` to those in `dst` (a
+        set, or sets whose union it is: each set's nodes are looked up once)."""
         s = self.src_bits(src)
-        d = self.dst_bits(dst, internet)
-        if s and d:
-            self.edges.add(Edge(s, d, dst, internet or INTERNET.issubset(dst)))
+        if not s:
+            return
+        sets = (dst,) if isinstance(dst, AddressSet) else dst
+        d = 0
+        for part in sets:
+            d |= self.src_bits(part)
+        # The Internet is big: only a union with a part overlapping it can hold it.
+        covers = not internet and any(p.overlaps(INTERNET) for p in sets) and (
+            INTERNET.issubset(union_all(sets)))
+        if internet or covers:
+            d |= self._exit_bits
+        if d:
+            self.edges.add(Edge(s, d, sets, internet or bool(covers)))
 
     def add_edge(self, src_bits: int, dst_bits: int, dst: AddressSet, internet: bool) -> None:
         if src_bits and dst_bits:
-            self.edges.add(Edge(src_bits, dst_bits, dst, internet))
+            self.edges.add(Edge(src_bits, dst_bits, (dst,), internet))
 
     def peers(self) -> list[list[int]]:
         """For every node, the indexes of its peers (never itself), ascending."""
@@ -144,7 +159,8 @@ class PeerGraph:
                 if not edge.dst_bits & bit:
                     continue
                 for k, route in enumerate(node.routes):
-                    if edge.dst.overlaps(AddressSet.of_network(route)):
+                    one = AddressSet.of_network(route)
+                    if any(d.overlaps(one) for d in edge.dst):
                         out[(p, k)] |= edge.src_bits
                 if node.exit_node and edge.internet:
                     out[(p, len(node.routes))] |= edge.src_bits

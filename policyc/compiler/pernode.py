@@ -74,26 +74,29 @@ class Reduction:
         # cannot be reused by another set while the key is in the cache.
         self._found: dict[tuple[int, bool], tuple[AddressSet, frozenset[int]]] = {}
         self._resolver = resolver
-        # Entries share their prefix objects (one per prefix in the compilation), so
-        # gather (rule, entry) pairs per prefix object first and look each prefix's
-        # nodes up once, not once per entry.
-        by_prefix: dict[int, tuple[AddressSet, list[tuple[int, int]]]] = {}
+        # Entries are shared objects (one per prefix and port range in the
+        # compilation), so gather (rule, entry) positions per entry object first and
+        # look each one's nodes up once, not once per rule that has it.
+        positions: dict[int, list[tuple[int, int]]] = {}
+        entry_of: dict[int, DstEntry] = {}
         for ri, rule in enumerate(rules):
             if rule.caps:
                 for ni in self._nodes_for(rule.dst_addrs, resolver, internet=False):
                     self.cap_candidates[ni].append(ri)
             for ei, entry in enumerate(rule.dst):
-                if entry.ip == "*":
-                    self.everywhere.append((ri, ei))
-                    continue
-                addrs = entry.addrs
-                found = by_prefix.get(id(addrs))
+                key = id(entry)
+                found = positions.get(key)
                 if found is None:
-                    found = by_prefix[id(addrs)] = (addrs, [])
-                found[1].append((ri, ei))
+                    found = positions[key] = []
+                    entry_of[key] = entry
+                found.append((ri, ei))
         by_node = self.by_node
-        for addrs, pairs in by_prefix.values():
-            for ni in self._nodes_for(addrs, resolver, internet=True):
+        for key, pairs in positions.items():
+            entry = entry_of[key]
+            if entry.ip == "*":
+                self.everywhere += pairs
+                continue
+            for ni in self._nodes_for(entry.addrs, resolver, internet=True):
                 by_node[ni] += pairs
 
     def rule_nodes(self, ri: int) -> set[int] | None:

@@ -79,6 +79,11 @@ class Resolver:
         self._texts: dict[AddressSet, tuple[str, ...]] = {}
         self._nodes_in: dict[AddressSet, tuple[int, ...]] = {}
         self._ip_parts: list[tuple[tuple[str, AddressSet], ...] | None] = [None] * len(self.nodes)
+        self._ip_texts: list[tuple[str, ...] | None] = [None] * len(self.nodes)
+        # Sets that are exactly the addresses of these nodes (identity aliases,
+        # when no two nodes share an address).
+        self._made_of: dict[AddressSet, list[int]] = {}
+        self._ordered_texts: tuple[list[str], list[tuple[int, ...]]] | None = None
 
     def with_policy(self, policy: Policy) -> Resolver:
         """The same inventory's indexes for another policy (its own alias cache):
@@ -166,6 +171,7 @@ class Resolver:
             # exactly the named ones that have any, so nodes_in need not search.
             ips = self.nodes
             self._nodes_in.setdefault(addrs, tuple(sorted(i for i in nodes if ips[i].ips)))
+            self._made_of.setdefault(addrs, nodes)
         return addrs
 
     def _ipset(self, name: str, visiting: frozenset[str]) -> AddressSet:
@@ -189,16 +195,32 @@ class Resolver:
 
     def ip_texts(self, i: int) -> tuple[str, ...]:
         """Node `i`'s addresses as text, in inventory order (made once per address)."""
-        index = self._address_index
-        return tuple((index.v6_text if ip.version == 6 else index.v4_text)[int(ip)]
-                     for ip in self.nodes[i].ips)
+        texts = self._ip_texts[i]
+        if texts is None:
+            index = self._address_index
+            texts = self._ip_texts[i] = tuple(
+                (index.v6_text if ip.version == 6 else index.v4_text)[int(ip)]
+                for ip in self.nodes[i].ips)
+        return texts
+
+    def _text_order(self) -> tuple[list[str], list[tuple[int, ...]]]:
+        """Every node address text in string order, and each node's texts as
+        positions in it: a set of node addresses is then written out by sorting
+        integers, not strings."""
+        if self._ordered_texts is None:
+            ordered = sorted({t for i in range(len(self.nodes)) for t in self.ip_texts(i)})
+            position = {t: k for k, t in enumerate(ordered)}
+            ranks = [tuple(position[t] for t in self.ip_texts(i)) for i in range(len(self.nodes))]
+            self._ordered_texts = (ordered, ranks)
+        return self._ordered_texts
 
     def ip_parts(self, i: int) -> tuple[tuple[str, AddressSet], ...]:
         """Node `i`'s addresses as (text, one-address set), in inventory order."""
         parts = self._ip_parts[i]
         if parts is None:
-            parts = self._ip_parts[i] = tuple((str(ip), AddressSet.of_address(ip))
-                                              for ip in self.nodes[i].ips)
+            parts = self._ip_parts[i] = tuple(
+                (text, AddressSet.of_address(ip))
+                for text, ip in zip(self.ip_texts(i), self.nodes[i].ips, strict=True))
         return parts
 
     def texts(self, addrs: AddressSet) -> list[str]:
@@ -209,7 +231,12 @@ class Resolver:
         """
         cached = self._texts.get(addrs)
         if cached is None:
-            cached = tuple(self._address_index.texts(addrs))
+            nodes = self._made_of.get(addrs)
+            if nodes is not None:  # exactly these nodes' addresses: their texts, sorted
+                ordered, ranks = self._text_order()
+                cached = tuple([ordered[k] for k in sorted({k for i in nodes for k in ranks[i]})])
+            else:
+                cached = tuple(self._address_index.texts(addrs))
             self._texts[addrs] = cached
         return list(cached)
 

@@ -8,7 +8,7 @@ never re-parse strings, and the span of the policy rule it came from.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from policyc.compiler.addrset import AddressSet, union_all
@@ -69,6 +69,10 @@ class Rule:
     caps: tuple[CapEntry, ...] = ()
     internet: bool = False
     span: Span = NO_SPAN
+    # Sets whose union is the DstPorts entries' addresses, when the maker knows
+    # them (the destination aliases' sets): unioning thousands of one-prefix sets
+    # is slow, and the peer graph only needs each set's nodes.
+    dst_sets: tuple[AddressSet, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def merge_key(self) -> tuple[tuple[str, ...], tuple[int, ...]] | None:
@@ -77,6 +81,8 @@ class Rule:
 
     @property
     def dst_addrs(self) -> AddressSet:
+        if self.dst_sets is not None and not self.caps:
+            return union_all(self.dst_sets)
         return union_all([e.addrs for e in self.dst] + [c.addrs for c in self.caps])
 
     def to_wire(self, dst: Iterable[DstEntry] | None = None,
@@ -109,6 +115,8 @@ def merge_rules(rules: Iterable[Rule]) -> list[Rule]:
         out[where[key]] = Rule(
             first.src_ips, first.src, first.order, first.dst + rule.dst, first.proto,
             internet=first.internet or rule.internet, span=first.span,
+            dst_sets=(first.dst_sets + rule.dst_sets
+                      if first.dst_sets is not None and rule.dst_sets is not None else None),
         )
     return out
 
