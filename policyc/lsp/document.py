@@ -7,6 +7,7 @@ span for span; `to_lsp_diagnostics` only changes their coordinates.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -18,7 +19,7 @@ from policyc.compiler.nodes import Inventory
 from policyc.diagnostics.diagnostics import Diagnostic, Diagnostics, Severity
 from policyc.diagnostics.source import SourceFile
 from policyc.grammar.cst import JValue
-from policyc.lsp.positions import lsp_range
+from policyc.lsp.positions import lsp_position, lsp_range
 from policyc.lsp.symbols import SymbolIndex, build_index
 from policyc.policy.load import load_policy_tree
 from policyc.policy.model import Policy
@@ -61,15 +62,54 @@ def analyze(name: str, text: str, version: int, inventory: Inventory | None, *,
     return Analysis(version, source, tree, policy, tuple(diags.sorted()), inventory, run_tests)
 
 
-def to_lsp_diagnostics(analysis: Analysis) -> list[types.Diagnostic]:
+def to_lsp_diagnostics(analysis: Analysis, uri: str = "", *, related: bool = True,
+                       ) -> list[types.Diagnostic]:
+    """`analysis`'s diagnostics about its own document, in LSP coordinates.
+
+    A diagnostic's notes (check prints them as `= note: ...`) become
+    `relatedInformation` when the client supports it (`related`), each at the
+    place it talks about when that is known (a duplicate key's first
+    definition) and at the diagnostic itself otherwise. A client without
+    that capability gets them as extra lines of the message instead, so they
+    are never lost.
+    """
     out = []
     for diag in analysis.diagnostics:
         if diag.span.source is not analysis.source:
             continue  # about another file (the inventory): reported once, elsewhere
         data = {"suggestion": diag.suggestion} if diag.suggestion is not None else None
+        where = lsp_range(diag.span)
+        message = diag.message
+        infos = None
+        if diag.notes and related:
+            infos = [types.DiagnosticRelatedInformation(
+                location=types.Location(uri=uri, range=_note_range(diag.span.source, note)
+                                        or where),
+                message=note) for note in diag.notes]
+        elif diag.notes:
+            message = "\n".join((message, *(f"note: {note}" for note in diag.notes)))
         out.append(types.Diagnostic(
-            range=lsp_range(diag.span), message=diag.message, severity=_SEVERITY[diag.severity],
-            code=diag.code, source="policyc", data=data,
-            related_information=None,
+            range=where, message=message, severity=_SEVERITY[diag.severity],
+            code=diag.code, source="policyc", data=data, related_information=infos,
         ))
     return out
+
+
+# hujson.py's P002 note names the first definition by line and column (1-based,
+# in characters); that is a place in this document, so the editor can link it.
+_FIRST_DEFINED = re.compile(r"first defined at line (\d+), column (\d+)")
+
+
+def _note_range(source: SourceFile, note: str) -> types.Range | None:
+    found = _FIRST_DEFINED.match(note)
+    if found is None:
+        return None
+    line, column = int(found.group(1)), int(found.group(2))
+    if line > len(source.line_starts):
+        return None
+    start = source.line_starts[line - 1] + column - 1
+    end = start
+    if source.text[start:start + 1] == '"':  # the key: to its closing quote
+        closing = source.text.find('"', start + 1)
+        end = closing + 1 if closing != -1 else start
+    return types.Range(start=lsp_position(source, start), end=lsp_position(source, end))

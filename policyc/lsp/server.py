@@ -79,6 +79,7 @@ class PolicyServer(LanguageServer):
         self.inventory: Inventory | None = None
         self.inventory_setting: str | None = None
         self.reported: set[str] = set()  # inventory problems already shown
+        self.related_information = False  # the client takes Diagnostic.relatedInformation
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policyc-analysis")
 
     # --- documents and analysis ---------------------------------------------------
@@ -116,7 +117,9 @@ class PolicyServer(LanguageServer):
                             f"{analysis.internal_error}"))
             if doc.revision == revision:
                 self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
-                    uri=doc.uri, version=doc.version, diagnostics=to_lsp_diagnostics(analysis)))
+                    uri=doc.uri, version=doc.version,
+                    diagnostics=to_lsp_diagnostics(analysis, doc.uri,
+                                                   related=self.related_information)))
                 await loop.run_in_executor(self.worker, _warm_index, analysis)
                 doc.latest = analysis
                 if analysis.tree is not None:
@@ -205,6 +208,9 @@ def _options_inventory(options: Any) -> Any:
 
 @server.feature(types.INITIALIZE)
 def _initialize(ls: PolicyServer, params: types.InitializeParams) -> None:
+    text_document = params.capabilities.text_document
+    publish = text_document.publish_diagnostics if text_document is not None else None
+    ls.related_information = bool(publish is not None and publish.related_information)
     ls.set_inventory(_options_inventory(params.initialization_options))
 
 
