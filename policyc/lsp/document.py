@@ -39,6 +39,9 @@ class Analysis:
     inventory: Inventory | None
     tests_ran: bool
     internal_error: str | None = None  # set when the library raised (a bug)
+    # False for an incremental result (incremental.py): its tree and policy mix spans
+    # of older texts and serve the diagnostics only; navigation needs a complete one.
+    complete: bool = True
 
     @cached_property
     def index(self) -> SymbolIndex:

@@ -10,6 +10,7 @@ the editor has already replaced is dropped, never published.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import Generator
@@ -31,7 +32,8 @@ from policyc.diagnostics.diagnostics import Diagnostics
 from policyc.diagnostics.source import SourceFile
 from policyc.fmt import format_source
 from policyc.lsp import actions, completion, navigation
-from policyc.lsp.document import Analysis, analyze, to_lsp_diagnostics
+from policyc.lsp.document import Analysis, to_lsp_diagnostics
+from policyc.lsp.incremental import Engine
 from policyc.lsp.positions import lsp_position, offset_of
 from policyc.lsp.symbols import SymbolIndex
 from policyc.policy.model import Policy
@@ -39,11 +41,14 @@ from policyc.policy.model import Policy
 log = logging.getLogger(__name__)
 
 LARGE = 256 * 1024
-# Seconds to wait after an edit before analysing. Small files start at once (edits
-# that arrive while an analysis runs are coalesced anyway: the next analysis takes
-# the newest text); a large file is not re-analysed on every keystroke of a burst.
-DEBOUNCE_SMALL = 0.0
+# Seconds to wait after an edit before analysing. An edit inside one rule or
+# definition is analysed at once (incremental.py: milliseconds even at 1 MB); on a
+# large file, other edits (a full analysis) wait for the typing burst to end.
 DEBOUNCE_LARGE = 0.25
+# Seconds of quiet after which the document is analysed whole with its policy
+# tests (the results shown until then are the last ones, moved with the text).
+IDLE = 1.0
+IDLE_LARGE = 3.0
 
 
 class _Protocol(LanguageServerProtocol):
@@ -65,7 +70,11 @@ class _Document:
     latest: Analysis | None = None
     names: SymbolIndex = field(default_factory=SymbolIndex)  # of the last text that parsed
     task: asyncio.Task[None] | None = None
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    wants_complete: bool = False  # a request waits for the whole analysis
+    whole_for: int | None = None  # the revision last analysed whole, with its tests
+    changed: asyncio.Event = field(default_factory=asyncio.Event)  # set on every publish
+    poked: asyncio.Event = field(default_factory=asyncio.Event)  # an edit or a request
+    engine: Engine = field(default_factory=lambda: Engine(""))
 
 
 class PolicyServer(LanguageServer):
@@ -88,26 +97,50 @@ class PolicyServer(LanguageServer):
         return self.workspace.get_text_document(uri).source
 
     def touch(self, uri: str, version: int | None, *, tests: bool = False) -> None:
-        doc = self.documents.setdefault(uri, _Document(uri))
+        doc = self.documents.get(uri)
+        if doc is None:
+            doc = self.documents[uri] = _Document(uri, engine=Engine(_name_of(uri)))
         doc.revision += 1
         if version is not None:
             doc.version = version
         if tests:
             doc.tests_for = doc.revision
+        self._wake(doc)
+
+    def _wake(self, doc: _Document) -> None:
+        doc.poked.set()
         if doc.task is None or doc.task.done():
             doc.task = asyncio.ensure_future(self._analyse(doc))
 
     async def _analyse(self, doc: _Document) -> None:
+        """Analyse the newest text until it is published; then, once typing pauses,
+        analyse it whole with its policy tests (and for navigation requests)."""
         loop = asyncio.get_running_loop()
         while doc.uri in self.documents:
+            doc.poked.clear()
             revision, text = doc.revision, self.text_of(doc.uri)
-            await asyncio.sleep(DEBOUNCE_LARGE if len(text) > LARGE else DEBOUNCE_SMALL)
-            if doc.revision != revision:
-                continue  # typed on: wait for the newest text
             tests = doc.tests_for == revision
+            if doc.latest is not None and doc.latest.version == revision:
+                # Published already: what is left is the whole analysis with the
+                # tests, after a pause (or now, for a request that needs it).
+                if doc.whole_for == revision:
+                    return
+                if not doc.wants_complete:
+                    idle = IDLE_LARGE if len(text) > LARGE else IDLE
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(doc.poked.wait(), idle)
+                    if doc.revision != revision or not (doc.wants_complete
+                                                        or not doc.poked.is_set()):
+                        continue
+                tests = True
+            elif len(text) > LARGE and not doc.engine.is_local(text):
+                await asyncio.sleep(DEBOUNCE_LARGE)
+                if doc.revision != revision:
+                    continue  # typed on: wait for the newest text
+            complete = tests or doc.latest is None
             analysis = await loop.run_in_executor(
-                self.worker, _safe_analyze, _name_of(doc.uri), text, revision, self.inventory,
-                tests)
+                self.worker, _safe_analyze, doc.engine, text, revision, self.inventory,
+                complete, tests)
             if doc.uri not in self.documents:
                 return
             if analysis.internal_error is not None:
@@ -115,29 +148,33 @@ class PolicyServer(LanguageServer):
                     type=types.MessageType.Error,
                     message=f"policyc: internal error analysing {doc.uri}: "
                             f"{analysis.internal_error}"))
-            if doc.revision == revision:
-                self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
-                    uri=doc.uri, version=doc.version,
-                    diagnostics=to_lsp_diagnostics(analysis, doc.uri,
-                                                   related=self.related_information)))
+            if doc.revision != revision:
+                continue  # stale: the editor moved on while this ran; go again
+            self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
+                uri=doc.uri, version=doc.version,
+                diagnostics=to_lsp_diagnostics(analysis, doc.uri,
+                                               related=self.related_information)))
+            doc.latest = analysis
+            if tests:
+                doc.whole_for = revision
+            if analysis.complete:
+                doc.wants_complete = False
                 await loop.run_in_executor(self.worker, _warm_index, analysis)
-                doc.latest = analysis
                 if analysis.tree is not None:
                     doc.names = analysis.index
-                doc.changed.set()
-                doc.changed = asyncio.Event()
-                if doc.revision == revision:
-                    return
-                continue  # edited while the index was built: analyse the new text
-            # Stale: the editor moved on while this ran. Drop it and go again.
+            doc.changed.set()
+            doc.changed = asyncio.Event()
 
     async def current(self, uri: str) -> Analysis | None:
-        """The analysis of the document's newest version (waits for it, never blocks)."""
+        """The whole analysis of the document's newest version (waits for it, never
+        blocks): navigation needs its tree, which an incremental result lacks."""
         doc = self.documents.get(uri)
-        while doc is not None and (doc.latest is None or doc.latest.version != doc.revision):
-            if doc.task is None or doc.task.done():
-                doc.task = asyncio.ensure_future(self._analyse(doc))
-            await doc.changed.wait()
+        while doc is not None and (doc.latest is None or doc.latest.version != doc.revision
+                                   or not doc.latest.complete):
+            doc.wants_complete = True
+            changed = doc.changed
+            self._wake(doc)
+            await changed.wait()
             doc = self.documents.get(uri)
         return doc.latest if doc is not None else None
 
@@ -183,14 +220,17 @@ def _warm_index(analysis: Analysis) -> None:
     analysis.index  # noqa: B018  (computes and caches the cached_property)
 
 
-def _safe_analyze(name: str, text: str, version: int, inventory: Inventory | None,
-                  tests: bool) -> Analysis:
+def _safe_analyze(engine: Engine, text: str, version: int, inventory: Inventory | None,
+                  complete: bool, tests: bool) -> Analysis:
     try:
-        return analyze(name, text, version, inventory, run_tests=tests)
+        if complete:
+            return engine.full(text, version, inventory, run_tests=tests)
+        return engine.update(text, version, inventory)
     except Exception as err:  # an internal bug must not take the editor's server down
-        log.exception("analysis of %s failed", name)
-        source = SourceFile(name, text)
-        return Analysis(version, source, None, Policy(source), (), inventory, False,
+        log.exception("analysis of %s failed", engine.name)
+        engine.state = None  # start again from the whole text next time
+        source = SourceFile(engine.name, text)
+        return Analysis(version, source, None, Policy(source), (), inventory, True,
                         f"{type(err).__name__}: {err}")
 
 

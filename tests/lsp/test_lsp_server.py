@@ -271,3 +271,60 @@ async def test_rapid_edits_end_with_the_newest_texts_diagnostics(client: Languag
         position=position_of(POLICY, '"db:', 2)))
     assert hover is not None
     assert list(client.diagnostics[uri]) == []  # version 16 is the fixed text
+
+
+async def test_policy_test_results_survive_edits_and_rerun_when_typing_pauses(
+        client: LanguageClient) -> None:
+    text = POLICY.replace('  ],\n}', '  ],\n  "tests": [{"src": "alice@example.com", '
+                          '"deny": ["tag:web:443"]}],\n}')
+    uri, _ = await open_document(client, "tests-kept.hujson", text)
+    client.text_document_did_save(types.DidSaveTextDocumentParams(
+        text_document=types.TextDocumentIdentifier(uri=uri)))
+    while [d.code for d in await wait_for_diagnostics(client, uri)] != ["T302"]:
+        pass
+
+    def change(new_text: str, version: int) -> None:
+        client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=new_text)]))
+
+    # An edit that moves the test down a line and leaves it failing: the next
+    # diagnostics (before the tests run again) still hold T302, at its new place.
+    edited = text.replace('"10.0.0.5"', '"10.0.0.6"')
+    edited = edited.replace('"group:dev"]},', '"group:dev"],\n},', 1)
+    change(edited, 2)
+    after_edit = await wait_for_diagnostics(client, uri)
+    assert [d.code for d in after_edit] == ["T302"]
+    assert after_edit[0].range.start == position_of(edited, '"tag:web:443"]}')
+    # An edit that makes the test pass: once typing pauses the tests run again and
+    # the failure goes; until then the last result stays (it does not flicker).
+    fixed = edited.replace('"deny": ["tag:web:443"]', '"accept": ["tag:web:443"]')
+    change(fixed, 3)
+    first = await wait_for_diagnostics(client, uri)
+    assert [d.code for d in first] in (["T302"], [])
+    while client.diagnostics[uri]:
+        await wait_for_diagnostics(client, uri)
+    assert list(client.diagnostics[uri]) == []
+
+
+async def test_navigation_after_an_incremental_edit_sees_the_new_text(
+        client: LanguageClient) -> None:
+    # The edit is inside one definition, so its diagnostics come from the
+    # incremental analysis; a definition request then needs (and waits for) the
+    # whole one, whose positions are those of the new text.
+    uri, _ = await open_document(client, "nav-after-edit.hujson", POLICY)
+    edited = POLICY.replace('"bob@example.com"]', '"bob@example.com", "carol@example.com"]')
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+        content_changes=[types.TextDocumentContentChangeWholeDocument(text=edited)]))
+    assert list(await wait_for_diagnostics(client, uri)) == []
+    found = await client.text_document_definition_async(types.DefinitionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=position_of(edited, '"db:5432"', 2)))
+    assert isinstance(found, types.Location)
+    assert found.range.start == position_of(edited, '"db": ', 1)
+    hover = await client.text_document_hover_async(types.HoverParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=position_of(edited, '"group:dev"]', 3)))
+    assert hover is not None and isinstance(hover.contents, types.MarkupContent)
+    assert "3 user(s)" in hover.contents.value
