@@ -156,6 +156,8 @@ class Engine:
     def __init__(self, name: str) -> None:
         self.name = name
         self.state: _State | None = None
+        # The last test results of a text analysed without a state (not splittable).
+        self.loose_tests: tuple[SourceFile, list[Diagnostic]] | None = None
         self.incremental_runs = 0  # how many updates were incremental (tests, benchmark)
         self.full_runs = 0
 
@@ -192,15 +194,17 @@ class Engine:
         self.full_runs += 1
         text = text.removeprefix(BOM)
         source = SourceFile(self.name, text)
-        kept = _kept_tests(self.state, source)
+        kept = self._kept_tests(source)
         diags = Diagnostics()
         tree = parse(source, diags)
         split = _splittable(tree, diags)
         if split is None:
             self.state = None
             policy = build_policy(tree, source, diags)
-            return _check(source, tree, policy, list(diags), inventory, version,
-                          run_tests=run_tests, tests=kept, move=list)[0]
+            analysis, tests = _check(source, tree, policy, list(diags), inventory, version,
+                                     run_tests=run_tests, tests=kept, move=list)
+            self.loose_tests = (source, tests)
+            return analysis
         root, sections = split
         skeleton = JObject(tuple(
             JMember(m.key, _emptied(m.value)) if m.key.value in sections else m
@@ -217,8 +221,31 @@ class Engine:
         analysis, state.tests = _check(source, tree, state.policy, _stage_diags(state),
                                        inventory, version, run_tests=run_tests, tests=kept,
                                        move=list)
-        self.state = state
+        self.state, self.loose_tests = state, None
         return analysis
+
+    def _kept_tests(self, source: SourceFile) -> list[Diagnostic]:
+        """The last policy-test results moved into `source` (a new whole text): those
+        before the changed region stay, those after it move, those inside it go."""
+        if self.state is not None:
+            old, tests = self.state.source, _moved(self.state, self.state.tests)
+        elif self.loose_tests is not None:
+            old, tests = self.loose_tests
+        else:
+            return []
+        start, old_end, new_end = _changed(old.text, source.text)
+        out = []
+        for diag in tests:
+            span = diag.span
+            if span.source is not old:
+                out.append(diag)  # about another file
+            elif span.end <= start:
+                out.append(dataclasses.replace(diag, span=Span(source, span.start, span.end)))
+            elif span.start >= old_end:
+                delta = new_end - old_end
+                out.append(dataclasses.replace(
+                    diag, span=Span(source, span.start + delta, span.end + delta)))
+        return out
 
     def _edit(self, state: _State, text: str) -> bool:
         """Apply the change from state.text to `text` in place; False (nothing
@@ -296,26 +323,6 @@ def _moved(state: _State, diags: Iterable[Diagnostic]) -> list[Diagnostic]:
         end = places.locate(span.source, span.end)
         if start is not None and end is not None:
             out.append(dataclasses.replace(diag, span=Span(source, start, end)))
-    return out
-
-
-def _kept_tests(old: _State | None, source: SourceFile) -> list[Diagnostic]:
-    """The last policy-test results moved into `source` (a new full text): those
-    before the changed region stay, those after it move, those inside it go."""
-    if old is None or not old.tests:
-        return []
-    start, old_end, new_end = _changed(old.text, source.text)
-    out = []
-    for diag in _moved(old, old.tests):
-        span = diag.span
-        if span.source is not old.source:
-            out.append(diag)
-        elif span.end <= start:
-            out.append(dataclasses.replace(diag, span=Span(source, span.start, span.end)))
-        elif span.start >= old_end:
-            delta = new_end - old_end
-            out.append(dataclasses.replace(
-                diag, span=Span(source, span.start + delta, span.end + delta)))
     return out
 
 

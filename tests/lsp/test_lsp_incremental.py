@@ -29,7 +29,7 @@ RICH = """// every section the engine splits, and some it does not
   "groups": {"group:eng": ["alice@example.com"], "group:ops": ["bob@example.com"]},
   "tagOwners": {"tag:web": ["group:eng"], "tag:db": ["autogroup:admin"]},
   "hosts": {"db-1": "10.0.0.5", "net": "10.1.0.0/16"},
-  "ipsets": {"ipset:lan": ["add 10.2.0.0/16", "remove 10.2.0.1", "host:db-1"]},
+  "ipsets": {"ipset:lan": ["add 10.2.0.0/16", "remove 10.2.0.1", "db-1"]},
   "postures": {"posture:latest": ["node:tsVersion >= '1.60'"]},
   "acls": [
     {"action": "accept", "src": ["group:eng"], "dst": ["tag:web:443", "db-1:5432"]},
@@ -155,3 +155,37 @@ def test_a_large_policy() -> None:
         text = text[:at] + piece + text[at:] if piece else text[:at] + text[at + 2:]
         assert_same(engine, text, version, None)
     assert engine.incremental_runs == 4
+
+
+def results_of(analysis: Analysis) -> list[tuple[object, ...]]:
+    return [(d.code, d.message, d.span.start, d.span.end) for d in analysis.diagnostics
+            if d.code.startswith("T")]
+
+
+def test_policy_test_results_are_kept_and_moved_until_the_tests_run_again() -> None:
+    failing = RICH.replace('"deny": ["db-1:22"]', '"deny": ["tag:web:443"]')
+    engine = Engine("policy.hujson")
+    ran = engine.full(failing, 1, None, run_tests=True)
+    assert [t[0] for t in results_of(ran)] == ["T302"]
+    # Lines added above the tests, inside a rule (incremental), then in a comment
+    # between sections (whole analysis): the result moves along each time.
+    text = failing
+    for version, (old, new) in enumerate([('"src": ["group:eng"], "dst": ["tag:web:443"',
+                                           '"src": ["group:eng",\n], "dst": ["tag:web:443"'),
+                                          ("/* ops */", "/* ops\n\n */")], start=2):
+        text = text.replace(old, new)
+        kept = engine.update(text, version, None)
+        fresh = Engine("policy.hujson").full(text, version, None, run_tests=True)
+        assert [t[:1] + t[2:] for t in results_of(kept)] == \
+            [t[:1] + t[2:] for t in results_of(fresh)]
+        assert results_of(fresh)
+    assert engine.incremental_runs == 1
+    # A syntax error elsewhere: check would show only it; the editor keeps the result.
+    broken = text.replace('"net": "10.1.0.0/16"', '"net": "10.1.0.0/16" "x"')
+    assert {d.code for d in engine.update(broken, 4, None).diagnostics} == {"P001", "T302"}
+    assert [t[0] for t in results_of(engine.update(text, 5, None))] == ["T302"]
+    # Editing the test entry itself drops its old result; the next run decides.
+    fixed = text.replace('"deny": ["tag:web:443"]', '"deny": ["db-1:80"]')
+    assert results_of(engine.update(fixed, 6, None)) == []
+    assert engine.incremental_runs == 2
+    assert results_of(engine.full(fixed, 7, None, run_tests=True)) == []
