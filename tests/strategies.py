@@ -161,6 +161,9 @@ def ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 # --- hypothesis: random tailnets and policies --------------------------------------
 
 USERS = ("alice@example.com", "bob@example.com", "carol@example.com")
+# A user of another domain, so `user:*@example.com` is not just autogroup:member.
+OTHER_DOMAIN_USER = "dave@example.org"
+DOMAIN_WILDCARDS = ("user:*@example.com", "user:*@example.org")
 TAGS = ("tag:web", "tag:db", "tag:ci")
 ROUTER_TAG, EXIT_TAG = "tag:router", "tag:exit"
 ROUTES = ("10.1.0.0/16", "10.1.2.0/24", "10.2.0.0/24", "192.168.7.0/24", "fd00:1::/64")
@@ -182,7 +185,7 @@ def tailnets(draw: st.DrawFn, with_exit: bool | None = None) -> Inventory:
     count = draw(st.integers(2, 6))
     nodes: list[Node] = []
     for i in range(count):
-        user = draw(st.sampled_from(USERS))
+        user = draw(st.sampled_from((*USERS, *USERS, OTHER_DOMAIN_USER)))
         tags = tuple(sorted(draw(st.sets(st.sampled_from(TAGS), max_size=3))))
         made = node(f"n{i}", user, tags, i + 1)
         family = draw(st.sampled_from(("both", "both", "v4", "v6")))  # single-stack nodes too
@@ -200,17 +203,18 @@ def tailnets(draw: st.DrawFn, with_exit: bool | None = None) -> Inventory:
     return Inventory.of(nodes)
 
 
-SRC_ALIASES = (*USERS, *TAGS, ROUTER_TAG, EXIT_TAG, "group:eng", "group:ops", "group:empty",
-               "*", "autogroup:member", "autogroup:tagged", "nas", "lan", "v6box",
+SRC_ALIASES = (*USERS, *DOMAIN_WILDCARDS, *TAGS, ROUTER_TAG, EXIT_TAG, "group:eng", "group:ops",
+               "group:empty", "*", "autogroup:member", "autogroup:tagged", "nas", "lan", "v6box",
                "100.64.0.1", "10.1.0.0/16", "fd7a:115c:a1e0::2", "ipset:office",
                "100.64.0.1-100.64.0.3", "10.1.0.5-10.1.0.9", "v6net", "autogroup:danger-all",
                "fd00:1::5")
-DST_ALIASES = (*USERS, *TAGS, ROUTER_TAG, EXIT_TAG, "group:eng", "group:ops", "*",
-               "autogroup:member", "autogroup:tagged", "autogroup:internet", "nas", "lan",
+DST_ALIASES = (*USERS, *DOMAIN_WILDCARDS, *TAGS, ROUTER_TAG, EXIT_TAG, "group:eng", "group:ops",
+               "*", "autogroup:member", "autogroup:tagged", "autogroup:internet", "nas", "lan",
                "dns", "v6box", "100.64.0.2", "10.2.0.0/24", "192.168.7.0/25", "8.8.8.0/24",
                "fd7a:115c:a1e0::1", "ipset:office", "100.64.0.1-100.64.0.3",
                "10.1.0.5-10.1.0.9", "v6net", "fd00:1::/64")
-SELF_SOURCES = (*USERS, "group:eng", "group:ops", "autogroup:member", "*")
+SELF_SOURCES = (*USERS, "user:*@example.com", "group:eng", "group:ops", "autogroup:member",
+                "*")
 PORT_TEXTS = ("*", "22", "80,443", "1000-2000", "22,8000-8100", "53")
 ACL_PROTOS = (None, "tcp", "udp", "icmp", "ipv6-icmp", "sctp", "gre", "6", "17", "47", "igmp",
               "132")
@@ -270,7 +274,8 @@ def policies(draw: st.DrawFn) -> str:
     doc: dict[str, object] = {
         "groups": {
             "group:eng": sorted(draw(st.sets(st.sampled_from(USERS), max_size=2))),
-            "group:ops": sorted(draw(st.sets(st.sampled_from(USERS), max_size=2))),
+            "group:ops": sorted(draw(st.sets(st.sampled_from((*USERS, DOMAIN_WILDCARDS[1])),
+                                             max_size=2))),
             "group:empty": [],
         },
         "tagOwners": {t: ["alice@example.com"] for t in (*TAGS, ROUTER_TAG, EXIT_TAG)},

@@ -28,7 +28,7 @@ from policyc.analysis.reference import RuleRef
 from policyc.analysis.services import DEFAULT_SERVICES, Services
 from policyc.compiler.addrset import ALL, EMPTY, AddressSet, union_all
 from policyc.compiler.internet import INTERNET, TAILSCALE_RANGES
-from policyc.compiler.nodes import ROLE_AUTOGROUPS, Inventory
+from policyc.compiler.nodes import ROLE_AUTOGROUPS, Inventory, is_login_pattern, login_selects
 from policyc.compiler.resolve import Resolver
 from policyc.netmap import ALL_PORTS, DEFAULT_PROTOCOLS, PortRange
 from policyc.policy.model import (
@@ -208,11 +208,11 @@ class AliasSets:
         if isinstance(alias, Wildcard):
             return TAILSCALE_RANGES | self.routes
         if isinstance(alias, UserRef):
-            return self.owned.get(alias.login, EMPTY)
+            return self._owned_by(alias.login)
         if isinstance(alias, GroupRef):
             group = self.policy.groups.get(alias.name)
             logins = {m.login for m in group.members} if group else set()
-            return union_all(self.owned.get(login, EMPTY) for login in logins)
+            return union_all(self._owned_by(login) for login in logins)
         if isinstance(alias, TagRef):
             return self.tagged.get(alias.name, EMPTY)
         if isinstance(alias, AutoGroupRef):
@@ -222,6 +222,12 @@ class AliasSets:
             return {"autogroup:member": self.members, "autogroup:tagged": self.any_tagged,
                     "autogroup:danger-all": ALL}.get(alias.name, EMPTY)
         return self.resolver.alias(alias)
+
+    def _owned_by(self, login: str) -> AddressSet:
+        """The untagged nodes' addresses a user alias selects (`user:*@domain`: many)."""
+        if not is_login_pattern(login):
+            return self.owned.get(login, EMPTY)
+        return union_all(a for owner, a in self.owned.items() if login_selects(login, owner))
 
     def owners_in(self, addrs: AddressSet) -> list[str]:
         """Owners of the untagged nodes with an address in `addrs`, each once, sorted."""

@@ -24,7 +24,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
-from policyc.compiler.nodes import ROLE_AUTOGROUPS, Inventory, Node
+from policyc.compiler.nodes import (
+    ROLE_AUTOGROUPS,
+    Inventory,
+    Node,
+    is_login_pattern,
+    login_selects,
+)
 from policyc.policy.model import (
     Alias,
     AutoGroupRef,
@@ -51,8 +57,8 @@ def alias_key(alias: Alias, single_hosts: Mapping[str, IPAddress]) -> Key | None
 
     `single_hosts`: the hosts that are one address (`single_address_hosts`).
     """
-    if isinstance(alias, UserRef):
-        return ("user", alias.login)
+    if isinstance(alias, UserRef):  # `user:*@domain` selects many owners: unkeyed
+        return None if is_login_pattern(alias.login) else ("user", alias.login)
     if isinstance(alias, GroupRef):
         return ("group", alias.name)
     if isinstance(alias, TagRef):
@@ -84,14 +90,19 @@ def groups_by_login(groups: Mapping[str, Group]) -> dict[str, list[str]]:
     return found
 
 
-def node_keys(node: Node, groups_of: Mapping[str, Sequence[str]]) -> list[Key]:
-    """Every key an identity alias matching `node` could be filed under."""
+def node_keys(node: Node, groups_of: Mapping[str, Sequence[str]],
+              patterns: Sequence[tuple[str, Sequence[str]]] = ()) -> list[Key]:
+    """Every key an identity alias matching `node` could be filed under. `patterns`:
+    the `user:*@domain`-style members of `groups_of`, with their groups."""
     keys: list[Key] = [("tag", tag) for tag in node.tags]
     keys.append(("autogroup", "autogroup:tagged" if node.is_tagged else "autogroup:member"))
     owner = node.owner
     if owner is not None:
         keys.append(("user", owner))
         keys.extend(("group", name) for name in groups_of.get(owner, ()))
+        for member, names in patterns:
+            if login_selects(member, owner):
+                keys.extend(("group", name) for name in names)
         keys.extend(("autogroup", name) for name in ROLE_AUTOGROUPS)
     return keys
 
@@ -125,12 +136,12 @@ class KeyIndex:
         return sorted(found)
 
 
-def address_keys(ip: IPAddress, node: Node | None,
-                 groups_of: Mapping[str, Sequence[str]]) -> list[Key]:
+def address_keys(ip: IPAddress, node: Node | None, groups_of: Mapping[str, Sequence[str]],
+                 patterns: Sequence[tuple[str, Sequence[str]]] = ()) -> list[Key]:
     """The keys under which an alias containing `ip` may be filed."""
     keys: list[Key] = [("ip", ip)]
     if node is not None:
-        keys.extend(node_keys(node, groups_of))
+        keys.extend(node_keys(node, groups_of, patterns))
     return keys
 
 
@@ -154,11 +165,14 @@ class PermitNarrowing:
                  permits: Sequence[FlatPermit]) -> None:
         hosts = single_address_hosts(policy.hosts)
         self._groups_of = groups_by_login(policy.groups)
+        self._patterns = [(m, names) for m, names in self._groups_of.items()
+                          if is_login_pattern(m)]
         self._nodes = inventory.nodes
         self._by_source = KeyIndex([alias_key(s, hosts) for s in p.sources] for p in permits)
         self._destination_keys = [alias_key(p.destination, hosts) for p in permits]
         self._by_destination = KeyIndex([key] for key in self._destination_keys)
-        self._by_node = KeyIndex(node_keys(n, self._groups_of) for n in inventory.nodes)
+        self._by_node = KeyIndex(node_keys(n, self._groups_of, self._patterns)
+                                 for n in inventory.nodes)
         self._hosts = hosts
         self._keys_cache: dict[IPAddress, frozenset[Key]] = {}
         self._from_cache: dict[IPAddress, list[int]] = {}
@@ -167,7 +181,7 @@ class PermitNarrowing:
         """The keys of `ip` (held by `node`), memoised: tests ask per address again and again."""
         keys = self._keys_cache.get(ip)
         if keys is None:
-            keys = frozenset(address_keys(ip, node, self._groups_of))
+            keys = frozenset(address_keys(ip, node, self._groups_of, self._patterns))
             self._keys_cache[ip] = keys
         return keys
 

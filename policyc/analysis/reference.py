@@ -50,7 +50,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from policyc.analysis.permit_index import PermitNarrowing
-from policyc.compiler.nodes import ROLE_AUTOGROUPS, Inventory, Node
+from policyc.compiler.nodes import (
+    ROLE_AUTOGROUPS,
+    Inventory,
+    Node,
+    is_login_pattern,
+    login_selects,
+)
 from policyc.diagnostics.source import Span
 from policyc.netmap import ALL_PORTS, DEFAULT_PROTOCOLS, PortRange
 from policyc.policy.model import (
@@ -224,9 +230,11 @@ class ReferenceEvaluator:
 
     def _node_matches(self, alias: Alias, node: Node) -> bool:
         if isinstance(alias, UserRef):
-            return node.owner == alias.login
+            return login_selects(alias.login, node.owner)
         if isinstance(alias, GroupRef):
-            return node.owner in self._group_logins(alias.name)
+            logins = self._group_logins(alias.name)
+            return node.owner in logins or any(  # `user:*@domain` members
+                login_selects(m, node.owner) for m in logins if is_login_pattern(m))
         if isinstance(alias, TagRef):
             return alias.name in node.tags
         if isinstance(alias, AutoGroupRef):

@@ -44,6 +44,26 @@ class Node:
         return None if self.tags else self.user
 
 
+def login_selects(pattern: str, owner: str | None) -> bool:
+    """Does a user alias written as `pattern` select the nodes of `owner`?
+
+    A `user:` prefix is optional, and `user:*@DOMAIN` is every user of the
+    domain: the compiler's `Resolver.user_nodes` reads user aliases the same
+    way, and the reference evaluator and the review tools call this.
+    """
+    if owner is None:
+        return False
+    login = pattern.removeprefix("user:")
+    if login.startswith("*@"):
+        return owner.endswith(login[1:])
+    return owner == login
+
+
+def is_login_pattern(login: str) -> bool:
+    """A user alias that is not one literal login (`user:...`, `*@DOMAIN`)."""
+    return login.startswith(("user:", "*@"))
+
+
 # Tailscale's user roles (the API's `role` values).
 ROLES = frozenset({"owner", "admin", "member", "it-admin", "network-admin",
                    "billing-admin", "auditor"})

@@ -156,3 +156,34 @@ def test_subnet_router_sees_what_its_hosts_may_reach() -> None:
 ])
 def test_internet_membership(text: str, expected: bool) -> None:
     assert in_internet(ip(text)) is expected
+
+
+def test_user_domain_wildcard_selects_the_domains_users_as_the_compiler_does() -> None:
+    # `user:*@DOMAIN` (and a group listing it) is every user of the domain; the
+    # compiler's Resolver reads it so, and the reference (indexed or not) agrees.
+    from strategies import load, node
+
+    from policyc.analysis.access import policy_access
+    from policyc.compiler.compiler import compile_policy
+
+    inventory = Inventory.of([node("a", "alice@example.com", (), 1),
+                              node("d", "dave@example.org", (), 2),
+                              node("srv", None, ("tag:srv",), 3)])
+    text = """{"groups": {"group:org": ["user:*@example.org"]},
+               "tagOwners": {"tag:srv": []},
+               "acls": [{"action": "accept", "src": ["user:*@example.com"], "dst": ["tag:srv:22"]},
+                        {"action": "accept", "src": ["group:org"], "dst": ["tag:srv:80"]}]}"""
+    pol = load(text)
+    srv, alice, dave = ip("100.64.0.3"), ip("100.64.0.1"), ip("100.64.0.2")
+    compiled = compile_policy(pol, inventory).netmaps["srv"].packet_filter
+    for indexed in (True, False):
+        ev = ReferenceEvaluator(pol, inventory, indexed=indexed)
+        assert ev.allowed(alice, srv, TCP, 22) and not ev.allowed(dave, srv, TCP, 22)
+        assert ev.allowed(dave, srv, TCP, 80) and not ev.allowed(alice, srv, TCP, 80)
+        assert [n.name for n in ev.nodes_of(pol.acls[0].sources[0])] == ["a"]
+    by_port = {r.dst_ports[0].ports.first: r.src_ips for r in compiled}
+    assert by_port == {22: ("100.64.0.1", "fd7a:115c:a1e0::1"),
+                       80: ("100.64.0.2", "fd7a:115c:a1e0::2")}
+    access = policy_access(pol, inventory)
+    assert access.allows(alice, srv, TCP, 22) and not access.allows(dave, srv, TCP, 22)
+    assert access.allows(dave, srv, TCP, 80) and not access.allows(alice, srv, TCP, 80)
