@@ -12,7 +12,8 @@ Packets: a ported protocol (TCP, UDP, SCTP) carries a port; any other
 protocol is one point per protocol, matched by a rule entry whatever ports it
 names. Per-destination meanings become plain boxes: `autogroup:self` is one
 box per owner (sources of that owner -> that owner's untagged nodes), and a
-`via` grant's destinations are cut to what its via-tagged routers serve.
+`via` grant's destinations are cut to what its via-tagged routers serve from each
+source (the most specific route a source routes by decides, as in the reference).
 The property tests in tests/analysis/test_diff.py hold this to the reference
 evaluator on random policies, tailnets and packets.
 """
@@ -38,6 +39,7 @@ from policyc.policy.model import (
     GrantRule,
     GroupRef,
     IPAddress,
+    IPNetwork,
     Policy,
     TagRef,
     UserRef,
@@ -126,7 +128,18 @@ def _grant_entries(index: int, rule: GrantRule) -> Iterator[_Entry]:
         services = Services.of(cap.protocols or DEFAULT_PROTOCOLS, ports)
         for dst in rule.destinations:
             yield _Entry(ref, rule.sources, dst, services, via)
-    # App capabilities allow no packets: no boxes.
+    # App capabilities allow no packets: no boxes (see _app_entries).
+
+
+def _app_entries(policy: Policy) -> Iterator[_Entry]:
+    """Grants' app capabilities as entries without services: they allow no packets
+    but make peers, so they count for which routes a source routes by."""
+    for index, grant in enumerate(policy.grants or ()):
+        if grant.app:
+            ref = RuleRef("grant", index, len(grant.ip), grant, grant.span, grant.span)
+            via = tuple(tag.name for tag in grant.via)
+            for dst in grant.destinations:
+                yield _Entry(ref, grant.sources, dst, Services(()), via)
 
 
 def _boxes(policy: Policy, sets: AliasSets) -> Iterator[Box]:
@@ -143,21 +156,28 @@ def _boxes(policy: Policy, sets: AliasSets) -> Iterator[Box]:
             src = sources[entry.sources] = union_all(sets.source(a) for a in entry.sources)
         if not src:
             continue
-        served = sets.via_served(entry.via) if entry.via else ALL
-        if isinstance(entry.destination, AutoGroupRef) and entry.destination.name == SELF:
-            # The source must be an untagged node of the destination node's owner:
-            # one box per owner with a node among the sources.
-            for owner in sets.owners_in(src):
-                owned = sets.owned[owner]
-                mine = src & owned
-                dst = owned if served is ALL else owned & served
-                if mine and dst:
-                    yield Box(mine, dst, entry.services, entry.ref)
-            continue
-        dst = sets.destination(entry.destination)
-        dst = dst if served is ALL else dst & served
-        if dst:
-            yield Box(src, dst, entry.services, entry.ref)
+        parts = sets.via_parts(entry.via, src) if entry.via else [(src, ALL)]
+        for part, served in parts:
+            yield from _entry_boxes(entry, sets, part, served)
+
+
+def _entry_boxes(entry: _Entry, sets: AliasSets, src: AddressSet,
+                 served: AddressSet) -> Iterator[Box]:
+    """The boxes of one entry from `src`, destinations cut to `served`."""
+    if isinstance(entry.destination, AutoGroupRef) and entry.destination.name == SELF:
+        # The source must be an untagged node of the destination node's owner:
+        # one box per owner with a node among the sources.
+        for owner in sets.owners_in(src):
+            owned = sets.owned[owner]
+            mine = src & owned
+            dst = owned if served is ALL else owned & served
+            if mine and dst:
+                yield Box(mine, dst, entry.services, entry.ref)
+        return
+    dst = sets.destination(entry.destination)
+    dst = dst if served is ALL else dst & served
+    if dst:
+        yield Box(src, dst, entry.services, entry.ref)
 
 
 class AliasSets:
@@ -186,6 +206,7 @@ class AliasSets:
         self.any_tagged = union_all(addrs[i] for i, n in enumerate(inventory) if n.is_tagged)
         self.routes = self.resolver.all_routes
         self._cache: dict[tuple[str, str], AddressSet] = {}
+        self._users: dict[tuple[int, IPNetwork], AddressSet] | None = None
 
     def with_policy(self, policy: Policy) -> AliasSets:
         """The same inventory's sets for another policy, without rebuilding the indexes."""
@@ -193,6 +214,7 @@ class AliasSets:
         twin.policy = policy
         twin.resolver = self.resolver.with_policy(policy)
         twin._cache = {}
+        twin._users = None
         return twin
 
     def source(self, alias: Alias) -> AddressSet:
@@ -246,15 +268,69 @@ class AliasSets:
                 return EMPTY
         return self.source(alias)
 
-    def via_served(self, via: tuple[str, ...]) -> AddressSet:
-        """What nodes with a via tag forward: their routes, the Internet if exits."""
-        parts: list[AddressSet] = []
-        for i, node in enumerate(self.inventory):
-            if set(via) & set(node.tags):
-                parts.append(self.resolver.node_routes[i])
-                if node.exit_node:
-                    parts.append(INTERNET)
-        return union_all(parts)
+    def via_parts(self, via: tuple[str, ...], src: AddressSet,
+                  ) -> list[tuple[AddressSet, AddressSet]]:
+        """`src` split by what a via grant reaches from it: (sources, destinations).
+
+        As `ReferenceEvaluator._via_serves`: from a node address, the most specific
+        route it routes by decides (its node's own routes, via-tagged routers'
+        routes and the routes some rule of its reaches; ties to the via router);
+        other addresses are taken to reach every route.
+        """
+        r = self.resolver
+        by_region: dict[AddressSet, list[AddressSet]] = {}
+        nodes = r.nodes_in(src)
+        rest = src - union_all(r.node_addrs[i] for i in nodes)
+        if rest:
+            by_region.setdefault(self._via_region(via, None, None), []).append(rest)
+        for i in nodes:
+            for ip in r.nodes[i].ips:
+                if ip in src:
+                    region = self._via_region(via, i, ip)
+                    by_region.setdefault(region, []).append(AddressSet.of_address(ip))
+        return [(union_all(parts), region) for region, parts in by_region.items()]
+
+    def _via_region(self, via: tuple[str, ...], sender: int | None,
+                    ip: IPAddress | None) -> AddressSet:
+        """Where a via grant reaches from `ip` (an address of node `sender`; None: an
+        address that is no node's, which reaches every route): paint the
+        routes it routes by from the least to the most specific (at one length the
+        via routers' last), via routers' routes in, others out; then the Internet
+        outside every such route if a via-tagged exit node exists."""
+        routes: list[tuple[int, bool, AddressSet]] = []
+        exits = False
+        users = self._route_users()
+        for p, node in enumerate(self.inventory):
+            tagged = bool(set(via) & set(node.tags))
+            exits = exits or (tagged and node.exit_node)
+            for route in node.routes:
+                if sender is None or tagged or p == sender \
+                        or (ip is not None and ip in users.get((p, route), EMPTY)):
+                    routes.append((route.prefixlen, tagged, AddressSet.of_network(route)))
+        region = EMPTY
+        for _, tagged, addrs in sorted(routes, key=lambda c: (c[0], c[1])):
+            region = region | addrs if tagged else region - addrs
+        if exits:
+            region = region | (INTERNET - union_all(addrs for _, _, addrs in routes))
+        return region
+
+    def _route_users(self) -> dict[tuple[int, IPNetwork], AddressSet]:
+        """(router, route) -> the sources some rule (app-only grants too) lets into the
+        route: the rule's destination overlaps it, and a via rule's tags are the
+        router's. Those sources have the router as a peer carrying the route."""
+        if self._users is None:
+            found: dict[tuple[int, IPNetwork], list[AddressSet]] = defaultdict(list)
+            routers = [(p, node, route) for p, node in enumerate(self.inventory)
+                       for route in node.routes]
+            for entry in (*_entries(self.policy), *_app_entries(self.policy)):
+                dst = self.destination(entry.destination)
+                src = union_all(self.source(a) for a in entry.sources)
+                for p, node, route in routers:
+                    if (not entry.via or set(entry.via) & set(node.tags)) \
+                            and dst.overlaps(AddressSet.of_network(route)):
+                        found[(p, route)].append(src)
+            self._users = {key: union_all(srcs) for key, srcs in found.items()}
+        return self._users
 
     def delivered(self) -> AddressSet:
         """Addresses some node receives: node addresses, routes, the Internet via exits."""

@@ -199,6 +199,7 @@ class ReferenceEvaluator:
         self._routes = tuple(r for node in inventory for r in node.routes)
         self._has_exit = any(node.exit_node for node in inventory)
         self._from_cache: dict[IPAddress, tuple[int, ...]] = {}
+        self._route_cache: dict[tuple[IPAddress, str, IPNetwork], bool] = {}
         self._roles_cache: dict[str, frozenset[str]] = {}
         self._group_cache: dict[str, frozenset[str]] = {}
         self._last_between: tuple[IPAddress, IPAddress, tuple[_Permit, ...]] | None = None
@@ -354,8 +355,32 @@ class ReferenceEvaluator:
             return True
         return in_internet(dst_ip) and self.has_exit_node()
 
-    def _via_serves(self, via: tuple[str, ...], dst_ip: IPAddress) -> bool:
-        """A grant with `via` applies only to routes of nodes carrying a via tag."""
+    def _via_serves(self, via: tuple[str, ...], src_ip: IPAddress, dst_ip: IPAddress) -> bool:
+        """A grant with `via` applies only where traffic goes through a node carrying a
+        via tag. From a node, that is the router of the most specific route holding
+        `dst_ip` among those the node routes by: its own routes and the routes its
+        peers carry for it, i.e. those of via-tagged routers and those some rule of
+        the node's reaches (headscale's ViaRoutesForPeer withholds a non-via
+        router's overlapping route unless a regular grant covers it; a peer's
+        AllowedIPs then decide by longest prefix). Ties go to the via router. An
+        address that is no node's (a host behind a router) is taken to reach every
+        route. Outside every route, a via-tagged exit node serves the Internet."""
+        sender = self.node_with_address(src_ip)
+        best, through_via = -1, False
+        for node in self.inventory:
+            tagged = bool(set(via) & set(node.tags))
+            for route in node.routes:
+                if route.version != dst_ip.version or dst_ip not in route:
+                    continue
+                if not (sender is None or tagged or node is sender
+                        or self._routes_to(src_ip, node, route)):
+                    continue
+                if route.prefixlen > best:
+                    best, through_via = route.prefixlen, tagged
+                elif route.prefixlen == best:
+                    through_via = through_via or tagged
+        if best >= 0:
+            return through_via
         for node in self.inventory:
             if not set(via) & set(node.tags):
                 continue
@@ -364,6 +389,33 @@ class ReferenceEvaluator:
             if node.exit_node and in_internet(dst_ip):
                 return True
         return False
+
+    def _routes_to(self, src_ip: IPAddress, router: Node, route: IPNetwork) -> bool:
+        """Does some rule from `src_ip` reach into `route` of `router` (a via rule only
+        when the router carries one of its via tags)? Then the router is the
+        source's peer with that route in its AllowedIPs."""
+        key = (src_ip, router.name, route)
+        found = self._route_cache.get(key)
+        if found is None:
+            found = any(
+                (not p.via or bool(set(p.via) & set(router.tags)))
+                and self._destination_overlaps(p.destination, route)
+                for p in (self._permits[i] for i in self._permits_from(src_ip)))
+            self._route_cache[key] = found
+        return found
+
+    def _destination_overlaps(self, alias: Alias, net: IPNetwork) -> bool:
+        if isinstance(alias, Wildcard):
+            return True
+        if isinstance(alias, AutoGroupRef):
+            if alias.name == "autogroup:internet":
+                return _overlaps_internet(net)
+            if alias.name in ("autogroup:self", "autogroup:danger-all"):
+                return False
+        if isinstance(alias, UserRef | GroupRef | TagRef | AutoGroupRef):
+            return any(ip in net for n in self.nodes_of(alias) for ip in n.ips
+                       if ip.version == net.version)
+        return any(_overlaps(n, net) for n in self._networks(alias, frozenset()))
 
     # --- the questions -------------------------------------------------------------
 
@@ -427,7 +479,7 @@ class ReferenceEvaluator:
                 continue
             if not self.destination_contains(permit.destination, src_ip, dst_ip):
                 continue
-            if permit.via and not self._via_serves(permit.via, dst_ip):
+            if permit.via and not self._via_serves(permit.via, src_ip, dst_ip):
                 continue
             found.append(permit.ref)
         return found

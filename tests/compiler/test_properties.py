@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from strategies import INTERNET_PROBES, ROUTE_PROBES, load, node, policies, tailnets
 
+from policyc.analysis.access import policy_access
 from policyc.analysis.reference import ReferenceEvaluator, in_internet
 from policyc.compiler.compiler import compile_policy
 from policyc.compiler.nodes import Inventory, Node
@@ -207,6 +208,48 @@ def test_via_router_receives_what_a_more_specific_unreachable_route_would_take()
         assert compiled_allows(netmaps, inventory, alice, host, proto, port)
     assert not _mismatches(VIA_NESTED_POLICY, inventory,
                            [*_addresses(inventory), host], list(TRAFFIC))
+
+
+def test_a_more_specific_route_the_sender_holds_wins_over_the_via_router() -> None:
+    """viafix's open question: alice also holds a regular grant into router1's more
+    specific 10.1.2.0/24 (tcp/22). Then router1 is her peer with that route (headscale's
+    ViaRoutesForPeer keeps a non-via router's overlapping route when a regular grant
+    covers it), her 10.1.2.x traffic goes to router1 by longest prefix, and only tcp/22
+    gets through: the via grant no longer reaches 10.1.2.0/24 from alice (reference,
+    diff boxes and compiled netmaps agree), while the rest of lan still goes via
+    `router`. A router's own subnet counts the same way for the router itself."""
+    net = ipaddress.ip_network
+    inventory = Inventory.of([
+        node("n0", "alice@example.com", (), 1),
+        node("router", "alice@example.com", ("tag:web",), 40, routes=(net("10.1.0.0/16"),)),
+        node("router1", "alice@example.com", ("tag:router",), 41,
+             routes=(net("10.1.2.0/24"),)),
+    ])
+    text = VIA_NESTED_POLICY.replace(
+        '"ip": ["*"]},\n  ],', '"ip": ["*"]},\n    {"src": ["alice@example.com"], '
+        '"dst": ["10.1.2.0/24"], "ip": ["tcp:22"]},\n  ],')
+    pol = load(text)
+    assert len(pol.grants or ()) == 3
+    netmaps = dict(compile_policy(pol, inventory).netmaps)
+    alice = ipaddress.ip_address("100.64.0.1")
+    inner, outer = ipaddress.ip_address("10.1.2.3"), ipaddress.ip_address("10.1.7.7")
+    assert [n.name for n in receivers(inventory, netmaps, alice, inner)] == ["router1"]
+    assert [n.name for n in receivers(inventory, netmaps, alice, outer)] == ["router"]
+    ev = ReferenceEvaluator(pol, inventory)
+    access = policy_access(pol, inventory)
+    for dst, proto, port, expected in ((inner, 6, 22, True), (inner, 6, 443, False),
+                                       (inner, 17, 53, False), (outer, 6, 443, True)):
+        assert ev.allowed(alice, dst, proto, port) is expected, (dst, port)
+        assert access.allows(alice, dst, proto, port) is expected, (dst, port)
+        assert compiled_allows(netmaps, inventory, alice, dst, proto, port) is expected
+    # router1 sending into its own subnet: its own route wins, not the via router.
+    own = ipaddress.ip_address("100.64.0.41")
+    solo = load(text.replace('"src": ["alice@example.com"], "dst": ["alice@example.com", "lan"]',
+                             '"src": ["tag:router"], "dst": ["lan"]'))
+    assert not ReferenceEvaluator(solo, inventory).allowed(own, inner, 6, 443)
+    assert ReferenceEvaluator(solo, inventory).allowed(own, outer, 6, 443)
+    assert not _mismatches(text, inventory, [*_addresses(inventory), inner, outer],
+                           list(TRAFFIC))
 
 
 @PROPERTY_SETTINGS
