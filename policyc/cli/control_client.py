@@ -108,3 +108,18 @@ class AdminClient:
     def approve_routes(self, name: str, routes: list[str]) -> dict[str, Any]:
         return self._json("POST", f"/api/v1/nodes/{quote(name, safe='')}/routes",
                           json={"routes": routes})
+
+    def auth_keys(self) -> list[dict[str, Any]]:
+        return list(self._json("GET", "/api/v1/authkeys")["keys"])
+
+    def revoke_auth_key(self, key_id: int) -> dict[str, Any]:
+        return self._json("DELETE", f"/api/v1/authkeys/{key_id}")
+
+    def rotate_token(self) -> str:
+        return str(self._json("POST", "/api/v1/token/rotate")["token"])
+
+    def audit(self, limit: int, before: int | None = None) -> list[dict[str, Any]]:
+        params: dict[str, int] = {"limit": limit}
+        if before is not None:
+            params["before"] = before
+        return list(self._json("GET", "/api/v1/audit", params=params)["entries"])

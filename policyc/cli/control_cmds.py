@@ -258,3 +258,9 @@ def policy_rollback(server: str, token_file: str | None, version: int) -> None:
                    f"({stored['netmaps_changed']} netmap(s) changed)", err=True)
     else:
         click.echo(f"version {version} is already the live policy", err=True)
+
+
+# `control authkey list|revoke`, `control token`, `control audit` live in their own
+# module; importing it (once `control` and `authkey` exist) registers them, so the
+# lazy top-level `control` command brings them along.
+from policyc.cli import control_admin_cmds as _admin_cmds  # noqa: E402, F401

@@ -28,7 +28,7 @@ from policyc.control.limits import DEFAULT_MAX_BODY, BodyLimit
 from policyc.control.models import ErrorBody, SealedRequestBody, SealedResponseBody, ServerKeysBody
 from policyc.control.operations import register
 from policyc.control.statedir import token_digest
-from policyc.control.tailnet import Tailnet
+from policyc.control.tailnet import Tailnet, admin_actor
 from policyc.protocol.codec import ProtocolError
 from policyc.protocol.messages import (
     KIND_POLL,
@@ -133,15 +133,19 @@ def create_app(tailnet: Tailnet, settings: Settings | None = None) -> Any:
     @app.get("/healthz", tags=["admin"])
     def healthz() -> dict[str, Any]:
         return {"ok": True, "policy_version": tailnet.view.live.version,
-                "nodes": len(tailnet.view.active_by_key)}
+                "nodes": len(tailnet.view.active_by_key),
+                "long_polls": tailnet.watchers.polling}
 
-    def admin(request: Request) -> None:
+    def admin(request: Request) -> str:
+        """The audit log's actor for a request with the admin token; 401 otherwise."""
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
+        digest = tailnet.admin_token_digest
         if scheme.lower() != "bearer" or not token or not hmac.compare_digest(
-                token_digest(token.strip()), tailnet.admin_token_digest):
+                token_digest(token.strip()), digest):
             raise ControlError(401, "unauthorized", "a valid admin token is required "
                                "(Authorization: Bearer TOKEN)")
+        return admin_actor(digest)
 
     app.include_router(admin_api.router(tailnet, admin, ERRORS))
     return BodyLimit(app, config.max_body)
@@ -151,6 +155,12 @@ async def _wait_for_netmap(tailnet: Tailnet, node_key: str, since: int,
                            timeout: float) -> dict[str, str] | None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    with tailnet.watchers.counted():
+        return await _wait(tailnet, node_key, since, loop, deadline)
+
+
+async def _wait(tailnet: Tailnet, node_key: str, since: int,
+                loop: asyncio.AbstractEventLoop, deadline: float) -> dict[str, str] | None:
     while True:
         name = tailnet.node_name_for_key(node_key)  # 403 once removed or expired
         event = tailnet.watchers.event(name)

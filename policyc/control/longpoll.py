@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 
 class Watchers:
@@ -19,6 +19,15 @@ class Watchers:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._events: dict[str, asyncio.Event] = {}
         self.draining = False
+        self.polling = 0  # long-polls in progress (healthz; the benchmark reads it)
+
+    @contextlib.contextmanager
+    def counted(self) -> Iterator[None]:
+        self.polling += 1
+        try:
+            yield
+        finally:
+            self.polling -= 1
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop

@@ -51,6 +51,17 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
                uses BIGINT NOT NULL,
                created_at BIGINT NOT NULL)""",
     )),
+    # 2: pre-auth keys can be revoked; an audit log of every admin and registry change.
+    (2, (
+        "ALTER TABLE auth_keys ADD COLUMN revoked_at BIGINT",
+        """CREATE TABLE audit_log (
+               id BIGINT PRIMARY KEY,
+               at BIGINT NOT NULL,
+               actor VARCHAR(128) NOT NULL,
+               action VARCHAR(64) NOT NULL,
+               target VARCHAR(256) NOT NULL,
+               detail TEXT NOT NULL)""",
+    )),
 )
 
 LATEST = MIGRATIONS[-1][0]

@@ -99,6 +99,40 @@ class AuthKeyBody(BaseModel):
     expires_at: int | None
 
 
+class AuthKeyInfo(BaseModel):
+    id: int
+    prefix: str = Field(description="the key's first characters, to recognise it")
+    user: str | None
+    tags: list[str]
+    reusable: bool
+    expires_at: int | None
+    uses: int
+    created_at: int
+    revoked_at: int | None
+    state: str = Field(description="valid, used, expired or revoked")
+
+
+class AuthKeysBody(BaseModel):
+    keys: list[AuthKeyInfo]
+
+
+class TokenBody(BaseModel):
+    token: str = Field(description="the new admin token, shown once; the old one is void")
+
+
+class AuditEntryBody(BaseModel):
+    id: int
+    at: int
+    actor: str = Field(description="admin:<token fingerprint>, node:<key prefix> or control")
+    action: str
+    target: str
+    detail: dict[str, Any]
+
+
+class AuditBody(BaseModel):
+    entries: list[AuditEntryBody] = Field(description="newest first")
+
+
 class NodeBody(BaseModel):
     name: str
     user: str | None
@@ -114,6 +148,8 @@ class NodeBody(BaseModel):
     expires_at: int | None
     expired: bool
     netmap_version: int
+    invalid_tags: list[str] = Field(description="tags the live policy no longer defines; "
+                                    "kept on the node, granting nothing")
 
 
 class NodesBody(BaseModel):

@@ -2,10 +2,13 @@
 
 Built once with the compiler's incremental index (`PolicyIndex`); each change
 is fed to it as node events (joined, removed, updated) or a policy push, and
-the index reports exactly the netmaps that changed. Control then compares
+the index reports exactly the netmaps that changed (a policy push builds a
+new index instead: every netmap is a candidate). Control then compares
 `netmap_digest`s, which leave out the policy version stamp and include the
 owners the envelope carries, so a push re-signs only the nodes whose peers,
-filter, routes, SSH policy or peer owners differ.
+filter, routes, SSH policy or peer owners differ. Each candidate is
+materialised and encoded once (`EncodedNetmap`); the digest and, when it
+changed, the signed envelope come from the same bytes.
 
 The index is mutable: if the transaction that follows a change fails, the
 caller drops this object and builds a new one (see `Tailnet.change`).
@@ -25,15 +28,12 @@ from policyc.compiler.index import (
 from policyc.compiler.nodes import Inventory
 from policyc.netmap import NodeNetmap
 from policyc.policy.model import Policy
-from policyc.protocol.codec import canonical_json
-from policyc.protocol.envelope import PeerOwner
+from policyc.protocol.envelope import EncodedNetmap, PeerOwner
 
 
-def netmap_digest(netmap: NodeNetmap, owners: tuple[PeerOwner, ...]) -> str:
-    content = netmap.to_json()
-    content.pop("policy_version", None)
-    signed = {"netmap": content, "owners": [o.to_json() for o in owners]}
-    return hashlib.sha256(canonical_json(signed)).hexdigest()
+def netmap_digest(encoded: EncodedNetmap) -> str:
+    """The SHA-256 of the netmap's content and peer owners, without the policy stamp."""
+    return hashlib.sha256(encoded.content()).hexdigest()
 
 
 class Owners:
@@ -41,6 +41,9 @@ class Owners:
 
     def __init__(self, inventory: Inventory) -> None:
         self._by_name = {n.name: PeerOwner(n.name, n.owner, n.tags) for n in inventory}
+
+    def encode(self, netmap: NodeNetmap) -> EncodedNetmap:
+        return EncodedNetmap(netmap, self.of(netmap))
 
     def of(self, netmap: NodeNetmap) -> tuple[PeerOwner, ...]:
         """The owners of the node and of each of its peers, the node first."""
@@ -65,13 +68,17 @@ class TailnetNetmaps:
 
     def changed(self, policy: Policy, inventory: Inventory) -> frozenset[str]:
         """Move to (policy, inventory); the nodes whose netmap or peer owners may differ."""
+        if policy is not self._index.policy:
+            # A push may change any netmap: build the new index and let the caller compare
+            # each netmap's digest with the stored one (one netmap per node), rather than
+            # have the index diff old and new netmaps first (two more per node).
+            self._index = PolicyIndex.build(policy, inventory)
+            return frozenset(n.name for n in inventory)
         candidates: set[str] = set()
         for event in _events(self._index.inventory(), inventory):
             if isinstance(event, NodeUpdated):  # its peers carry its owner: look at them too
                 candidates.update(p.name for p in self._index.netmap(event.node.name).peers)
             candidates.update(self._index.apply(event).names)
-        if policy is not self._index.policy:
-            candidates.update(self._index.set_policy(policy).names)
         present = {n.name for n in inventory}
         return frozenset(candidates & present)
 

@@ -21,8 +21,9 @@ from policyc.control.registry import (
     parse_endpoint,
     parse_routes,
 )
+from policyc.control.statedir import ADMIN_TOKEN, new_admin_token, replace_secret, token_digest
 from policyc.control.store import AuthKeyRecord, NodeRecord, StoredPolicy
-from policyc.control.tailnet import Tailnet, View
+from policyc.control.tailnet import CONTROL_ACTOR, Tailnet, View, node_actor
 from policyc.policy.model import Policy
 from policyc.protocol.messages import RegisterRequest, RegisterResponse
 
@@ -30,7 +31,8 @@ Written = tuple[StoredPolicy, Policy, dict[str, NodeRecord]]
 
 
 def create_auth_key(tailnet: Tailnet, user: str | None, tags: list[str], reusable: bool,
-                    expires_in: int | None) -> tuple[str, AuthKeyRecord]:
+                    expires_in: int | None, *, actor: str = CONTROL_ACTOR,
+                    ) -> tuple[str, AuthKeyRecord]:
     """A new pre-auth key (returned once; only its digest is stored)."""
     if user is None and not tags:
         raise ControlError(400, "bad-auth-key", "a key needs a user or at least one tag")
@@ -46,7 +48,27 @@ def create_auth_key(tailnet: Tailnet, user: str | None, tags: list[str], reusabl
             prefix=key[:10], user=login, tags=wanted, reusable=reusable,
             expires_at=None if expires_in is None else now + expires_in, uses=0, created_at=now)
         tailnet.store.add_auth_key(record)
+        tailnet.store.add_audit(now, actor, "authkey.create", f"key {record.id}", {
+            "prefix": record.prefix, "user": login, "tags": list(wanted), "reusable": reusable,
+            "expires_at": record.expires_at})
     return key, record
+
+
+def revoke_auth_key(tailnet: Tailnet, key_id: int, *, actor: str = CONTROL_ACTOR,
+                    ) -> AuthKeyRecord:
+    """Refuse the key from now on (nodes it registered stay; remove them separately)."""
+    now = int(tailnet.clock())
+    with tailnet.lock, tailnet.store.transaction():
+        record = tailnet.store.auth_key(key_id)
+        if record is None:
+            raise ControlError(404, "unknown-auth-key", f"there is no pre-auth key {key_id}")
+        if record.revoked_at is None:
+            tailnet.store.revoke_auth_key(key_id, now)
+            tailnet.store.add_audit(now, actor, "authkey.revoke", f"key {key_id}",
+                                    {"prefix": record.prefix})
+        revoked = tailnet.store.auth_key(key_id)
+    assert revoked is not None
+    return revoked
 
 
 def _check_key_tags(policy: Policy, user: str | None, tags: tuple[str, ...]) -> None:
@@ -79,6 +101,8 @@ def register(tailnet: Tailnet, node_key: str, request: RegisterRequest,
             raise ControlError(403, "auth-key-unknown", "this pre-auth key is not known")
         if key.expires_at is not None and key.expires_at <= now:
             raise ControlError(403, "auth-key-expired", "this pre-auth key has expired")
+        if key.revoked_at is not None:
+            raise ControlError(403, "auth-key-revoked", "this pre-auth key was revoked")
         if key.uses and not key.reusable:
             raise ControlError(403, "auth-key-used", "this single-use pre-auth key was used")
         _check_key_tags(view.policy, key.user, key.tags)  # the policy may have changed since
@@ -102,6 +126,9 @@ def register(tailnet: Tailnet, node_key: str, request: RegisterRequest,
                 advertised_routes=routes, approved_routes=(), endpoint=endpoint,
                 created_at=now, expires_at=expires_at, netmap_version=0, netmap_digest="")
             tailnet.store.add_node(record)
+        tailnet.store.add_audit(now, node_actor(node_key), "node.register", record.name, {
+            "auth_key": key.id, "user": key.user, "tags": list(key.tags),
+            "again": again is not None})
         records[record.name] = record
         return view.live, view.policy, records
 
@@ -125,10 +152,11 @@ def _response(record: NodeRecord) -> RegisterResponse:
     return RegisterResponse(record.name, (record.ipv4, record.ipv6), record.user, record.tags)
 
 
-def remove_node(tailnet: Tailnet, name: str) -> None:
+def remove_node(tailnet: Tailnet, name: str, *, actor: str = CONTROL_ACTOR) -> None:
     def write(view: View) -> Written:
         if not tailnet.store.delete_node(name):
             raise ControlError(404, "unknown-node", f"there is no node {name!r}")
+        tailnet.store.add_audit(int(tailnet.clock()), actor, "node.remove", name, {})
         records = dict(view.records)
         records.pop(name, None)
         return view.live, view.policy, records
@@ -136,7 +164,8 @@ def remove_node(tailnet: Tailnet, name: str) -> None:
     tailnet.change(write)
 
 
-def approve_routes(tailnet: Tailnet, name: str, routes: list[str]) -> NodeRecord:
+def approve_routes(tailnet: Tailnet, name: str, routes: list[str], *,
+                   actor: str = CONTROL_ACTOR) -> NodeRecord:
     """Set the node's approved routes to exactly `routes` (each must be advertised)."""
     wanted = parse_routes(routes)
 
@@ -150,9 +179,20 @@ def approve_routes(tailnet: Tailnet, name: str, routes: list[str]) -> NodeRecord
                                f"{name} does not advertise {missing[0]}")
         record = replace(record, approved_routes=wanted)
         tailnet.store.update_node(record)
+        tailnet.store.add_audit(int(tailnet.clock()), actor, "node.routes", name,
+                                {"approved": list(wanted)})
         records = dict(view.records)
         records[name] = record
         return view.live, view.policy, records
 
     tailnet.change(write)
     return tailnet.view.records[name]
+
+
+def rotate_admin_token(tailnet: Tailnet, *, actor: str = CONTROL_ACTOR) -> str:
+    """A new admin token: committed (with its audit entry), then written over
+    DIR/admin.token. Returned once; the previous token stops working at the commit."""
+    token = new_admin_token()
+    tailnet.rotate_admin_token(token_digest(token), actor=actor)
+    replace_secret(tailnet.store.path.parent / ADMIN_TOKEN, token + "\n")
+    return token

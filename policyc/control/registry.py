@@ -13,6 +13,7 @@ import hashlib
 import ipaddress
 import re
 import secrets
+from collections.abc import Container
 
 from policyc.compiler.nodes import Node
 from policyc.control.errors import ControlError
@@ -115,8 +116,13 @@ def inventory_node(record: NodeRecord) -> Node:
         exit_node=set(record.approved_routes) >= EXIT_ROUTES, endpoint=record.endpoint)
 
 
-def node_json(record: NodeRecord, now: float) -> dict[str, object]:
-    """A node as the admin API shows it: the inventory shape plus registry fields."""
+def node_json(record: NodeRecord, now: float, defined_tags: Container[str],
+              ) -> dict[str, object]:
+    """A node as the admin API shows it: the inventory shape plus registry fields.
+
+    `invalid_tags`: the node's tags the live policy no longer defines in tagOwners.
+    The node keeps them (as in Tailscale) and gets no access through them.
+    """
     return {
         "name": record.name, "user": record.user, "tags": list(record.tags),
         "ips": [record.ipv4, record.ipv6], "key": record.node_key,
@@ -126,4 +132,5 @@ def node_json(record: NodeRecord, now: float) -> dict[str, object]:
         "approved_routes": list(record.approved_routes), "created_at": record.created_at,
         "expires_at": record.expires_at, "expired": record.expired(now),
         "netmap_version": record.netmap_version,
+        "invalid_tags": [t for t in record.tags if t not in defined_tags],
     }

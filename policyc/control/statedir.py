@@ -60,6 +60,26 @@ def write_secret(path: Path, text: str, mode: int = 0o600) -> None:
         os.fsync(out.fileno())
 
 
+def replace_secret(path: Path, text: str) -> None:
+    """Write `text` over the secret at `path` atomically (0600 from the first byte)."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    write_secret(temporary, text)
+    try:
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def new_admin_token() -> str:
+    return "pct-" + secrets.token_urlsafe(32)
+
+
 def prepare_new_state(state: Path) -> None:
     """Create `state` (0700), refusing one that already holds control state."""
     if state.exists() and not state.is_dir():
@@ -73,7 +93,7 @@ def prepare_new_state(state: Path) -> None:
 def create_keys(state: Path) -> tuple[ControlKeys, str]:
     """New control keys and admin token, written into `state`; returns both."""
     keys = ControlKeys(SigningKey.generate(), PrivateKey.generate())
-    token = "pct-" + secrets.token_urlsafe(32)
+    token = new_admin_token()
     write_secret(state / SIGNING_KEY, b64encode(bytes(keys.signing)) + "\n")
     write_secret(state / BOX_KEY, b64encode(bytes(keys.box)) + "\n")
     write_secret(state / ADMIN_TOKEN, token + "\n")

@@ -23,7 +23,9 @@ from policyc.control.migrations import migrate
 NODE_COLUMNS = ("id, name, node_key, user_login, tags, ipv4, ipv6, advertised_routes, "
                 "approved_routes, endpoint, created_at, expires_at, netmap_version, "
                 "netmap_digest")
-KEY_COLUMNS = "id, key_hash, prefix, user_login, tags, reusable, expires_at, uses, created_at"
+KEY_COLUMNS = ("id, key_hash, prefix, user_login, tags, reusable, expires_at, uses, created_at, "
+               "revoked_at")
+AUDIT_COLUMNS = "id, at, actor, action, target, detail"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,33 @@ class AuthKeyRecord:
     expires_at: int | None
     uses: int
     created_at: int
+    revoked_at: int | None = None
+
+    def state(self, now: float) -> str:
+        """valid, revoked, expired or used (a spent single-use key)."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        if self.uses and not self.reusable:
+            return "used"
+        return "valid"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One admin or registry change: who (`actor`) did what to which thing, when."""
+
+    id: int
+    at: int
+    actor: str  # "admin:<token fingerprint>", "node:<key fingerprint>" or "control"
+    action: str  # e.g. policy.put, authkey.revoke, node.register, admin.token-rotate
+    target: str
+    detail: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "at": self.at, "actor": self.actor, "action": self.action,
+                "target": self.target, "detail": self.detail}
 
 
 def _node(row: tuple[Any, ...]) -> NodeRecord:
@@ -77,7 +106,7 @@ def _node(row: tuple[Any, ...]) -> NodeRecord:
 
 def _auth_key(row: tuple[Any, ...]) -> AuthKeyRecord:
     return AuthKeyRecord(row[0], row[1], row[2], row[3], tuple(json.loads(row[4])),
-                         bool(row[5]), row[6], row[7], row[8])
+                         bool(row[5]), row[6], row[7], row[8], row[9])
 
 
 class Store:
@@ -133,14 +162,24 @@ class Store:
         if self._run("UPDATE settings SET value = ? WHERE name = ?", (value, name)) == 0:
             self._run("INSERT INTO settings (name, value) VALUES (?, ?)", (name, value))
 
+    def counter(self, name: str) -> int:
+        """A counter's current value (0 before its first use)."""
+        row = self._one("SELECT value FROM counters WHERE name = ?", (name,))
+        return 0 if row is None else int(row[0])
+
+    def set_counter(self, name: str, value: int) -> None:
+        """Move a counter forward to `value` (it never goes back)."""
+        with self._lock:
+            if self._one("SELECT value FROM counters WHERE name = ?", (name,)) is None:
+                self._run("INSERT INTO counters (name, value) VALUES (?, ?)", (name, value))
+            else:
+                self._run("UPDATE counters SET value = ? WHERE name = ? AND value < ?",
+                          (value, name, value))
+
     def next_counter(self, name: str) -> int:
         """The next value of a counter that never goes back (ids, addresses, versions)."""
-        row = self._one("SELECT value FROM counters WHERE name = ?", (name,))
-        value = 1 if row is None else int(row[0]) + 1
-        if row is None:
-            self._run("INSERT INTO counters (name, value) VALUES (?, ?)", (name, value))
-        else:
-            self._run("UPDATE counters SET value = ? WHERE name = ?", (value, name))
+        value = self.counter(name) + 1
+        self.set_counter(name, value)
         return value
 
     # --- policies ----------------------------------------------------------------------
@@ -195,16 +234,19 @@ class Store:
     def delete_node(self, name: str) -> bool:
         return self._run("DELETE FROM nodes WHERE name = ?", (name,)) > 0
 
-    def set_netmap_version(self, name: str, version: int, digest: str) -> None:
-        self._run("UPDATE nodes SET netmap_version = ?, netmap_digest = ? WHERE name = ?",
-                  (version, digest, name))
+    def set_netmap_versions(self, versions: list[tuple[str, int, str]]) -> None:
+        """(name, netmap version, digest) for each node whose netmap changed."""
+        with self._lock:
+            self._db.executemany(
+                "UPDATE nodes SET netmap_version = ?, netmap_digest = ? WHERE name = ?",
+                [(version, digest, name) for name, version, digest in versions])
 
     # --- pre-auth keys ---------------------------------------------------------------
 
     def add_auth_key(self, key: AuthKeyRecord) -> None:
-        self._run(f"INSERT INTO auth_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        self._run(f"INSERT INTO auth_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                   (key.id, key.key_hash, key.prefix, key.user, json.dumps(list(key.tags)),
-                   int(key.reusable), key.expires_at, key.uses, key.created_at))
+                   int(key.reusable), key.expires_at, key.uses, key.created_at, key.revoked_at))
 
     def auth_key_by_hash(self, key_hash: str) -> AuthKeyRecord | None:
         row = self._one(f"SELECT {KEY_COLUMNS} FROM auth_keys WHERE key_hash = ?", (key_hash,))
@@ -212,6 +254,34 @@ class Store:
 
     def use_auth_key(self, key_id: int) -> None:
         self._run("UPDATE auth_keys SET uses = uses + 1 WHERE id = ?", (key_id,))
+
+    def auth_keys(self) -> list[AuthKeyRecord]:
+        return [_auth_key(r) for r in self._all(f"SELECT {KEY_COLUMNS} FROM auth_keys "
+                                                "ORDER BY id")]
+
+    def auth_key(self, key_id: int) -> AuthKeyRecord | None:
+        row = self._one(f"SELECT {KEY_COLUMNS} FROM auth_keys WHERE id = ?", (key_id,))
+        return None if row is None else _auth_key(row)
+
+    def revoke_auth_key(self, key_id: int, at: int) -> None:
+        self._run("UPDATE auth_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                  (at, key_id))
+
+    # --- the audit log -----------------------------------------------------------------
+
+    def add_audit(self, at: int, actor: str, action: str, target: str,
+                  detail: dict[str, Any]) -> int:
+        """Append an entry (inside the transaction of the change it describes)."""
+        entry_id = self.next_counter("audit_id")
+        self._run(f"INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                  (entry_id, at, actor, action, target, json.dumps(detail, sort_keys=True)))
+        return entry_id
+
+    def audit(self, limit: int, before: int | None = None) -> list[AuditEntry]:
+        """The newest `limit` entries (older than id `before`, when given), newest first."""
+        rows = self._all(f"SELECT {AUDIT_COLUMNS} FROM audit_log WHERE id < ? "
+                         "ORDER BY id DESC LIMIT ?", (before or 1 << 62, limit))
+        return [AuditEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
 
 
 def _node_row(node: NodeRecord) -> tuple[Any, ...]:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
-from policyc.compiler.nodes import Inventory
+from policyc.compiler.nodes import Inventory, Node
 from policyc.control.errors import ControlError
 from policyc.control.longpoll import Watchers
 from policyc.control.netmaps import Owners, TailnetNetmaps, netmap_digest
@@ -25,7 +25,18 @@ from policyc.control.statedir import ADMIN_TOKEN_SETTING, ControlKeys, StateErro
 from policyc.control.store import NodeRecord, Store, StoredPolicy
 from policyc.policy.load import load_policy_text
 from policyc.policy.model import Policy
-from policyc.protocol.envelope import NetmapEnvelope, sign_netmap
+from policyc.protocol.envelope import EncodedNetmap, sign_payload
+
+CONTROL_ACTOR = "control"  # the audit log's actor for what control does by itself
+
+
+def admin_actor(token_digest: str) -> str:
+    """An admin in the audit log: a fingerprint of the token's digest, never the token."""
+    return f"admin:{token_digest[:12]}"
+
+
+def node_actor(node_key: str) -> str:
+    return f"node:{node_key[:12]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +86,7 @@ class Tailnet:
         records = {r.name: r for r in store.nodes()}
         self.view = View(live, policy, records, {})
         self._netmaps: TailnetNetmaps | None = None
+        self._nodes: dict[NodeRecord, Node] = {}
         with self.lock, self.store.transaction():
             pending = self._recompute(live, policy, records, sign_all=True)
         self._install(pending)
@@ -107,7 +119,10 @@ class Tailnet:
                    *, sign_all: bool = False) -> _Pending:
         now = self.clock()
         active = sorted((r for r in records.values() if not r.expired(now)), key=lambda r: r.id)
-        inventory = Inventory.of([inventory_node(r) for r in active])
+        # The compiler's Node for each record, reused while the record is unchanged
+        # (records are immutable; parsing every node's addresses per join showed up).
+        nodes = {r: self._nodes.get(r) or inventory_node(r) for r in active}
+        inventory = Inventory.of(list(nodes.values()))
         if self._netmaps is None:
             netmaps = TailnetNetmaps.build(policy, inventory)
             candidates = frozenset(n.name for n in inventory)
@@ -116,41 +131,53 @@ class Tailnet:
             candidates = netmaps.changed(policy, inventory)
         records = dict(records)
         owners = Owners(inventory)
-        changed = set()
+        # Each candidate is materialised and encoded once: its digest says whether it
+        # changed, and the same bytes are signed when it did (then dropped: a push does
+        # not hold a thousand encoded netmaps at once).
+        signed = dict(self.view.signed)
+        changed: list[str] = []
+        next_version = self.store.counter("netmap_version") + 1
         for name in sorted(candidates):
+            netmap = owners.encode(netmaps.netmap(name))
+            digest = netmap_digest(netmap)
             record = records[name]
-            netmap = netmaps.netmap(name)
-            digest = netmap_digest(netmap, owners.of(netmap))
             if digest != record.netmap_digest:
-                version = self.store.next_counter("netmap_version")
-                self.store.set_netmap_version(name, version, digest)
-                records[name] = replace(record, netmap_version=version, netmap_digest=digest)
-                changed.add(name)
-        signed = {name: s for name, s in self.view.signed.items() if name not in changed}
-        for record in active:
-            if sign_all or record.name in changed or record.name not in signed:
-                signed[record.name] = self._sign(records[record.name], netmaps, owners,
-                                                 live, now)
+                record = records[name] = replace(record, netmap_version=next_version,
+                                                 netmap_digest=digest)
+                next_version += 1
+                changed.append(name)
+                signed[name] = self._sign(record, netmap, live, now)
+            elif sign_all or name not in signed:
+                signed[name] = self._sign(record, netmap, live, now)
+        if changed:
+            self.store.set_counter("netmap_version", next_version - 1)
+        self.store.set_netmap_versions(
+            [(name, records[name].netmap_version, records[name].netmap_digest)
+             for name in changed])
+        for record in active:  # not a candidate and never signed (not expected; cheap)
+            if record.name not in signed:
+                netmap = owners.encode(netmaps.netmap(record.name))
+                signed[record.name] = self._sign(records[record.name], netmap, live, now)
         active_by_key = {r.node_key: r.name for r in active}
         signed = {name: s for name, s in signed.items() if name in records}
         view = View(live, policy, records, active_by_key, signed)
-        return _Pending(view, netmaps, frozenset(changed))
+        return _Pending(view, netmaps, frozenset(changed), nodes)
 
-    def _sign(self, record: NodeRecord, netmaps: TailnetNetmaps, owners: Owners,
-              live: StoredPolicy, now: float) -> Signed:
-        netmap = netmaps.netmap(record.name)
-        envelope = NetmapEnvelope(record.name, record.node_key, record.netmap_version,
-                                  netmap.policy_version or live.etag[:16], int(now), netmap,
-                                  owners.of(netmap))
-        return Signed(record.netmap_version, sign_netmap(self.keys.signing, envelope))
+    def _sign(self, record: NodeRecord, netmap: EncodedNetmap, live: StoredPolicy,
+              now: float) -> Signed:
+        payload = netmap.payload(record.name, record.node_key, record.netmap_version,
+                                 netmap.netmap.policy_version or live.etag[:16], int(now))
+        return Signed(record.netmap_version, sign_payload(self.keys.signing, payload))
 
     def _install(self, pending: _Pending) -> None:
         self.view = pending.view
         self._netmaps = pending.netmaps
+        self._nodes = pending.nodes
 
     # --- policy ----------------------------------------------------------------------------
 
-    def put_policy(self, text: str, if_match: str | None, note: str) -> PolicyResult:
+    def put_policy(self, text: str, if_match: str | None, note: str, *,
+                   actor: str = CONTROL_ACTOR, action: str = "policy.put") -> PolicyResult:
         """Store `text` as the live policy if it is valid and its tests pass.
 
         428 without If-Match, 412
@@ -167,7 +194,7 @@ class Tailnet:
             etag = policy_etag(text)
             if etag == live.etag:
                 return PolicyResult(live, False, 0)
-            inventory = Inventory.of([inventory_node(r) for r in
+            inventory = Inventory.of([self._nodes.get(r) or inventory_node(r) for r in
                                       sorted(self.view.active(self.clock()), key=lambda r: r.id)])
             policy, diags = check_policy(text, inventory)
             if policy is None:
@@ -177,16 +204,19 @@ class Tailnet:
             def write(view: View) -> tuple[StoredPolicy, Policy, dict[str, NodeRecord]]:
                 now = int(self.clock())
                 version = self.store.add_policy(text, etag, now, note)
+                self.store.add_audit(now, actor, action, f"version {version}",
+                                     {"etag": etag, "note": note})
                 return StoredPolicy(version, etag, text, now, note), policy, dict(view.records)
 
             outcome = self.change(write)
             return PolicyResult(self.view.live, True, len(outcome.changed))
 
-    def rollback(self, version: int) -> PolicyResult:
+    def rollback(self, version: int, *, actor: str = CONTROL_ACTOR) -> PolicyResult:
         old = self.store.policy(version)
         if old is None:
             raise ControlError(404, "unknown-version", f"there is no policy version {version}")
-        return self.put_policy(old.text, "*", f"rollback to version {version}")
+        return self.put_policy(old.text, "*", f"rollback to version {version}", actor=actor,
+                               action="policy.rollback")
 
     # --- reads for pollers ----------------------------------------------------------
 
@@ -207,7 +237,22 @@ class Tailnet:
 
     def expire_due(self) -> Outcome:
         """Drop nodes whose key expired from every netmap (their rows stay)."""
-        return self.change(lambda view: (view.live, view.policy, dict(view.records)))
+        def write(view: View) -> tuple[StoredPolicy, Policy, dict[str, NodeRecord]]:
+            now = int(self.clock())
+            for name in sorted(view.active_by_key.values()):
+                if view.records[name].expired(now):
+                    self.store.add_audit(now, CONTROL_ACTOR, "node.expire", name, {})
+            return view.live, view.policy, dict(view.records)
+
+        return self.change(write)
+
+    def rotate_admin_token(self, new_token_digest: str, *, actor: str) -> None:
+        """Make the token with this digest the only valid one (the old one stops now)."""
+        with self.lock, self.store.transaction():
+            self.store.set_setting(ADMIN_TOKEN_SETTING, new_token_digest)
+            self.store.add_audit(int(self.clock()), actor, "admin.token-rotate", "admin token",
+                                 {"new": admin_actor(new_token_digest)})
+        self.admin_token_digest = new_token_digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,3 +267,4 @@ class _Pending:
     view: View
     netmaps: TailnetNetmaps
     changed: frozenset[str]
+    nodes: dict[NodeRecord, Node]

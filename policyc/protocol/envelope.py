@@ -83,9 +83,54 @@ def verify_key_of(key: VerifyKey | str) -> VerifyKey:
 
 
 def sign_netmap(signing_key: SigningKey, envelope: NetmapEnvelope) -> dict[str, str]:
-    payload = canonical_json(envelope.to_json())
+    return sign_payload(signing_key, canonical_json(envelope.to_json()))
+
+
+def sign_payload(signing_key: SigningKey, payload: bytes) -> dict[str, str]:
+    """The wire form of a signed envelope whose canonical JSON bytes are `payload`."""
     signature = signing_key.sign(SIGNATURE_CONTEXT + payload).signature
     return {"payload": b64encode(payload), "signature": b64encode(signature)}
+
+
+def _object(fields: dict[str, bytes]) -> bytes:
+    """Canonical JSON of an object whose values are canonical JSON bytes already
+    (keys sorted as canonical_json sorts them; every key here is ASCII)."""
+    return b"{" + b",".join(canonical_json(k) + b":" + fields[k] for k in sorted(fields)) + b"}"
+
+
+class EncodedNetmap:
+    """A netmap and its peers' owners as canonical JSON, encoded once.
+
+    Control hashes a netmap's content to see whether it changed and, if it did,
+    signs an envelope carrying it; both are built from these bytes, so a push to
+    a thousand nodes encodes each netmap once. `payload(...)` is byte for byte
+    `canonical_json(NetmapEnvelope(...).to_json())` (a test holds it to that).
+    """
+
+    __slots__ = ("_fields", "_owners", "netmap", "owners")
+
+    def __init__(self, netmap: NodeNetmap, owners: tuple[PeerOwner, ...]) -> None:
+        self.netmap = netmap
+        self.owners = owners
+        self._fields = {k: canonical_json(v) for k, v in netmap.to_json().items()}
+        self._owners = canonical_json([o.to_json() for o in owners])
+
+    def content(self) -> bytes:
+        """`{"netmap": ..., "owners": [...]}` without the netmap's policy_version stamp:
+        what a node's netmap "changed" means (a push that changes nothing else for a
+        node does not re-version it)."""
+        netmap = _object({k: v for k, v in self._fields.items() if k != "policy_version"})
+        return _object({"netmap": netmap, "owners": self._owners})
+
+    def payload(self, node: str, key: str, version: int, policy_version: str,
+                issued_at: int) -> bytes:
+        fields = {"format": canonical_json(ENVELOPE_FORMAT), "node": canonical_json(node),
+                  "key": canonical_json(key), "version": canonical_json(version),
+                  "policy_version": canonical_json(policy_version),
+                  "issued_at": canonical_json(issued_at), "netmap": _object(self._fields)}
+        if self.owners:
+            fields["owners"] = self._owners
+        return _object(fields)
 
 
 def verify_netmap(signed: object, verify_key: VerifyKey | str, *, node_key: str,

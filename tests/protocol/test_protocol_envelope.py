@@ -7,11 +7,14 @@ import base64
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
 from policyc.netmap import ALL_PORTS, FilterRule, NetPortRange, NodeNetmap, Peer
 from policyc.protocol import NetmapEnvelope, ProtocolError, sign_netmap, verify_netmap
-from policyc.protocol.codec import b64encode
+from policyc.protocol.codec import b64encode, canonical_json
+from policyc.protocol.envelope import EncodedNetmap, PeerOwner, sign_payload
 
 CONTROL = SigningKey.generate()
 PINNED = b64encode(bytes(CONTROL.verify_key))
@@ -92,3 +95,45 @@ def test_peer_owners_travel_signed_and_malformed_ones_are_refused() -> None:
         with pytest.raises(ProtocolError) as err:
             verify_netmap(signed, PINNED, node_key=KEY)
         assert err.value.code == "bad-message"
+
+
+# --- EncodedNetmap: the bytes control digests and signs, encoded once ---------------
+
+JSON_TEXT = st.text(max_size=12)  # any Unicode: quotes, escapes, non-ASCII
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | JSON_TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(JSON_TEXT, inner, max_size=3),
+    max_leaves=8)
+
+
+@st.composite
+def encoded_cases(draw: st.DrawFn) -> tuple[NetmapEnvelope, tuple[PeerOwner, ...]]:
+    peers = tuple(Peer(draw(JSON_TEXT), b64encode(bytes([i]) * 32), (f"100.64.0.{i}",),
+                       (f"100.64.0.{i}/32",), draw(st.none() | JSON_TEXT))
+                  for i in range(draw(st.integers(0, 3))))
+    netmap = NodeNetmap(
+        node=draw(JSON_TEXT), addresses=("100.64.0.1",), peers=peers, packet_filter=(),
+        ssh_policy=draw(st.dictionaries(JSON_TEXT, JSON_VALUES, max_size=2)),
+        policy_version=draw(JSON_TEXT),
+        cap_map=draw(st.dictionaries(JSON_TEXT, JSON_VALUES, max_size=3)))
+    owners = tuple(PeerOwner(draw(JSON_TEXT), draw(st.none() | JSON_TEXT),
+                             tuple(draw(st.lists(JSON_TEXT, max_size=2))))
+                   for _ in range(draw(st.integers(0, 2))))
+    envelope = NetmapEnvelope(draw(JSON_TEXT), KEY, draw(st.integers(0, 2**62)),
+                              draw(JSON_TEXT), draw(st.integers(0, 2**40)), netmap, owners)
+    return envelope, owners
+
+
+@given(encoded_cases())
+def test_encoded_payload_is_the_canonical_envelope(case: tuple[NetmapEnvelope,
+                                                               tuple[PeerOwner, ...]]) -> None:
+    envelope, owners = case
+    encoded = EncodedNetmap(envelope.netmap, owners)
+    payload = encoded.payload(envelope.node, envelope.key, envelope.version,
+                              envelope.policy_version, envelope.issued_at)
+    assert payload == canonical_json(envelope.to_json())
+    assert verify_netmap(sign_payload(CONTROL, payload), PINNED, node_key=KEY) == envelope
+    content = envelope.netmap.to_json()
+    del content["policy_version"]
+    assert encoded.content() == canonical_json(
+        {"netmap": content, "owners": [o.to_json() for o in owners]})
