@@ -412,6 +412,39 @@ def measure(args: argparse.Namespace, tmp: Path) -> None:
               f"{push.fleet_cpu:.1f}; {push.load}", flush=True)
         time.sleep(1.0)  # let the re-polls settle
 
+    # The same push as a bare PUT: the server's part without apply's own local work
+    # (process start, load, tests and the access diff at 1,000 nodes).
+    direct: list[Push] = []
+    for round_no in range(args.direct_pushes):
+        with fleet.lock:
+            before = {n: fleet.version[n] for n in names}
+        live = admin.get("/api/v1/policy")
+        server_cpu, fleet_cpu = server.cpu_seconds(), fleet.cpu_seconds()
+        t0 = time.monotonic()
+        answer = admin.put("/api/v1/policy", json={"policy": policy_text(3000 + 10 * round_no)},
+                           headers={"If-Match": live.headers["etag"]})
+        returned = time.monotonic()
+        assert answer.status_code == 200, answer.text
+        changed = int(answer.json()["netmaps_changed"])
+
+        def reached(snapshot: dict[str, int] = before, count: int = changed) -> bool:
+            with fleet.lock:
+                return sum(fleet.version[n] > snapshot[n] for n in names) >= count
+
+        wait_until(reached)
+        with fleet.lock:
+            held = [min(t for v, t in fleet.held[n].items() if v > before[n])
+                    for n in names if fleet.version[n] > before[n]]
+        push = Push(changed, returned - t0, 0.0, [max(0.0, t - returned) for t in held],
+                    [t - t0 for t in held], server.cpu_seconds() - server_cpu,
+                    fleet.cpu_seconds() - fleet_cpu, load())
+        direct.append(push)
+        print(f"direct PUT {round_no + 1}: answered in {push.apply_wall:.2f} s, {changed} "
+              f"netmaps changed, {len(held)} agents verified; after the PUT was sent: "
+              f"{percentiles(push.after_start)}; CPU s: server {push.server_cpu:.1f}, fleet "
+              f"{push.fleet_cpu:.1f}; {push.load}", flush=True)
+        time.sleep(1.0)
+
     join_calls: list[float] = []
     from_start: list[float] = []
     from_answer: list[float] = []
@@ -465,6 +498,13 @@ def measure(args: argparse.Namespace, tmp: Path) -> None:
               f"{percentiles(push.after_start)} |")
         print(f"| policy push: CPU s, server / fleet ({args.workers} processes); load | "
               f"{push.changed} | {push.server_cpu:.1f} / {push.fleet_cpu:.1f}; {push.load} |")
+    for push in direct:
+        print(f"| policy push: bare PUT sent -> answered | {push.changed} | "
+              f"{push.apply_wall:.2f} s |")
+        print(f"| policy push: bare PUT sent -> agent holds verified netmap | {push.changed} | "
+              f"{percentiles(push.after_start)} |")
+        print(f"| policy push (bare PUT): CPU s, server / fleet; load | {push.changed} | "
+              f"{push.server_cpu:.1f} / {push.fleet_cpu:.1f}; {push.load} |")
     print(f"| join: register call | {args.nodes} | {percentiles(join_calls)} |")
     print(f"| join: call started -> each peer holds the key | {args.nodes} | "
           f"{percentiles(from_start)} (n = {len(from_start)}) |")
@@ -494,6 +534,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--pushes", type=int, default=3)
+    parser.add_argument("--direct-pushes", type=int, default=2,
+                        help="pushes as a bare PUT (no apply process)")
     parser.add_argument("--joins", type=int, default=10)
     parser.add_argument("--workers", type=int, default=4,
                         help="processes the simulated agents are spread over")

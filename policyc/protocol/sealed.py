@@ -16,6 +16,7 @@ from __future__ import annotations
 import heapq
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +79,41 @@ def seal_request(node_private: PrivateKey | str, control_box_key: str, kind: str
     return SealedRequest(wire, nonce)
 
 
+class BoxCache:
+    """Control's NaCl Box with each node key, made once per key.
+
+    A Box costs an X25519 scalar multiplication; a long-poll needs one to open the
+    request and one to seal the answer, and a push answers a thousand polls on the
+    event loop at once. Bounded (least recently used out), so keys a stranger makes
+    up cost memory only up to `size`.
+    """
+
+    def __init__(self, control_private: PrivateKey, size: int = 16384) -> None:
+        self.control_private = control_private
+        self.size = size
+        self._boxes: OrderedDict[bytes, Box] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def box(self, node_key: bytes) -> Box:
+        with self._lock:
+            box = self._boxes.get(node_key)
+            if box is not None:
+                self._boxes.move_to_end(node_key)
+                return box
+        box = Box(self.control_private, PublicKey(node_key))
+        with self._lock:
+            self._boxes[node_key] = box
+            while len(self._boxes) > self.size:
+                self._boxes.popitem(last=False)
+        return box
+
+
+def _control_box(control: PrivateKey | BoxCache, node_key: bytes) -> Box:
+    if isinstance(control, BoxCache):
+        return control.box(node_key)
+    return Box(control, PublicKey(node_key))
+
+
 class ReplayGuard:
     """Refuses a request whose timestamp is out of the window or whose nonce was seen.
 
@@ -116,8 +152,8 @@ class ReplayGuard:
         return len(self._seen)
 
 
-def open_request(control_private: PrivateKey, wire: object, kind: str, guard: ReplayGuard,
-                 *, now: float | None = None) -> OpenedRequest:
+def open_request(control_private: PrivateKey | BoxCache, wire: object, kind: str,
+                 guard: ReplayGuard, *, now: float | None = None) -> OpenedRequest:
     """Authenticate and decrypt a node request for endpoint `kind`."""
     if not isinstance(wire, dict):
         raise ProtocolError("bad-message", "a sealed request must be a JSON object")
@@ -129,7 +165,7 @@ def open_request(control_private: PrivateKey, wire: object, kind: str, guard: Re
     if len(sealed) > MAX_SEALED_BYTES:
         raise ProtocolError("too-large", "sealed request is too large")
     try:
-        plaintext = Box(control_private, PublicKey(sender)).decrypt(sealed, nonce)
+        plaintext = _control_box(control_private, sender).decrypt(sealed, nonce)
     except (nacl.exceptions.CryptoError, ValueError, TypeError):
         raise ProtocolError("bad-box", "request is not sealed by the key it names") from None
     inner = parse_object(plaintext, "sealed plaintext")
@@ -141,9 +177,9 @@ def open_request(control_private: PrivateKey, wire: object, kind: str, guard: Re
     return OpenedRequest(node_key, kind, body, nonce)
 
 
-def seal_response(control_private: PrivateKey, request: OpenedRequest,
+def seal_response(control_private: PrivateKey | BoxCache, request: OpenedRequest,
                   body: dict[str, Any]) -> dict[str, str]:
-    box = Box(control_private, PublicKey(decode_key(request.node_key, "node_key")))
+    box = _control_box(control_private, decode_key(request.node_key, "node_key"))
     nonce = nacl.utils.random(NONCE_BYTES)
     plaintext = canonical_json({"kind": request.kind, "re": b64encode(request.nonce),
                                 "body": body})

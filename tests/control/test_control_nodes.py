@@ -209,6 +209,10 @@ def test_expiry_takes_the_key_out_of_every_peer(make_control: Any) -> None:
     assert refused(lambda: alice.poll()).code == "node-expired"
     listed = {n["name"]: n["expired"] for n in nodes(control)}
     assert listed == {"web": False, "alice": True}
+    with control.admin() as admin:
+        entries = admin.get("/api/v1/audit").json()["entries"]
+    assert [(e["action"], e["actor"], e["target"]) for e in entries
+            if e["action"] == "node.expire"] == [("node.expire", "control", "alice")]
 
 
 def test_route_approval(control: ControlServer) -> None:
@@ -222,6 +226,9 @@ def test_route_approval(control: ControlServer) -> None:
             (400, "route-not-advertised")
         ok = admin.post("/api/v1/nodes/router/routes", json={"routes": ["10.20.0.0/16"]})
         assert ok.json()["approved_routes"] == ["10.20.0.0/16"]
+        latest = admin.get("/api/v1/audit", params={"limit": 1}).json()["entries"]
+        assert [(e["action"], e["target"], e["detail"]) for e in latest] == [
+            ("node.routes", "router", {"approved": ["10.20.0.0/16"]})]
     assert router.poll() is not None and router.envelope is not None
     assert router.envelope.netmap.routes == ("10.20.0.0/16",)
     assert alice.poll() is not None and alice.envelope is not None

@@ -11,7 +11,7 @@ from nacl.public import PrivateKey
 
 from policyc.protocol import ProtocolError, ReplayGuard, open_request, open_response
 from policyc.protocol.codec import b64encode
-from policyc.protocol.sealed import public_key_text, seal_request, seal_response
+from policyc.protocol.sealed import BoxCache, public_key_text, seal_request, seal_response
 
 CONTROL = PrivateKey.generate()
 CONTROL_PUB = b64encode(bytes(CONTROL.public_key))
@@ -121,3 +121,24 @@ def test_only_the_node_can_read_the_answer() -> None:
 def test_malformed_requests_are_protocol_errors(wire: object) -> None:
     with pytest.raises(ProtocolError):
         open_request(CONTROL, wire, "poll", ReplayGuard(not_before=0))
+
+
+def test_the_box_cache_opens_and_seals_as_a_fresh_box_and_stays_bounded() -> None:
+    boxes = BoxCache(CONTROL, size=2)
+    guard = ReplayGuard(not_before=0)
+    nodes = [node_key() for _ in range(3)]
+    for _ in range(2):  # the second round takes cached boxes (the first two were evicted)
+        for node in nodes:
+            sealed = seal_request(node, CONTROL_PUB, "poll", {"since": 1})
+            opened = open_request(boxes, sealed.wire, "poll", guard)
+            assert opened.node_key == public_key_text(node)
+            answer = seal_response(boxes, opened, {"changed": False, "netmap": None})
+            assert open_response(node, CONTROL_PUB, answer, sealed, "poll")["changed"] is False
+    assert len(boxes._boxes) == 2
+    victim, forger = nodes[0], node_key()
+    boxes.box(bytes(victim.public_key))  # the victim's box is cached: still no forgery
+    sealed = seal_request(forger, CONTROL_PUB, "poll", {"since": 0})
+    forged = dict(sealed.wire, node_key=public_key_text(victim))
+    with pytest.raises(ProtocolError) as err:
+        open_request(boxes, forged, "poll", guard)
+    assert err.value.code == "bad-box"
