@@ -186,6 +186,8 @@ def nodes_list(server: str, token_file: str | None, as_json: bool) -> None:
         routes = ",".join(node["approved_routes"]) or "-"
         pending = set(node["advertised_routes"]) - set(node["approved_routes"])
         state = " expired" if node["expired"] else ""
+        if node.get("invalid_tags"):  # dropped from tagOwners: kept, granting nothing
+            state += f" invalid-tags={','.join(node['invalid_tags'])}"
         click.echo(f"{node['name']}\t{' '.join(node['ips'])}\t{owner}\troutes={routes}"
                    + (f" (advertised: {','.join(sorted(pending))})" if pending else "")
                    + f"\tnetmap=v{node['netmap_version']}{state}")

@@ -179,6 +179,10 @@ def test_a_push_that_drops_a_tag_keeps_the_node_and_its_tags(control: ControlSer
     assert listed["web"]["tags"] == ["tag:web"] and listed["web"]["invalid_tags"] == ["tag:web"]
     assert listed["web"]["user"] is None
     assert listed["laptop"]["invalid_tags"] == []
+    printed = cli("control", "nodes", "list", "--server", control.url,
+                  env={"POLICYC_TOKEN": control.token}).stdout
+    assert [line.endswith("invalid-tags=tag:web") for line in printed.splitlines()] == [
+        False, True]
     sync(control, laptop, web)  # both still poll (no 403) and verify their new netmaps
     assert web.key not in laptop.peer_keys() and laptop.key not in web.peer_keys()
     assert web.envelope is not None and web.envelope.netmap.packet_filter == ()
