@@ -9,10 +9,13 @@ server refusal and 2 for usage, authentication or network errors.
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 
+from policyc.cli.common import EXIT_USAGE
 from policyc.cli.control_cmds import admin_client, authkey, control, server_option, token_option
 
 
@@ -57,13 +60,32 @@ def token() -> None:
 
 
 @token.command(name="rotate")
-@server_option
+@click.option("--server", envvar="POLICYC_SERVER",
+              help="Control URL (env POLICYC_SERVER): rotate through the running server.")
 @token_option
-def token_rotate(server: str, token_file: str | None) -> None:
+@click.option("--state", "state_dir", type=click.Path(file_okay=False),
+              help="Rotate offline in this state directory (the server must be stopped: "
+                   "a running one keeps the old token until it restarts).")
+def token_rotate(server: str | None, token_file: str | None, state_dir: str | None) -> None:
     """Print a new admin token (alone on stdout); the current one stops working.
 
-    The server also writes it to DIR/admin.token.
+    Either through the server (it also writes DIR/admin.token), or with --state on
+    the state directory itself, for when the token is lost.
     """
+    if (server is None) == (state_dir is None):
+        raise click.UsageError("give either --server URL or --state DIR")
+    if state_dir is not None:
+        from policyc.control.serve import rotate_token_offline
+        from policyc.control.statedir import StateError
+
+        try:
+            new = rotate_token_offline(Path(state_dir))
+        except StateError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(EXIT_USAGE)
+        click.echo(new)
+        return
+    assert server is not None
     with admin_client(server, token_file) as client:
         new = client.rotate_token()
     click.echo(new)

@@ -123,7 +123,8 @@ class TokenBody(BaseModel):
 class AuditEntryBody(BaseModel):
     id: int
     at: int
-    actor: str = Field(description="admin:<token fingerprint>, node:<key prefix> or control")
+    actor: str = Field(description="admin:<token fingerprint>, node:<key prefix>, control, "
+                       "or local (offline token rotation)")
     action: str
     target: str
     detail: dict[str, Any]

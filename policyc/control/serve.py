@@ -22,16 +22,19 @@ from policyc.control.app import Settings, create_app
 from policyc.control.errors import ControlError
 from policyc.control.policies import DEFAULT_POLICY, check_policy, diagnostics_json, policy_etag
 from policyc.control.statedir import (
+    ADMIN_TOKEN,
     ADMIN_TOKEN_SETTING,
     DATABASE,
     ControlKeys,
     create_keys,
     load_keys,
+    new_admin_token,
     prepare_new_state,
+    replace_secret,
     token_digest,
 )
 from policyc.control.store import Store
-from policyc.control.tailnet import Tailnet
+from policyc.control.tailnet import Tailnet, admin_actor
 
 
 def init_state(state: Path, policy_text: str | None = None) -> tuple[str, ControlKeys]:
@@ -56,6 +59,22 @@ def init_state(state: Path, policy_text: str | None = None) -> tuple[str, Contro
     finally:
         store.close()
     return token, keys
+
+
+def rotate_token_offline(state: Path) -> str:
+    """A new admin token written straight into a stopped server's state (a lost token)."""
+    load_keys(state)  # refuses a directory that is not a control state
+    token = new_admin_token()
+    store = Store(state / DATABASE)
+    try:
+        with store.transaction():
+            store.set_setting(ADMIN_TOKEN_SETTING, token_digest(token))
+            store.add_audit(int(time.time()), "local", "admin.token-rotate", "admin token",
+                            {"new": admin_actor(token_digest(token)), "offline": True})
+    finally:
+        store.close()
+    replace_secret(state / ADMIN_TOKEN, token + "\n")
+    return token
 
 
 def open_tailnet(state: Path) -> Tailnet:

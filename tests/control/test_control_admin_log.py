@@ -193,3 +193,26 @@ def test_a_push_that_drops_a_tag_keeps_the_node_and_its_tags(control: ControlSer
     sync(control, laptop, web)
     assert web.key in laptop.peer_keys()  # defined again: the tag grants again
     assert {n["name"]: n["invalid_tags"] for n in nodes(control)}["web"] == []
+
+
+def test_a_lost_token_is_replaced_offline_on_a_stopped_server(control: ControlServer) -> None:
+    old = control.token
+    assert control.stop() == 0
+    rotated = cli("control", "token", "rotate", "--state", str(control.state))
+    assert rotated.exit_code == 0, rotated.output
+    new = rotated.stdout.strip()
+    assert rotated.stdout == new + "\n" and new != old
+    assert (control.state / "admin.token").read_text() == new + "\n"
+    assert stat.S_IMODE((control.state / "admin.token").stat().st_mode) == 0o600
+    control.start()
+    with control.admin(old) as admin:
+        assert admin.get("/api/v1/audit").status_code == 401
+    [latest] = audit(control, limit=1)
+    assert (latest["actor"], latest["action"], latest["detail"]) == (
+        "local", "admin.token-rotate", {"new": fingerprint(new), "offline": True})
+    both = cli("control", "token", "rotate", "--state", str(control.state),
+               "--server", control.url)
+    assert both.exit_code == 2
+    missing = cli("control", "token", "rotate", "--state", str(control.state / "nope"))
+    assert missing.exit_code == 2 and not (control.state / "nope").exists()
+    assert control.token == new  # refused calls rotated nothing
