@@ -14,6 +14,7 @@ from policyc.cli.common import (
     EXIT_OK,
     emit_diagnostics,
     fail,
+    few_collections,
     load_or_exit,
     select_nodes,
 )
@@ -36,9 +37,10 @@ def nft(policy: str, nodes_path: str, node_name: str, iface: str, as_json: bool,
     from policyc.compiler.index import PolicyIndex
     from policyc.enforcer.nft import render_ruleset, render_text
 
-    model, inventory = load_or_exit(policy, nodes_path)
-    (name,) = select_nodes(inventory, (node_name,))
-    netmap = PolicyIndex.build(model, inventory).netmap(name)
+    with few_collections():  # a one-shot run over a large, acyclic object graph
+        model, inventory = load_or_exit(policy, nodes_path)
+        (name,) = select_nodes(inventory, (node_name,))
+        netmap = PolicyIndex.build(model, inventory).netmap(name)
     diags = Diagnostics()
     ruleset = render_ruleset(netmap, iface, diagnostics=diags)
     if diags.has_errors:

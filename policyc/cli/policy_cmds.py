@@ -77,9 +77,10 @@ def compile_cmd(policy: str, nodes_path: str, node_names: tuple[str, ...],
     from policyc.cli.output import netmap_bytes, pretty_wanted, write_line, write_netmap_object
     from policyc.compiler.index import PolicyIndex
 
-    model, inventory = load_or_exit(policy, nodes_path)
-    names = select_nodes(inventory, node_names)
-    index = PolicyIndex.build(model, inventory)
+    with few_collections():  # a one-shot run over a large, acyclic object graph
+        model, inventory = load_or_exit(policy, nodes_path)
+        names = select_nodes(inventory, node_names)
+        index = PolicyIndex.build(model, inventory)
     if out_dir is not None:
         target = Path(out_dir)
         try:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
 from policyc.compiler.addrset import ALL, AddressSet, union_all
+from policyc.compiler.collector import paused_collector
 from policyc.compiler.grants import CompiledUnit, UnitCompiler, expand_units
 from policyc.compiler.internet import INTERNET
 from policyc.compiler.nodeattrs import NodeAttrCompiler
@@ -97,6 +98,10 @@ class Compilation:
 
     def __init__(self, policy: Policy, inventory: Inventory,
                  control_url: str = NO_CONTROL_URL) -> None:
+        with paused_collector():
+            self._build(policy, inventory, control_url)
+
+    def _build(self, policy: Policy, inventory: Inventory, control_url: str) -> None:
         self.policy = policy
         self.r = Resolver(policy, inventory)
         self.version = policy_version(policy)

@@ -1,0 +1,130 @@
+"""The shared compile stage and whole-process CLI runs, with CPU time next to wall time.
+
+    python3 benchmarks/bench_build.py [--shape dense|today] [--sizes 1000,10000]
+                                      [--whole-process] [--compile-nodes 200]
+
+Each size runs in its own process (peak RSS is that process's ru_maxrss). For
+every size: loading the two files (parse, build, validate; policy and inventory),
+building the shared stage (`Compilation`, what `PolicyIndex.build` and
+`compile_policy` run before any netmap), and one netmap (node-5, with its peer
+list). `--whole-process` also runs, as child processes on the generated files,
+`policyc nft --node node-5` and `policyc compile -o DIR` (all nodes, or the first
+`--compile-nodes` N of them: at 10k dense every netmap lists ~10k peers, ~2 MB,
+so all of them would be ~20 GB), reporting wall, user+sys CPU, peak RSS and, for
+compile, MB written and MB per CPU second.
+
+The machine is shared: the load average is printed; compare CPU columns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import dense_gen, tailnet_gen
+
+
+def _timed(run):  # type: ignore[no-untyped-def]
+    wall, cpu = time.perf_counter(), time.process_time()
+    value = run()
+    return value, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _child(argv: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """(wall s, user+sys CPU s, peak RSS MiB) of one child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, after.ru_maxrss / 1024
+
+
+def run_one(shape: str, nodes: int, rules: int, whole: bool, compile_nodes: int) -> None:
+    from policyc.compiler.compiler import Compilation
+    from policyc.compiler.inventory import load_inventory_file
+    from policyc.policy.load import load_policy_file
+
+    generate = dense_gen.generate if shape == "dense" else tailnet_gen.generate
+    policy_text, data = generate(nodes, 200, rules)
+    workdir = Path(tempfile.mkdtemp(prefix="bench_build_"))
+    try:
+        import json
+
+        policy_path, nodes_path = workdir / "policy.hujson", workdir / "nodes.json"
+        policy_path.write_text(policy_text)
+        nodes_path.write_text(json.dumps(data, indent=1))
+
+        def load() -> tuple[object, object]:
+            return load_policy_file(policy_path)[0], load_inventory_file(nodes_path)[0]
+
+        (policy, inventory), load_wall, load_cpu = _timed(load)
+        stage, build_wall, build_cpu = _timed(lambda: Compilation(policy, inventory))  # type: ignore[arg-type]
+        names = [n.name for n in inventory]  # type: ignore[attr-defined]
+        me = names.index("node-5")
+        netmap, _, one_cpu = _timed(lambda: stage.netmap_of(me))
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"| {shape} | {nodes:,} | {len(policy_text) / 1e6:.1f} MB | {load_wall:.2f} / "
+              f"{load_cpu:.2f} | {build_wall:.2f} / {build_cpu:.2f} | {one_cpu * 1000:.0f} "
+              f"({len(netmap.peers):,} peers) | {peak:.0f} |", flush=True)
+        if not whole:
+            return
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+        cli = [sys.executable, "-m", "policyc.cli"]
+        wall, cpu, rss = _child([*cli, "nft", str(policy_path), "--nodes", str(nodes_path),
+                                 "--node", "node-5"], env)
+        print(f"|   whole process: `nft --node node-5` | {wall:.2f} s wall | {cpu:.2f} s CPU "
+              f"| {rss:.0f} MiB |", flush=True)
+        out = workdir / "out"
+        chosen = names if compile_nodes <= 0 else names[:compile_nodes]
+        argv = [*cli, "compile", str(policy_path), "--nodes", str(nodes_path), "-o", str(out)]
+        if len(chosen) < len(names):
+            argv += [arg for name in chosen for arg in ("--node", name)]
+        wall, cpu, rss = _child(argv, env)
+        written = sum(f.stat().st_size for f in out.iterdir()) / 1e6
+        print(f"|   whole process: `compile -o` {len(chosen):,} of {len(names):,} nodes "
+              f"| {wall:.2f} s wall | {cpu:.2f} s CPU | {rss:.0f} MiB | {written:,.0f} MB "
+              f"| {written / max(cpu, 1e-9):,.0f} MB per CPU s |", flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--shape", default="dense", choices=("dense", "today"))
+    parser.add_argument("--sizes", default="1000,10000")
+    parser.add_argument("--rules", type=int, default=1000)
+    parser.add_argument("--whole-process", action="store_true")
+    parser.add_argument("--compile-nodes", type=int, default=0,
+                        help="compile -o only the first N nodes (0: all)")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        run_one(args.shape, args.one, args.rules, args.whole_process, args.compile_nodes)
+        return
+    print(f"load average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} "
+          f"{os.getloadavg()[2]:.1f}; times are wall / CPU seconds", flush=True)
+    print("| shape | nodes | policy | load s | build s | one netmap CPU ms | peak MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|", flush=True)
+    for n in args.sizes.split(","):
+        argv = [sys.executable, __file__, "--one", n, "--shape", args.shape,
+                "--rules", str(args.rules), "--compile-nodes", str(args.compile_nodes)]
+        if args.whole_process:
+            argv.append("--whole-process")
+        subprocess.run(argv, check=True)
+    print(f"load average at the end {os.getloadavg()[0]:.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
