@@ -48,6 +48,7 @@ from policyc.compiler.nodes import Inventory, Node
 from policyc.diagnostics.diagnostics import Diagnostics
 from policyc.diagnostics.source import NO_SPAN, Span
 from policyc.netmap import DEFAULT_PROTOCOLS
+from policyc.policy.aliases import PORTED_PROTOCOLS
 from policyc.policy.model import (
     Alias,
     AutoGroupRef,
@@ -233,13 +234,16 @@ def _check_entry(ev: ReferenceEvaluator, sources: list[IPAddress], target: TestT
                  protocols: tuple[int, ...]) -> _EntryCheck:
     allowing: list[tuple[IPAddress, tuple[RuleRef, ...]]] = []
     all_dsts: list[IPAddress] = []
+    # A port-less protocol (an ICMP test) matches rules on addresses and
+    # protocol alone, as Tailscale's packet filter does for ICMP.
+    port = target.port if any(p in PORTED_PROTOCOLS for p in protocols) else None
     for src in sources:
         dsts = destination_addresses(ev, target.alias, src)
         all_dsts.extend(d for d in dsts if d not in all_dsts)
         refs: list[RuleRef] = []
         for dst in dsts:
             for proto in protocols:
-                refs.extend(r for r in ev.allowing_rules(src, dst, proto, target.port)
+                refs.extend(r for r in ev.allowing_rules(src, dst, proto, port)
                             if r not in refs)
         allowing.append((src, tuple(refs)))
     return _EntryCheck(tuple(all_dsts), tuple(allowing))

@@ -177,21 +177,26 @@ def _range(text: str, span: Span, diags: Diagnostics, position: str) -> Alias | 
     return RangeAlias(first, last, span)
 
 
-def parse_ports(text: str, span: Span, diags: Diagnostics) -> tuple[PortRange, ...]:
-    """`*`, `22`, `80,443`, `8000-8100` or a mix; empty tuple after an error."""
+def parse_ports(text: str, span: Span, diags: Diagnostics, *,
+                zero_ok: bool = False) -> tuple[PortRange, ...]:
+    """`*`, `22`, `80,443`, `8000-8100` or a mix; empty tuple after an error.
+
+    `zero_ok` admits a lone port 0, which port-less test entries use
+    (`"proto": "icmp", "accept": ["tag:x:0"]`)."""
     text = text.strip()
     if text == "*":
         return (ALL_PORTS,)
     ranges: list[PortRange] = []
     for part in text.split(","):
-        port_range = _port_range(part, span, diags)
+        port_range = _port_range(part, span, diags, zero_ok=zero_ok)
         if port_range is None:
             return ()
         ranges.append(port_range)
     return tuple(ranges)
 
 
-def _port_range(part: str, span: Span, diags: Diagnostics) -> PortRange | None:
+def _port_range(part: str, span: Span, diags: Diagnostics, *,
+                zero_ok: bool = False) -> PortRange | None:
     first_text, dash, last_text = part.partition("-")
     first = _port_number(first_text)
     if first is None:
@@ -204,7 +209,7 @@ def _port_range(part: str, span: Span, diags: Diagnostics) -> PortRange | None:
     if first > 65535 or last > 65535:
         diags.error("E111", span, f'port range "{part}": port number out of range')
         return None
-    if not dash and first == 0:
+    if not dash and first == 0 and not zero_ok:
         diags.error("E111", span,
                     f"port range \"{part}\": first port must be >0, or use '*' for wildcard")
         return None
@@ -264,7 +269,7 @@ def split_host_port(text: str) -> tuple[str, str] | None:
 
 
 def parse_destination(text: str, span: Span, diags: Diagnostics, *,
-                      position: str = "dst") -> AclDestination | None:
+                      position: str = "dst", zero_port_ok: bool = False) -> AclDestination | None:
     """An ACL `dst` entry `ALIAS:PORTS`; the span is the whole string."""
     text = text.strip()
     split = split_host_port(text)
@@ -275,7 +280,7 @@ def parse_destination(text: str, span: Span, diags: Diagnostics, *,
     if not alias_text or not ports_text:
         diags.error("E111", span, f'{position}="{text}": empty host or port part')
         return None
-    ports = parse_ports(ports_text, span, diags)
+    ports = parse_ports(ports_text, span, diags, zero_ok=zero_port_ok)
     if not ports:
         return None
     alias = parse_alias(alias_text, span, diags, position=position)

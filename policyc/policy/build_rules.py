@@ -8,6 +8,7 @@ from __future__ import annotations
 from policyc.grammar.cst import JArray, JNull, JObject, JString, JValue, to_python
 from policyc.netmap import PortRange
 from policyc.policy.aliases import (
+    PORTED_PROTOCOLS,
     check_ports_allowed,
     parse_alias,
     parse_check_period,
@@ -278,10 +279,10 @@ def _accept_env(r: Reader, value: JValue) -> tuple[str, ...]:
 # --- tests ----------------------------------------------------------------------
 
 TEST_FIELDS = frozenset({"src", "proto", "accept", "deny", "allow"})
-# Tests may only ask about port-carrying protocols; "" is the default set.
-TEST_PROTOCOLS: dict[str, int | None] = {
-    "": None, "tcp": 6, "udp": 17, "sctp": 132, "6": 6, "17": 17, "132": 132,
-}
+# "" is the default set. Tailscale also accepts a port-less protocol such as
+# "icmp" (real policies applied through GitOps carry `"proto": "icmp"` tests
+# with an `ALIAS:0` entry); any protocol an ACL `proto` accepts is taken.
+TEST_DEFAULT_PROTOCOL = ""
 
 
 def build_test(r: Reader, value: JValue) -> PolicyTest | None:
@@ -293,13 +294,16 @@ def build_test(r: Reader, value: JValue) -> PolicyTest | None:
     src = (parse_alias(src_text.value, src_text.span, r.diags, position="test src")
            if src_text is not None else None)
     protocol = _test_protocol(r, f.get("proto"))
-    accept = _test_targets(r, f.get("accept"), "accept")
+    # Port-less protocols (ICMP...) match on addresses only, so their entries
+    # may name port 0.
+    zero_ok = protocol is not None and protocol not in PORTED_PROTOCOLS
+    accept = _test_targets(r, f.get("accept"), "accept", zero_ok)
     if "allow" in f:
         # The legacy name of `accept`, still accepted by Tailscale.
         r.diags.warning("W206", f["allow"].span, 'test "allow" is the legacy name of "accept"',
                         suggestion="accept")
-        accept += _test_targets(r, f["allow"], "allow")
-    deny = _test_targets(r, f.get("deny"), "deny")
+        accept += _test_targets(r, f["allow"], "allow", zero_ok)
+    deny = _test_targets(r, f.get("deny"), "deny", zero_ok)
     if not any(has_items(f.get(key)) for key in ("accept", "allow", "deny")):
         r.diags.error("E125", obj.span, "test: needs at least one accept or deny entry")
     if src is None or src_text is None:
@@ -311,18 +315,17 @@ def _test_protocol(r: Reader, value: JValue | None) -> int | None:
     text = r.string(value, "test proto") if value is not None else None
     if text is None:
         return None
-    name = text.value.strip().lower()
-    if name not in TEST_PROTOCOLS:
-        r.diags.error("E125", text.span,
-                      f'test proto "{text.value}": only tcp, udp, sctp or "" can be tested')
+    if text.value.strip() == TEST_DEFAULT_PROTOCOL:
         return None
-    return TEST_PROTOCOLS[name]
+    return parse_protocol(text.value, text.span, r.diags)
 
 
-def _test_targets(r: Reader, value: JValue | None, what: str) -> tuple[TestTarget, ...]:
+def _test_targets(r: Reader, value: JValue | None, what: str,
+                  zero_ok: bool) -> tuple[TestTarget, ...]:
     out = []
     for item in r.strings(value, f"test {what}") if value is not None else ():
-        destination = parse_destination(item.value, item.span, r.diags, position=f"test {what}")
+        destination = parse_destination(item.value, item.span, r.diags, position=f"test {what}",
+                                        zero_port_ok=zero_ok)
         if destination is None:
             continue
         problem = (_single_host_problem(destination.alias)

@@ -100,6 +100,25 @@ def test_protocol_of_a_test_narrows_the_check() -> None:
     assert report.ok, [str(d) for d in diags]
 
 
+def test_icmp_test_matches_on_addresses_and_protocol_not_port() -> None:
+    # Real policy applied through Tailscale GitOps (rajsinghtech/kubernetes-manifests)
+    # tests ICMP as `"proto": "icmp", "accept": ["tag:x:0"]`; ICMP has no ports, so a
+    # rule's port list does not matter, its protocols do.
+    body = """
+  "acls": [{"action": "accept", "src": ["tag:web"], "dst": ["tag:db:5432"]},
+           {"action": "accept", "src": ["tag:web"], "dst": ["tag:router:22"], "proto": "tcp"}],
+  "tests": [
+    {"src": "tag:web", "proto": "icmp", "accept": ["tag:db:0"], "deny": ["tag:router:0"]},
+  ],
+"""
+    report, diags, _ = run(body)
+    assert report.ok, [str(d) for d in diags]
+    failing = body.replace('"accept": ["tag:db:0"], "deny": ["tag:router:0"]',
+                           '"accept": ["tag:router:0"]')
+    report, diags, _ = run(failing)
+    assert not report.ok and "T301" in codes(diags)
+
+
 def test_unknown_user_has_no_access_and_unresolvable_destination_is_t303() -> None:
     body = """
   "acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}],

@@ -383,11 +383,23 @@ def test_check_period_always() -> None:
     ('"src": "a@x.com", "accept": ["tag:web:22,80"]', "E125"),
     ('"src": "a@x.com", "accept": ["10.0.0.0/8:22"]', "E125"),
     ('"src": "a@x.com", "accept": ["autogroup:internet:443"]', "E125"),
-    ('"src": "a@x.com", "proto": "icmp", "accept": ["1.2.3.4:22"]', "E125"),
+    ('"src": "a@x.com", "accept": ["1.2.3.4:0"]', "E111"),
+    ('"src": "a@x.com", "proto": "tcp", "accept": ["1.2.3.4:0"]', "E111"),
+    ('"src": "a@x.com", "proto": "bogus", "accept": ["1.2.3.4:22"]', "E112"),
     ('"src": ["a@x.com"], "accept": ["1.2.3.4:22"]', "E102"),
 ])
 def test_test_entry_errors(test: str, code: str) -> None:
     assert code in codes(f'{{{OWNERS}, "tests": [{{{test}}}]}}')
+
+
+def test_port_less_test_protocol_accepts_port_zero() -> None:
+    # Tailscale accepts `"proto": "icmp"` tests with an `ALIAS:0` entry (seen in a
+    # policy kept applied through GitOps for months); the port carries no meaning.
+    policy, diags = build(f'{{{OWNERS}, "tests": [{{"src": "a@x.com", "proto": "icmp", '
+                          '"accept": ["1.2.3.4:0"], "deny": ["1.2.3.5:22"]}]}')
+    assert not diags.errors, [str(d) for d in diags]
+    assert policy.tests[0].protocol == 1
+    assert [t.port for t in policy.tests[0].accept] == [0]
 
 
 def test_ssh_test_dst_cidr_rejected() -> None:
