@@ -20,6 +20,11 @@ hold spans of several sources: they serve the diagnostics only, and requests
 that navigate (hover, rename, ...) ask for a full analysis (`Engine.full`),
 which the server also runs when typing pauses.
 
+Lint (with an inventory) is whole-policy work that can cost most of a second
+at 10k nodes; when the last lint cost more than LINT_BUDGET, an update shows
+the last lint results (moved with the text, dropped for an edited item) and
+the whole analysis at the next pause lints again.
+
 Whenever the edit is not inside one item (a new rule pasted between two, a
 section key renamed, a syntax error, a duplicate key whose note names a line),
 `update` falls back to the full analysis, so the result is always exactly what
@@ -32,6 +37,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import itertools
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,8 +67,12 @@ ARRAY_ITEMS: dict[str, Callable[[Reader, JValue], Any]] = {
 OBJECT_MEMBERS = frozenset({"groups", "tagOwners", "hosts", "ipsets"})
 # Conservative: the full parse counts nesting from the file's root (MAX_DEPTH).
 _MAX_ITEM_BRACKETS = 150
-# Diagnostics whose message names a line: it would be the line in an older text.
-_NAMES_A_LINE = frozenset({"P002", "E129"})
+# Lint (inventory-aware warnings) is whole-policy work: 0.6-1 s at 1k-10k nodes.
+# When it costs more than this, an incremental update does not lint (see _check).
+LINT_BUDGET = 0.03
+# Diagnostics whose message names a line (P002's note, E129, W203's "the rule at
+# file:line:col"): computed from an item parsed on its own, it would be wrong.
+_NAMES_A_LINE = frozenset({"P002", "E129", "W203"})
 
 
 def _build_node_attr(r: Reader, value: JValue) -> Any:
@@ -148,6 +158,7 @@ class _State:
     policy: Policy
     inventory: Inventory | None  # as given (before the cross-check)
     tests: list[Diagnostic]  # the last policy-test results (spans anywhere in `places`)
+    lint: list[Diagnostic] = field(default_factory=list)  # the last lint results (same)
 
 
 class Engine:
@@ -158,6 +169,9 @@ class Engine:
         self.state: _State | None = None
         # The last test results of a text analysed without a state (not splittable).
         self.loose_tests: tuple[SourceFile, list[Diagnostic]] | None = None
+        # CPU seconds the last lint took: above LINT_BUDGET, updates show the last
+        # lint results (moved) and the whole analysis at the next pause lints again.
+        self.lint_seconds: float | None = None
         self.incremental_runs = 0  # how many updates were incremental (tests, benchmark)
         self.full_runs = 0
 
@@ -170,12 +184,15 @@ class Engine:
         state = self.state
         if state is not None and state.inventory is inventory and (
                 text == state.text or self._edit(state, text)):
-            result = _check(state.source, None, state.policy, _stage_diags(state), inventory,
-                            version, run_tests=False, tests=state.tests,
-                            move=lambda diags: _moved(state, diags))[0]
-            if not any(d.code in _NAMES_A_LINE for d in result.diagnostics):
+            deferred = self.lint_seconds is not None and self.lint_seconds > LINT_BUDGET
+            checked = _check(state.source, None, state.policy, _stage_diags(state), inventory,
+                             version, run_tests=False, tests=state.tests,
+                             move=lambda diags: _moved(state, diags),
+                             kept_lint=state.lint if deferred else None)
+            if not checked.names_a_line:
                 self.incremental_runs += 1
-                return result
+                self._keep(state, checked)
+                return checked.analysis
         return self.full(text, version, inventory, run_tests=False)
 
     def is_local(self, text: str) -> bool:
@@ -201,10 +218,11 @@ class Engine:
         if split is None:
             self.state = None
             policy = build_policy(tree, source, diags)
-            analysis, tests = _check(source, tree, policy, list(diags), inventory, version,
-                                     run_tests=run_tests, tests=kept, move=list)
-            self.loose_tests = (source, tests)
-            return analysis
+            checked = _check(source, tree, policy, list(diags), inventory, version,
+                             run_tests=run_tests, tests=kept, move=list)
+            self.loose_tests = (source, checked.tests)
+            self.lint_seconds = checked.lint_seconds or self.lint_seconds
+            return checked.analysis
         root, sections = split
         skeleton = JObject(tuple(
             JMember(m.key, _emptied(m.value)) if m.key.value in sections else m
@@ -218,11 +236,16 @@ class Engine:
         state = _State(text, source, _Places(source, boundaries, list(boundaries)),
                        frame, list(diags), built, frame, inventory, kept)
         state.policy = _assemble(state)
-        analysis, state.tests = _check(source, tree, state.policy, _stage_diags(state),
-                                       inventory, version, run_tests=run_tests, tests=kept,
-                                       move=list)
+        checked = _check(source, tree, state.policy, _stage_diags(state), inventory, version,
+                         run_tests=run_tests, tests=kept, move=list)
+        self._keep(state, checked)
         self.state, self.loose_tests = state, None
-        return analysis
+        return checked.analysis
+
+    def _keep(self, state: _State, checked: _Checked) -> None:
+        state.tests, state.lint = checked.tests, checked.lint
+        if checked.lint_seconds is not None:
+            self.lint_seconds = checked.lint_seconds
 
     def _kept_tests(self, source: SourceFile) -> list[Diagnostic]:
         """The last policy-test results moved into `source` (a new whole text): those
@@ -267,38 +290,58 @@ class Engine:
         places.pieces[piece_source] = [origin, item_start]
         section.items[index] = _build_item(section.key, node, piece_source)
         state.tests = [d for d in state.tests if not _inside(d.span, item)]
+        state.lint = [d for d in state.lint if not _inside(d.span, item)]
         state.text = text
         state.source = SourceFile(self.name, text)
         state.policy = dataclasses.replace(state.policy, **{section.field_name: section.value()})
         return True
 
 
+@dataclass
+class _Checked:
+    analysis: Analysis
+    tests: list[Diagnostic]  # the policy-test results to keep
+    lint: list[Diagnostic]  # the lint results to keep
+    lint_seconds: float | None  # what linting cost, when it ran
+    names_a_line: bool  # a diagnostic computed now names a line (_NAMES_A_LINE)
+
+
 def _check(source: SourceFile, tree: JValue | None, policy: Policy, stage: list[Diagnostic],
            inventory: Inventory | None, version: int, *, run_tests: bool,
            tests: list[Diagnostic], move: Callable[[list[Diagnostic]], list[Diagnostic]],
-           ) -> tuple[Analysis, list[Diagnostic]]:
+           kept_lint: list[Diagnostic] | None = None) -> _Checked:
     """Validate, cross-check, lint and (run_tests) test as `analyze` does, then `move`
     the diagnostics into `source` (`list` when they are there already: a whole
-    analysis, complete for navigation). Also gives the test results to keep: the new
-    ones when the tests ran (as check runs them: only on a policy without errors),
-    else `tests`."""
+    analysis, complete for navigation). The test results to keep are the new ones
+    when the tests ran (as check runs them: only on a policy without errors), else
+    `tests`. With `kept_lint`, lint does not run: those (last) results are shown
+    instead where check would lint (no errors)."""
     diags = Diagnostics(list(stage))
     validate_policy(policy, diags)
     used = inventory
     if inventory is not None and not diags.has_errors:
         used = check_inventory_against_policy(policy, inventory, diags)
     had_errors = diags.has_errors
-    check_loaded_policy(policy, used, diags, run_tests=False)
+    lint, lint_seconds, shown_lint = kept_lint or [], None, []
+    if kept_lint is None:
+        before, started = len(diags.items), time.thread_time()
+        check_loaded_policy(policy, used, diags, run_tests=False)
+        lint = diags.items[before:]
+        if used is not None and not had_errors:
+            lint_seconds = time.thread_time() - started
+    elif not had_errors:
+        shown_lint = kept_lint
     ran = run_tests and not had_errors
     if ran:
         before = len(diags.items)
         run_policy_tests(policy, used, diags)
         tests = diags.items[before:]
         del diags.items[before:]
-    shown = move(diags.items) + move(tests)
+    shown = move(diags.items) + move(shown_lint) + move(tests)
     ordered = sorted(shown, key=lambda d: (d.span.file, d.span.start, d.code))
-    return Analysis(version, source, tree, policy, tuple(ordered), used, ran,
-                    complete=move is list), tests
+    names_a_line = any(d.code in _NAMES_A_LINE for d in diags.items)
+    return _Checked(Analysis(version, source, tree, policy, tuple(ordered), used, ran,
+                             complete=move is list), tests, lint, lint_seconds, names_a_line)
 
 
 def _stage_diags(state: _State) -> list[Diagnostic]:

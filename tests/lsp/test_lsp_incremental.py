@@ -189,3 +189,47 @@ def test_policy_test_results_are_kept_and_moved_until_the_tests_run_again() -> N
     assert results_of(engine.update(fixed, 6, None)) == []
     assert engine.incremental_runs == 2
     assert results_of(engine.full(fixed, 7, None, run_tests=True)) == []
+
+
+SHADOWED = RICH.replace(
+    "    /* ops */", '    {"action": "accept", "src": ["group:eng"], "dst": ["tag:web:443"]},\n'
+    '    {"action": "accept", "src": ["10.77.0.1"], "dst": ["10.77.0.2:22"]},\n    /* ops */')
+
+
+def test_lint_with_an_inventory_equals_check_and_names_the_right_line() -> None:
+    # W203's message names the shadowing rule by file:line:col: lines moved by an
+    # edit inside a rule must not leave it pointing at the old line.
+    inventory = example_inventory()
+    engine = Engine("policy.hujson")
+    first = engine.full(SHADOWED, 1, inventory, run_tests=False)
+    assert {"W201", "W203"} <= {d.code for d in first.diagnostics}
+    text = SHADOWED.replace('"src": ["group:eng"], "dst": ["tag:web:443", "db-1:5432"]',
+                            '"src": ["group:eng",\n\n], "dst": ["tag:web:443", "db-1:5432"]')
+    assert_same(engine, text, 2, inventory)
+    text = text.replace('"10.77.0.2:22"', '"10.77.0.3:22"')
+    assert_same(engine, text, 3, inventory)
+
+
+def test_expensive_lint_waits_for_the_pause_and_its_last_results_stay() -> None:
+    inventory = example_inventory()
+    engine = Engine("policy.hujson")
+    engine.full(SHADOWED, 1, inventory, run_tests=False)
+    engine.lint_seconds = 1.0  # as with a 10k-node inventory
+    # An edit that does not change what lint finds: the kept results, moved, are
+    # exactly what a whole analysis says.
+    text = SHADOWED.replace('"10.0.0.5"', '"10.0.0.55"')
+    assert_same(engine, text, 2, inventory)
+    # An edit that removes the rule lint warned about (W201): until the pause the
+    # warning is gone with its rule; the new warning (none here) comes at the pause.
+    fixed = text.replace('"src": ["10.77.0.1"]', '"src": ["group:ops"]')
+    kept = engine.update(fixed, 3, inventory)
+    assert "W201" not in {d.code for d in kept.diagnostics}
+    assert engine.incremental_runs == 2
+    # An edit that makes a rule match nothing: not linted until the pause...
+    nothing = fixed.replace('"src": ["group:ops"], "dst": ["10.77.0.2:22"]',
+                            '"src": ["10.66.0.1"], "dst": ["10.77.0.2:22"]')
+    assert "W201" not in {d.code for d in engine.update(nothing, 4, inventory).diagnostics}
+    # ...where the whole analysis lints again, exactly as check.
+    whole = engine.full(nothing, 5, inventory, run_tests=False)
+    assert key(whole) == key(analyze("policy.hujson", nothing, 5, inventory, run_tests=False))
+    assert "W201" in {d.code for d in whole.diagnostics}
