@@ -116,7 +116,7 @@ class PolicyServer(LanguageServer):
         """Analyse the newest text until it is published; then, once typing pauses,
         analyse it whole with its policy tests (and for navigation requests)."""
         loop = asyncio.get_running_loop()
-        while doc.uri in self.documents:
+        while self.documents.get(doc.uri) is doc:  # not closed (nor closed and reopened)
             doc.poked.clear()
             revision, text = doc.revision, self.text_of(doc.uri)
             tests = doc.tests_for == revision
@@ -141,7 +141,7 @@ class PolicyServer(LanguageServer):
             analysis = await loop.run_in_executor(
                 self.worker, _safe_analyze, doc.engine, text, revision, self.inventory,
                 complete, tests)
-            if doc.uri not in self.documents:
+            if self.documents.get(doc.uri) is not doc:
                 return
             if analysis.internal_error is not None:
                 self.window_log_message(types.LogMessageParams(
