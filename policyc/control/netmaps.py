@@ -28,6 +28,7 @@ from policyc.compiler.index import (
 from policyc.compiler.nodes import Inventory
 from policyc.netmap import NodeNetmap
 from policyc.policy.model import Policy
+from policyc.protocol.codec import canonical_json
 from policyc.protocol.envelope import EncodedNetmap, PeerOwner
 
 
@@ -37,18 +38,39 @@ def netmap_digest(encoded: EncodedNetmap) -> str:
 
 
 class Owners:
-    """Who each node belongs to (user, or tags), made once per change."""
+    """Who each node belongs to (user, or tags), and that owner's canonical JSON.
 
-    def __init__(self, inventory: Inventory) -> None:
-        self._by_name = {n.name: PeerOwner(n.name, n.owner, n.tags) for n in inventory}
+    Made per change from the previous change's `Owners`: an entry is rebuilt only
+    for a node whose user or tags changed (with the index's incremental events, a
+    thousand PeerOwners and their JSON per join were a visible share of it).
+    """
+
+    _by_name: dict[str, tuple[PeerOwner, bytes]]
+
+    def __init__(self, inventory: Inventory, previous: Owners | None = None) -> None:
+        old = previous._by_name if previous is not None else {}
+        by_name: dict[str, tuple[PeerOwner, bytes]] = {}
+        for node in inventory:
+            entry = old.get(node.name)
+            user = node.owner
+            if entry is None or entry[0].user != user or entry[0].tags != node.tags:
+                owner = PeerOwner(node.name, user, node.tags)
+                entry = (owner, canonical_json(owner.to_json()))
+            by_name[node.name] = entry
+        self._by_name = by_name
 
     def encode(self, netmap: NodeNetmap) -> EncodedNetmap:
-        return EncodedNetmap(netmap, self.of(netmap))
+        entries = self._entries(netmap)
+        return EncodedNetmap(netmap, tuple(e[0] for e in entries),
+                             b"[" + b",".join(e[1] for e in entries) + b"]")
 
     def of(self, netmap: NodeNetmap) -> tuple[PeerOwner, ...]:
         """The owners of the node and of each of its peers, the node first."""
+        return tuple(e[0] for e in self._entries(netmap))
+
+    def _entries(self, netmap: NodeNetmap) -> list[tuple[PeerOwner, bytes]]:
         names = [netmap.node, *sorted(p.name for p in netmap.peers)]
-        return tuple(self._by_name[n] for n in names if n in self._by_name)
+        return [self._by_name[n] for n in names if n in self._by_name]
 
 
 class TailnetNetmaps:

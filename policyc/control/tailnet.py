@@ -87,6 +87,7 @@ class Tailnet:
         self.view = View(live, policy, records, {})
         self._netmaps: TailnetNetmaps | None = None
         self._nodes: dict[NodeRecord, Node] = {}
+        self._owners: Owners | None = None
         with self.lock, self.store.transaction():
             pending = self._recompute(live, policy, records, sign_all=True)
         self._install(pending)
@@ -130,7 +131,7 @@ class Tailnet:
             netmaps = self._netmaps
             candidates = netmaps.changed(policy, inventory)
         records = dict(records)
-        owners = Owners(inventory)
+        owners = Owners(inventory, self._owners)
         # Each candidate is materialised and encoded once: its digest says whether it
         # changed, and the same bytes are signed when it did (then dropped: a push does
         # not hold a thousand encoded netmaps at once).
@@ -161,7 +162,7 @@ class Tailnet:
         active_by_key = {r.node_key: r.name for r in active}
         signed = {name: s for name, s in signed.items() if name in records}
         view = View(live, policy, records, active_by_key, signed)
-        return _Pending(view, netmaps, frozenset(changed), nodes)
+        return _Pending(view, netmaps, frozenset(changed), nodes, owners)
 
     def _sign(self, record: NodeRecord, netmap: EncodedNetmap, live: StoredPolicy,
               now: float) -> Signed:
@@ -173,6 +174,7 @@ class Tailnet:
         self.view = pending.view
         self._netmaps = pending.netmaps
         self._nodes = pending.nodes
+        self._owners = pending.owners
 
     # --- policy ----------------------------------------------------------------------------
 
@@ -268,3 +270,4 @@ class _Pending:
     netmaps: TailnetNetmaps
     changed: frozenset[str]
     nodes: dict[NodeRecord, Node]
+    owners: Owners

@@ -109,11 +109,15 @@ class EncodedNetmap:
 
     __slots__ = ("_fields", "_owners", "netmap", "owners")
 
-    def __init__(self, netmap: NodeNetmap, owners: tuple[PeerOwner, ...]) -> None:
+    def __init__(self, netmap: NodeNetmap, owners: tuple[PeerOwner, ...],
+                 owners_json: bytes | None = None) -> None:
+        """`owners_json`: canonical_json of the owners list, when the caller has it
+        (control keeps each owner's JSON between changes)."""
         self.netmap = netmap
         self.owners = owners
         self._fields = {k: canonical_json(v) for k, v in netmap.to_json().items()}
-        self._owners = canonical_json([o.to_json() for o in owners])
+        self._owners = (canonical_json([o.to_json() for o in owners]) if owners_json is None
+                        else owners_json)
 
     def content(self) -> bytes:
         """`{"netmap": ..., "owners": [...]}` without the netmap's policy_version stamp:

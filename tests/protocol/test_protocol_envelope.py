@@ -132,6 +132,10 @@ def test_encoded_payload_is_the_canonical_envelope(case: tuple[NetmapEnvelope,
     payload = encoded.payload(envelope.node, envelope.key, envelope.version,
                               envelope.policy_version, envelope.issued_at)
     assert payload == canonical_json(envelope.to_json())
+    pieces = b"[" + b",".join(canonical_json(o.to_json()) for o in owners) + b"]"
+    assert EncodedNetmap(envelope.netmap, owners, pieces).payload(
+        envelope.node, envelope.key, envelope.version, envelope.policy_version,
+        envelope.issued_at) == payload  # control's owner JSON pieces, joined
     assert verify_netmap(sign_payload(CONTROL, payload), PINNED, node_key=KEY) == envelope
     content = envelope.netmap.to_json()
     del content["policy_version"]
