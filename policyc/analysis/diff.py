@@ -122,11 +122,22 @@ class AccessDiff:
             "nodes": self.node_count,
             "gained": [c.to_json() for c in self.gained],
             "lost": [c.to_json() for c in self.lost],
-            "per_node": [{"node": n.node,
-                          "inbound": [_node_entry(c) for c in n.inbound],
-                          "outbound": [_node_entry(c) for c in n.outbound]}
-                         for n in self.per_node],
+            "per_node": self._per_node_json(),
         }
+
+    def _per_node_json(self) -> list[dict[str, Any]]:
+        # One entry object per change, shared by every node it concerns: a big diff
+        # lists each change under thousands of nodes.
+        entries: dict[int, dict[str, Any]] = {}
+
+        def entry(change: Change) -> dict[str, Any]:
+            found = entries.get(id(change))
+            if found is None:
+                found = entries[id(change)] = _node_entry(change)
+            return found
+
+        return [{"node": n.node, "inbound": [entry(c) for c in n.inbound],
+                 "outbound": [entry(c) for c in n.outbound]} for n in self.per_node]
 
 
 def rule_json(ref: RuleRef) -> dict[str, Any]:

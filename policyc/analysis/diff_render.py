@@ -6,8 +6,9 @@ break a table or a code span, so a tag called "x|y" cannot forge a row.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
+
+import orjson
 
 if TYPE_CHECKING:
     from policyc.analysis.diff import AccessDiff, Change, NodeChanges
@@ -96,4 +97,8 @@ def render_markdown(diff: AccessDiff) -> str:
 
 
 def render_json(diff: AccessDiff) -> str:
-    return json.dumps(diff.to_json(), indent=2)
+    """The JSON report, indented by two. orjson writes it: a diff of two unrelated
+    policies on a big tailnet is hundreds of megabytes, which json's pure-Python
+    indenting encoder takes minutes over. The same text as json.dumps(indent=2),
+    except that non-ASCII characters are written as UTF-8, not escaped."""
+    return orjson.dumps(diff.to_json(), option=orjson.OPT_INDENT_2).decode()
