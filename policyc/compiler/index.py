@@ -35,13 +35,14 @@ itself uses, so there is one definition of a node's netmap.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
-from policyc.compiler.compiler import Compilation
+from policyc.compiler.livepatch import Delta, patch, patchable
+from policyc.compiler.livestage import GHOST, LiveStage
 from policyc.compiler.nodes import Inventory, Node, User
 from policyc.compiler.peers import bits_to_indexes
-from policyc.compiler.uniqueness import node_conflicts
+from policyc.compiler.uniqueness import Claims
 from policyc.compiler.validate_node import node_problems
 from policyc.diagnostics.diagnostics import Diagnostics
 from policyc.diagnostics.source import SourceFile, Span
@@ -96,150 +97,252 @@ class NetmapChange:
     peers_removed: tuple[str, ...]
     peers_changed: tuple[str, ...]  # still peers, but key, endpoint, addresses or routes differ
     removed: bool  # the node itself left: it has no netmap any more
-    _state: _State
+    _index: PolicyIndex
 
     def netmap(self) -> NodeNetmap | None:
-        """The new netmap, materialised now (None for a removed node)."""
-        return None if self.removed else self._state.netmap(self.node)
+        """The node's netmap, materialised now from the index's current state (None
+        for a removed node); ask before applying the next event."""
+        return None if self.removed else self._index.netmap(self.node)
 
 
-@dataclass(frozen=True, slots=True)
 class Changes:
-    changed: tuple[NetmapChange, ...]  # in inventory order; removed nodes last
+    """The netmaps one change altered, in inventory order (removed nodes last).
+
+    After a patched event the records are made on first use: a join on a dense
+    tailnet changes every netmap, and the control server asks only for `names`.
+    """
+
+    __slots__ = ("_changed", "_make", "_names")
+
+    def __init__(self, changed: tuple[NetmapChange, ...] = (), *,
+                 make: Callable[[], tuple[NetmapChange, ...]] | None = None,
+                 names: frozenset[str] | None = None) -> None:
+        self._changed = None if make is not None else changed
+        self._make = make
+        self._names = names
+
+    @property
+    def changed(self) -> tuple[NetmapChange, ...]:
+        if self._changed is None:
+            assert self._make is not None
+            self._changed = self._make()
+        return self._changed
 
     def __iter__(self) -> Iterator[NetmapChange]:
         return iter(self.changed)
 
     def __len__(self) -> int:
-        return len(self.changed)
+        return len(self.names) if self._changed is None else len(self._changed)
+
+    def __repr__(self) -> str:
+        return f"Changes({self.changed!r})"
 
     @property
     def names(self) -> frozenset[str]:
-        return frozenset(c.node for c in self.changed)
+        if self._names is None:
+            self._names = frozenset(c.node for c in self.changed)
+        return self._names
 
 
 # --- the index --------------------------------------------------------------------------
 
-
-class _State:
-    """One immutable version: policy, nodes, the shared stage, netmaps made so far."""
-
-    def __init__(self, policy: Policy, nodes: tuple[Node, ...],
-                 users: tuple[User, ...] | None) -> None:
-        self.policy = policy
-        self.nodes = nodes
-        self.users = users  # the inventory's user list (roles); events do not change it
-        self.position = {n.name: i for i, n in enumerate(nodes)}
-        self.stage = Compilation(policy, Inventory.of(nodes, users))
-
-    def netmap_at(self, i: int) -> NodeNetmap:
-        # Not cached: a netmap holds a peer list O(nodes) long; the index keeps only
-        # what nodes share (rules, peer edges) and materialises on request.
-        return self.stage.netmap_of(i)
-
-    def netmap(self, name: str) -> NodeNetmap:
-        return self.netmap_at(self.position[name])
-
-    def rest(self, i: int) -> tuple[object, ...]:
-        """Node `i`'s netmap content apart from its peers (and the version stamp)."""
-        return _content(self.stage.netmap_of(i, []))
+COMPACT_AT = 64  # tombstones tolerated before compacting (and a quarter of the nodes)
 
 
 class PolicyIndex:
-    """A compiled (policy, inventory), answering one node at a time."""
+    """A compiled (policy, inventory), answering one node at a time.
 
-    def __init__(self, state: _State) -> None:
-        self._state = state
+    Node events patch the stage in place (`livepatch.patch`) when that is exact,
+    and otherwise rebuild it over the same slots and compare (`_compare_stages`).
+    """
+
+    def __init__(self, stage: LiveStage) -> None:
+        self._stage = stage
+        self._position: dict[str, int] = {}
+        self._holders: dict[tuple[str, object], Node] = {}
+        self._ghosts = 0
+        for i, node in enumerate(stage.r.nodes):
+            if node is GHOST:
+                self._ghosts += 1
+                continue
+            self._position[node.name] = i
+            self._claim(node)
 
     @classmethod
     def build(cls, policy: Policy, inventory: Inventory) -> PolicyIndex:
-        return cls(_State(policy, tuple(inventory.nodes), inventory.users))
+        return cls(LiveStage(policy, tuple(inventory.nodes), inventory.users))
 
     @property
     def policy(self) -> Policy:
-        return self._state.policy
+        return self._stage.policy
+
+    def _live(self) -> list[Node]:
+        return [n for n in self._stage.r.nodes if n is not GHOST]
 
     def inventory(self) -> Inventory:
-        return Inventory.of(self._state.nodes, self._state.users)
+        return Inventory.of(self._live(), self._stage.users)
 
     def names(self) -> list[str]:
-        return [n.name for n in self._state.nodes]
+        return [n.name for n in self._live()]
 
     def __contains__(self, name: object) -> bool:
-        return name in self._state.position
+        return name in self._position
 
     def __len__(self) -> int:
-        return len(self._state.nodes)
+        return len(self._position)
 
     def node(self, name: str) -> Node | None:
-        i = self._state.position.get(name)
-        return None if i is None else self._state.nodes[i]
+        i = self._position.get(name)
+        return None if i is None else self._stage.r.nodes[i]
 
     def netmap(self, name: str) -> NodeNetmap:
         """`name`'s netmap; KeyError for a node the index does not hold."""
-        return self._state.netmap(name)
+        return self._stage.netmap_of(self._position[name])
 
     def netmaps(self, names: Iterable[str] | None = None) -> Iterator[tuple[str, NodeNetmap]]:
         """(name, netmap) one at a time, all nodes by default: for streaming output.
         Peer sets are computed together (by identity class); lists one by one."""
-        state = self._state
-        indexes = None if names is None else [state.position[n] for n in names]
-        for i, netmap in state.stage.iter_netmaps(indexes):
-            yield state.nodes[i].name, netmap
+        stage = self._stage
+        slots = (sorted(self._position.values()) if names is None
+                 else [self._position[n] for n in names])
+        for i, netmap in stage.iter_netmaps(slots):
+            yield stage.r.nodes[i].name, netmap
 
     # --- changes -------------------------------------------------------------------
 
     def apply(self, event: NodeEvent) -> Changes:
         """Apply one node event; raises EventRejected (index unchanged) for a bad one."""
-        nodes = self._next_nodes(event)
-        old = self._state
-        new = _State(old.policy, nodes, old.users)
-        name = event.name if isinstance(event, NodeRemoved) else event.node.name
-        changes = event_diff(old, new, name)
-        self._state = new
+        self._check(event)
+        stage = self._stage
+        if isinstance(event, NodeRemoved):
+            slot, new = self._position[event.name], None
+        elif isinstance(event, NodeAdded):
+            slot, new = len(stage.r.nodes), event.node
+        else:
+            slot, new = self._position[event.node.name], event.node
+        old = stage.r.nodes[slot] if slot < len(stage.r.nodes) else None
+        name = (old or new or GHOST).name
+        if patchable(stage, old, new):
+            delta = patch(stage, slot, old, new)
+            changes = self._report(slot, name, old, new, delta)
+        else:
+            slots = (*stage.r.nodes[:slot], new or GHOST, *stage.r.nodes[slot + 1:])
+            rebuilt = LiveStage(stage.policy, slots, stage.users)
+            changes = _compare_stages(stage, rebuilt, slot, name, self)
+            self._stage = rebuilt
+        self._moved(slot, old, new)
         return changes
 
     def set_policy(self, policy: Policy) -> Changes:
         """A new policy over the same nodes: rebuild, report the netmaps that differ."""
-        return self._switch(_State(policy, self._state.nodes, self._state.users))
+        return self._switch(LiveStage(policy, tuple(self._live()), self._stage.users))
 
     def set_users(self, users: tuple[User, ...] | None) -> Changes:
         """A new inventory user list (roles, for role autogroups): rebuild and report
         the netmaps that differ. Node events never change the user list."""
-        return self._switch(_State(self._state.policy, self._state.nodes, users))
+        return self._switch(LiveStage(self._stage.policy, tuple(self._live()), users))
 
-    def _switch(self, new: _State) -> Changes:
-        changes = _diff(self._state, new)
-        self._state = new
-        return changes
+    def _switch(self, new: LiveStage) -> Changes:
+        old_index = PolicyIndex(self._stage)
+        self.__init__(new)  # type: ignore[misc]
+        return _diff(old_index, self)
 
-    def _next_nodes(self, event: NodeEvent) -> tuple[Node, ...]:
-        state = self._state
+    # --- bookkeeping -------------------------------------------------------------------
+
+    def _moved(self, slot: int, old: Node | None, new: Node | None) -> None:
+        if old is not None:
+            self._release(old)
+            del self._position[old.name]
+        if new is not None:
+            self._claim(new)
+            self._position[new.name] = slot
+        else:
+            self._ghosts += 1
+        if self._ghosts > max(COMPACT_AT, len(self._position) // 4):
+            # Tombstones only cost slots: compact by rebuilding (netmaps do not change).
+            stage = self._stage
+            self.__init__(LiveStage(stage.policy, tuple(self._live()), stage.users))  # type: ignore[misc]
+
+    @staticmethod
+    def _identities(node: Node) -> list[tuple[str, object]]:
+        out: list[tuple[str, object]] = [("name", node.name.lower())]
+        out.extend(("address", ip) for ip in node.ips)
+        if node.key:
+            out.append(("key", node.key))
+        return out
+
+    def _claim(self, node: Node) -> None:
+        for identity in self._identities(node):
+            self._holders.setdefault(identity, node)
+
+    def _release(self, node: Node) -> None:
+        for identity in self._identities(node):
+            if self._holders.get(identity) is node:
+                del self._holders[identity]
+
+    def _check(self, event: NodeEvent) -> None:
         diags = Diagnostics()
-        nodes = list(state.nodes)
         if isinstance(event, NodeRemoved):
-            i = state.position.get(event.name)
-            if i is None:
+            if event.name not in self._position:
                 diags.error("I404", EVENT_SPAN, f'unknown node "{event.name}"')
                 raise EventRejected(diags)
-            del nodes[i]
-            return tuple(nodes)
+            return
         node = event.node
-        i = state.position.get(node.name)
-        if isinstance(event, NodeUpdated) and i is None:
+        known = node.name in self._position
+        if isinstance(event, NodeUpdated) and not known:
             diags.error("I404", EVENT_SPAN, f'unknown node "{node.name}"')
-        elif isinstance(event, NodeAdded) and i is not None:
+        elif isinstance(event, NodeAdded) and known:
             diags.error("I402", EVENT_SPAN, f'node name "{node.name}" is already used')
         for code, message in node_problems(node):
             diags.error(code, EVENT_SPAN, message)
-        node_conflicts(node, Inventory.of(state.nodes), diags)  # the loader's own rule
+        # The loader's rule (`uniqueness.node_conflicts`: names case-insensitive, the
+        # node of the same name is the one replaced), from an identity map kept up to date.
+        held = [h for i in self._identities(node)
+                if (h := self._holders.get(i)) is not None and h.name != node.name]
+        if held:
+            claims = Claims()
+            for holder in dict.fromkeys(held):
+                claims.claim(holder, Diagnostics())
+            claims.claim(node, diags)
         if diags.has_errors:
             raise EventRejected(diags)
-        if i is None:
-            nodes.append(node)
-        else:
-            nodes[i] = node
-        return tuple(nodes)
+
+    def _report(self, slot: int, name: str, old: Node | None, new: Node | None,
+                delta: Delta) -> Changes:
+        nodes = self._stage.r.nodes  # this version's tuple: later events replace it
+        changed = delta.changed
+        if new is not None and (old is None or delta.own_changed):
+            changed |= 1 << slot
+        slots = bits_to_indexes(changed)
+        names = [nodes[i].name for i in slots]
+        if new is None:
+            names.append(name)
+
+        def make() -> tuple[NetmapChange, ...]:
+            after, before = delta.peers_after, delta.peers_before
+            alone, nothing = (name,), ()
+            out: list[NetmapChange] = []
+            for i in slots:
+                if i == slot:
+                    out.append(NetmapChange(
+                        name, _names(nodes, after & ~before), _names(nodes, before & ~after),
+                        _names(nodes, delta.own_peers_changed), False, self))
+                    continue
+                was, now = before >> i & 1, after >> i & 1
+                out.append(NetmapChange(
+                    nodes[i].name, alone if now and not was else nothing,
+                    alone if was and not now else nothing,
+                    alone if delta.view_changed >> i & 1 else nothing, False, self))
+            if new is None:
+                out.append(NetmapChange(name, (), (), (), True, self))
+            return tuple(out)
+
+        return Changes(make=make, names=frozenset(names))
+
+
+
+def _names(nodes: tuple[Node, ...], bits: int) -> tuple[str, ...]:
+    return tuple(sorted(nodes[i].name for i in bits_to_indexes(bits)))
 
 
 def _content(netmap: NodeNetmap) -> tuple[object, ...]:
@@ -248,136 +351,59 @@ def _content(netmap: NodeNetmap) -> tuple[object, ...]:
     return (replace(netmap, policy_version=""), netmap.ssh_policy, netmap.cap_map)
 
 
-def event_diff(old: _State, new: _State, name: str) -> Changes:
-    """What one node event changed, without comparing every netmap.
-
-    Every peer edge is a set of nodes chosen by each node's own attributes, so an
-    event on node E changes the peer relation only in pairs that include E; the
-    netmaps that may differ otherwise are those holding a rule whose content
-    changed, E's owner's devices (autogroup:self), via routers, and SSH
-    destinations of rules E is a source of. Those candidates are compared
-    exactly (all but the peer list); peers by E's old and new peer sets.
-    """
-    eo, en = old.position.get(name), new.position.get(name)
-    old_peers = _peer_names(old, eo)
-    new_peers = _peer_names(new, en)
-    candidates = (_candidates(old, eo) | _candidates(new, en)
-                  | (old_peers ^ new_peers))
-    base_changed = (eo is not None and en is not None
-                    and old.stage.base_peers[eo] != new.stage.base_peers[en])
-    routed = (eo is not None and eo in old.stage.routed) or (en is not None
-                                                               and en in new.stage.routed)
-    if base_changed or routed:
-        candidates |= old_peers & new_peers
+def _compare_stages(old: LiveStage, new: LiveStage, slot: int, name: str,
+                    index: PolicyIndex) -> Changes:
+    """The exact report of an event applied by rebuilding: both stages share slots, so
+    peer bitsets compare directly; every other netmap's content is compared."""
+    before_bits, after_bits = old.peer_bitsets(), new.peer_bitsets()
+    look = set(old.routed) | set(new.routed) | {slot}
     out: list[NetmapChange] = []
-    for i, node in enumerate(new.nodes):
-        if node.name == name:
-            if eo is None:
-                peers = tuple(p.name for p in new.netmap_at(i).peers)
-                out.append(NetmapChange(name, peers, (), (), False, new))
-            else:
-                change = _compare(old, eo, new, i)
-                if change is not None:
-                    out.append(change)
+    had = slot < len(old.r.nodes) and old.r.nodes[slot] is not GHOST
+    for i, node in enumerate(new.r.nodes):
+        if node is GHOST:
             continue
-        if node.name not in candidates:
+        if i == slot and not had:
+            peers = tuple(p.name for p in new.netmap_of(i).peers)
+            out.append(NetmapChange(name, peers, (), (), False, index))
             continue
-        j = old.position[node.name]
-        # Peers are mutual: this node sees E iff it is among E's peers.
-        was, now = node.name in old_peers, node.name in new_peers
-        added = (name,) if now and not was else ()
-        removed = (name,) if was and not now else ()
-        changed: tuple[str, ...] = ()
-        if was and now and eo is not None and en is not None \
-                and old.stage.peer_view(j, eo) != new.stage.peer_view(i, en):
-            changed = (name,)
-        if added or removed or changed or old.rest(j) != new.rest(i):
-            out.append(NetmapChange(node.name, added, removed, changed, False, new))
-    if en is None:
-        out.append(NetmapChange(name, (), (), (), True, new))
+        if i == slot:
+            was, now = old.netmap_of(i, bits_to_indexes(before_bits[i])), new.netmap_of(i)
+            if _content(was) != _content(now):
+                out.append(_peer_delta(name, was.peers, now.peers, index))
+            continue
+        before, after = before_bits[i], after_bits[i] if i < len(after_bits) else 0
+        common = before & after
+        views = tuple(sorted(new.r.nodes[p].name for p in look
+                             if common >> p & 1 and old.peer_view(i, p) != new.peer_view(i, p)))
+        added = tuple(sorted(new.r.nodes[p].name for p in bits_to_indexes(after & ~before)))
+        removed = tuple(sorted(old.r.nodes[p].name for p in bits_to_indexes(before & ~after)))
+        if added or removed or views or old.rest(i) != new.rest(i):
+            out.append(NetmapChange(node.name, added, removed, views, False, index))
+    if had and new.r.nodes[slot] is GHOST:
+        out.append(NetmapChange(name, (), (), (), True, index))
     return Changes(tuple(out))
 
 
-def _peer_names(state: _State, i: int | None) -> set[str]:
-    if i is None:
-        return set()
-    nodes = state.nodes
-    return {nodes[p].name for p in bits_to_indexes(state.stage.graph.peer_bits(i))}
-
-
-def _candidates(state: _State, e: int | None) -> set[str]:
-    """Nodes whose filter, SSH policy or other per-node parts may depend on node `e`."""
-    if e is None:
-        return set()
-    stage, nodes = state.stage, state.nodes
-    found: set[int] = {e} | stage.via_routers
-    node = nodes[e]
-    if node.owner is not None:
-        found.update(stage.r.by_user.get(node.owner, ()))
-    found |= _rule_nodes(stage, e)
-    for rule in stage.ssh.rules:
-        if e in rule.sources:
-            found |= rule.destinations
-            if rule.to_self or rule.has_localpart:
-                found |= rule.sources
-    return {nodes[i].name for i in found}
-
-
-def _rule_nodes(stage: Compilation, e: int) -> set[int]:
-    """Nodes holding a shared rule that names `e` among its sources or destinations
-    (its SrcIPs or DstPorts text may change with `e`)."""
-    reduction = stage.reduction
-    if reduction is None:
-        return set()
-    found: set[int] = set()
-    addrs = stage.r.node_addrs[e] | stage.r.node_routes[e]
-    everyone = False
-    for ri, rule in enumerate(reduction.rules):
-        if not (rule.src.overlaps(addrs)
-                or any(entry.ip != "*" and entry.addrs.overlaps(addrs) for entry in rule.dst)
-                or any(cap.addrs.overlaps(addrs) for cap in rule.caps)):
-            continue
-        nodes = reduction.rule_nodes(ri)
-        if nodes is None:
-            everyone = True
-            break
-        found |= nodes
-    if everyone:
-        return set(range(len(stage.r.nodes)))
-    return found
-
-
-def _compare(old: _State, j: int, new: _State, i: int) -> NetmapChange | None:
-    """The event's own node: compare its whole netmap."""
-    before, after = old.netmap_at(j), new.netmap_at(i)
-    if _content(before) == _content(after):
-        return None
-    return _peer_delta(after.node, before.peers, after.peers, new)
-
-
-def _diff(old: _State, new: _State) -> Changes:
+def _diff(old: PolicyIndex, new: PolicyIndex) -> Changes:
     out: list[NetmapChange] = []
-    for i, node in enumerate(new.nodes):
-        after = new.netmap_at(i)
-        j = old.position.get(node.name)
-        if j is None:
-            out.append(NetmapChange(node.name, tuple(p.name for p in after.peers), (), (),
-                                    False, new))
+    for name, after in new.netmaps():
+        if name not in old:
+            out.append(NetmapChange(name, tuple(p.name for p in after.peers), (), (), False, new))
             continue
-        before = old.netmap_at(j)
+        before = old.netmap(name)
         if _content(before) != _content(after):
-            out.append(_peer_delta(node.name, before.peers, after.peers, new))
-    for node in old.nodes:
-        if node.name not in new.position:
-            out.append(NetmapChange(node.name, (), (), (), True, new))
+            out.append(_peer_delta(name, before.peers, after.peers, new))
+    for name in old.names():
+        if name not in new:
+            out.append(NetmapChange(name, (), (), (), True, new))
     return Changes(tuple(out))
 
 
 def _peer_delta(name: str, before: tuple[Peer, ...], after: tuple[Peer, ...],
-                state: _State) -> NetmapChange:
+                index: PolicyIndex) -> NetmapChange:
     old = {p.name: p for p in before}
     new = {p.name: p for p in after}
     added = tuple(p.name for p in after if p.name not in old)
     removed = tuple(p.name for p in before if p.name not in new)
     changed = tuple(p.name for p in after if p.name in old and old[p.name] != p)
-    return NetmapChange(name, added, removed, changed, False, state)
+    return NetmapChange(name, added, removed, changed, False, index)

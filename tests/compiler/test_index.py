@@ -76,11 +76,13 @@ def key_for(text: str) -> str:
 
 
 @st.composite
-def node_changes(draw: st.DrawFn, current: Node, fresh: int) -> Node:
+def node_changes(draw: st.DrawFn, current: Node, fresh: int,
+                 fields: tuple[str, ...] | None = None) -> Node:
     """`current` with one or more of its fields changed."""
     changed = current
     for field in draw(st.sets(st.sampled_from(
-            ("tags", "user", "ips", "routes", "exit", "key", "endpoint")), min_size=1)):
+            fields or ("tags", "user", "ips", "routes", "exit", "key", "endpoint")),
+            min_size=1)):
         if field == "tags":
             tags = draw(st.sets(st.sampled_from((*TAGS, ROUTER_TAG, EXIT_TAG)), max_size=2))
             changed = replace(changed, tags=tuple(sorted(tags)))
@@ -104,14 +106,22 @@ def node_changes(draw: st.DrawFn, current: Node, fresh: int) -> Node:
     return changed
 
 
+ORDINARY_FIELDS = ("tags", "user", "ips", "key", "endpoint")
+
+
 @st.composite
-def events(draw: st.DrawFn, index: PolicyIndex, fresh: int) -> NodeEvent:
+def events(draw: st.DrawFn, index: PolicyIndex, fresh: int,
+           ordinary: bool = False) -> NodeEvent:
+    """A random event; `ordinary`: joins without routes, and changes of anything but
+    routes and exit approval (the events the index patches in place)."""
     names = index.names()
     kind = draw(st.sampled_from(("add", "remove", "update", "update")) if names
                 else st.just("add"))
     if kind == "add":
         user = draw(st.sampled_from(USERS))
         tags = tuple(sorted(draw(st.sets(st.sampled_from(TAGS), max_size=2))))
+        if ordinary:
+            return NodeAdded(node(f"new{fresh}", user, tags, fresh))
         routes = tuple(draw(st.sets(st.sampled_from(ROUTES), max_size=1)))
         return NodeAdded(node(f"new{fresh}", user, tags, fresh, routes=routes,
                               exit_node=draw(st.booleans()) and not routes))
@@ -120,7 +130,39 @@ def events(draw: st.DrawFn, index: PolicyIndex, fresh: int) -> NodeEvent:
         return NodeRemoved(name)
     current = index.node(name)
     assert current is not None
-    return NodeUpdated(draw(node_changes(current, fresh)))
+    return NodeUpdated(draw(node_changes(current, fresh, ORDINARY_FIELDS if ordinary else None)))
+
+
+DENSE_SOURCES = ("group:eng", "group:ops", "autogroup:member", "autogroup:tagged", *TAGS,
+                 *USERS, "100.64.0.1-100.64.0.3", "100.64.0.0/29")
+DENSE_DESTINATIONS = (*DENSE_SOURCES, "*", "autogroup:internet")
+
+
+@st.composite
+def dense_policies(draw: st.DrawFn) -> str:
+    """Policies of identity aliases reaching identity aliases (most nodes see most
+    others, rules merge on shared sources, autogroup:self next to them), with the
+    small address ranges whose SrcIPs text depends on which addresses are nodes'."""
+    acls = []
+    for _ in range(draw(st.integers(1, 6))):
+        src = draw(st.lists(st.sampled_from(DENSE_SOURCES), min_size=1, max_size=2))
+        dst = draw(st.lists(st.sampled_from(DENSE_DESTINATIONS), min_size=1, max_size=2))
+        port = draw(st.sampled_from(("*", "22", "443", "80,443")))
+        rule: dict[str, object] = {"action": "accept", "src": src,
+                                   "dst": [f"{d}:{port}" for d in dst]}
+        if draw(st.booleans()):
+            rule["proto"] = "tcp"
+        acls.append(rule)
+    if draw(st.booleans()):
+        acls.append({"action": "accept", "src": ["autogroup:member"],
+                     "dst": [f"autogroup:self:{draw(st.sampled_from(('*', '22')))}"]})
+    doc = {
+        "groups": {"group:eng": sorted(draw(st.sets(st.sampled_from(USERS), max_size=3))),
+                   "group:ops": sorted(draw(st.sets(st.sampled_from(USERS), max_size=3)))},
+        "tagOwners": {t: ["alice@example.com"] for t in (*TAGS, ROUTER_TAG, EXIT_TAG)},
+        "acls": acls,
+    }
+    return json.dumps(doc, indent=2)[:-2] + ",\n}"
 
 
 def with_ssh(text: str, rules: list[dict[str, object]]) -> str:
@@ -136,6 +178,21 @@ EVENT_SETTINGS = settings(max_examples=120, deadline=None,
 @given(text=policies(), inventory=tailnets(), ssh=st.booleans(), data=st.data())
 def test_events_keep_the_index_equal_to_a_fresh_compile(
         text: str, inventory: Inventory, ssh: bool, data: st.DataObject) -> None:
+    check_events(text, inventory, ssh, data, ordinary=False)
+
+
+@EVENT_SETTINGS
+@given(text=st.one_of(policies(), dense_policies()), inventory=tailnets(), ssh=st.booleans(),
+       data=st.data())
+def test_ordinary_events_patched_in_place_equal_a_fresh_compile(
+        text: str, inventory: Inventory, ssh: bool, data: st.DataObject) -> None:
+    """Joins, leaves and changes of tags, owner, addresses, key or endpoint are patched
+    into the index (livepatch.py), not rebuilt: the same property must hold."""
+    check_events(text, inventory, ssh, data, ordinary=True)
+
+
+def check_events(text: str, inventory: Inventory, ssh: bool, data: st.DataObject,
+                 ordinary: bool) -> None:
     policy = load(with_ssh(text, SSH_RULES) if ssh else text)
     index = PolicyIndex.build(policy, inventory)
     before = assert_matches_fresh_compile(index, policy)
@@ -144,7 +201,7 @@ def test_events_keep_the_index_equal_to_a_fresh_compile(
             policy = load(data.draw(policies(), label="new policy"))
             changes = index.set_policy(policy)
         else:
-            changes = index.apply(data.draw(events(index, 60 + step), label="event"))
+            changes = index.apply(data.draw(events(index, 60 + step, ordinary), label="event"))
         after = assert_matches_fresh_compile(index, policy)
         differ = {n for n in after if n not in before or content(before[n]) != content(after[n])}
         differ |= set(before) - set(after)

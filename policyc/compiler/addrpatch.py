@@ -1,0 +1,157 @@
+"""Local edits of address sets and of what is derived from them, for node events.
+
+A node event adds or removes one node's few addresses from identity alias sets
+(a group, a tag, autogroup:member). Rebuilding a 5,000-address set, its SrcIPs
+texts or its DstPorts prefixes costs O(set); these functions splice only the
+intervals next to the address that moved (O(log set) to find, one C-level copy
+to splice), so an event costs O(aliases it touches), not O(their sizes).
+
+Everything here is exact: a patched value equals the one computed from scratch
+(tests/compiler/test_addrpatch.py checks that against `AddressSet`).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Iterable
+
+from policyc.compiler.addrset import AddressSet, Interval, Intervals, _cover, interval_text
+
+Part = tuple[str, AddressSet]  # DstPorts wire text and its one-prefix set
+
+
+def _near(intervals: Intervals, point: int) -> tuple[int, int]:
+    """Index range [lo, hi) of the intervals overlapping [point - 1, point + 1]."""
+    lo = bisect.bisect_left(intervals, (point - 1, -1))
+    if lo and intervals[lo - 1][1] >= point - 1:
+        lo -= 1
+    hi = lo
+    while hi < len(intervals) and intervals[hi][0] <= point + 1:
+        hi += 1
+    return lo, hi
+
+
+def _splice(intervals: Intervals, point: int, add: bool) -> tuple[Intervals, Intervals, Intervals]:
+    """(new intervals, old intervals near the point, new intervals near it)."""
+    lo, hi = _near(intervals, point)
+    old = intervals[lo:hi]
+    if add:
+        first = min([point, *(a for a, _ in old)])
+        last = max([point, *(b for _, b in old)])
+        # Old neighbours overlapping [p-1, p+1] are adjacent to p or contain it: one run.
+        new: Intervals = ((first, last),)
+    else:
+        pieces: list[Interval] = []
+        for a, b in old:
+            if a <= point - 1:
+                pieces.append((a, min(b, point - 1)))
+            if b >= point + 1:
+                pieces.append((max(a, point + 1), b))
+        new = tuple(pieces)
+    return intervals[:lo] + new + intervals[hi:], old, new
+
+
+class PointEdit:
+    """One address added to or removed from a set: the new set and the local change."""
+
+    __slots__ = ("add", "after", "before", "new_near", "old_near", "point", "v6")
+
+    def __init__(self, addrs: AddressSet, point: int, v6: bool, add: bool) -> None:
+        self.v6, self.point, self.add = v6, point, add
+        self.before = addrs
+        family = addrs.v6 if v6 else addrs.v4
+        spliced, self.old_near, self.new_near = _splice(family, point, add)
+        self.after = AddressSet(addrs.v4, spliced) if v6 else AddressSet(spliced, addrs.v6)
+
+
+def edit_points(addrs: AddressSet, points: Iterable[tuple[int, bool]], add: bool
+                ) -> tuple[AddressSet, list[PointEdit]]:
+    """`addrs` with each (address int, is v6) added or removed, one edit per point."""
+    edits: list[PointEdit] = []
+    for point, v6 in points:
+        edit = PointEdit(addrs, point, v6, add)
+        edits.append(edit)
+        addrs = edit.after
+    return addrs, edits
+
+
+def _family_set(intervals: Intervals, v6: bool) -> AddressSet:
+    return AddressSet((), intervals) if v6 else AddressSet(intervals, ())
+
+
+def patch_texts(texts: tuple[str, ...], edits: list[PointEdit],
+                texts_of: Callable[[AddressSet], list[str]]) -> tuple[str, ...]:
+    """SrcIPs texts (sorted, unique) after `edits`: drop the texts of the old intervals
+    next to each point, add those of the new ones (`texts_of`: the resolver's texts,
+    against the current node addresses)."""
+    out = list(texts)
+    for edit in edits:
+        for first, last in edit.old_near:
+            for text in _written(out, first, last, edit.v6):
+                k = bisect.bisect_left(out, text)
+                if k < len(out) and out[k] == text:
+                    del out[k]
+        for text in texts_of(_family_set(edit.new_near, edit.v6)):
+            bisect.insort(out, text)
+    return tuple(out)
+
+
+def _written(texts: list[str], first: int, last: int, v6: bool) -> list[str]:
+    """How [first, last] was written in `texts`: as one text, or address by address
+    (when every address in it was a node's)."""
+    whole = interval_text(first, last, v6)
+    k = bisect.bisect_left(texts, whole)
+    if first == last or (k < len(texts) and texts[k] == whole):
+        return [whole]
+    return [interval_text(a, a, v6) for a in range(first, last + 1)]
+
+
+def cover_parts(intervals: Intervals, v6: bool) -> list[Part]:
+    """DstPorts prefixes of intervals (like `AddressSet.prefix_parts`, one family)."""
+    bits = 128 if v6 else 32
+    out: list[Part] = []
+    for first, last in intervals:
+        for network, length in _cover(first, last, bits):
+            end = network + (1 << (bits - length)) - 1
+            one = AddressSet((), ((network, end),)) if v6 else AddressSet(((network, end),))
+            out.append((interval_text(network, end, v6), one))
+    return out
+
+
+def part_start(part: Part) -> int:
+    one = part[1]
+    return (one.v6 or one.v4)[0][0]
+
+
+def patch_parts(parts4: tuple[Part, ...], parts6: tuple[Part, ...], edits: list[PointEdit]
+                ) -> tuple[tuple[Part, ...], tuple[Part, ...]]:
+    """Prefix parts per family after `edits`: the cover of the intervals next to each
+    point is replaced; elsewhere the cover is unchanged."""
+    for edit in edits:
+        parts = parts6 if edit.v6 else parts4
+        if edit.old_near:
+            lo = bisect.bisect_left(parts, edit.old_near[0][0], key=part_start)
+            hi = bisect.bisect_right(parts, edit.old_near[-1][1], key=part_start)
+        else:
+            lo = hi = bisect.bisect_left(parts, edit.point, key=part_start)
+        patched = parts[:lo] + tuple(cover_parts(edit.new_near, edit.v6)) + parts[hi:]
+        if edit.v6:
+            parts6 = patched
+        else:
+            parts4 = patched
+    return parts4, parts6
+
+
+def split_parts(addrs: AddressSet) -> tuple[tuple[Part, ...], tuple[Part, ...]]:
+    return tuple(cover_parts(addrs.v4, False)), tuple(cover_parts(addrs.v6, True))
+
+
+def bits_of(indexes: Iterable[int]) -> int:
+    """A bitset of node indexes, built in one C-level conversion."""
+    indexes = list(indexes)
+    if not indexes:
+        return 0
+    buf = bytearray(max(indexes) // 8 + 1)
+    for i in indexes:
+        buf[i >> 3] |= 1 << (i & 7)
+    return int.from_bytes(buf, "little")

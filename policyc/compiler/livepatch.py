@@ -1,0 +1,395 @@
+"""One node event applied to a `LiveStage` in place, and what it changed.
+
+`patch(stage, slot, old, new)` updates only what depends on the node E in
+`slot` (see livestage.py) and derives the changed netmaps structurally:
+
+- *certain*: the holders of every rule whose SrcIPs changed (a rule's text
+  names E's addresses, so each netmap holding it differs), and the nodes that
+  start or stop seeing E as a peer;
+- *compared*: nodes whose filter may change in a way that is not certain — the
+  nodes next to E's addresses in a changed destination (the prefix cover
+  around E can merge or split), holders of rules whose merged neighbours
+  changed, E's owner's devices (autogroup:self), nodes merging their own rules
+  into a rule whose key appeared or vanished, SSH destinations of rules naming
+  E. Their old and new filters (or SSH policies) are computed and compared;
+- E itself: compared whole; E's peers see E's new entry (key, endpoint,
+  addresses, usable routes) when it differs.
+
+Peer sets change only in pairs that include E: each peer edge joins node sets
+chosen by the aliases' addresses, which change only at E's addresses.
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+from dataclasses import dataclass
+
+from policyc.compiler.addrpatch import bits_of, edit_points, patch_parts, patch_texts
+from policyc.compiler.addrset import EMPTY, AddressSet, union_all
+from policyc.compiler.grants import SelfPart, UnitCompiler
+from policyc.compiler.internet import INTERNET
+from policyc.compiler.livestage import GHOST, LiveStage, _base_peer, identity_match
+from policyc.compiler.livetable import Atom, IpShape, MergeKey, Shape, SrcKey, Table
+from policyc.compiler.nodeattrs import NodeAttrCompiler
+from policyc.compiler.nodes import Node
+from policyc.compiler.peers import bits_to_indexes
+from policyc.compiler.pernode import NodeView
+from policyc.compiler.resolve import Resolver
+from policyc.policy.model import AutoGroupRef, IPSetRef, Wildcard
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """What one patched event changed, by slot bitsets."""
+
+    changed: int  # slots (other than E) whose netmap differs
+    peers_before: int  # E's peers before and after
+    peers_after: int
+    view_changed: int  # slots whose entry for peer E differs (both before and after)
+    own_changed: bool  # E's own netmap differs (E present before and after)
+    own_peers_changed: int  # E's peers whose entry in E's netmap differs (routes)
+
+
+def patchable(stage: LiveStage, old: Node | None, new: Node | None) -> bool:
+    """Whether `patch` is exact for this event (else: rebuild and compare)."""
+    o, n = old or GHOST, new or GHOST
+    if stage.has_via or stage.partial_internet > 1:
+        return False
+    if o.routes != n.routes or o.exit_node != n.exit_node:
+        return False
+    addrs = AddressSet.of_addresses(o.ips) | AddressSet.of_addresses(n.ips)
+    return not (addrs.overlaps(stage.r.all_routes) or addrs.overlaps(INTERNET))
+
+
+def patch(stage: LiveStage, slot: int, old: Node | None, new: Node | None) -> Delta:
+    o, n = old or GHOST, new or GHOST
+    bit = 1 << slot
+    r = stage.r
+    # --- before: E as it was -----------------------------------------------------------
+    peers_before = stage.peer_bits(slot) if old is not None else 0
+    own_before = _own(stage, slot, peers_before) if old is not None else None
+    row_before = _row(stage, slot)
+    old_table, old_ssh = stage.table, stage.ssh
+    old_owner_rules = dict(stage.owner_rules)
+    old_devices = list(r.by_user.get(o.owner, ())) if o.owner else []
+    # --- the resolver and the per-slot views --------------------------------------------
+    _patch_resolver(r, slot, o, n)
+    view = NodeView(slot, r.node_addrs[slot], r.node_routes[slot], n.exit_node, n.ips)
+    stage.views = _put(stage.views, slot, view)
+    stage.base_peers = _put(stage.base_peers, slot, _base_peer(n))
+    if new is None:
+        stage.ghost_bits |= bit
+    if o.name != n.name:
+        stage._rank = None
+    stage._peer_bitsets = None
+    # --- aliases -------------------------------------------------------------------------
+    changed_keys, sensitive, region = _patch_atoms(stage, slot, o, n)
+    # --- units, merged rules, autogroup:self ------------------------------------------------
+    recompiled = sorted({k for key in changed_keys for k in stage.unit_atoms.get(key, ())}
+                        | sensitive)
+    units = list(old_table.units)
+    parts: list[SelfPart | None] = list(old_table.self_parts)
+    compiler = UnitCompiler(r)
+    for k in recompiled:
+        units[k], parts[k] = stage._compile(k, compiler)
+    stage.table = table = Table(units, parts, stage.exit_bits)
+    if stage.policy.allows_all:
+        stage.fixed_edges = stage.allow_all_edges()
+    owners = {x for x in (o.owner, n.owner) if x is not None}
+    for owner in owners:
+        stage._owner_self(owner)
+    # --- SSH, nodeAttrs ------------------------------------------------------------------------
+    ssh_compare = _patch_ssh(stage, o, n)
+    if stage.policy.node_attrs:
+        stage.attrs = NodeAttrCompiler(stage.policy, r)
+    # --- usable routes: E's column (and E's row if E is a router) ---------------------------
+    _patch_usable(stage, slot)
+    row_after = _row(stage, slot)
+    # --- what changed --------------------------------------------------------------------------
+    certain, compare = 0, region
+    for k in recompiled:
+        before, after = old_table.units[k], units[k]
+        if _texts(before) != _texts(after):
+            for shape in (*before, *after):
+                if isinstance(shape, IpShape):
+                    certain |= shape.holders()
+                else:
+                    compare |= shape.dst.bits
+        elif len(before) != len(after):
+            for shape in (*before, *after):
+                compare |= shape.holders() if isinstance(shape, IpShape) else shape.dst.bits
+    moved = set(recompiled)
+    touched: set[MergeKey] = set()
+    for key in set(old_table.by_key) | set(table.by_key):
+        was, now = old_table.by_key.get(key), table.by_key.get(key)
+        if was is not None and now is not None and _same(was.parts, now.parts):
+            continue
+        touched.add(key)
+        for group in (was, now):
+            if group is not None:
+                for shape in group.parts:
+                    if shape.pos[0] not in moved:
+                        compare |= shape.holders()
+    for owner in stage.key_owners(touched):
+        compare |= bits_of(r.by_user.get(owner, ()))
+    compare |= bits_of(old_devices) | bits_of(r.by_user.get(n.owner, ()) if n.owner else ())
+    peers_after = stage.peer_bits(slot) if new is not None else 0
+    common = peers_before & peers_after
+    view_changed = 0
+    if old is not None and new is not None and _base_peer(o) != stage.base_peers[slot]:
+        view_changed = common
+    elif row_before != row_after:
+        view_changed = common & _row_flips(row_before, row_after)
+    live = stage.live_bits()
+    changed = (certain | (peers_before ^ peers_after) | view_changed) & live
+    for i in bits_to_indexes((compare | ssh_compare) & live & ~changed & ~bit):
+        extras_before = _old_extras(stage, i, old_owner_rules)
+        if (old_table.filter_of(i, stage.views[i], extras_before)
+                != table.filter_of(i, stage.views[i], stage.extras(i))
+                or (ssh_compare >> i & 1 and old_ssh.for_node(i) != stage.ssh.for_node(i))):
+            changed |= 1 << i
+    own_changed, own_peers_changed = False, 0
+    if own_before is not None and new is not None:
+        own_after = _own(stage, slot, peers_after)
+        own_changed = own_before != own_after
+        views_before, views_after = dict(own_before[-1]), dict(own_after[-1])  # type: ignore[call-overload]
+        for p in views_before.keys() & views_after.keys():
+            if views_before[p] != views_after[p]:
+                own_peers_changed |= 1 << p
+    return Delta(changed & ~bit, peers_before, peers_after, view_changed & ~bit, own_changed,
+                 own_peers_changed)
+
+
+# --- pieces -----------------------------------------------------------------------------------
+
+
+def _put(items: tuple, slot: int, value: object) -> tuple:  # type: ignore[type-arg]
+    return (*items, value) if slot == len(items) else (*items[:slot], value, *items[slot + 1:])
+
+
+def _own(stage: LiveStage, i: int, peers: int) -> tuple[object, ...]:
+    """E's netmap content: its rest, its peers and how it sees the routed ones."""
+    routed = tuple((p, stage.peer_view(i, p)) for p in sorted(stage.routed) if peers >> p & 1)
+    return (*stage.rest(i), peers, routed)
+
+
+def _row(stage: LiveStage, slot: int) -> dict[tuple[int, int], int]:
+    return {k: v for k, v in stage.usable.items() if k[0] == slot}
+
+
+def _row_flips(before: dict[tuple[int, int], int], after: dict[tuple[int, int], int]) -> int:
+    flips = 0
+    for k in set(before) | set(after):
+        flips |= before.get(k, 0) ^ after.get(k, 0)
+    return flips
+
+
+def _texts(shapes: tuple[Shape, ...]) -> list[object]:
+    return [s.key if isinstance(s, IpShape) else s.rule.src_ips for s in shapes]
+
+
+def _same(a: tuple[IpShape, ...], b: tuple[IpShape, ...]) -> bool:
+    """The same unit rules merged in the same order (their own content aside: a
+    recompiled rule with unchanged SrcIPs is judged by its destinations)."""
+    return len(a) == len(b) and all(x.pos == y.pos for x, y in zip(a, b, strict=True))
+
+
+def _old_extras(stage: LiveStage, i: int, owner_rules: dict[str, list]) -> list:  # type: ignore[type-arg]
+    owner = stage.r.nodes[i].owner
+    own = owner_rules.get(owner, []) if owner is not None else []
+    via = stage.via_extras.get(i)
+    return own + via if via else own
+
+
+def _patch_resolver(r: Resolver, slot: int, o: Node, n: Node) -> None:
+    """The resolver's node indexes with slot `slot` holding `n` instead of `o`."""
+    r.nodes = _put(r.nodes, slot, n)
+    r.node_addrs = _put(r.node_addrs, slot, AddressSet.of_addresses(n.ips))
+    r.node_routes = _put(r.node_routes, slot, AddressSet.of_networks(n.routes))
+    for node, add in ((o, False), (n, True)):
+        lists = [r.by_tag[t] for t in node.tags]
+        if node.tags:
+            lists.append(r.tagged)
+        elif node.user is not None:
+            lists += [r.by_user[node.user], r.members]
+        for items in lists:
+            if add:
+                bisect.insort(items, slot)
+            else:
+                items.remove(slot)
+    for mapping in (r.by_tag, r.by_user):
+        for name in [k for k, v in mapping.items() if not v]:
+            del mapping[name]
+    index = r._address_index
+    for node, add in ((o, False), (n, True)):
+        for ip in node.ips:
+            v6 = ip.version == 6
+            keys = index.v6_keys if v6 else index.v4_keys
+            nodes = index.v6_nodes if v6 else index.v4_nodes
+            exact = index.v6_exact if v6 else index.v4_exact
+            a = int(ip)
+            k = bisect.bisect_left(keys, a)
+            while k < len(keys) and keys[k] == a and nodes[k] < slot:
+                k += 1
+            if add:
+                keys.insert(k, a)
+                nodes.insert(k, slot)
+                bisect.insort(exact[a], slot)
+            else:
+                del keys[k]
+                del nodes[k]
+                exact[a].remove(slot)
+                if not exact[a]:
+                    del exact[a]
+    r._texts = {}
+    r._nodes_in = {}
+
+
+def _inside_range(addrs: AddressSet, points: list[tuple[int, bool]], limit: int) -> bool:
+    """Is one of the points inside an interval of `addrs` longer than one address but
+    short enough to be all node addresses (SrcIPs then lists it address by address, so
+    its text depends on which of its addresses are nodes')?"""
+    for point, v6 in points:
+        family = addrs.v6 if v6 else addrs.v4
+        k = bisect.bisect_right(family, (point, 1 << 130)) - 1
+        if k >= 0 and family[k][0] <= point <= family[k][1] \
+                and 0 < family[k][1] - family[k][0] <= limit:
+            return True
+    return False
+
+
+def _patch_atoms(stage: LiveStage, slot: int, o: Node, n: Node
+                 ) -> tuple[set[tuple[str, str]], set[int], int]:
+    """Patch every alias atom for E: (keys whose content or text changed, units whose
+    own sets' text may change, nodes next to E's addresses in a changed set)."""
+    r = stage.r
+    bit = 1 << slot
+    o_points = [(int(ip), ip.version == 6) for ip in o.ips]
+    n_points = [(int(ip), ip.version == 6) for ip in n.ips]
+    limit = 2 * len(r.nodes) + 2
+    sends = AddressSet.of_addresses(n.ips)
+    routes = r.node_routes[slot]
+    changed: set[tuple[str, str]] = set()
+    near: list[AddressSet] = []
+    for key, atom in stage.atoms.items():
+        alias = atom.alias
+        if isinstance(alias, IPSetRef):
+            r._cache.pop(key, None)
+            addrs = r.alias(alias)
+            if addrs != atom.addrs:
+                atom.addrs = addrs
+                atom.texts = atom.src_key = atom.parts = None
+                stage._set_bits(atom)
+                changed.add(key)
+                near.append(addrs)
+                continue
+        elif alias is not None:
+            m_old = identity_match(alias, o, r)
+            m_new = identity_match(alias, n, r)
+            if m_old is None:
+                if _inside_range(atom.addrs, o_points + n_points, limit):
+                    atom.texts = atom.src_key = None
+                    changed.add(key)
+            elif (m_old or m_new) and not (m_old and m_new and o.ips == n.ips):
+                addrs, edits = atom.addrs, []
+                if m_old:
+                    addrs, removed = edit_points(addrs, o_points, add=False)
+                    edits += removed
+                if m_new:
+                    addrs, added = edit_points(addrs, n_points, add=True)
+                    edits += added
+                if atom.texts is not None:
+                    atom.texts = patch_texts(atom.texts, edits, r.texts)
+                    atom.src_key = SrcKey(atom.texts)
+                if atom.parts is not None:
+                    atom.parts = patch_parts(*atom.parts, edits)
+                atom.addrs = addrs
+                r._cache[key] = addrs
+                changed.add(key)
+                for edit in edits:
+                    near.append(_family(edit.old_near, edit.v6))
+                    near.append(_family(edit.new_near, edit.v6))
+        _set_bit(atom, bit, sends, routes, stage.exit_bits)
+    sensitive: set[int] = set()
+    for k, atoms in stage.unit_anon.items():
+        for atom in atoms:
+            if _inside_range(atom.addrs, o_points + n_points, limit):
+                sensitive.add(k)
+            _set_bit(atom, bit, sends, routes, stage.exit_bits)
+    for atom in (stage.all_atom, stage.internet_atom):
+        _set_bit(atom, bit, sends, routes, stage.exit_bits)
+    region = union_all(near) if near else EMPTY
+    return changed, sensitive, bits_of(r.nodes_in(region) + r.routers_overlapping(region))
+
+
+def _family(intervals: tuple[tuple[int, int], ...], v6: bool) -> AddressSet:
+    return AddressSet((), intervals) if v6 else AddressSet(intervals, ())
+
+
+def _set_bit(atom: Atom, bit: int, sends: AddressSet, routes: AddressSet, exits: int) -> None:
+    member = atom.addrs.overlaps(sends) or (bool(routes) and atom.addrs.overlaps(routes))
+    bits = (atom.bits | bit) if member else (atom.bits & ~bit)
+    if bits != atom.bits:
+        atom.bits = bits
+        atom.holders = bits | (exits if atom.internet else 0)
+
+
+def _patch_ssh(stage: LiveStage, o: Node, n: Node) -> int:
+    """Re-resolve the SSH rules naming E; the slots whose SSH policy may differ."""
+    policy, r = stage.policy, stage.r
+    if not policy.ssh:
+        return 0
+    addrs = AddressSet.of_addresses(o.ips) | AddressSet.of_addresses(n.ips)
+    fresh = copy.copy(stage.ssh)
+    fresh.rules = list(stage.ssh.rules)
+    compare = 0
+    for k, rule in enumerate(policy.ssh):
+        aliases = (*rule.sources, *rule.destinations, *rule.recorder)
+        if not any(_names(a, o, n, addrs, r) for a in aliases):
+            continue
+        before = fresh.rules[k]
+        fresh.rules[k] = after = fresh._resolve(rule)
+        for resolved in (before, after):
+            compare |= bits_of(resolved.destinations)
+            if resolved.to_self or resolved.has_localpart:
+                compare |= bits_of(resolved.sources)
+    stage.ssh = fresh
+    return compare
+
+
+def _names(alias: object, o: Node, n: Node, addrs: AddressSet, r: Resolver) -> bool:
+    if isinstance(alias, Wildcard):
+        return True
+    if isinstance(alias, AutoGroupRef) and alias.name == "autogroup:self":
+        return False
+    matched = [identity_match(alias, node, r) for node in (o, n)]  # type: ignore[arg-type]
+    if matched[0] is None:
+        return bool(r.alias(alias).overlaps(addrs))  # type: ignore[arg-type]
+    return any(matched)
+
+
+def _patch_usable(stage: LiveStage, slot: int) -> None:
+    """E's bit in every usable route (E as a source), and E's own row if it routes."""
+    usable = stage.usable
+    bit = 1 << slot
+    for key in list(usable):
+        if key[0] == slot:
+            del usable[key]
+        elif usable[key] & bit:
+            usable[key] &= ~bit
+    routed_bits = bits_of(stage.routed)
+    for edge in stage.edges_of(slot):
+        if not edge.src_bits & bit:
+            continue
+        for p in bits_to_indexes(edge.dst_bits & routed_bits):
+            if p == slot:
+                continue
+            node = stage.r.nodes[p]
+            for k, route in enumerate(node.routes):
+                if any(d.overlaps(AddressSet.of_network(route)) for d in edge.dst):
+                    usable[(p, k)] = usable.get((p, k), 0) | bit
+            if node.exit_node and edge.internet:
+                usable[(p, len(node.routes))] = usable.get((p, len(node.routes)), 0) | bit
+    if slot in stage.routed:
+        stage._usable_row(slot, usable)

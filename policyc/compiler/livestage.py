@@ -1,0 +1,558 @@
+"""The compiled-policy index's state: built once, then patched by node events.
+
+Nodes live in slots: an event updates a node's slot in place, a join appends
+one, a leave turns the slot into a tombstone (`GHOST`, a node with no name,
+owner, tags or addresses, which no alias names and nobody peers with). Bit
+positions therefore never move, so every node bitset (peers, rule holders)
+stays valid across events; the index compacts by rebuilding once tombstones
+are a large share of the slots.
+
+A node event E (`patch`) touches only what depends on E:
+- the resolver's indexes (user, tag, member lists; sorted addresses);
+- the identity aliases E matches before or after (users, groups, tags,
+  autogroups): their address sets, SrcIPs texts and DstPorts prefixes are
+  spliced at E's addresses (`addrpatch.py`), and E's bit is set or cleared in
+  every alias's node bitset;
+- the units (grants, ACL destinations) naming a changed alias are recompiled
+  from the patched aliases, then units are re-merged (by SrcIPs identity);
+- E's owners' autogroup:self rules, the SSH rules and nodeAttrs naming E,
+  E's views (mesh addresses, peer entry) and E's column of usable routes.
+
+`LiveStage.patchable(old, new)` says when that is exact; other events (a
+node gaining or losing routes or exit approval, `via` grants, a node address
+inside an approved route or in Internet space) rebuild the stage.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from typing import Any
+
+from policyc.compiler.addrpatch import Part, bits_of
+from policyc.compiler.addrset import ALL, AddressSet, union_all
+from policyc.compiler.compiler import ALLOW_ALL, EXIT_ROUTES, policy_version, served_routes
+from policyc.compiler.grants import (
+    INTERNET_PREFIXES,
+    CompiledUnit,
+    SelfPart,
+    Unit,
+    UnitCompiler,
+    ViaPart,
+    expand_units,
+    is_self,
+)
+from policyc.compiler.internet import INTERNET
+from policyc.compiler.livetable import (
+    Atom,
+    Block,
+    CapShape,
+    Edge,
+    IpShape,
+    MergeKey,
+    Shape,
+    SrcKey,
+    Table,
+)
+from policyc.compiler.nodeattrs import NodeAttrCompiler
+from policyc.compiler.nodes import ROLE_AUTOGROUPS, Inventory, Node, User
+from policyc.compiler.peers import bits_to_indexes
+from policyc.compiler.pernode import NodeView, self_rules, via_rules, via_served
+from policyc.compiler.resolve import INTERNET_GROUP, MEMBER, TAGGED, Resolver
+from policyc.compiler.rules import Rule
+from policyc.compiler.sshpolicy import SshCompiler
+from policyc.netmap import ALL_PORTS, FilterRule, NodeNetmap, Peer
+from policyc.policy.model import (
+    Alias,
+    AutoGroupRef,
+    GroupRef,
+    IPCapability,
+    Policy,
+    TagRef,
+    UserRef,
+    Wildcard,
+)
+
+GHOST = Node("", None, (), ())
+AliasKey = tuple[str, str]
+
+
+def alias_key(alias: Alias) -> AliasKey:
+    return (type(alias).__name__, str(alias))
+
+
+def _user_matches(login: str, owner: str | None) -> bool:
+    if owner is None:
+        return False
+    login = login.removeprefix("user:")
+    if login.startswith("*@"):
+        return owner.endswith(login[1:])
+    return owner == login
+
+
+# (id(policy), group) -> (that policy, exact logins, `*@domain` suffixes); the policy is
+# held so its id is not reused while the entry exists.
+_GROUP_LOGINS: dict[tuple[int, str], tuple[Policy, frozenset[str], tuple[str, ...]]] = {}
+
+
+def _group_logins(policy: Policy, name: str) -> tuple[frozenset[str], tuple[str, ...]]:
+    """A group's member logins, and the `*@domain` suffixes it names (cached)."""
+    key = (id(policy), name)
+    found = _GROUP_LOGINS.get(key)
+    if found is None or found[0] is not policy:
+        group = policy.groups.get(name)
+        logins = [m.login.removeprefix("user:") for m in group.members] if group else []
+        found = (policy, frozenset(x for x in logins if not x.startswith("*@")),
+                 tuple(x[1:] for x in logins if x.startswith("*@")))
+        if len(_GROUP_LOGINS) > 4096:
+            _GROUP_LOGINS.clear()
+        _GROUP_LOGINS[key] = found
+    return found[1], found[2]
+
+
+def identity_match(alias: Alias, node: Node, r: Resolver) -> bool | None:
+    """Does an identity alias name `node` (as `Resolver.alias_nodes` decides)?
+    None: not an identity alias (its set does not depend on nodes)."""
+    owner = None if node.tags or node.user is None else node.user
+    match alias:
+        case UserRef(login=login):
+            return _user_matches(login, owner)
+        case GroupRef(name=name):
+            if owner is None:
+                return False
+            exact, domains = _group_logins(r.policy, name)
+            return owner in exact or any(owner.endswith(d) for d in domains)
+        case TagRef(name=name):
+            return name in node.tags
+        case AutoGroupRef(name=name) if name == MEMBER:
+            return owner is not None
+        case AutoGroupRef(name=name) if name == TAGGED:
+            return bool(node.tags)
+        case AutoGroupRef(name=name) if name in ROLE_AUTOGROUPS:
+            return owner is not None and owner in r.inventory.logins_with_role(name)
+    return None
+
+
+class LiveStage:
+    """Shared state of one (policy, slots); `patch` applies one ordinary node event."""
+
+    def __init__(self, policy: Policy, slots: tuple[Node, ...],
+                 users: tuple[User, ...] | None) -> None:
+        self.policy = policy
+        self.users = users
+        self.version = policy_version(policy)
+        self.r = r = Resolver(policy, Inventory.of(slots, users))
+        self.units: list[Unit] = expand_units(policy)
+        self.cunits = [CompiledUnit(k, u.span) for k, u in enumerate(self.units)]
+        self.has_via = any(u.via for u in self.units)
+        self.atoms: dict[AliasKey, Atom] = {}
+        self._blocks: dict[tuple[int, tuple[Any, ...]], Block] = {}
+        self.unit_atoms: dict[AliasKey, set[int]] = defaultdict(set)
+        self.exit_bits = bits_of(r.exit_nodes)
+        self.all_atom = self._atom_of(("*all", ""), ALL)
+        self.internet_atom = self._atom_of(("*internet", ""), INTERNET)
+        self.views = tuple(NodeView(i, r.node_addrs[i], r.node_routes[i], n.exit_node, n.ips)
+                           for i, n in enumerate(r.nodes))
+        self.base_peers = tuple(_base_peer(n) for n in r.nodes)
+        self.ghost_bits = bits_of(i for i, n in enumerate(r.nodes) if n is GHOST)
+        self.routed = frozenset(i for i, n in enumerate(r.nodes) if n.routes or n.exit_node)
+        self._rank: list[int] | None = None
+        self.via_extras: dict[int, list[Rule]] = defaultdict(list)
+        self.via_edges: list[Edge] = []
+        self.owner_rules: dict[str, list[Rule]] = {}
+        self.owner_edges: dict[str, list[Edge]] = {}
+        self._owner_keys: dict[str, set[MergeKey]] = {}
+        self._key_owners: dict[MergeKey, set[str]] = defaultdict(set)
+        self.unit_anon: dict[int, list[Atom]] = {}
+        self.partial_internet = 0
+        if policy.allows_all:
+            self.table = Table([], [], self.exit_bits)
+            self.fixed_edges = self.allow_all_edges()
+        else:
+            compiler = UnitCompiler(r)
+            shapes: list[tuple[Shape, ...]] = []
+            parts: list[SelfPart | None] = []
+            for k in range(len(self.units)):
+                made, part = self._compile(k, compiler)
+                shapes.append(made)
+                parts.append(part)
+            self.table = Table(shapes, parts, self.exit_bits)
+            self.partial_internet = sum(
+                1 for made in shapes for s in made if isinstance(s, IpShape) and any(
+                    not b.star and b.atom.addrs.overlaps(INTERNET)
+                    and not INTERNET.issubset(b.atom.addrs) for b in s.blocks))
+            for owner in r.by_user:
+                self._owner_self(owner)
+            self._via(compiler)
+            self.fixed_edges = self.via_edges
+        self.ssh = SshCompiler(policy, r)
+        self.attrs = NodeAttrCompiler(policy, r)
+        self.usable = self._usable_routes()
+        self._peer_bitsets: list[int] | None = None
+
+    # --- atoms -------------------------------------------------------------------------
+
+    def _atom_of(self, key: AliasKey, addrs: AddressSet, alias: Alias | None = None) -> Atom:
+        atom = Atom(key, addrs, alias)
+        self._set_bits(atom)
+        return atom
+
+    def _set_bits(self, atom: Atom) -> None:
+        r = self.r
+        atom.bits = bits_of(r.nodes_in(atom.addrs) + r.routers_overlapping(atom.addrs))
+        atom.set_internet()
+        atom.holders = atom.bits | (self.exit_bits if atom.internet else 0)
+
+    def live_bits(self) -> int:
+        """Every slot holding a node (`*` rules concern all of them)."""
+        return ((1 << len(self.r.nodes)) - 1) & ~self.ghost_bits
+
+    def allow_all_edges(self) -> list[Edge]:
+        """`PeerGraph.add_rule(ALL, ALL, True)` of a policy that allows everything."""
+        bits = self.all_atom.bits
+        return [Edge(bits, bits | self.exit_bits, (ALL,), True)] if bits else []
+
+    def anonymous_atoms(self) -> Iterator[Atom]:
+        """Atoms of one rule's own set (several sources together, CapGrant sets)."""
+        for atoms in self.unit_anon.values():
+            yield from atoms
+        yield self.all_atom
+        yield self.internet_atom
+
+    def _anon(self, k: int, addrs: AddressSet) -> Atom:
+        atom = self._atom_of(("*set", ""), addrs)
+        self.unit_anon.setdefault(k, []).append(atom)
+        return atom
+
+    def key_owners(self, keys: Iterable[MergeKey]) -> set[str]:
+        """Owners with an autogroup:self rule merging under one of `keys`."""
+        return {owner for key in keys for owner in self._key_owners.get(key, ())}
+
+    def atom(self, alias: Alias, unit: int) -> Atom:
+        key = alias_key(alias)
+        self.unit_atoms[key].add(unit)
+        found = self.atoms.get(key)
+        if found is None:
+            found = self.atoms[key] = self._atom_of(key, self.r.alias(alias), alias)
+        return found
+
+    def texts(self, atom: Atom) -> tuple[tuple[str, ...], SrcKey]:
+        if atom.texts is None or atom.src_key is None:
+            atom.texts = tuple(self.r.texts(atom.addrs))
+            atom.src_key = SrcKey(atom.texts)
+        return atom.texts, atom.src_key
+
+    def block(self, atom: Atom, ports: tuple[Any, ...]) -> Block:
+        """The block of (atom, ports), shared by the rules naming both (until the
+        atom's prefixes change)."""
+        parts4, parts6 = atom.get_parts()
+        key = (id(atom), ports)
+        found = self._blocks.get(key)
+        if found is None or found.parts4 is not parts4 or found.parts6 is not parts6 \
+                or found.atom is not atom:
+            found = self._blocks[key] = Block(atom, False, parts4, parts6, ports)
+        return found
+
+    # --- units -------------------------------------------------------------------------
+
+    def _compile(self, k: int, uc: UnitCompiler) -> tuple[tuple[Shape, ...], SelfPart | None]:
+        """`UnitCompiler.compile` of unit `k`, as shapes over atoms."""
+        unit = self.units[k]
+        self.unit_anon.pop(k, None)
+        if not unit.sources or not unit.destinations or unit.via:
+            return (), None
+        src_aliases = [a for a in unit.sources if not is_self(a)]
+        atoms = [self.atom(a, k) for a in src_aliases]
+        resolved = [(a, atom.addrs) for a, atom in zip(src_aliases, atoms, strict=True)]
+        merged = union_all(s for _, s in resolved)
+        if not merged and not unit.app:
+            return (), None
+        one = src_aliases[0] if len(unit.sources) == 1 and src_aliases else None
+        if one is not None and not isinstance(one, Wildcard) and not (
+                isinstance(one, AutoGroupRef) and one.name == "autogroup:danger-all"):
+            src_atom = atoms[0]
+            src_ips, key = self.texts(src_atom)
+        else:
+            src_ips, src = uc._sources(unit.sources, resolved, merged)
+            src_atom = self._anon(k, src)
+            key = SrcKey(src_ips)
+        others = tuple(d for d in unit.destinations if not is_self(d))
+        for alias in others:  # registered: an event changing one recompiles this unit
+            if not isinstance(alias, Wildcard):
+                self.atom(alias, k)
+        out: list[Shape] = []
+        seq = 0
+        if others:
+            for cap in unit.ip:
+                shape = self._ip_shape(k, (k, seq), len(out), src_ips, key, src_atom, others, cap)
+                seq += 1
+                if shape is not None:
+                    out.append(shape)
+            if unit.app:
+                for rule in uc._app_rules(unit, (k, seq), src_ips, src_atom.addrs, resolved,
+                                          others):
+                    out.append(CapShape((k, len(out)), rule, self._anon(k, rule.src),
+                                        self._anon(k, rule.dst_addrs)))
+        self_part = None
+        if any(is_self(d) for d in unit.destinations):
+            self_part = SelfPart(merged, unit.ip, tuple((c.name, c.values) for c in unit.app))
+        return tuple(out), self_part
+
+    def _ip_shape(self, k: int, order: tuple[int, int], n: int, src_ips: tuple[str, ...],
+                  key: SrcKey, src: Atom, dsts: tuple[Alias, ...], cap: IPCapability
+                  ) -> IpShape | None:
+        """`UnitCompiler._ip_rule`: one block per destination alias."""
+        ports = cap.ports or (ALL_PORTS,)
+        blocks: list[Block] = []
+        internet = False
+        for alias in dsts:
+            if isinstance(alias, Wildcard):
+                blocks.append(Block(self.all_atom, True, (), (), ports))
+            elif isinstance(alias, AutoGroupRef) and alias.name == INTERNET_GROUP:
+                internet = True
+                blocks.append(Block(self.internet_atom, False, *_internet_parts(), ports))
+            else:
+                block = self.block(self.atom(alias, k), ports)
+                if block.parts4 or block.parts6:
+                    blocks.append(block)
+        if not src_ips or not (blocks or internet):
+            return None
+        merge_key: MergeKey = (key, tuple(cap.protocols))
+        inet = tuple(b.atom.addrs for b in blocks if b.atom.addrs.overlaps(INTERNET))
+        covers = any(INTERNET.issubset(one) for one in inet)
+        return IpShape((k, n), order, src_ips, merge_key, src, tuple(blocks), internet, inet,
+                       covers)
+
+    def _owner_self(self, owner: str) -> None:
+        """`Compilation._self_rules` for one owner's devices (rules and peer edges)."""
+        r = self.r
+        user_nodes = list(r.by_user.get(owner, ()))
+        rules_out: list[Rule] = []
+        edges: list[Edge] = []
+        memo: dict[tuple[object, ...], list[Rule]] = {}
+        for k, part in enumerate(self.table.self_parts):
+            if part is None or not user_nodes:
+                continue
+            srcs = [i for i in user_nodes if r.node_addrs[i].overlaps(part.sources)]
+            if not srcs:
+                continue
+            unit = self.cunits[k]
+            key = (tuple((c.protocols, c.ports) for c in part.ip), repr(part.app), tuple(srcs))
+            made = memo.get(key)
+            if made is None:
+                made = memo[key] = self_rules(unit, part, user_nodes, srcs, r)
+                if any(rule.dst or rule.caps for rule in made):
+                    edges.append(Edge(bits_of(srcs), bits_of(user_nodes),
+                                      (r.addresses_of(user_nodes),), False))
+                rules_out.extend(made)
+            else:
+                rules_out.extend(
+                    rule if rule.merge_key is not None
+                    else replace(rule, order=(k, rule.order[1]), span=unit.span) for rule in made)
+        for old_key in self._owner_keys.pop(owner, ()):
+            self._key_owners[old_key].discard(owner)
+        if rules_out or edges:
+            self.owner_rules[owner] = rules_out
+            self.owner_edges[owner] = edges
+            keys: set[MergeKey] = {(SrcKey(rule.src_ips), rule.proto) for rule in rules_out
+                                   if rule.merge_key is not None}
+            self._owner_keys[owner] = keys
+            for new_key in keys:
+                self._key_owners[new_key].add(owner)
+        else:
+            self.owner_rules.pop(owner, None)
+            self.owner_edges.pop(owner, None)
+
+    def _via(self, uc: UnitCompiler) -> None:
+        """`Compilation._via_rules`: via grants' rules on the routers serving them."""
+        r = self.r
+        for k, unit in enumerate(self.units):
+            if not unit.via or not unit.sources or not unit.destinations:
+                continue
+            resolved = [(a, r.alias(a)) for a in unit.sources if not is_self(a)]
+            via: ViaPart | None = uc._via(unit, resolved, union_all(s for _, s in resolved))
+            if via is None:
+                continue
+            src_bits = self._atom_of(("*set", ""), via.src).bits
+            for view in self.views:
+                served = via_served(via, view, r.nodes[view.index].tags)
+                if not served:
+                    continue
+                self.via_extras[view.index].extend(via_rules(self.cunits[k], via, served))
+                internet = via.internet or (
+                    view.is_exit and any(a.issubset(INTERNET) for _, a in served))
+                if src_bits:
+                    self.via_edges.append(Edge(src_bits, 1 << view.index,
+                                               (union_all(a for _, a in served),), internet))
+
+    # --- peers ---------------------------------------------------------------------------
+
+    def edges_of(self, i: int) -> Iterator[Edge]:
+        yield from self.table.edges
+        yield from self.fixed_edges
+        owner = self.r.nodes[i].owner
+        if owner is not None:
+            yield from self.owner_edges.get(owner, ())
+
+    def all_edges(self) -> Iterator[Edge]:
+        yield from self.table.edges
+        yield from self.fixed_edges
+        for edges in self.owner_edges.values():
+            yield from edges
+
+    def peer_bits(self, i: int) -> int:
+        """Node `i`'s peers as a bitset (never itself)."""
+        bit = 1 << i
+        bits = 0
+        for edge in self.edges_of(i):
+            if edge.src_bits & bit:
+                bits |= edge.dst_bits
+            if edge.dst_bits & bit:
+                bits |= edge.src_bits
+        return bits & ~bit
+
+    def peer_bitsets(self) -> list[int]:
+        """Every slot's peers, computed together by identity class (`PeerGraph`)."""
+        if self._peer_bitsets is not None:
+            return self._peer_bitsets
+        n = len(self.r.nodes)
+        outgoing: list[set[int]] = [set() for _ in range(n)]
+        incoming: list[set[int]] = [set() for _ in range(n)]
+        dst_ids: dict[int, int] = {}
+        src_ids: dict[int, int] = {}
+        for edge in self.all_edges():
+            d = dst_ids.setdefault(edge.dst_bits, len(dst_ids))
+            s = src_ids.setdefault(edge.src_bits, len(src_ids))
+            for i in bits_to_indexes(edge.src_bits):
+                if i < n:
+                    outgoing[i].add(d)
+            for i in bits_to_indexes(edge.dst_bits):
+                if i < n:
+                    incoming[i].add(s)
+        dst_by_id = {v: k for k, v in dst_ids.items()}
+        src_by_id = {v: k for k, v in src_ids.items()}
+        by_class: dict[tuple[frozenset[int], frozenset[int]], int] = {}
+        out: list[int] = []
+        for i in range(n):
+            key = (frozenset(outgoing[i]), frozenset(incoming[i]))
+            bits = by_class.get(key)
+            if bits is None:
+                bits = 0
+                for d in key[0]:
+                    bits |= dst_by_id[d]
+                for s in key[1]:
+                    bits |= src_by_id[s]
+                by_class[key] = bits
+            out.append(bits & ~(1 << i))
+        self._peer_bitsets = out
+        return out
+
+    def _usable_routes(self) -> dict[tuple[int, int], int]:
+        """`PeerGraph.usable_routes`: (router, route number) -> nodes that may use it."""
+        out: dict[tuple[int, int], int] = defaultdict(int)
+        for p in sorted(self.routed):
+            self._usable_row(p, out)
+        return out
+
+    def _usable_row(self, p: int, out: dict[tuple[int, int], int]) -> None:
+        node = self.r.nodes[p]
+        bit = 1 << p
+        for edge in self.edges_of(p) if node.owner is not None else self._global_edges():
+            if not edge.dst_bits & bit:
+                continue
+            for k, route in enumerate(node.routes):
+                one = AddressSet.of_network(route)
+                if any(d.overlaps(one) for d in edge.dst):
+                    out[(p, k)] |= edge.src_bits
+            if node.exit_node and edge.internet:
+                out[(p, len(node.routes))] |= edge.src_bits
+
+    def _global_edges(self) -> Iterator[Edge]:
+        yield from self.table.edges
+        yield from self.fixed_edges
+
+    @property
+    def rank(self) -> list[int]:
+        if self._rank is None:
+            nodes = self.r.nodes
+            rank = [0] * len(nodes)
+            for position, i in enumerate(sorted(range(len(nodes)), key=lambda i: nodes[i].name)):
+                rank[i] = position
+            self._rank = rank
+        return self._rank
+
+    def peer_view(self, me: int, p: int) -> Peer:
+        """Peer `p` as node `me` lists it: with the routes `me` may send into."""
+        base = self.base_peers[p]
+        if p not in self.routed:
+            return base
+        node = self.r.nodes[p]
+        bit = 1 << me
+        usable = self.usable
+        extra = [str(route) for k, route in enumerate(node.routes)
+                 if usable.get((p, k), 0) & bit]
+        if node.exit_node and usable.get((p, len(node.routes)), 0) & bit:
+            extra.extend(EXIT_ROUTES)
+        if not extra:
+            return base
+        return Peer(base.name, base.key, base.addresses, base.allowed_ips + tuple(extra),
+                    base.endpoint)
+
+    # --- per node ----------------------------------------------------------------------
+
+    def extras(self, i: int) -> list[Rule]:
+        owner = self.r.nodes[i].owner
+        own = self.owner_rules.get(owner, []) if owner is not None else []
+        via = self.via_extras.get(i)
+        return own + via if via else own
+
+    def filter_of(self, i: int) -> tuple[FilterRule, ...]:
+        if self.policy.allows_all:
+            return (ALLOW_ALL,)
+        return tuple(self.table.filter_of(i, self.views[i], self.extras(i)))
+
+    def rest(self, i: int) -> tuple[object, ...]:
+        """Node `i`'s netmap apart from its peers and the version stamp."""
+        node = self.r.nodes[i]
+        return (self.filter_of(i), self.ssh.for_node(i), self.attrs.for_node(i),
+                node.ips, served_routes(node))
+
+    def netmap_of(self, i: int, peers: list[int] | None = None) -> NodeNetmap:
+        if peers is None:
+            peers = bits_to_indexes(self.peer_bits(i))
+        node = self.r.nodes[i]
+        rank = self.rank
+        ordered = sorted(peers, key=rank.__getitem__)
+        base, routed = self.base_peers, self.routed
+        return NodeNetmap(
+            node=node.name,
+            addresses=tuple(str(ip) for ip in node.ips),
+            peers=tuple(base[p] if p not in routed else self.peer_view(i, p) for p in ordered),
+            packet_filter=self.filter_of(i),
+            ssh_policy=self.ssh.for_node(i),
+            policy_version=self.version,
+            routes=served_routes(node),
+            cap_map=self.attrs.for_node(i),
+        )
+
+    def iter_netmaps(self, slots: Iterable[int]) -> Iterator[tuple[int, NodeNetmap]]:
+        bitsets = self.peer_bitsets()
+        for i in slots:
+            yield i, self.netmap_of(i, bits_to_indexes(bitsets[i]))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _base_peer(n: Node) -> Peer:
+    """A node as its peers list it (no routes): cached, since a policy push or a
+    rebuild lists the same nodes again."""
+    return Peer(n.name, n.key, tuple(str(ip) for ip in n.ips),
+                tuple(str(ipaddress.ip_network(ip)) for ip in n.ips), n.endpoint)
+
+
+def _internet_parts() -> tuple[tuple[Part, ...], tuple[Part, ...]]:
+    v4 = tuple((str(p), AddressSet.of_network(p)) for p in INTERNET_PREFIXES if p.version == 4)
+    v6 = tuple((str(p), AddressSet.of_network(p)) for p in INTERNET_PREFIXES if p.version == 6)
+    return v4, v6

@@ -1,0 +1,290 @@
+"""The compiled-policy index's rule table: shared rules kept per alias, so a node
+event patches what it touches instead of recompiling the policy.
+
+`compile_policy` (compiler.py) makes each rule's DstPorts once and indexes every
+entry by node; here a rule keeps, per destination alias, a reference to that
+alias's prefix parts (`Block`), and the nodes a rule concerns are bitsets made
+from the aliases' node bitsets (`Atom.holders`). A node's filter is assembled on
+request: the merged rules whose holders include it, each narrowed by bisection
+into its blocks. The output is the same as `pernode.node_filter` (the property
+tests compare the index with `compile_policy` after random events).
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from policyc.compiler.addrpatch import Part, part_start, split_parts
+from policyc.compiler.addrset import AddressSet, union_all
+from policyc.compiler.grants import SelfPart
+from policyc.compiler.internet import INTERNET
+from policyc.compiler.pernode import NodeView, _reduce_extra, entry_concerns, reduce_caps
+from policyc.compiler.rules import Order, Rule, merge_rules
+from policyc.netmap import FilterRule, NetPortRange, PortRange
+from policyc.policy.model import Alias
+
+EVERYONE = -1  # a bitset with every bit set: `*` entries concern every node
+Position = tuple[int, int]  # (unit index, rule number in the unit): merged-list order
+EXTRA = 1 << 40  # positions of a node's own rules sort after every shared rule
+
+
+class SrcKey:
+    """SrcIPs texts with their hash computed once (rules merge on equal texts)."""
+
+    __slots__ = ("_hash", "texts")
+
+    def __init__(self, texts: tuple[str, ...]) -> None:
+        self.texts = texts
+        self._hash = hash(texts)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SrcKey) and (
+            self.texts is other.texts or (self._hash == other._hash and self.texts == other.texts))
+
+
+MergeKey = tuple[SrcKey, tuple[int, ...]]
+
+
+class Atom:
+    """The addresses of one alias (or one rule's set) and what is derived from them.
+
+    `bits`: nodes with an address in it or an approved route overlapping it (who
+    can send from it / be reached at it); `holders` adds exit nodes when a prefix
+    of it is Internet space (who keeps a DstPorts entry of it). `texts` (SrcIPs)
+    and `parts` (DstPorts prefixes) are made on first use and patched by events.
+    """
+
+    __slots__ = ("addrs", "alias", "bits", "holders", "internet", "key", "parts", "src_key",
+                 "texts")
+
+    def __init__(self, key: tuple[str, str], addrs: AddressSet, alias: Alias | None) -> None:
+        self.key = key
+        self.alias = alias
+        self.addrs = addrs
+        self.bits = 0
+        self.holders = 0
+        self.internet = False
+        self.texts: tuple[str, ...] | None = None
+        self.src_key: SrcKey | None = None
+        self.parts: tuple[tuple[Part, ...], tuple[Part, ...]] | None = None
+
+    def get_parts(self) -> tuple[tuple[Part, ...], tuple[Part, ...]]:
+        if self.parts is None:
+            self.parts = split_parts(self.addrs)
+        return self.parts
+
+    def set_internet(self) -> None:
+        """Whether some DstPorts prefix of the set is Internet space (exits keep it)."""
+        self.internet = self.addrs.overlaps(INTERNET) and any(
+            one.issubset(INTERNET) for family in self.get_parts() for _, one in family)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Block:
+    """The DstPorts entries one destination alias gives a rule: its prefixes x ports.
+    `star`: the `*` entry, which every node keeps (`atom` is then the ALL atom)."""
+
+    atom: Atom
+    star: bool
+    parts4: tuple[Part, ...]
+    parts6: tuple[Part, ...]
+    ports: tuple[PortRange, ...]
+
+    @property
+    def holders(self) -> int:
+        return EVERYONE if self.star else self.atom.holders
+
+    def entries(self, view: NodeView, ordinary: bool) -> list[NetPortRange]:
+        if self.star:
+            return [NetPortRange("*", p) for p in self.ports]
+        if ordinary:  # only its own addresses: bisect, the rule may hold 10,000 prefixes
+            found: list[Part] = []
+            for v6 in (False, True):
+                parts = self.parts6 if v6 else self.parts4
+                for ip in view.ips:
+                    if (ip.version == 6) != v6 or not parts:
+                        continue
+                    a = int(ip)
+                    k = bisect.bisect_right(parts, a, key=part_start) - 1
+                    if k >= 0:
+                        one = parts[k][1]
+                        last = (one.v6 or one.v4)[0][1]
+                        if a <= last and parts[k] not in found:
+                            found.append(parts[k])
+            if len(found) > 1:
+                found.sort(key=lambda p: (bool(p[1].v6), part_start(p)))
+        else:
+            found = [p for p in (*self.parts4, *self.parts6) if entry_concerns(p[1], view)]
+        return [NetPortRange(text, port) for text, _ in found for port in self.ports]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class IpShape:
+    """One DstPorts rule of one unit, before merging."""
+
+    pos: Position
+    order: Order
+    src_ips: tuple[str, ...]
+    key: MergeKey
+    src: Atom
+    blocks: tuple[Block, ...]
+    internet: bool
+    # Destination sets overlapping Internet space, and whether one alone covers it:
+    # together they decide whether exit nodes are destinations (peers).
+    inet_sets: tuple[AddressSet, ...] = ()
+    covers: bool = False
+
+    def holders(self) -> int:
+        bits = 0
+        for block in self.blocks:
+            bits |= block.holders
+        return bits
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CapShape:
+    """One CapGrant rule (never merged): `dst` is its destinations' set."""
+
+    pos: Position
+    rule: Rule
+    src: Atom
+    dst: Atom
+
+
+Shape = IpShape | CapShape
+
+
+class Edge(NamedTuple):
+    """Sources may reach destinations (peers); `dst` sets decide usable routes."""
+
+    src_bits: int
+    dst_bits: int
+    dst: tuple[AddressSet, ...]
+    internet: bool
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Group:
+    """Unit rules with equal SrcIPs and IPProto, merged as `rules.merge_rules` merges."""
+
+    key: MergeKey
+    parts: tuple[IpShape, ...]
+    part_holders: tuple[int, ...]
+    holders: int
+
+    @property
+    def first(self) -> IpShape:
+        return self.parts[0]
+
+    def _covers_internet(self) -> bool:
+        if any(s.covers for s in self.parts):
+            return True
+        sets = [one for s in self.parts for one in s.inet_sets]
+        return bool(sets) and INTERNET.issubset(union_all(sets))
+
+    def edge(self, exit_bits: int) -> Edge | None:
+        """`PeerGraph.add_rule(src, dst_addrs, internet)` of the merged rule."""
+        src = self.first.src.bits
+        dst = 0
+        dst_sets: list[AddressSet] = []
+        for shape in self.parts:
+            for block in shape.blocks:
+                dst |= block.atom.bits
+                dst_sets.append(block.atom.addrs)
+        internet = any(s.internet for s in self.parts)
+        covers = self._covers_internet()
+        if internet or covers:
+            dst |= exit_bits
+        if not (src and dst):
+            return None
+        return Edge(src, dst, tuple(dst_sets), internet or covers)
+
+
+def cap_edge(cap: CapShape, exit_bits: int) -> Edge | None:
+    """`PeerGraph.add_rule` of a CapGrant rule."""
+    covers = cap.rule.internet or INTERNET.issubset(cap.dst.addrs)
+    src, dst = cap.src.bits, cap.dst.bits | (exit_bits if covers else 0)
+    return Edge(src, dst, (cap.dst.addrs,), covers) if src and dst else None
+
+
+class Table:
+    """One version of the shared rules: per unit its shapes, merged groups, caps."""
+
+    __slots__ = ("by_key", "cap_holders", "caps", "edges", "groups", "self_parts", "units")
+
+    def __init__(self, units: list[tuple[Shape, ...]], self_parts: list[SelfPart | None],
+                 exit_bits: int) -> None:
+        self.units = units
+        self.self_parts = self_parts
+        merged: dict[MergeKey, list[IpShape]] = {}
+        caps: list[CapShape] = []
+        for shapes in units:
+            for shape in shapes:
+                if isinstance(shape, IpShape):
+                    merged.setdefault(shape.key, []).append(shape)
+                else:
+                    caps.append(shape)
+        self.groups: list[Group] = []
+        self.by_key: dict[MergeKey, Group] = {}
+        for key, parts in merged.items():
+            holders = tuple(p.holders() for p in parts)
+            total = 0
+            for h in holders:
+                total |= h
+            group = Group(key, tuple(parts), holders, total)
+            self.groups.append(group)
+            self.by_key[key] = group
+        self.caps = caps
+        self.cap_holders = tuple(c.dst.bits for c in caps)
+        edges = [g.edge(exit_bits) for g in self.groups] + [cap_edge(c, exit_bits) for c in caps]
+        self.edges = [e for e in edges if e is not None]
+
+    def filter_of(self, i: int, view: NodeView, extras: list[Rule]) -> list[FilterRule]:
+        """Node `i`'s packet filter (`pernode.node_filter` over this table)."""
+        bit = 1 << i
+        ordinary = not view.routes and not view.is_exit
+        chosen: dict[MergeKey, list[NetPortRange]] = {}
+        orders: dict[MergeKey, Order] = {}
+        for group in self.groups:
+            if not group.holders & bit:
+                continue
+            entries: list[NetPortRange] = []
+            for shape, holders in zip(group.parts, group.part_holders, strict=True):
+                if holders & bit:
+                    for block in shape.blocks:
+                        entries.extend(block.entries(view, ordinary))
+            chosen[group.key] = entries
+            orders[group.key] = group.first.order
+        extra_rules: list[Rule] = []
+        for rule in merge_rules(extras):
+            merged = (self.by_key.get((SrcKey(rule.src_ips), rule.proto))
+                      if rule.merge_key is not None else None)
+            if merged is None:
+                extra_rules.append(rule)
+                continue
+            kept = [e.to_wire() for e in rule.dst if entry_concerns(e.addrs, view)]
+            if kept:
+                chosen.setdefault(merged.key, []).extend(kept)
+                orders[merged.key] = min(orders.get(merged.key, merged.first.order), rule.order)
+        items: list[tuple[Order, Position, FilterRule]] = []
+        for key, entries in chosen.items():
+            if entries:
+                first = self.by_key[key].first
+                items.append((orders[key], first.pos,
+                              FilterRule(first.src_ips, tuple(entries), key[1])))
+        for cap, holders in zip(self.caps, self.cap_holders, strict=True):
+            if holders & bit:
+                reduced = reduce_caps(cap.rule.caps, view)
+                if reduced:
+                    items.append((cap.rule.order, cap.pos, cap.rule.to_wire(caps=reduced)))
+        for k, rule in enumerate(extra_rules):
+            wire = _reduce_extra(rule, view)
+            if wire is not None:
+                items.append((rule.order, (EXTRA, k), wire))
+        items.sort(key=lambda t: (t[0], t[1]))
+        return [wire for _, _, wire in items]
