@@ -228,6 +228,8 @@ def _patch_resolver(r: Resolver, slot: int, o: Node, n: Node) -> None:
             keys = index.v6_keys if v6 else index.v4_keys
             nodes = index.v6_nodes if v6 else index.v4_nodes
             exact = index.v6_exact if v6 else index.v4_exact
+            unique = index.v6_unique if v6 else index.v4_unique
+            text = index.v6_text if v6 else index.v4_text
             a = int(ip)
             k = bisect.bisect_left(keys, a)
             while k < len(keys) and keys[k] == a and nodes[k] < slot:
@@ -235,6 +237,9 @@ def _patch_resolver(r: Resolver, slot: int, o: Node, n: Node) -> None:
             if add:
                 keys.insert(k, a)
                 nodes.insert(k, slot)
+                if a not in exact:
+                    bisect.insort(unique, a)
+                    text[a] = str(ip)
                 bisect.insort(exact[a], slot)
             else:
                 del keys[k]
@@ -242,8 +247,28 @@ def _patch_resolver(r: Resolver, slot: int, o: Node, n: Node) -> None:
                 exact[a].remove(slot)
                 if not exact[a]:
                     del exact[a]
+                    del unique[bisect.bisect_left(unique, a)]
+                    del text[a]
+    index.unique = (len(index.v4_unique) == len(index.v4_keys)
+                    and len(index.v6_unique) == len(index.v6_keys))
+    # Per-node caches of this slot, and every cache keyed by a set (their answers
+    # may name the slot): recomputed on demand.
+    r._points4 = _put_list(r._points4, slot, tuple(int(a) for a in n.ips if a.version == 4))
+    r._points6 = _put_list(r._points6, slot, tuple(int(a) for a in n.ips if a.version == 6))
+    r._ip_parts = _put_list(r._ip_parts, slot, None)
+    r._ip_texts = _put_list(r._ip_texts, slot, None)
+    r._made_of = {}
+    r._ordered_texts = None
     r._texts = {}
     r._nodes_in = {}
+
+
+def _put_list(items: list, slot: int, value: object) -> list:  # type: ignore[type-arg]
+    if slot == len(items):
+        items.append(value)
+    else:
+        items[slot] = value
+    return items
 
 
 def _inside_range(addrs: AddressSet, points: list[tuple[int, bool]], limit: int) -> bool:

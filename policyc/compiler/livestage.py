@@ -60,7 +60,7 @@ from policyc.compiler.livetable import (
 from policyc.compiler.nodeattrs import NodeAttrCompiler
 from policyc.compiler.nodes import ROLE_AUTOGROUPS, Inventory, Node, User
 from policyc.compiler.peers import bits_to_indexes
-from policyc.compiler.pernode import NodeView, self_rules, via_rules, via_served
+from policyc.compiler.pernode import NodeView, OwnerSources, self_rules, via_rules, via_served
 from policyc.compiler.resolve import INTERNET_GROUP, MEMBER, TAGGED, Resolver
 from policyc.compiler.rules import Rule
 from policyc.compiler.sshpolicy import SshCompiler
@@ -184,8 +184,9 @@ class LiveStage:
                 1 for made in shapes for s in made if isinstance(s, IpShape) and any(
                     not b.star and b.atom.addrs.overlaps(INTERNET)
                     and not INTERNET.issubset(b.atom.addrs) for b in s.blocks))
+            sources = OwnerSources(r)
             for owner in r.by_user:
-                self._owner_self(owner)
+                self._owner_self(owner, sources)
             self._via(compiler)
             self.fixed_edges = self.via_edges
         self.ssh = SshCompiler(policy, r)
@@ -326,9 +327,12 @@ class LiveStage:
         return IpShape((k, n), order, src_ips, merge_key, src, tuple(blocks), internet, inet,
                        covers)
 
-    def _owner_self(self, owner: str) -> None:
-        """`Compilation._self_rules` for one owner's devices (rules and peer edges)."""
+    def _owner_self(self, owner: str, sources: OwnerSources | None = None) -> None:
+        """`Compilation._self_rules` for one owner's devices (rules and peer edges).
+        `sources`: pieces shared across owners while building (not across events:
+        they are keyed by slots, whose nodes an event changes)."""
         r = self.r
+        sources = sources or OwnerSources(r)
         user_nodes = list(r.by_user.get(owner, ()))
         rules_out: list[Rule] = []
         edges: list[Edge] = []
@@ -336,17 +340,17 @@ class LiveStage:
         for k, part in enumerate(self.table.self_parts):
             if part is None or not user_nodes:
                 continue
-            srcs = [i for i in user_nodes if r.node_addrs[i].overlaps(part.sources)]
+            srcs = tuple(i for i in user_nodes if r.node_addrs[i].overlaps(part.sources))
             if not srcs:
                 continue
             unit = self.cunits[k]
-            key = (tuple((c.protocols, c.ports) for c in part.ip), repr(part.app), tuple(srcs))
+            key = (tuple((c.protocols, c.ports) for c in part.ip), repr(part.app), srcs)
             made = memo.get(key)
             if made is None:
-                made = memo[key] = self_rules(unit, part, user_nodes, srcs, r)
+                made = memo[key] = self_rules(unit, part, user_nodes, srcs, sources)
                 if any(rule.dst or rule.caps for rule in made):
                     edges.append(Edge(bits_of(srcs), bits_of(user_nodes),
-                                      (r.addresses_of(user_nodes),), False))
+                                      (sources.addresses(tuple(user_nodes)),), False))
                 rules_out.extend(made)
             else:
                 rules_out.extend(
