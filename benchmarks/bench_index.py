@@ -4,17 +4,20 @@
                                       [--events 200] [--lookups 50]
 
 Each size runs in its own process (peak RSS is ru_maxrss of that process).
-Columns: build seconds (policy parsing excluded), one netmap p50/p99 in ms
-(random nodes, materialised with their peer lists), node events p50/p99 in ms
-(a mix of join, leave and retag, each applied and its changed netmaps
-computed; `changed` is the mean number of netmaps an event changed), and peak
-RSS. `--events 0` skips events (the 100k row).
+Columns: build seconds wall and CPU (policy parsing excluded), one netmap
+p50/p99 in ms (random nodes, materialised with their peer lists), node events
+p50/p99 in ms wall (a mix of join, leave and retag, each applied and the set of
+changed netmaps computed; `changed` is the mean number of netmaps an event
+changed), their p50/p99 CPU ms, and peak RSS. A second table gives p50/p99 per
+event kind; the load average is printed with each row (others share the
+machine). `--events 0` skips events (the 100k row).
 """
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import random
 import resource
 import statistics
@@ -79,9 +82,10 @@ def event_for(index: PolicyIndex, k: int, rng: random.Random, size: int) -> Node
 
 def run(shape: str, nodes: int, rules: int, events: int, lookups: int) -> str:
     policy, inventory = load(shape, nodes, rules)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     index = PolicyIndex.build(policy, inventory)
     build = time.perf_counter() - start
+    build_cpu = time.process_time() - cpu
     rng = random.Random(7)
     names = index.names()
     lookup_ms = []
@@ -90,22 +94,35 @@ def run(shape: str, nodes: int, rules: int, events: int, lookups: int) -> str:
         index.netmap(name)
         lookup_ms.append((time.perf_counter() - start) * 1000)
     event_ms: list[float] = []
+    event_cpu: list[float] = []
+    by_kind: dict[str, list[float]] = {}
     changed: list[int] = []
     for k in range(events):
         event = event_for(index, k, rng, nodes)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         changes = index.apply(event)
-        event_ms.append((time.perf_counter() - start) * 1000)
-        changed.append(len(changes))
+        names = changes.names  # the changed set, as the control server asks for it
+        wall = (time.perf_counter() - start) * 1000
+        event_ms.append(wall)
+        event_cpu.append((time.process_time() - cpu) * 1000)
+        by_kind.setdefault(type(event).__name__, []).append(wall)
+        changed.append(len(names))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     l50, l99 = percentiles(lookup_ms)
     if event_ms:
         e50, e99 = percentiles(event_ms)
-        ev = f"{e50:>9.0f} | {e99:>9.0f} | {statistics.mean(changed):>7.0f}"
+        c50, c99 = percentiles(event_cpu)
+        ev = (f"{e50:>9.1f} | {e99:>9.1f} | {c50:>7.1f} / {c99:.1f} | "
+              f"{statistics.mean(changed):>7.0f}")
+        kinds = "; ".join(f"{kind} n={len(ms)} p50 {percentiles(ms)[0]:.1f} p99 "
+                          f"{percentiles(ms)[1]:.1f}" for kind, ms in sorted(by_kind.items()))
     else:
-        ev = f"{'-':>9} | {'-':>9} | {'-':>7}"
-    return (f"| {shape:>5} | {nodes:>6} | {rules:>5} | {build:>7.2f} | {l50:>8.1f} | "
-            f"{l99:>8.1f} | {len(event_ms):>6} | {ev} | {peak:>8.0f} |")
+        ev = f"{'-':>9} | {'-':>9} | {'-':>7} | {'-':>7}"
+        kinds = "-"
+    loadavg = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"| {shape:>5} | {nodes:>6} | {rules:>5} | {build:>7.2f} / {build_cpu:.2f} | "
+            f"{l50:>8.1f} | {l99:>8.1f} | {len(event_ms):>6} | {ev} | {peak:>8.0f} | {loadavg} |"
+            f"\n    per kind (wall ms): {kinds}")
 
 
 def main() -> None:
@@ -122,9 +139,10 @@ def main() -> None:
         print(run(args.shape, args.one, args.rules, args.events, args.lookups), flush=True)
         return
     if not args.no_header:
-        print("| shape |  nodes | rules | build s | netmap p50 ms | p99 ms | events |"
-              " event p50 ms | p99 ms | changed | peak MiB |", flush=True)
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+        print("| shape |  nodes | rules | build s wall / CPU | netmap p50 ms | p99 ms | events |"
+              " event p50 ms | p99 ms | CPU p50 / p99 ms | changed | peak MiB | load |",
+              flush=True)
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|", flush=True)
     for n in args.sizes.split(","):
         subprocess.run([sys.executable, __file__, "--one", n, "--shape", args.shape,
                         "--rules", str(args.rules), "--events", str(args.events),
