@@ -58,7 +58,7 @@ from policyc.compiler.livetable import (
     Table,
 )
 from policyc.compiler.nodeattrs import NodeAttrCompiler
-from policyc.compiler.nodes import ROLE_AUTOGROUPS, Inventory, Node, User
+from policyc.compiler.nodes import ROLE_AUTOGROUPS, Inventory, Node, User, login_selects
 from policyc.compiler.peers import bits_to_indexes
 from policyc.compiler.pernode import NodeView, OwnerSources, self_rules, via_rules, via_served
 from policyc.compiler.resolve import INTERNET_GROUP, MEMBER, TAGGED, Resolver
@@ -82,15 +82,6 @@ AliasKey = tuple[str, str]
 
 def alias_key(alias: Alias) -> AliasKey:
     return (type(alias).__name__, str(alias))
-
-
-def _user_matches(login: str, owner: str | None) -> bool:
-    if owner is None:
-        return False
-    login = login.removeprefix("user:")
-    if login.startswith("*@"):
-        return owner.endswith(login[1:])
-    return owner == login
 
 
 # (id(policy), group) -> (that policy, exact logins, `*@domain` suffixes); the policy is
@@ -119,7 +110,7 @@ def identity_match(alias: Alias, node: Node, r: Resolver) -> bool | None:
     owner = None if node.tags or node.user is None else node.user
     match alias:
         case UserRef(login=login):
-            return _user_matches(login, owner)
+            return login_selects(login, owner)
         case GroupRef(name=name):
             if owner is None:
                 return False
