@@ -34,6 +34,7 @@ from typing import Any
 
 from policyc.compiler.addrpatch import Part, bits_of
 from policyc.compiler.addrset import ALL, AddressSet, union_all
+from policyc.compiler.collector import paused_collector
 from policyc.compiler.compiler import ALLOW_ALL, EXIT_ROUTES, policy_version, served_routes
 from policyc.compiler.grants import (
     INTERNET_PREFIXES,
@@ -132,6 +133,11 @@ class LiveStage:
 
     def __init__(self, policy: Policy, slots: tuple[Node, ...],
                  users: tuple[User, ...] | None) -> None:
+        with paused_collector():  # an acyclic graph of small objects (collector.py)
+            self._build(policy, slots, users)
+
+    def _build(self, policy: Policy, slots: tuple[Node, ...],
+               users: tuple[User, ...] | None) -> None:
         self.policy = policy
         self.users = users
         self.version = policy_version(policy)
