@@ -57,6 +57,7 @@ cleanup() {
     rm -f "/var/run/wireguard/$(iface "$n").sock"
   done
   for pid in $(ip netns pids "$hub" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+  { wait; } 2>/dev/null  # reap the background jobs quietly (no "Killed" notices)
   ip netns del "$hub" 2>/dev/null
   rm -rf "$work"
   echo "demo: cleaned up (namespaces, processes, interfaces, $work)"
@@ -81,7 +82,8 @@ converged() {  # every agent enforces the version control holds for it
   local listing; listing="$(admin control nodes list --json 2>/dev/null)" || return 1
   for n in "${nodes[@]}"; do
     local want; want="$(echo "$listing" | python3 -c \
-      "import json,sys; print([x['netmap_version'] for x in json.load(sys.stdin)['nodes'] if x['name']=='$n'][0])")"
+      "import json,sys; print(next((x['netmap_version'] for x in json.load(sys.stdin)['nodes'] if x['name']=='$n'), ''))")"
+    [ -n "$want" ] || return 1  # not registered yet
     [ "$(version_of "$n")" -ge "$want" ] || return 1
   done
 }
