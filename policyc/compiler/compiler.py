@@ -279,21 +279,25 @@ class Compilation:
 
     def _peer(self, me: int, p: int) -> Peer:
         """Peer `p` as node `me` sees it: with the routes `me` may send into."""
-        base = self.base_peers[p]
-        node = self.r.nodes[p]
-        if not (node.routes or node.exit_node):
-            return base  # one shared object: most peers have no routes to choose
-        bit = 1 << me
-        usable = self.usable
-        extra = [str(route) for k, route in enumerate(node.routes)
-                 if usable.get((p, k), 0) & bit]
-        if node.exit_node and usable.get((p, len(node.routes)), 0) & bit:
-            extra.extend(EXIT_ROUTES)
-        if not extra:
-            return base
-        return Peer(base.name, base.key, base.addresses, base.allowed_ips + tuple(extra),
-                    base.endpoint)
+        return routed_peer(self.base_peers[p], self.r.nodes[p], me, p, self.usable)
 
+
+def routed_peer(base: Peer, node: Node, me: int, p: int,
+                usable: Mapping[tuple[int, int], int]) -> Peer:
+    """Peer `p` (`node`, listed as `base`) as node `me` sees it: with the routes
+    `usable` says `me` may send into ((router, route number) -> bitset of senders;
+    the exit routes are number len(routes))."""
+    if not (node.routes or node.exit_node):
+        return base  # one shared object: most peers have no routes to choose
+    bit = 1 << me
+    extra = [str(route) for k, route in enumerate(node.routes)
+             if usable.get((p, k), 0) & bit]
+    if node.exit_node and usable.get((p, len(node.routes)), 0) & bit:
+        extra.extend(EXIT_ROUTES)
+    if not extra:
+        return base
+    return Peer(base.name, base.key, base.addresses, base.allowed_ips + tuple(extra),
+                base.endpoint)
 
 def _base_peer(node: Node, texts: tuple[str, ...]) -> Peer:
     """A peer as every node lists it when it has no routes to choose from."""

@@ -35,7 +35,12 @@ from typing import Any
 from policyc.compiler.addrpatch import Part, bits_of
 from policyc.compiler.addrset import ALL, AddressSet, union_all
 from policyc.compiler.collector import paused_collector
-from policyc.compiler.compiler import ALLOW_ALL, EXIT_ROUTES, policy_version, served_routes
+from policyc.compiler.compiler import (
+    ALLOW_ALL,
+    policy_version,
+    routed_peer,
+    served_routes,
+)
 from policyc.compiler.grants import (
     INTERNET_PREFIXES,
     CompiledUnit,
@@ -60,7 +65,7 @@ from policyc.compiler.livetable import (
 )
 from policyc.compiler.nodeattrs import NodeAttrCompiler
 from policyc.compiler.nodes import ROLE_AUTOGROUPS, Inventory, Node, User, login_selects
-from policyc.compiler.peers import bits_to_indexes
+from policyc.compiler.peers import bits_to_indexes, peer_bitsets_of
 from policyc.compiler.pernode import NodeView, OwnerSources, self_rules, via_rules, via_served
 from policyc.compiler.resolve import INTERNET_GROUP, MEMBER, TAGGED, Resolver
 from policyc.compiler.rules import Rule
@@ -419,35 +424,7 @@ class LiveStage:
         """Every slot's peers, computed together by identity class (`PeerGraph`)."""
         if self._peer_bitsets is not None:
             return self._peer_bitsets
-        n = len(self.r.nodes)
-        outgoing: list[set[int]] = [set() for _ in range(n)]
-        incoming: list[set[int]] = [set() for _ in range(n)]
-        dst_ids: dict[int, int] = {}
-        src_ids: dict[int, int] = {}
-        for edge in self.all_edges():
-            d = dst_ids.setdefault(edge.dst_bits, len(dst_ids))
-            s = src_ids.setdefault(edge.src_bits, len(src_ids))
-            for i in bits_to_indexes(edge.src_bits):
-                if i < n:
-                    outgoing[i].add(d)
-            for i in bits_to_indexes(edge.dst_bits):
-                if i < n:
-                    incoming[i].add(s)
-        dst_by_id = {v: k for k, v in dst_ids.items()}
-        src_by_id = {v: k for k, v in src_ids.items()}
-        by_class: dict[tuple[frozenset[int], frozenset[int]], int] = {}
-        out: list[int] = []
-        for i in range(n):
-            key = (frozenset(outgoing[i]), frozenset(incoming[i]))
-            bits = by_class.get(key)
-            if bits is None:
-                bits = 0
-                for d in key[0]:
-                    bits |= dst_by_id[d]
-                for s in key[1]:
-                    bits |= src_by_id[s]
-                by_class[key] = bits
-            out.append(bits & ~(1 << i))
+        out = peer_bitsets_of(self.all_edges(), len(self.r.nodes))
         self._peer_bitsets = out
         return out
 
@@ -490,17 +467,7 @@ class LiveStage:
         base = self.base_peers[p]
         if p not in self.routed:
             return base
-        node = self.r.nodes[p]
-        bit = 1 << me
-        usable = self.usable
-        extra = [str(route) for k, route in enumerate(node.routes)
-                 if usable.get((p, k), 0) & bit]
-        if node.exit_node and usable.get((p, len(node.routes)), 0) & bit:
-            extra.extend(EXIT_ROUTES)
-        if not extra:
-            return base
-        return Peer(base.name, base.key, base.addresses, base.allowed_ips + tuple(extra),
-                    base.endpoint)
+        return routed_peer(base, self.r.nodes[p], me, p, self.usable)
 
     # --- per node ----------------------------------------------------------------------
 

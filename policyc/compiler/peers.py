@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from policyc.compiler.addrset import AddressSet, union_all
 from policyc.compiler.internet import INTERNET
@@ -44,6 +45,53 @@ def indexes_to_bits(indexes: Iterable[int]) -> int:
     for i in indexes:
         bits |= 1 << i
     return bits
+
+
+class BitEdge(Protocol):
+    """What peer computation reads of an edge (this module's and the live stage's)."""
+
+    @property
+    def src_bits(self) -> int: ...
+
+    @property
+    def dst_bits(self) -> int: ...
+
+
+def peer_bitsets_of(edges: Iterable[BitEdge], n: int) -> list[int]:
+    """For each of `n` nodes, its peers as a bitset (never itself).
+
+    Nodes in the same edges share one OR-ed set; only the own bit differs. Bits at
+    or beyond `n` (slots the caller does not list) are ignored.
+    """
+    outgoing: list[set[int]] = [set() for _ in range(n)]
+    incoming: list[set[int]] = [set() for _ in range(n)]
+    dst_ids: dict[int, int] = {}
+    src_ids: dict[int, int] = {}
+    for edge in edges:
+        d = dst_ids.setdefault(edge.dst_bits, len(dst_ids))
+        s = src_ids.setdefault(edge.src_bits, len(src_ids))
+        for i in bits_to_indexes(edge.src_bits):
+            if i < n:
+                outgoing[i].add(d)
+        for i in bits_to_indexes(edge.dst_bits):
+            if i < n:
+                incoming[i].add(s)
+    dst_by_id = {v: k for k, v in dst_ids.items()}
+    src_by_id = {v: k for k, v in src_ids.items()}
+    by_class: dict[tuple[frozenset[int], frozenset[int]], int] = {}
+    out: list[int] = []
+    for i in range(n):
+        key = (frozenset(outgoing[i]), frozenset(incoming[i]))
+        bits = by_class.get(key)
+        if bits is None:
+            bits = 0
+            for d in key[0]:
+                bits |= dst_by_id[d]
+            for s in key[1]:
+                bits |= src_by_id[s]
+            by_class[key] = bits
+        out.append(bits & ~(1 << i))
+    return out
 
 
 class PeerGraph:
@@ -98,38 +146,8 @@ class PeerGraph:
         return [bits_to_indexes(bits) for bits in self.peer_bitsets()]
 
     def peer_bitsets(self) -> list[int]:
-        """For every node, its peers as a bitset (never itself).
-
-        Nodes in the same edges share one OR-ed set; only the own bit differs.
-        """
-        n = len(self.r.nodes)
-        outgoing: list[set[int]] = [set() for _ in range(n)]
-        incoming: list[set[int]] = [set() for _ in range(n)]
-        dst_ids: dict[int, int] = {}
-        src_ids: dict[int, int] = {}
-        for edge in self.edges:
-            d = dst_ids.setdefault(edge.dst_bits, len(dst_ids))
-            s = src_ids.setdefault(edge.src_bits, len(src_ids))
-            for i in bits_to_indexes(edge.src_bits):
-                outgoing[i].add(d)
-            for i in bits_to_indexes(edge.dst_bits):
-                incoming[i].add(s)
-        dst_by_id = {v: k for k, v in dst_ids.items()}
-        src_by_id = {v: k for k, v in src_ids.items()}
-        by_class: dict[tuple[frozenset[int], frozenset[int]], int] = {}
-        out: list[int] = []
-        for i in range(n):
-            key = (frozenset(outgoing[i]), frozenset(incoming[i]))
-            bits = by_class.get(key)
-            if bits is None:
-                bits = 0
-                for d in key[0]:
-                    bits |= dst_by_id[d]
-                for s in key[1]:
-                    bits |= src_by_id[s]
-                by_class[key] = bits
-            out.append(bits & ~(1 << i))
-        return out
+        """For every node, its peers as a bitset (never itself)."""
+        return peer_bitsets_of(self.edges, len(self.r.nodes))
 
     def peer_bits(self, i: int) -> int:
         """Node `i`'s peers as a bitset (never itself), from the edges it takes part in."""
