@@ -57,7 +57,7 @@ from policyc.compiler.livepatch import Delta, patch, patchable
 from policyc.compiler.livestage import GHOST, LiveStage
 from policyc.compiler.nodes import Inventory, Node, User
 from policyc.compiler.peers import bits_to_indexes
-from policyc.compiler.uniqueness import Claims
+from policyc.compiler.uniqueness import Claims, node_identities
 from policyc.compiler.validate_node import node_problems
 from policyc.diagnostics.diagnostics import Diagnostics
 from policyc.diagnostics.source import SourceFile, Span
@@ -278,20 +278,12 @@ class PolicyIndex:
             stage = self._stage
             self.__init__(LiveStage(stage.policy, tuple(self._live()), stage.users))  # type: ignore[misc]
 
-    @staticmethod
-    def _identities(node: Node) -> list[tuple[str, object]]:
-        out: list[tuple[str, object]] = [("name", node.name.lower())]
-        out.extend(("address", ip) for ip in node.ips)
-        if node.key:
-            out.append(("key", node.key))
-        return out
-
     def _claim(self, node: Node) -> None:
-        for identity in self._identities(node):
+        for identity in node_identities(node):
             self._holders.setdefault(identity, node)
 
     def _release(self, node: Node) -> None:
-        for identity in self._identities(node):
+        for identity in node_identities(node):
             if self._holders.get(identity) is node:
                 del self._holders[identity]
 
@@ -312,7 +304,7 @@ class PolicyIndex:
             diags.error(code, EVENT_SPAN, message)
         # The loader's rule (`uniqueness.node_conflicts`: names case-insensitive, the
         # node of the same name is the one replaced), from an identity map kept up to date.
-        held = [h for i in self._identities(node)
+        held = [h for i in node_identities(node)
                 if (h := self._holders.get(i)) is not None and h.name != node.name]
         if held:
             claims = Claims()

@@ -39,7 +39,7 @@ class Claims:
 
     def claim(self, node: Node, diags: Diagnostics) -> bool:
         """Take all of `node`'s identities, or report the ones held and take none."""
-        wanted = self._identities(node)
+        wanted = node_identities(node)
         held = [(kind, value) for kind, value in wanted if (kind, value) in self._holder]
         for kind, value in held:
             first = self._holder[(kind, value)]
@@ -56,14 +56,16 @@ class Claims:
             self._holder[identity] = node
         return True
 
-    @staticmethod
-    def _identities(node: Node) -> list[tuple[str, object]]:
-        out: list[tuple[str, object]] = [("name", node.name.lower())]
-        out.extend(("address", ip) for ip in node.ips)
-        if node.key:
-            out.append(("key", node.key))
-        return out
 
+
+def node_identities(node: Node) -> list[tuple[str, object]]:
+    """What no two nodes may share: the name (case-insensitively), each address,
+    the key."""
+    out: list[tuple[str, object]] = [("name", node.name.lower())]
+    out.extend(("address", ip) for ip in node.ips)
+    if node.key:
+        out.append(("key", node.key))
+    return out
 
 def _where(node: Node) -> str:
     if node.where.is_known:
