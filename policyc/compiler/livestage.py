@@ -65,7 +65,7 @@ from policyc.compiler.livetable import (
 )
 from policyc.compiler.nodeattrs import NodeAttrCompiler
 from policyc.compiler.nodes import ROLE_AUTOGROUPS, Inventory, Node, User, login_selects
-from policyc.compiler.peers import bits_to_indexes, peer_bitsets_of
+from policyc.compiler.peers import add_usable_routes, bits_to_indexes, peer_bitsets_of
 from policyc.compiler.pernode import NodeView, OwnerSources, self_rules, via_rules, via_served
 from policyc.compiler.resolve import INTERNET_GROUP, MEMBER, TAGGED, Resolver
 from policyc.compiler.rules import Rule
@@ -437,16 +437,8 @@ class LiveStage:
 
     def _usable_row(self, p: int, out: dict[tuple[int, int], int]) -> None:
         node = self.r.nodes[p]
-        bit = 1 << p
-        for edge in self.edges_of(p) if node.owner is not None else self._global_edges():
-            if not edge.dst_bits & bit:
-                continue
-            for k, route in enumerate(node.routes):
-                one = AddressSet.of_network(route)
-                if any(d.overlaps(one) for d in edge.dst):
-                    out[(p, k)] |= edge.src_bits
-            if node.exit_node and edge.internet:
-                out[(p, len(node.routes))] |= edge.src_bits
+        edges = self.edges_of(p) if node.owner is not None else self._global_edges()
+        add_usable_routes(node, p, edges, out)
 
     def _global_edges(self) -> Iterator[Edge]:
         yield from self.table.edges

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from policyc.compiler.addrset import AddressSet, union_all
 from policyc.compiler.internet import INTERNET
+from policyc.compiler.nodes import Node
 from policyc.compiler.resolve import Resolver
 
 
@@ -94,6 +95,31 @@ def peer_bitsets_of(edges: Iterable[BitEdge], n: int) -> list[int]:
     return out
 
 
+class RouteEdge(BitEdge, Protocol):
+    """What usable-route computation reads of an edge."""
+
+    @property
+    def dst(self) -> tuple[AddressSet, ...]: ...
+
+    @property
+    def internet(self) -> bool: ...
+
+
+def add_usable_routes(node: Node, p: int, edges: Iterable[RouteEdge],
+                      out: dict[tuple[int, int], int]) -> None:
+    """OR into `out[(p, route number)]` the sources of `edges` that reach router
+    `p` (`node`) and may send into that route; number `len(routes)` is the exit."""
+    bit = 1 << p
+    for edge in edges:
+        if not edge.dst_bits & bit:
+            continue
+        for k, route in enumerate(node.routes):
+            one = AddressSet.of_network(route)
+            if any(d.overlaps(one) for d in edge.dst):
+                out[(p, k)] |= edge.src_bits
+        if node.exit_node and edge.internet:
+            out[(p, len(node.routes))] |= edge.src_bits
+
 class PeerGraph:
     """Collects edges, then answers peers and usable routes per node."""
 
@@ -171,15 +197,5 @@ class PeerGraph:
         """
         out: dict[tuple[int, int], int] = defaultdict(int)
         for p in set(self.r.routers) | set(self.r.exit_nodes):
-            node = self.r.nodes[p]
-            bit = 1 << p
-            for edge in self.edges:
-                if not edge.dst_bits & bit:
-                    continue
-                for k, route in enumerate(node.routes):
-                    one = AddressSet.of_network(route)
-                    if any(d.overlaps(one) for d in edge.dst):
-                        out[(p, k)] |= edge.src_bits
-                if node.exit_node and edge.internet:
-                    out[(p, len(node.routes))] |= edge.src_bits
+            add_usable_routes(self.r.nodes[p], p, self.edges, out)
         return out
