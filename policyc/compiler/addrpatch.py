@@ -15,7 +15,15 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Iterable
 
-from policyc.compiler.addrset import AddressSet, Interval, Intervals, _cover, interval_text
+from policyc.compiler.addrset import (
+    AddressSet,
+    Interval,
+    Intervals,
+    PartsCache,
+    _cover,
+    interval_parts,
+    interval_text,
+)
 
 Part = tuple[str, AddressSet]  # DstPorts wire text and its one-prefix set
 
@@ -142,8 +150,14 @@ def patch_parts(parts4: tuple[Part, ...], parts6: tuple[Part, ...], edits: list[
     return parts4, parts6
 
 
-def split_parts(addrs: AddressSet) -> tuple[tuple[Part, ...], tuple[Part, ...]]:
-    return tuple(cover_parts(addrs.v4, False)), tuple(cover_parts(addrs.v6, True))
+def split_parts(addrs: AddressSet, cache: PartsCache | None = None
+                ) -> tuple[tuple[Part, ...], tuple[Part, ...]]:
+    """Prefix parts per family; with `cache`, each interval's cover is made once
+    (groups share most intervals) and equal prefixes are one object."""
+    if cache is None:
+        return tuple(cover_parts(addrs.v4, False)), tuple(cover_parts(addrs.v6, True))
+    return (tuple(p for a, b in addrs.v4 for p in interval_parts(a, b, False, cache)),
+            tuple(p for a, b in addrs.v6 for p in interval_parts(a, b, True, cache)))
 
 
 def bits_of(indexes: Iterable[int]) -> int:

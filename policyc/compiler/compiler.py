@@ -123,7 +123,7 @@ class Compilation:
         self.usable = self.graph.usable_routes()
         self.ssh = SshCompiler(policy, self.r, control_url)
         self.attrs = NodeAttrCompiler(policy, self.r)
-        self.base_peers = [_base_peer(n, self.r.ip_texts(i)) for i, n in enumerate(self.r.nodes)]
+        self.base_peers = [base_peer(n, self.r.ip_texts(i)) for i, n in enumerate(self.r.nodes)]
         self.routed = frozenset(i for i, n in enumerate(self.r.nodes) if n.routes or n.exit_node)
         by_name = sorted(range(len(self.r.nodes)), key=lambda i: self.r.nodes[i].name)
         self.rank = [0] * len(by_name)
@@ -299,7 +299,7 @@ def routed_peer(base: Peer, node: Node, me: int, p: int,
     return Peer(base.name, base.key, base.addresses, base.allowed_ips + tuple(extra),
                 base.endpoint)
 
-def _base_peer(node: Node, texts: tuple[str, ...]) -> Peer:
+def base_peer(node: Node, texts: tuple[str, ...]) -> Peer:
     """A peer as every node lists it when it has no routes to choose from."""
     # An address's host prefix reads as the address and its length (no scope ids:
     # mesh addresses are validated); `ip_network` per address was a measurable cost.

@@ -26,17 +26,17 @@ inside an approved route or in Internet space) rebuild the stage.
 from __future__ import annotations
 
 import functools
-import ipaddress
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import Any
 
 from policyc.compiler.addrpatch import Part, bits_of
-from policyc.compiler.addrset import ALL, AddressSet, union_all
+from policyc.compiler.addrset import ALL, AddressSet, PartsCache, union_all
 from policyc.compiler.collector import paused_collector
 from policyc.compiler.compiler import (
     ALLOW_ALL,
+    base_peer,
     policy_version,
     routed_peer,
     served_routes,
@@ -158,7 +158,7 @@ class LiveStage:
         self.internet_atom = self._atom_of(("*internet", ""), INTERNET)
         self.views = tuple(NodeView(i, r.node_addrs[i], r.node_routes[i], n.exit_node, n.ips)
                            for i, n in enumerate(r.nodes))
-        self.base_peers = tuple(_base_peer(n) for n in r.nodes)
+        self.base_peers = tuple(base_peer(n, r.ip_texts(i)) for i, n in enumerate(r.nodes))
         self.ghost_bits = bits_of(i for i, n in enumerate(r.nodes) if n is GHOST)
         self.routed = frozenset(i for i, n in enumerate(r.nodes) if n.routes or n.exit_node)
         self._rank: list[int] | None = None
@@ -170,6 +170,10 @@ class LiveStage:
         self._key_owners: dict[MergeKey, set[str]] = defaultdict(set)
         self.unit_anon: dict[int, list[Atom]] = {}
         self.partial_internet = 0
+        # Interval -> prefix parts, shared while building (dropped after: events
+        # patch parts locally, and the cache would only grow).
+        self._parts_cache: PartsCache | None = {}
+        self._plan: tuple[Table, list[tuple[int, SelfPart, tuple[object, ...]]]] | None = None
         if policy.allows_all:
             self.table = Table([], [], self.exit_bits)
             self.fixed_edges = self.allow_all_edges()
@@ -187,14 +191,16 @@ class LiveStage:
                     not b.star and b.atom.addrs.overlaps(INTERNET)
                     and not INTERNET.issubset(b.atom.addrs) for b in s.blocks))
             sources = OwnerSources(r)
+            inside: dict[AddressSet, frozenset[int]] = {}
             for owner in r.by_user:
-                self._owner_self(owner, sources)
+                self._owner_self(owner, sources, inside)
             self._via(compiler)
             self.fixed_edges = self.via_edges
         self.ssh = SshCompiler(policy, r)
         self.attrs = NodeAttrCompiler(policy, r)
         self.usable = self._usable_routes()
         self._peer_bitsets: list[int] | None = None
+        self._parts_cache = None
 
     # --- atoms -------------------------------------------------------------------------
 
@@ -251,7 +257,7 @@ class LiveStage:
     def block(self, atom: Atom, ports: tuple[Any, ...]) -> Block:
         """The block of (atom, ports), shared by the rules naming both (until the
         atom's prefixes change)."""
-        parts4, parts6 = atom.get_parts()
+        parts4, parts6 = atom.get_parts(self._parts_cache)
         key = (id(atom), ports)
         found = self._blocks.get(key)
         if found is None or found.parts4 is not parts4 or found.parts6 is not parts6 \
@@ -329,24 +335,41 @@ class LiveStage:
         return IpShape((k, n), order, src_ips, merge_key, src, tuple(blocks), internet, inet,
                        covers)
 
-    def _owner_self(self, owner: str, sources: OwnerSources | None = None) -> None:
+    def _self_plan(self) -> list[tuple[int, SelfPart, tuple[object, ...]]]:
+        """The table's autogroup:self parts (most units have none) with the shape
+        that decides their rules besides the sources, made once per table."""
+        table = self.table
+        if self._plan is None or self._plan[0] is not table:
+            self._plan = (table, [
+                (k, part, (tuple((c.protocols, c.ports) for c in part.ip), repr(part.app)))
+                for k, part in enumerate(table.self_parts) if part is not None])
+        return self._plan[1]
+
+    def _owner_self(self, owner: str, sources: OwnerSources | None = None,
+                    inside: dict[AddressSet, frozenset[int]] | None = None) -> None:
         """`Compilation._self_rules` for one owner's devices (rules and peer edges).
-        `sources`: pieces shared across owners while building (not across events:
-        they are keyed by slots, whose nodes an event changes)."""
+        `sources` and `inside` (a self part's sources -> the nodes in them): pieces
+        shared across owners while building (not across events: they are keyed by
+        slots, whose nodes an event changes)."""
         r = self.r
         sources = sources or OwnerSources(r)
         user_nodes = list(r.by_user.get(owner, ()))
         rules_out: list[Rule] = []
         edges: list[Edge] = []
+        keys: set[MergeKey] = set()
         memo: dict[tuple[object, ...], list[Rule]] = {}
-        for k, part in enumerate(self.table.self_parts):
-            if part is None or not user_nodes:
-                continue
-            srcs = tuple(i for i in user_nodes if r.node_addrs[i].overlaps(part.sources))
+        for k, part, shape in self._self_plan() if user_nodes else ():
+            if inside is None:
+                srcs = tuple(i for i in user_nodes if r.node_addrs[i].overlaps(part.sources))
+            else:
+                members = inside.get(part.sources)
+                if members is None:
+                    members = inside[part.sources] = frozenset(r.nodes_in(part.sources))
+                srcs = tuple(i for i in user_nodes if i in members)
             if not srcs:
                 continue
             unit = self.cunits[k]
-            key = (tuple((c.protocols, c.ports) for c in part.ip), repr(part.app), srcs)
+            key = (shape, srcs)
             made = memo.get(key)
             if made is None:
                 made = memo[key] = self_rules(unit, part, user_nodes, srcs, sources)
@@ -354,6 +377,9 @@ class LiveStage:
                     edges.append(Edge(bits_of(srcs), bits_of(user_nodes),
                                       (sources.addresses(tuple(user_nodes)),), False))
                 rules_out.extend(made)
+                # Memoised lists repeat these keys (a restamp keeps SrcIPs and proto).
+                keys.update((SrcKey(rule.src_ips), rule.proto) for rule in made
+                            if rule.merge_key is not None)
             else:
                 rules_out.extend(
                     rule if rule.merge_key is not None
@@ -363,8 +389,6 @@ class LiveStage:
         if rules_out or edges:
             self.owner_rules[owner] = rules_out
             self.owner_edges[owner] = edges
-            keys: set[MergeKey] = {(SrcKey(rule.src_ips), rule.proto) for rule in rules_out
-                                   if rule.merge_key is not None}
             self._owner_keys[owner] = keys
             for new_key in keys:
                 self._key_owners[new_key].add(owner)
@@ -506,10 +530,9 @@ class LiveStage:
 
 @functools.lru_cache(maxsize=1 << 16)
 def _base_peer(n: Node) -> Peer:
-    """A node as its peers list it (no routes): cached, since a policy push or a
-    rebuild lists the same nodes again."""
-    return Peer(n.name, n.key, tuple(str(ip) for ip in n.ips),
-                tuple(str(ipaddress.ip_network(ip)) for ip in n.ips), n.endpoint)
+    """A node as its peers list it (no routes), for an event's node: cached, since
+    events name the same nodes again."""
+    return base_peer(n, tuple(str(ip) for ip in n.ips))
 
 
 def _internet_parts() -> tuple[tuple[Part, ...], tuple[Part, ...]]:

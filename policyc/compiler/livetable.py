@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from policyc.compiler.addrpatch import Part, part_start, split_parts
-from policyc.compiler.addrset import AddressSet, union_all
+from policyc.compiler.addrset import AddressSet, PartsCache, union_all
 from policyc.compiler.grants import SelfPart
 from policyc.compiler.internet import INTERNET
 from policyc.compiler.pernode import NodeView, _reduce_extra, entry_concerns, reduce_caps
@@ -73,9 +73,10 @@ class Atom:
         self.src_key: SrcKey | None = None
         self.parts: tuple[tuple[Part, ...], tuple[Part, ...]] | None = None
 
-    def get_parts(self) -> tuple[tuple[Part, ...], tuple[Part, ...]]:
+    def get_parts(self, cache: PartsCache | None = None
+                  ) -> tuple[tuple[Part, ...], tuple[Part, ...]]:
         if self.parts is None:
-            self.parts = split_parts(self.addrs)
+            self.parts = split_parts(self.addrs, cache)
         return self.parts
 
     def set_internet(self) -> None:
