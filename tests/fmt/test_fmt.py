@@ -186,7 +186,11 @@ def test_formatting_never_changes_the_compiled_result(text: str, inventory: Inve
 
 
 def _policies_the_tests_have() -> list[tuple[str, str]]:
-    out = [(p.name, p.read_text()) for p in sorted((ROOT / "samples").glob("*.hujson"))]
+    # The samples and the real-world corpus ship with the repository; the captured
+    # conformance policies join them when ../shared is there.
+    shipped = [*sorted((ROOT / "samples").glob("*.hujson")),
+               *sorted((ROOT / "tests" / "corpus").glob("realworld*/*"))]
+    out = [(p.name, p.read_text()) for p in shipped if p.suffix in (".hujson", ".json")]
     for folder in ("tailscale", "tailscale-more"):
         for parent in ROOT.parents:
             cases = parent / "shared" / "conformance" / folder
