@@ -179,7 +179,7 @@ class LiveStage:
         # Interval -> prefix parts, shared while building (dropped after: events
         # patch parts locally, and the cache would only grow).
         self._parts_cache: PartsCache | None = {}
-        self._plan: tuple[Table, list[tuple[int, SelfPart, tuple[object, ...]]]] | None = None
+        self._plan: tuple[Table, list[tuple[int, SelfPart, int, int]]] | None = None
         if policy.allows_all:
             self.table = Table([], [], self.exit_bits)
             self.fixed_edges = self.allow_all_edges()
@@ -341,14 +341,24 @@ class LiveStage:
         return IpShape((k, n), order, src_ips, merge_key, src, tuple(blocks), internet, inet,
                        covers)
 
-    def _self_plan(self) -> list[tuple[int, SelfPart, tuple[object, ...]]]:
-        """The table's autogroup:self parts (most units have none) with the shape
-        that decides their rules besides the sources, made once per table."""
+    def _self_plan(self) -> list[tuple[int, SelfPart, int, int]]:
+        """The table's autogroup:self parts (most units have none), made once per
+        table, each with two small ids: its shape (what decides its rules besides
+        the sources) and its class (shape and sources: parts of one class give an
+        owner the same rules, restamped)."""
         table = self.table
         if self._plan is None or self._plan[0] is not table:
-            self._plan = (table, [
-                (k, part, (tuple((c.protocols, c.ports) for c in part.ip), repr(part.app)))
-                for k, part in enumerate(table.self_parts) if part is not None])
+            shapes: dict[tuple[object, ...], int] = {}
+            classes: dict[tuple[int, AddressSet], int] = {}
+            items: list[tuple[int, SelfPart, int, int]] = []
+            for k, part in enumerate(table.self_parts):
+                if part is None:
+                    continue
+                shape = shapes.setdefault(
+                    (tuple((c.protocols, c.ports) for c in part.ip), repr(part.app)), len(shapes))
+                items.append((k, part, shape,
+                              classes.setdefault((shape, part.sources), len(classes))))
+            self._plan = (table, items)
         return self._plan[1]
 
     def _owner_self(self, owner: str, sources: OwnerSources | None = None,
@@ -363,33 +373,40 @@ class LiveStage:
         rules_out: list[Rule] = []
         edges: list[Edge] = []
         keys: set[MergeKey] = set()
-        memo: dict[tuple[object, ...], list[Rule]] = {}
-        for k, part, shape in self._self_plan() if user_nodes else ():
-            if inside is None:
-                srcs = tuple(i for i in user_nodes if r.node_addrs[i].overlaps(part.sources))
+        # (shape, the owner's devices among the sources) -> (rules, has CapGrant rules)
+        memo: dict[tuple[int, tuple[int, ...]], tuple[list[Rule], bool]] = {}
+        by_class: dict[int, tuple[list[Rule], bool] | None] = {}
+        for k, part, shape, cls in self._self_plan() if user_nodes else ():
+            if cls in by_class:
+                found = by_class[cls]
+                if found is None:
+                    continue
             else:
-                members = inside.get(part.sources)
-                if members is None:
-                    members = inside[part.sources] = frozenset(r.nodes_in(part.sources))
-                srcs = tuple(i for i in user_nodes if i in members)
-            if not srcs:
-                continue
-            unit = self.cunits[k]
-            key = (shape, srcs)
-            made = memo.get(key)
-            if made is None:
-                made = memo[key] = self_rules(unit, part, user_nodes, srcs, sources)
-                if any(rule.dst or rule.caps for rule in made):
-                    edges.append(Edge(bits_of(srcs), bits_of(user_nodes),
-                                      (sources.addresses(tuple(user_nodes)),), False))
-                rules_out.extend(made)
-                # Memoised lists repeat these keys (a restamp keeps SrcIPs and proto).
-                keys.update((SrcKey(rule.src_ips), rule.proto) for rule in made
-                            if rule.merge_key is not None)
-            else:
+                srcs = self._owner_sources(user_nodes, part.sources, inside)
+                found = memo.get((shape, srcs)) if srcs else None
+                by_class[cls] = found
+                if found is None and srcs:
+                    made = self_rules(self.cunits[k], part, user_nodes, srcs, sources)
+                    memo[(shape, srcs)] = by_class[cls] = (
+                        made, any(rule.merge_key is None for rule in made))
+                    if any(rule.dst or rule.caps for rule in made):
+                        edges.append(Edge(bits_of(srcs), bits_of(user_nodes),
+                                          (sources.addresses(tuple(user_nodes)),), False))
+                    rules_out.extend(made)
+                    # Later uses repeat these keys (a restamp keeps SrcIPs and proto).
+                    keys.update((SrcKey(rule.src_ips), rule.proto) for rule in made
+                                if rule.merge_key is not None)
+                    continue
+                if found is None:
+                    continue
+            made, restamp = found
+            if restamp:  # CapGrant rules never merge: each unit's copy keeps its order
+                span = self.cunits[k].span
                 rules_out.extend(
                     rule if rule.merge_key is not None
-                    else replace(rule, order=(k, rule.order[1]), span=unit.span) for rule in made)
+                    else replace(rule, order=(k, rule.order[1]), span=span) for rule in made)
+            else:
+                rules_out.extend(made)
         for old_key in self._owner_keys.pop(owner, ()):
             self._key_owners[old_key].discard(owner)
         if rules_out or edges:
@@ -401,6 +418,17 @@ class LiveStage:
         else:
             self.owner_rules.pop(owner, None)
             self.owner_edges.pop(owner, None)
+
+    def _owner_sources(self, user_nodes: list[int], part_sources: AddressSet,
+                       inside: dict[AddressSet, frozenset[int]] | None) -> tuple[int, ...]:
+        """The owner's devices with an address among a self part's sources."""
+        if inside is None:
+            node_addrs = self.r.node_addrs
+            return tuple(i for i in user_nodes if node_addrs[i].overlaps(part_sources))
+        members = inside.get(part_sources)
+        if members is None:
+            members = inside[part_sources] = frozenset(self.r.nodes_in(part_sources))
+        return tuple(i for i in user_nodes if i in members)
 
     def _via(self, uc: UnitCompiler) -> None:
         """`Compilation._via_rules`: via grants' rules on the routers serving them."""

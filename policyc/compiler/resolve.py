@@ -11,6 +11,8 @@ import bisect
 import copy
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from itertools import chain, compress
+from operator import attrgetter
 
 from policyc.compiler.addrset import ALL, EMPTY, AddressSet, interval_text, of_points, union_all
 from policyc.compiler.internet import INTERNET, TAILSCALE_RANGES
@@ -33,6 +35,7 @@ from policyc.policy.model import (
 SELF = "autogroup:self"
 INTERNET_GROUP = "autogroup:internet"
 DANGER_ALL = "autogroup:danger-all"
+_IPS = attrgetter("ips")
 MEMBER = "autogroup:member"
 TAGGED = "autogroup:tagged"
 
@@ -111,15 +114,11 @@ class Resolver:
                 return self.user_nodes(login)
             case GroupRef(name=name):
                 group = self.policy.groups.get(name)
-                found: set[int] = set()
+                members = [m.login.removeprefix("user:") for m in group.members] if group else []
                 by_user = self.by_user
-                for member in group.members if group else ():
-                    login = member.login.removeprefix("user:")
-                    if login.startswith("*@"):
-                        found.update(self.user_nodes(login))
-                    elif login in by_user:
-                        found.update(by_user[login])
-                return sorted(found)
+                found = [by_user[x] for x in members if x in by_user]
+                found += [self.user_nodes(x) for x in members if x.startswith("*@")]
+                return sorted(set(chain.from_iterable(found)))
             case TagRef(name=name):
                 return list(self.by_tag.get(name, ()))
             case AutoGroupRef(name=name) if name == MEMBER:
@@ -169,8 +168,8 @@ class Resolver:
         if self._address_index.unique:
             # No address is shared between nodes: the nodes in these addresses are
             # exactly the named ones that have any, so nodes_in need not search.
-            ips = self.nodes
-            self._nodes_in.setdefault(addrs, tuple(sorted(i for i in nodes if ips[i].ips)))
+            with_ips = compress(nodes, map(_IPS, map(self.nodes.__getitem__, nodes)))
+            self._nodes_in.setdefault(addrs, tuple(sorted(with_ips)))
             self._made_of.setdefault(addrs, nodes)
         return addrs
 
@@ -191,7 +190,8 @@ class Resolver:
         if len(chosen) == 1:
             return self.node_addrs[chosen[0]]  # the node's own object: caches key by it
         v4, v6 = self._points4, self._points6
-        return of_points([a for i in chosen for a in v4[i]], [a for i in chosen for a in v6[i]])
+        return of_points(chain.from_iterable(map(v4.__getitem__, chosen)),
+                         chain.from_iterable(map(v6.__getitem__, chosen)))
 
     def ip_texts(self, i: int) -> tuple[str, ...]:
         """Node `i`'s addresses as text, in inventory order (made once per address)."""
@@ -234,7 +234,8 @@ class Resolver:
             nodes = self._made_of.get(addrs)
             if nodes is not None:  # exactly these nodes' addresses: their texts, sorted
                 ordered, ranks = self._text_order()
-                cached = tuple([ordered[k] for k in sorted({k for i in nodes for k in ranks[i]})])
+                positions = set(chain.from_iterable(map(ranks.__getitem__, nodes)))
+                cached = tuple(map(ordered.__getitem__, sorted(positions)))
             else:
                 cached = tuple(self._address_index.texts(addrs))
             self._texts[addrs] = cached
