@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from policyc.compiler.addrpatch import bits_of, edit_points, patch_parts, patch_texts
 from policyc.compiler.addrset import EMPTY, AddressSet, union_all
-from policyc.compiler.grants import SelfPart, UnitCompiler
+from policyc.compiler.grants import SelfPart, UnitCompiler, is_self
 from policyc.compiler.internet import INTERNET
 from policyc.compiler.livestage import GHOST, LiveStage, _base_peer, identity_match
 from policyc.compiler.livetable import Atom, IpShape, MergeKey, Shape, SrcKey, Table
@@ -92,7 +92,11 @@ def patch(stage: LiveStage, slot: int, old: Node | None, new: Node | None) -> De
     parts: list[SelfPart | None] = list(old_table.self_parts)
     compiler = UnitCompiler(r)
     for k in recompiled:
-        units[k], parts[k] = stage._compile(k, compiler)
+        refreshed = _refreshed(stage, k, units[k])
+        if refreshed is not None:
+            units[k] = refreshed
+        else:
+            units[k], parts[k] = stage._compile(k, compiler)
     stage.table = table = Table(units, parts, stage.exit_bits)
     if stage.policy.allows_all:
         stage.fixed_edges = stage.allow_all_edges()
@@ -162,6 +166,41 @@ def patch(stage: LiveStage, slot: int, old: Node | None, new: Node | None) -> De
 
 
 # --- pieces -----------------------------------------------------------------------------------
+
+
+def _refreshed(stage: LiveStage, k: int, shapes: tuple[Shape, ...]) -> tuple[Shape, ...] | None:
+    """Unit `k`'s shapes after its atoms were patched, without recompiling it: the
+    same rules with the source atom's current SrcIPs and the destination atoms'
+    current prefix blocks. None when that is not what `_compile` would give: a
+    unit with CapGrants, autogroup:self, a source set of its own, or whose rules
+    or blocks were dropped for an empty set (or would be now).
+
+    The rest of a shape stands: its Internet flags and sets depend only on the
+    aliases' Internet space, which a patched event never touches (`patchable`)."""
+    unit = stage.units[k]
+    if unit.app or unit.via or k in stage.unit_anon or len(shapes) != len(unit.ip):
+        return None
+    dsts = sum(1 for d in unit.destinations if not is_self(d))
+    if dsts != len(unit.destinations):
+        return None
+    out: list[Shape] = []
+    for shape in shapes:
+        if not isinstance(shape, IpShape) or len(shape.blocks) != dsts:
+            return None
+        src = shape.src
+        if not src.addrs or src.alias is None:
+            return None
+        blocks = []
+        for block in shape.blocks:
+            if not block.star and block.atom.alias is not None:
+                block = stage.block(block.atom, block.ports)
+                if not (block.parts4 or block.parts6):
+                    return None
+            blocks.append(block)
+        texts, key = stage.texts(src)
+        out.append(IpShape(shape.pos, shape.order, texts, (key, shape.key[1]), src,
+                           tuple(blocks), shape.internet, shape.inet_sets, shape.covers))
+    return tuple(out)
 
 
 def _put(items: tuple, slot: int, value: object) -> tuple:  # type: ignore[type-arg]
