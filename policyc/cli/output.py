@@ -2,19 +2,26 @@
 
 Netmaps are encoded without building a dict per peer: `Peer` is a dataclass
 whose fields are its wire keys, which orjson writes natively (a test keeps
-`Peer.to_json` and this encoding equal).
+`Peer.to_json` and this encoding equal). Many netmaps (`compile` to a directory
+or stdout) go through one `NetmapEncoder`, which encodes each shared peer entry
+and SrcIPs list once and joins the cached bytes (netmap_json.py).
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
+from policyc.cli.netmap_json import NetmapEncoder
 from policyc.netmap import NodeNetmap
+
+IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 16
 
 
 def pretty_wanted(pretty: bool, stream: Any = None) -> bool:
@@ -50,8 +57,9 @@ def write_netmap_object(items: Iterable[tuple[str, NodeNetmap]], *, pretty: bool
     out = sys.stdout.buffer if stream is None else stream
     out.write(b"{")
     first = True
+    encoder = NetmapEncoder(pretty=pretty)
     for name, netmap in items:
-        body = netmap_bytes(netmap, pretty=pretty)
+        body = encoder.netmap(netmap)
         if pretty:  # nest the indented document one level, as json.dumps(indent=2) does
             body = body.replace(b"\n", b"\n  ")
             out.write(b"\n  " if first else b",\n  ")
@@ -62,3 +70,41 @@ def write_netmap_object(items: Iterable[tuple[str, NodeNetmap]], *, pretty: bool
         first = False
     out.write(b"\n}\n" if pretty and not first else b"}\n")
     out.flush()
+
+
+def write_netmap_files(items: Iterable[tuple[str, NodeNetmap]], paths: Mapping[str, Path],
+                       *, pretty: bool) -> None:
+    """Each netmap to its file (and a newline), assembled from fragments shared
+    between netmaps (`NetmapEncoder`) and written without joining them."""
+    encoder = NetmapEncoder(pretty=pretty)
+    for name, netmap in items:
+        chunks = encoder.chunks(netmap)
+        chunks.append(b"\n")
+        write_chunks(paths[name], chunks)
+
+
+def write_chunks(path: Path, chunks: list[bytes]) -> None:
+    """Write `chunks` as the file at `path` (created or truncated) with writev."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0),
+                 0o666)
+    try:
+        start = 0
+        while start < len(chunks):
+            batch = chunks[start:start + IOV_MAX]
+            written = os.writev(fd, batch)
+            start += len(batch)
+            if written < sum(map(len, batch)):  # short write: the rest one by one
+                _write_rest(fd, batch, written)
+    finally:
+        os.close(fd)
+
+
+def _write_rest(fd: int, batch: list[bytes], written: int) -> None:
+    for chunk in batch:
+        if written >= len(chunk):
+            written -= len(chunk)
+            continue
+        view = memoryview(chunk)[written:]
+        written = 0
+        while view:
+            view = view[os.write(fd, view):]

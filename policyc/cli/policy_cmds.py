@@ -101,17 +101,15 @@ def compile_cmd(policy: str, nodes_path: str, node_names: tuple[str, ...],
 def _write_files(index: PolicyIndex, names: list[str], paths: dict[str, Path],
                  pretty: bool) -> None:
     """Stream netmaps to their files; a progress bar only when stderr is a terminal."""
-    from policyc.cli.output import netmap_bytes
+    from policyc.cli.output import write_netmap_files
 
     items = index.netmaps(names)
     if not sys.stderr.isatty():
-        for name, netmap in items:
-            paths[name].write_bytes(netmap_bytes(netmap, pretty=pretty) + b"\n")
+        write_netmap_files(items, paths, pretty=pretty)
         return
     with click.progressbar(items, length=len(names), label="netmaps",
                            file=sys.stderr) as bar:
-        for name, netmap in bar:
-            paths[name].write_bytes(netmap_bytes(netmap, pretty=pretty) + b"\n")
+        write_netmap_files(bar, paths, pretty=pretty)
 
 
 def _output_paths(target: Path, inventory: Inventory, names: list[str]) -> dict[str, Path]:
