@@ -16,9 +16,8 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 
 from policyc.diagnostics.diagnostics import Diagnostics
 from policyc.diagnostics.source import SourceFile, Span
+from policyc.grammar.hujson_tokens import IGNORED
 
-# Whitespace and comments: what may stand between two tokens.
-IGNORED = re.compile(r"(?:[ \t\r\n]+|//[^\n]*|/\*(?s:.*?)\*/)+")
 _WORD = re.compile(r"[A-Za-z_$][\w$]*")
 _SINGLE_QUOTED = re.compile(r"'((?:[^'\\\n]|\\.)*)'")
 _LITERAL_FIXES = {"true": "true", "false": "false", "null": "null", "none": "null",

@@ -1,0 +1,174 @@
+"""The fast path in front of the lark parser: orjson for the values, regexes for the spans.
+
+`hujson.parse` tries `fast_parse` first and runs lark only when it returns
+None. lark stays the only authority for syntax and for every diagnostic:
+the fast path returns a tree only when it is exactly the tree lark's builder
+would return with no diagnostic, and gives up on anything else.
+
+1. Standardize (what tailscale/hujson's `Standardize` does): `//` and `/* */`
+   comments and a trailing comma before `]`/`}` become spaces (newlines are
+   kept), so every offset stays true to the source. Strings and comments are
+   recognised with hujson.lark's own STRING and comment patterns.
+2. `orjson.loads` of that JSON gives the structure and the values.
+3. One `finditer` over the JSON finds the value and bracket tokens in
+   document order; walking orjson's result in document order (dicts keep
+   insertion order) hands each value and key its token's span.
+
+Why the result is lark's: the standardized text is valid JSON (orjson says
+so), and the source differs from it only by comments, which lark skips as
+whitespace, and by commas after a value and before a closer, which lark's
+grammar allows. So lark parses the source to the same values in the same
+order, with the same tokens, unless an object repeats a key: orjson keeps
+one member for it, and then the walk uses fewer tokens than the text holds,
+which is checked. Values lark's builder computes itself are taken from it:
+numbers (`json_number`: orjson reads a big integer as a float) and strings
+with escapes (`decode_string`). Nesting deeper than MAX_DEPTH gives up (lark
+reports it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from operator import methodcaller
+from typing import Any
+
+import orjson
+
+from policyc.diagnostics.source import SourceFile, Span
+from policyc.grammar.cst import JArray, JBool, JMember, JNull, JNumber, JObject, JString, JValue
+from policyc.grammar.hujson_tokens import decode_string, json_number
+
+# hujson.lark's STRING (its first alternative is the common case, no backslash,
+# matched without per-character alternation) and its comments. Atomic groups:
+# a block comment ends at the first `*/`, as in lark's scanning lexer.
+_STRING = r'"[^"\\\n]*+"|"(?:[^"\\\n]|\\[^\n])*+"'
+_COMMENT = r"//[^\n]*+|(?>/\*(?s:.*?)\*/)"
+# A comma right after the end of a value (string, number, literal, bracket) and
+# before a closer, with only whitespace and comments between. One written after
+# whitespace or a comment is left alone: orjson then refuses the text and lark
+# parses it, which is correct, only slower.
+_TRAILING_COMMA = rf"(?<=[\w\"\]}}]),(?=(?:[ \t\r\n]++|{_COMMENT})*+[\]}}])"
+# Each match: a run of text kept as it is (strings whole, commas that are not
+# trailing), then what the run stopped at: a comment, a trailing comma, or a
+# `"` or `/` that starts neither a string nor a comment (the fast path gives up).
+_STANDARDIZE = re.compile(
+    rf"((?:[^\"/,]++|{_STRING}|(?!{_TRAILING_COMMA}),)*+)({_COMMENT}|,|[\"/])?")
+# Tokens of a valid JSON text (strings, numbers, literals, brackets), each match
+# starting with the gap before it, so the search never retries at each blank.
+_TOKEN = re.compile(
+    r'[ \t\r\n,:]*+("[^"\\]*+"|"(?:[^"\\]|\\.)*+"|-?\d[\d.eE+-]*+|true|false|null|[\[\]{}])')
+_NEWLINES = re.compile(r"[^\n]+")
+
+
+class _GiveUp(Exception):
+    """The fast path cannot vouch for this text: lark parses it."""
+
+
+def fast_parse(source: SourceFile, text: str, max_depth: int) -> JValue | None:
+    """lark's tree for `text` (the source's text, BOM already blanked), or None."""
+    try:
+        json_text = text
+        try:
+            value = orjson.loads(text)  # plain JSON (an inventory, a generated policy)
+        except orjson.JSONDecodeError:
+            json_text = standardize(text)
+            value = orjson.loads(json_text)
+        tokens = _TOKEN.finditer(json_text)
+        tree = _walk(source, text, value, tokens, max_depth)
+        if next(tokens, None) is not None:
+            raise _GiveUp  # an object repeated a key: lark reports P002
+        return tree
+    except (_GiveUp, orjson.JSONDecodeError, StopIteration):
+        return None
+
+
+def standardize(text: str) -> str:
+    """`text` with comments and trailing commas blanked; raises _GiveUp on a stray `"`/`/`."""
+    return _STANDARDIZE.sub(_blank, text)
+
+
+def _blank(match: re.Match[str]) -> str:
+    kept, stop = match.group(1, 2)
+    if stop is None:
+        return kept
+    if stop in ('"', "/"):
+        raise _GiveUp  # an unclosed string or comment, or a stray slash
+    if "\n" in stop:  # a block comment over lines keeps its line breaks
+        return kept + _NEWLINES.sub(_spaces, stop)
+    return kept + " " * len(stop)
+
+
+def _spaces(match: re.Match[str]) -> str:
+    return " " * (match.end() - match.start())
+
+
+def _walk(source: SourceFile, text: str, value: Any, tokens: Iterator[re.Match[str]],
+          max_depth: int) -> JValue:
+    """orjson's value and the token spans, side by side in document order.
+
+    Closures rather than methods: free variables are read faster than
+    attributes, and this runs once per value of a 13 MB policy.
+    """
+    next_span = map(methodcaller("span", 1), tokens).__next__
+
+    def string(value: str) -> JString:
+        start, end = next_span()
+        if end - start != len(value) + 2:  # escapes: decoded the way lark's builder does
+            value = _escaped(text[start:end])
+        return JString(value, Span(source, start, end))
+
+    def child(value: Any, depth: int) -> JValue:
+        kind = type(value)
+        if kind is str:
+            return string(value)
+        if kind is dict:
+            return members(value, depth)
+        if kind is list:
+            return items(value, depth)
+        start, end = next_span()
+        span = Span(source, start, end)
+        if value is None:
+            return JNull(span)
+        if kind is bool:
+            return JBool(value, span)
+        number = json_number(text[start:end])
+        if number is None:
+            raise _GiveUp
+        return JNumber(number, span)
+
+    def members(value: dict[str, Any], depth: int) -> JObject:
+        if depth > max_depth:
+            raise _GiveUp
+        start = next_span()[0]
+        inner = depth + 1
+        kept = tuple([JMember(string(key), string(item) if type(item) is str
+                              else child(item, inner))
+                      for key, item in value.items()])
+        end = next_span()[1]
+        if text[end - 1] != "}":
+            raise _GiveUp  # a repeated key shifted the tokens
+        return JObject(kept, Span(source, start, end))
+
+    def items(value: list[Any], depth: int) -> JArray:
+        if depth > max_depth:
+            raise _GiveUp
+        start = next_span()[0]
+        inner = depth + 1
+        kept = tuple([string(item) if type(item) is str else child(item, inner)
+                      for item in value])
+        end = next_span()[1]
+        if text[end - 1] != "]":
+            raise _GiveUp
+        return JArray(kept, Span(source, start, end))
+
+    return child(value, 1)
+
+
+def _escaped(raw: str) -> str:
+    if raw[0] != '"':
+        raise _GiveUp  # a repeated key shifted the tokens
+    try:
+        return decode_string(raw)
+    except ValueError:  # json.JSONDecodeError
+        raise _GiveUp from None
