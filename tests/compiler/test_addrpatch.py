@@ -71,6 +71,7 @@ def test_patched_set_texts_and_prefixes_equal_a_fresh_computation(
     assert parts == split_parts(after)
 
 
-@given(st.sets(st.integers(0, 3000), max_size=50))
+@given(st.sets(st.integers(0, 3000), max_size=50) | st.sets(st.integers(0, 300), min_size=60))
 def test_bits_of_sets_exactly_those_bits(indexes: set[int]) -> None:
+    """Sparse sets and dense ones (the two ways bits_to_indexes reads a set)."""
     assert bits_to_indexes(bits_of(indexes)) == sorted(indexes)
