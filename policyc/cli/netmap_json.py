@@ -22,10 +22,15 @@ import orjson
 
 from policyc.netmap import FilterRule, NodeNetmap
 
-# Fragments kept before the caches are emptied: the shared pieces of a 10k-node
-# dense tailnet are ~20 MB; objects made per netmap (a peer with the routes one
-# viewer may use) would otherwise pile up for the whole run.
-CACHE_LIMIT_BYTES = 64 << 20
+# Bytes of fragments kept before a cache is emptied. A 10k-node dense tailnet
+# shares ~2 MB of peer entries and tens of MB of large SrcIPs lists; objects made
+# per netmap (a peer with the routes one viewer may use) would otherwise pile up
+# for the whole run.
+PEER_CACHE_BYTES = 64 << 20
+SOURCE_CACHE_BYTES = 128 << 20
+# SrcIPs lists shorter than this are encoded in place: they are cheap, and many
+# belong to one netmap only (autogroup:self sources are one owner's devices).
+SHARED_SOURCES = 8
 
 
 class Fragments:
@@ -38,6 +43,7 @@ class Fragments:
         self._by_id: dict[int, bytes] = {}
         self._kept: list[object] = []
         self._size = 0
+        self.clears = 0
 
     def many(self, objects: Sequence[object]) -> list[bytes]:
         """The fragments of `objects`, in order (one C-level pass when all are cached)."""
@@ -63,6 +69,7 @@ class Fragments:
         return self._size
 
     def clear(self) -> None:
+        self.clears += 1
         self._by_id.clear()
         self._kept.clear()
         self._size = 0
@@ -72,13 +79,14 @@ class NetmapEncoder:
     """`orjson.dumps(netmap.to_json())` (indented when `pretty`), from fragments
     shared between the netmaps one encoder writes."""
 
-    def __init__(self, *, pretty: bool, limit: int = CACHE_LIMIT_BYTES) -> None:
+    def __init__(self, *, pretty: bool, peer_bytes: int = PEER_CACHE_BYTES,
+                 source_bytes: int = SOURCE_CACHE_BYTES) -> None:
         self._option = orjson.OPT_INDENT_2 if pretty else 0
         self._colon = b": " if pretty else b":"
         self._pretty = pretty
         # A peer sits at depth 2 ({"peers": [peer]}), a rule's SrcIPs at depth 3.
-        self._peers = Fragments(lambda p: self.leaf(p, 2), limit // 2)
-        self._sources = Fragments(lambda s: self.leaf(list(s), 3), limit // 2)
+        self._peers = Fragments(lambda p: self.leaf(p, 2), peer_bytes)
+        self._sources = Fragments(self._source_list, source_bytes)
 
     def netmap(self, netmap: NodeNetmap) -> bytes:
         return b"".join(self.chunks(netmap))
@@ -112,10 +120,18 @@ class NetmapEncoder:
             rest = replace(rule, src_ips=()).to_json()
             for j, (key, value) in enumerate(rest.items()):
                 self._key(out, key, j, 2)
-                out.append(self._sources.one(rule.src_ips) if key == "SrcIPs"
+                out.append(self._src_ips(rule.src_ips) if key == "SrcIPs"
                            else self.leaf(value, 3))
             self._close(out, b"}", 2)
         self._close(out, b"]", 1)
+
+    def _src_ips(self, sources: tuple[str, ...]) -> bytes:
+        if len(sources) < SHARED_SOURCES:
+            return self._source_list(sources)
+        return self._sources.one(sources)
+
+    def _source_list(self, sources: tuple[str, ...]) -> bytes:
+        return self.leaf(list(sources), 3)
 
     # --- orjson's layout -----------------------------------------------------------
 
