@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -20,6 +20,9 @@ from policyc.cli.common import (
 )
 from policyc.diagnostics.diagnostics import Diagnostics
 
+if TYPE_CHECKING:
+    from policyc.netmap import NodeNetmap
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -34,13 +37,9 @@ def nft(policy: str, nodes_path: str, node_name: str, iface: str, as_json: bool,
         pretty: bool) -> None:
     """Print the nftables ruleset NODE would load (dry run)."""
     from policyc.cli.output import dumps, pretty_wanted, write_line
-    from policyc.compiler.index import PolicyIndex
     from policyc.enforcer.nft import render_ruleset, render_text
 
-    with few_collections():  # a one-shot run over a large, acyclic object graph
-        model, inventory = load_or_exit(policy, nodes_path)
-        (name,) = select_nodes(inventory, (node_name,))
-        netmap = PolicyIndex.build(model, inventory).netmap(name)
+    netmap = _netmap(policy, nodes_path, node_name)
     diags = Diagnostics()
     ruleset = render_ruleset(netmap, iface, diagnostics=diags)
     if diags.has_errors:
@@ -50,6 +49,16 @@ def nft(policy: str, nodes_path: str, node_name: str, iface: str, as_json: bool,
         write_line(dumps(ruleset, pretty=pretty_wanted(pretty)))
     else:
         click.echo(render_text(ruleset))
+
+
+def _netmap(policy: str, nodes_path: str, node_name: str) -> NodeNetmap:
+    """NODE's netmap, computing only that node (compiler/onenode.py)."""
+    from policyc.compiler.onenode import node_netmap
+
+    with few_collections():  # a one-shot run over a large, acyclic object graph
+        model, inventory = load_or_exit(policy, nodes_path)
+        (name,) = select_nodes(inventory, (node_name,))
+        return node_netmap(model, inventory, name)
 
 
 def _on_a_node(command: F) -> F:
@@ -78,12 +87,9 @@ def enforce(policy: str, nodes_path: str, node_name: str, iface: str,
     The filter is loaded first (fail closed), then peers are set to exactly
     the netmap's, then flows the new filter no longer allows are cut.
     """
-    from policyc.compiler.index import PolicyIndex
     from policyc.enforcer.node import enforce as run_enforce
 
-    model, inventory = load_or_exit(policy, nodes_path)
-    (name,) = select_nodes(inventory, (node_name,))
-    netmap = PolicyIndex.build(model, inventory).netmap(name)
+    netmap = _netmap(policy, nodes_path, node_name)
     result = run_enforce(netmap, iface, netns=netns, private_key_file=private_key_file,
                          listen_port=listen_port)
     for line in result.messages():
@@ -101,14 +107,12 @@ def drift(policy: str, nodes_path: str, node_name: str, iface: str, netns: str |
     Exit 0 when the kernel holds exactly the rendered table (or it was
     repaired), 1 when it drifted (or the repair failed).
     """
-    from policyc.compiler.index import PolicyIndex
     from policyc.enforcer.nft import apply_ruleset, check_drift, render_ruleset
 
-    model, inventory = load_or_exit(policy, nodes_path)
-    (name,) = select_nodes(inventory, (node_name,))
+    netmap = _netmap(policy, nodes_path, node_name)
+    name = netmap.node
     diags = Diagnostics()
-    expected = render_ruleset(PolicyIndex.build(model, inventory).netmap(name), iface,
-                              diagnostics=diags)
+    expected = render_ruleset(netmap, iface, diagnostics=diags)
     if diags.has_errors:
         fail(diags)
     report = check_drift(expected, netns)

@@ -30,7 +30,10 @@ from policyc.diagnostics.diagnostics import Diagnostics
 from policyc.diagnostics.source import NO_SPAN
 
 if TYPE_CHECKING:
-    from policyc.compiler.index import PolicyIndex
+    from collections.abc import Iterator
+
+    from policyc.netmap import NodeNetmap
+    from policyc.policy.model import Policy
 
 
 @main.command()
@@ -75,35 +78,47 @@ def compile_cmd(policy: str, nodes_path: str, node_names: tuple[str, ...],
     of the compiled policy, not of every peer list.
     """
     from policyc.cli.output import netmap_bytes, pretty_wanted, write_line, write_netmap_object
-    from policyc.compiler.index import PolicyIndex
 
     with few_collections():  # a one-shot run over a large, acyclic object graph
         model, inventory = load_or_exit(policy, nodes_path)
         names = select_nodes(inventory, node_names)
-        index = PolicyIndex.build(model, inventory)
+        netmaps = _netmaps(model, inventory, names)
     if out_dir is not None:
         target = Path(out_dir)
         try:
             target.mkdir(parents=True, exist_ok=True)
             paths = _output_paths(target, inventory, names)
-            _write_files(index, names, paths, pretty)
+            _write_files(netmaps, names, paths, pretty)
         except OSError as err:
             fail_io(err.filename or out_dir, f"cannot write netmaps: {err.strerror or err}")
         click.echo(f"wrote {len(names)} netmap(s) to {target}", err=True)
         return
     indent = pretty_wanted(pretty)
     if len(node_names) == 1:
-        write_line(netmap_bytes(index.netmap(names[0]), pretty=indent))
+        write_line(netmap_bytes(next(netmaps)[1], pretty=indent))
     else:
-        write_netmap_object(index.netmaps(names), pretty=indent)
+        write_netmap_object(netmaps, pretty=indent)
 
 
-def _write_files(index: PolicyIndex, names: list[str], paths: dict[str, Path],
-                 pretty: bool) -> None:
+def _netmaps(model: Policy, inventory: Inventory, names: list[str]
+             ) -> Iterator[tuple[str, NodeNetmap]]:
+    """(name, netmap) one at a time: one node alone is compiled without the rest of
+    the tailnet (compiler/onenode.py); more go through the index, which shares the
+    stage between them."""
+    if len(names) == 1:
+        from policyc.compiler.onenode import node_netmap
+
+        return iter([(names[0], node_netmap(model, inventory, names[0]))])
+    from policyc.compiler.index import PolicyIndex
+
+    return PolicyIndex.build(model, inventory).netmaps(names)
+
+
+def _write_files(items: Iterator[tuple[str, NodeNetmap]], names: list[str],
+                 paths: dict[str, Path], pretty: bool) -> None:
     """Stream netmaps to their files; a progress bar only when stderr is a terminal."""
     from policyc.cli.output import write_netmap_files
 
-    items = index.netmaps(names)
     if not sys.stderr.isatty():
         write_netmap_files(items, paths, pretty=pretty)
         return

@@ -1,8 +1,9 @@
 """Policy + node inventory -> one `NodeNetmap` per node (peers, keys, packet filter, SSH).
 
 Takes a `Policy` and an `Inventory`; gives netmaps in Tailscale's wire shapes,
-all at once (`compile_policy`) or one node at a time with node events
-(`PolicyIndex`, see `index.py`).
+all at once (`compile_policy`), one node at a time with node events
+(`PolicyIndex`, see `index.py`), or one node alone (`node_netmap`, see
+`onenode.py`: what `nft`, `enforce`, `drift` and `compile --node` use).
 
 Names are imported on first use (PEP 562), so `import policyc.compiler.nodes`
 does not pull in the whole compiler: commands import only what they use.
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from policyc.compiler.inventory import load_inventory_file, load_inventory_text
     from policyc.compiler.nodecheck import validate_node_entry, validate_node_entry_text
     from policyc.compiler.nodes import Inventory, Node
+    from policyc.compiler.onenode import node_netmap
     from policyc.compiler.uniqueness import node_conflicts
     from policyc.compiler.validate_node import check_node, node_problems
 
@@ -41,7 +43,7 @@ _WHERE = {
     "NodeAdded": "index", "NodeEvent": "index", "NodeRemoved": "index",
     "NodeUpdated": "index", "PolicyIndex": "index",
     "load_inventory_file": "inventory", "load_inventory_text": "inventory",
-    "Inventory": "nodes", "Node": "nodes",
+    "Inventory": "nodes", "Node": "nodes", "node_netmap": "onenode",
     "check_inventory_against_policy": "crosscheck", "check_node_against_policy": "crosscheck",
     "validate_node_entry": "nodecheck", "validate_node_entry_text": "nodecheck",
     "node_conflicts": "uniqueness", "check_node": "validate_node",
@@ -53,6 +55,7 @@ __all__ = [
     "NodeAdded", "NodeEvent", "NodeRemoved", "NodeUpdated", "PolicyIndex",
     "check_inventory_against_policy", "check_node", "check_node_against_policy",
     "compile_policy", "load_inventory_file", "load_inventory_text", "node_conflicts",
+    "node_netmap",
     "node_problems", "validate_node_entry", "validate_node_entry_text",
 ]
 

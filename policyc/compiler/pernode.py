@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 from policyc.compiler.addrset import AddressSet
 from policyc.compiler.grants import (
@@ -268,3 +269,40 @@ def _reduce_extra(rule: Rule, node: NodeView) -> FilterRule | None:
     entries = [e for e in rule.dst if entry_concerns(e.addrs, node)]
     return rule.to_wire(dst=entries) if entries else None
 
+
+
+SelfShape = tuple[object, ...]
+
+
+def self_shape(part: SelfPart) -> SelfShape:
+    """What decides a self part's rules besides its sources (units with equal shapes
+    give one owner the same rules, restamped)."""
+    return (tuple((c.protocols, c.ports) for c in part.ip), repr(part.app))
+
+
+def owner_self_rules(parts: Iterable[tuple[CompiledUnit, SelfPart, tuple[int, ...]]],
+                     user_nodes: list[int], sources: OwnerSources
+                     ) -> tuple[list[Rule], list[tuple[tuple[int, ...], list[Rule]]]]:
+    """One owner's autogroup:self rules, as `Compilation._self_rules` gives each of
+    the owner's devices. `parts`: (unit, self part, the owner's devices among the
+    part's sources), in unit order. Also returns each distinct rule list made, with
+    its source devices (a peer edge from them to `user_nodes` when it has rules)."""
+    out: list[Rule] = []
+    made_lists: list[tuple[tuple[int, ...], list[Rule]]] = []
+    memo: dict[tuple[SelfShape, tuple[int, ...]], list[Rule]] = {}
+    for unit, part, srcs in parts:
+        if not srcs:
+            continue
+        key = (self_shape(part), srcs)
+        made = memo.get(key)
+        if made is None:
+            made = memo[key] = self_rules(unit, part, user_nodes, srcs, sources)
+            made_lists.append((srcs, made))
+            out.extend(made)
+        else:
+            # Merging rules fold into the first unit's copy anyway; CapGrant rules
+            # never merge and keep this unit's order and span.
+            out.extend(rule if rule.merge_key is not None
+                       else replace(rule, order=(unit.index, rule.order[1]), span=unit.span)
+                       for rule in made)
+    return out, made_lists
