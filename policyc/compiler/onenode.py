@@ -75,6 +75,7 @@ from policyc.policy.model import Alias, AutoGroupRef, IPAddress, Policy, Wildcar
 
 EVERYONE = -1  # a destination bitset holding every node (see `_route_edges`)
 SAMPLES = 48  # nodes whose membership signs a source set (more: fewer text compares)
+SCAN_MISSING = 512  # test an identity alias on the nodes N does not peer with yet, up to this
 MergeKey = tuple[tuple[str, ...], tuple[int, ...]]
 
 
@@ -110,7 +111,8 @@ class OneNode:
     """What node `me`'s netmap needs of one (policy, inventory)."""
 
     def __init__(self, policy: Policy, inventory: Inventory, me: int,
-                 control_url: str = NO_CONTROL_URL, samples: int = SAMPLES) -> None:
+                 control_url: str = NO_CONTROL_URL, samples: int = SAMPLES,
+                 scan_missing: int = SCAN_MISSING) -> None:
         self.policy = policy
         self.r = r = Resolver(policy, inventory)
         self.me = me
@@ -130,12 +132,17 @@ class OneNode:
         # or Internet space on an exit node).
         self.near = [i for i in (r.nodes_in(self.view.routes) if node.routes else [])
                      + (r.nodes_in(INTERNET) if node.exit_node else []) if i != me]
+        # No node address lies in an approved route: an identity alias's nodes are
+        # exactly its members with addresses (no router overlaps their addresses).
+        self.by_node = self.unique and not r.nodes_in(r.all_routes)
         self.owner_of: dict[tuple[int, int], int] = {
             (ip.version, int(ip)): i for i, n in enumerate(r.nodes) for ip in n.ips}
         self._touch: dict[tuple[str, str], bool] = {}
         self._bits: dict[tuple[str, str], int] = {}
         self._sig: dict[tuple[str, str], int] = {}
+        self.with_ips = [i for i, n in enumerate(r.nodes) if n.ips]
         self.samples = self._samples(samples)
+        self.scan_missing = scan_missing
         self.peers = 0
         self.route_sets: dict[int, AddressSet] = {}  # what N may send to, by identity
         self.route_internet = False  # N may send to the Internet (exit nodes)
@@ -182,21 +189,33 @@ class OneNode:
     def _overlaps_me(self, addrs: AddressSet) -> bool:
         return addrs.overlaps(self.view.addrs) or addrs.overlaps(self.view.routes)
 
-    def bits(self, alias: Alias) -> int:
-        """`PeerGraph.src_bits` of the alias's set (cached per alias)."""
+    def add_peers(self, alias: Alias, *, destination: bool = False) -> None:
+        """OR `PeerGraph.src_bits` of the alias's set into N's peers (as a
+        `destination`, `*` is every address and autogroup:internet the Internet).
+
+        Once few nodes are left to find, an identity alias is tested on those
+        nodes alone instead of being resolved (a dense tailnet's groups hold
+        thousands of nodes, and the last peers come from its last rules)."""
+        if self.sees_all():
+            return
+        if destination and (isinstance(alias, Wildcard) or _is(alias, INTERNET_GROUP)):
+            self.peers |= self.graph.src_bits(ALL if isinstance(alias, Wildcard) else INTERNET)
+            return
         key = (type(alias).__name__, str(alias))
         found = self._bits.get(key)
         if found is None:
-            found = self._bits[key] = self.graph.src_bits(self.r.alias(alias))
-        return found
-
-    def dst_bits(self, alias: Alias) -> int:
-        """The nodes a DstPorts destination alias reaches (`*` is every address)."""
-        if isinstance(alias, Wildcard):
-            return self.graph.src_bits(ALL)
-        if _is(alias, INTERNET_GROUP):
-            return self.graph.src_bits(INTERNET)
-        return self.bits(alias)
+            if not self.by_node or self.named(alias, self.me) is None:
+                found = self.graph.src_bits(self.r.alias(alias))
+            else:
+                missing = self.everyone_else & ~self.peers
+                if missing.bit_count() <= self.scan_missing:
+                    self.peers |= bits_of(j for j in bits_to_indexes(missing)
+                                          if self.named(alias, j) and self.r.nodes[j].ips)
+                    return
+                nodes = self.r.nodes
+                found = bits_of(i for i in self.r.alias_nodes(alias) if nodes[i].ips)
+            self._bits[key] = found
+        self.peers |= found
 
     def dst_set(self, alias: Alias) -> AddressSet:
         if isinstance(alias, Wildcard):
@@ -215,9 +234,8 @@ class OneNode:
     # --- source signatures (which units may share a SrcIPs text) ------------------------
 
     def _samples(self, count: int) -> list[int]:
-        with_ips = [i for i, n in enumerate(self.r.nodes) if n.ips]
-        step = max(1, len(with_ips) // count)
-        return with_ips[::step][:count]
+        step = max(1, len(self.with_ips) // count)
+        return self.with_ips[::step][:count]
 
     def _alias_sig(self, alias: Alias) -> int:
         key = (type(alias).__name__, str(alias))
@@ -368,11 +386,10 @@ class OneNode:
             return seen
         if src_touch:
             for alias in others:
-                if not self.sees_all():
-                    self.peers |= self.dst_bits(alias)
+                self.add_peers(alias, destination=True)
                 self._may_send(alias)
-        if any(self.dst_touches(d) for d in others) and not self.sees_all():
-            self.peers |= self._src_bits(unit, sources, wildcard)
+        if any(self.dst_touches(d) for d in others):
+            self._add_sources(sources, wildcard)
         seen.kept = [self.kept_entries(others, cap.ports or (ALL_PORTS,)) for cap in unit.ip]
         return seen
 
@@ -380,23 +397,19 @@ class OneNode:
         """N already peers with every node: no rule can add one."""
         return self.peers & self.everyone_else == self.everyone_else
 
-    def _src_bits(self, unit: Unit, sources: list[Alias], wildcard: bool) -> int:
-        bits = 0
+    def _add_sources(self, sources: list[Alias], wildcard: bool) -> None:
+        """N's peers gain the nodes that can send from a unit's SrcIPs."""
         for alias in sources:
-            bits |= self.bits(alias)
+            self.add_peers(alias)
         if wildcard:
-            bits |= self.graph.src_bits(self.r.all_routes)
-        return bits
+            self.peers |= self.graph.src_bits(self.r.all_routes)
 
     def _may_send(self, alias: Alias) -> None:
         """Record a destination N may send to, for the routes it may use (an identity
         alias only when some node address lies in an approved route)."""
-        r = self.r
-        if identity_match(alias, self.node, r) is not None and self.unique and \
-                not r.nodes_in(r.all_routes):
-            return
-        addrs = self.dst_set(alias)
-        self.route_sets.setdefault(id(addrs), addrs)
+        if not (self.by_node and self.named(alias, self.me) is not None):
+            addrs = self.dst_set(alias)
+            self.route_sets.setdefault(id(addrs), addrs)
 
     # --- rules -------------------------------------------------------------------------
 
@@ -443,8 +456,17 @@ class OneNode:
 
     def _has_entries(self, s: _Unit) -> bool:
         """Does `UnitCompiler._ip_rule` make a rule (some destination entry)?"""
-        return any(isinstance(d, Wildcard) or _is(d, INTERNET_GROUP) or bool(self.r.alias(d))
+        return any(isinstance(d, Wildcard) or _is(d, INTERNET_GROUP) or self._nonempty(d)
                    for d in s.others)
+
+    def _nonempty(self, alias: Alias) -> bool:
+        if self.by_node and self.named(alias, self.me) is not None:
+            found = self._bits.get((type(alias).__name__, str(alias)))
+            if found is not None:  # its members with addresses
+                return bool(found)
+            # The first member with an address will do (groups hold thousands).
+            return any(self.named(alias, j) for j in self.with_ips)
+        return bool(self.r.alias(alias))
 
     def _cap_rules(self, s: _Unit) -> list[Rule]:
         """A unit's CapGrant rules (never merged) when N is on either side of them;
@@ -491,7 +513,7 @@ class OneNode:
                 self.route_internet = True
             if self.node.exit_node:
                 wildcard = any(isinstance(a, Wildcard) for a in first.unit.sources)
-                self.peers |= self._src_bits(first.unit, first.sources, wildcard)
+                self._add_sources(first.sources, wildcard)
 
     def _may_be_internet(self, alias: Alias) -> bool:
         """Can the alias's set overlap Internet space? (Node addresses rarely do.)"""

@@ -31,12 +31,15 @@ def wire(netmap: NodeNetmap) -> bytes:
     return orjson.dumps(netmap.to_json(), option=orjson.OPT_SORT_KEYS)
 
 
-def assert_each_node_alone(text: str, inventory: Inventory, samples: int | None = None) -> None:
+def assert_each_node_alone(text: str, inventory: Inventory, tuned: bool = False) -> None:
+    """`tuned`: one sample node (most source sets look alike, the SrcIPs texts decide)
+    and identity aliases resolved for peers, never tested on the nodes left (small
+    tailnets always leave few)."""
     policy = load(text)
     fresh = compile_policy(policy, inventory).netmaps
     for i, (name, expected) in enumerate(fresh.items()):
-        got = (node_netmap(policy, inventory, name) if samples is None
-               else OneNode(policy, inventory, i, samples=samples).netmap())
+        got = (OneNode(policy, inventory, i, samples=1, scan_missing=0).netmap() if tuned
+               else node_netmap(policy, inventory, name))
         assert wire(got) == wire(expected), name
         assert got == expected, name
         assert got.ssh_policy == expected.ssh_policy, name
@@ -70,9 +73,8 @@ def test_ssh_policies_alone_equal_the_whole_compile(text: str, inventory: Invent
 
 @SETTINGS
 @given(text=st.one_of(policies(), dense_policies()), inventory=tailnets())
-def test_one_sample_node_still_finds_every_merge(text: str, inventory: Inventory) -> None:
-    """With one sample node most source sets look alike: the SrcIPs texts decide."""
-    assert_each_node_alone(text, inventory, samples=1)
+def test_tuned_paths_give_the_same_netmaps(text: str, inventory: Inventory) -> None:
+    assert_each_node_alone(text, inventory, tuned=True)
 
 
 def test_unknown_node_is_a_key_error() -> None:
