@@ -6,23 +6,32 @@ Generates realistic HuJSON policies (groups, tagOwners, hosts, acls, tests,
 with comments and trailing commas) of roughly the requested sizes in KiB and
 prints one table row per size (best CPU time of N runs). json.loads gets the same document with the
 comments and trailing commas stripped, as a lower bound; json5.loads and
-policyc parse the HuJSON text itself.
+policyc parse the HuJSON text itself. "policyc" is `hujson.parse` (its fast
+path answers for these texts); "lark path" is `hujson_lark.parse_with_lark`
+alone, what a text with a diagnostic (or one the fast path gives up on) costs.
+`--files` adds a row per given file (e.g. benchmarks/dense_gen.py's policy and
+nodes.json), without json5.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import json5
 
+from policyc.diagnostics.diagnostics import Diagnostics
+from policyc.diagnostics.source import SourceFile
 from policyc.grammar.hujson import parse_text
+from policyc.grammar.hujson_lark import parse_with_lark
 
 _DEPARTMENTS = ("eng", "sre", "sales", "finance", "support", "data", "security", "design")
 _SERVICES = ("web", "db", "cache", "ci", "vpn", "mail", "log", "metrics", "git", "build")
@@ -93,16 +102,24 @@ def best_of(repeat: int, run: Callable[[], Any]) -> float:
     return min(times)
 
 
+def lark_path(text: str) -> None:
+    parse_with_lark(SourceFile("bench.hujson", text), text, Diagnostics())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="64,256,1024", help="document sizes in KiB")
     parser.add_argument("--repeat", type=int, default=5, help="best of N runs")
     parser.add_argument("--json5-repeat", type=int, default=2,
                         help="best of N runs for json5 (about 10 s per MB)")
+    parser.add_argument("--files", nargs="*", default=[], help="also parse these files")
     args = parser.parse_args()
-    print(f"{'size':>9} {'json.loads':>11} {'policyc':>9} {'json5.loads':>12} "
-          f"{'json5/policyc':>14} {'policyc/json':>13}")
-    for kib in (int(s) for s in args.sizes.split(",")):
+    print(f"load average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f}; CPU time, best of runs")
+    print("| size | json.loads | policyc | lark path | json5.loads | json5 / policyc "
+          "| lark path / policyc |")
+    print("|-----:|-----------:|--------:|----------:|------------:|----------------:"
+          "|--------------------:|")
+    for kib in (int(s) for s in args.sizes.split(",") if s):
         text = generate_policy(kib * 1024)
         plain = to_plain_json(text)
         value, diags = parse_text(text, "bench.hujson")
@@ -110,9 +127,19 @@ def main() -> None:
         assert json.loads(plain) == json5.loads(text)
         t_json = best_of(args.repeat, partial(json.loads, plain))
         t_ours = best_of(args.repeat, partial(parse_text, text))
+        t_lark = best_of(args.repeat, partial(lark_path, text))
         t_json5 = best_of(args.json5_repeat, partial(json5.loads, text))
-        print(f"{len(text) / 1024:>7.0f}Ki {t_json * 1e3:>9.1f}ms {t_ours * 1e3:>7.0f}ms "
-              f"{t_json5 * 1e3:>10.0f}ms {t_json5 / t_ours:>13.1f}x {t_ours / t_json:>12.0f}x")
+        print(f"| {len(text) / 1024:.0f} KiB | {t_json * 1e3:.1f} ms | {t_ours * 1e3:.0f} ms "
+              f"| {t_lark * 1e3:.0f} ms | {t_json5 * 1e3:.0f} ms | {t_json5 / t_ours:.1f}x "
+              f"| {t_lark / t_ours:.1f}x |", flush=True)
+    for path in args.files:
+        text = Path(path).read_text(encoding="utf-8-sig")
+        t_json = best_of(args.repeat, partial(json.loads, to_plain_json(text)))
+        t_ours = best_of(args.repeat, partial(parse_text, text))
+        t_lark = best_of(min(args.repeat, 2), partial(lark_path, text))
+        print(f"| {Path(path).name} ({len(text) / 2**20:.1f} MiB) | {t_json * 1e3:.0f} ms "
+              f"| {t_ours * 1e3:.0f} ms | {t_lark * 1e3:.0f} ms | | | {t_lark / t_ours:.1f}x |",
+              flush=True)
 
 
 if __name__ == "__main__":
