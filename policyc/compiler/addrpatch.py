@@ -13,7 +13,9 @@ Everything here is exact: a patched value equals the one computed from scratch
 from __future__ import annotations
 
 import bisect
+import operator
 from collections.abc import Callable, Iterable
+from itertools import chain, compress, repeat
 
 from policyc.compiler.addrset import (
     AddressSet,
@@ -150,14 +152,36 @@ def patch_parts(parts4: tuple[Part, ...], parts6: tuple[Part, ...], edits: list[
     return parts4, parts6
 
 
-def split_parts(addrs: AddressSet, cache: PartsCache | None = None
+class IntervalParts:
+    """Prefix parts per interval, made once while building: groups share most
+    of their intervals, and equal prefixes become one object (`interval_parts`).
+    Looked up per family by the interval tuples themselves, in C-level passes."""
+
+    __slots__ = ("_v4", "_v6", "shared")
+
+    def __init__(self) -> None:
+        self.shared: PartsCache = {}
+        self._v4: dict[Interval, tuple[Part, ...]] = {}
+        self._v6: dict[Interval, tuple[Part, ...]] = {}
+
+    def split(self, addrs: AddressSet) -> tuple[tuple[Part, ...], tuple[Part, ...]]:
+        return self._family(addrs.v4, False), self._family(addrs.v6, True)
+
+    def _family(self, intervals: Intervals, v6: bool) -> tuple[Part, ...]:
+        known = self._v6 if v6 else self._v4
+        found = list(map(known.get, intervals))
+        for k in compress(range(len(found)), map(operator.is_, found, repeat(None))):
+            first, last = intervals[k]
+            found[k] = known[intervals[k]] = interval_parts(first, last, v6, self.shared)
+        return tuple(chain.from_iterable(found))  # type: ignore[arg-type]
+
+
+def split_parts(addrs: AddressSet, cache: IntervalParts | None = None
                 ) -> tuple[tuple[Part, ...], tuple[Part, ...]]:
-    """Prefix parts per family; with `cache`, each interval's cover is made once
-    (groups share most intervals) and equal prefixes are one object."""
-    if cache is None:
-        return tuple(cover_parts(addrs.v4, False)), tuple(cover_parts(addrs.v6, True))
-    return (tuple(p for a, b in addrs.v4 for p in interval_parts(a, b, False, cache)),
-            tuple(p for a, b in addrs.v6 for p in interval_parts(a, b, True, cache)))
+    """Prefix parts per family (through `cache` while building)."""
+    if cache is not None:
+        return cache.split(addrs)
+    return tuple(cover_parts(addrs.v4, False)), tuple(cover_parts(addrs.v6, True))
 
 
 def bits_of(indexes: Iterable[int]) -> int:

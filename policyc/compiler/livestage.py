@@ -33,8 +33,8 @@ from itertools import repeat
 from operator import attrgetter
 from typing import Any
 
-from policyc.compiler.addrpatch import Part, bits_of
-from policyc.compiler.addrset import ALL, AddressSet, PartsCache, union_all
+from policyc.compiler.addrpatch import IntervalParts, Part, bits_of
+from policyc.compiler.addrset import ALL, EMPTY, AddressSet, union_all
 from policyc.compiler.collector import paused_collector
 from policyc.compiler.compiler import (
     ALLOW_ALL,
@@ -178,7 +178,7 @@ class LiveStage:
         self.partial_internet = 0
         # Interval -> prefix parts, shared while building (dropped after: events
         # patch parts locally, and the cache would only grow).
-        self._parts_cache: PartsCache | None = {}
+        self._parts_cache: IntervalParts | None = IntervalParts()
         self._plan: tuple[Table, list[tuple[int, SelfPart, int, int]]] | None = None
         if policy.allows_all:
             self.table = Table([], [], self.exit_bits)
@@ -376,6 +376,8 @@ class LiveStage:
         # (shape, the owner's devices among the sources) -> (rules, has CapGrant rules)
         memo: dict[tuple[int, tuple[int, ...]], tuple[list[Rule], bool]] = {}
         by_class: dict[int, tuple[list[Rule], bool] | None] = {}
+        edge_srcs: set[tuple[int, ...]] = set()
+        devices, dst = 0, (EMPTY,)
         for k, part, shape, cls in self._self_plan() if user_nodes else ():
             if cls in by_class:
                 found = by_class[cls]
@@ -389,9 +391,14 @@ class LiveStage:
                     made = self_rules(self.cunits[k], part, user_nodes, srcs, sources)
                     memo[(shape, srcs)] = by_class[cls] = (
                         made, any(rule.merge_key is None for rule in made))
-                    if any(rule.dst or rule.caps for rule in made):
-                        edges.append(Edge(bits_of(srcs), bits_of(user_nodes),
-                                          (sources.addresses(tuple(user_nodes)),), False))
+                    if srcs not in edge_srcs and any(rule.dst or rule.caps for rule in made):
+                        # One edge per set of sending devices (equal edges add nothing).
+                        edge_srcs.add(srcs)
+                        if not devices:
+                            devices = bits_of(user_nodes)
+                            dst = (sources.addresses(tuple(user_nodes)),)
+                        sent = devices if len(srcs) == len(user_nodes) else bits_of(srcs)
+                        edges.append(Edge(sent, devices, dst, False))
                     rules_out.extend(made)
                     # Later uses repeat these keys (a restamp keeps SrcIPs and proto).
                     keys.update((SrcKey(rule.src_ips), rule.proto) for rule in made

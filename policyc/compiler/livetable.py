@@ -16,8 +16,8 @@ import bisect
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from policyc.compiler.addrpatch import Part, part_start, split_parts
-from policyc.compiler.addrset import AddressSet, PartsCache, union_all
+from policyc.compiler.addrpatch import IntervalParts, Part, part_start, split_parts
+from policyc.compiler.addrset import AddressSet, union_all
 from policyc.compiler.grants import SelfPart
 from policyc.compiler.internet import INTERNET
 from policyc.compiler.pernode import NodeView, _reduce_extra, entry_concerns, reduce_caps
@@ -73,7 +73,7 @@ class Atom:
         self.src_key: SrcKey | None = None
         self.parts: tuple[tuple[Part, ...], tuple[Part, ...]] | None = None
 
-    def get_parts(self, cache: PartsCache | None = None
+    def get_parts(self, cache: IntervalParts | None = None
                   ) -> tuple[tuple[Part, ...], tuple[Part, ...]]:
         if self.parts is None:
             self.parts = split_parts(self.addrs, cache)
