@@ -180,6 +180,7 @@ class PolicyIndex:
         self._position: dict[str, int] = {}
         self._holders: dict[tuple[str, object], Node] = {}
         self._ghosts = 0
+        self._last: Delta | None = None  # the last patched event's delta (tests read it)
         for i, node in enumerate(stage.r.nodes):
             if node is GHOST:
                 self._ghosts += 1
@@ -250,7 +251,7 @@ class PolicyIndex:
         old = stage.r.nodes[slot] if slot < len(stage.r.nodes) else None
         name = (old or new or GHOST).name
         if patchable(stage, old, new):
-            delta = patch(stage, slot, old, new)
+            delta = self._last = patch(stage, slot, old, new)
             changes = self._report(slot, name, old, new, delta)
         else:
             slots = (*stage.r.nodes[:slot], new or GHOST, *stage.r.nodes[slot + 1:])

@@ -29,7 +29,14 @@ from policyc.compiler.addrpatch import bits_of, edit_points, patch_parts, patch_
 from policyc.compiler.addrset import EMPTY, AddressSet, union_all
 from policyc.compiler.grants import SelfPart, UnitCompiler, is_self
 from policyc.compiler.internet import INTERNET
-from policyc.compiler.livestage import GHOST, LiveStage, _base_peer, identity_match
+from policyc.compiler.livestage import (
+    GHOST,
+    AliasKey,
+    LiveStage,
+    _base_peer,
+    alias_key,
+    identity_match,
+)
 from policyc.compiler.livetable import Atom, IpShape, MergeKey, Shape, SrcKey, Table
 from policyc.compiler.nodeattrs import NodeAttrCompiler
 from policyc.compiler.nodes import Node
@@ -49,6 +56,7 @@ class Delta:
     view_changed: int  # slots whose entry for peer E differs (both before and after)
     own_changed: bool  # E's own netmap differs (E present before and after)
     own_peers_changed: int  # E's peers whose entry in E's netmap differs (routes)
+    refreshed: tuple[int, ...] = ()  # units refreshed in place, not recompiled (tests)
 
 
 def patchable(stage: LiveStage, old: Node | None, new: Node | None) -> bool:
@@ -91,10 +99,12 @@ def patch(stage: LiveStage, slot: int, old: Node | None, new: Node | None) -> De
     units = list(old_table.units)
     parts: list[SelfPart | None] = list(old_table.self_parts)
     compiler = UnitCompiler(r)
+    refreshed_units: list[int] = []
     for k in recompiled:
-        refreshed = _refreshed(stage, k, units[k])
+        refreshed = _refreshed(stage, k, units[k], changed_keys, sensitive)
         if refreshed is not None:
             units[k] = refreshed
+            refreshed_units.append(k)
         else:
             units[k], parts[k] = stage._compile(k, compiler)
     stage.table = table = Table(units, parts, stage.exit_bits)
@@ -162,34 +172,44 @@ def patch(stage: LiveStage, slot: int, old: Node | None, new: Node | None) -> De
             if views_before[p] != views_after[p]:
                 own_peers_changed |= 1 << p
     return Delta(changed & ~bit, peers_before, peers_after, view_changed & ~bit, own_changed,
-                 own_peers_changed)
+                 own_peers_changed, tuple(refreshed_units))
 
 
 # --- pieces -----------------------------------------------------------------------------------
 
 
-def _refreshed(stage: LiveStage, k: int, shapes: tuple[Shape, ...]) -> tuple[Shape, ...] | None:
+def _refreshed(stage: LiveStage, k: int, shapes: tuple[Shape, ...],
+               changed_keys: set[AliasKey], sensitive: set[int]) -> tuple[Shape, ...] | None:
     """Unit `k`'s shapes after its atoms were patched, without recompiling it: the
-    same rules with the source atom's current SrcIPs and the destination atoms'
-    current prefix blocks. None when that is not what `_compile` would give: a
-    unit with CapGrants, autogroup:self, a source set of its own, or whose rules
-    or blocks were dropped for an empty set (or would be now).
+    same rules with the source's current SrcIPs and the destination atoms' current
+    prefix blocks. None when that is not what `_compile` would give: a unit with
+    CapGrants or autogroup:self, whose rules or blocks were dropped for an empty set
+    (or would be now), or whose own source set (several sources, `*`) changed.
 
     The rest of a shape stands: its Internet flags and sets depend only on the
     aliases' Internet space, which a patched event never touches (`patchable`)."""
     unit = stage.units[k]
-    if unit.app or unit.via or k in stage.unit_anon or len(shapes) != len(unit.ip):
+    if unit.app or unit.via or len(shapes) != len(unit.ip):
         return None
     dsts = sum(1 for d in unit.destinations if not is_self(d))
     if dsts != len(unit.destinations):
         return None
+    own_source_changed = k in sensitive or any(
+        alias_key(a) in changed_keys for a in unit.sources)
     out: list[Shape] = []
     for shape in shapes:
         if not isinstance(shape, IpShape) or len(shape.blocks) != dsts:
             return None
         src = shape.src
-        if not src.addrs or src.alias is None:
+        if src.alias is not None:  # one alias: its atom's texts were patched
+            if not src.addrs:
+                return None
+            texts, key = stage.texts(src)
+            merge_key: MergeKey = (key, shape.key[1])
+        elif own_source_changed:  # the unit's own set (its bits were patched)
             return None
+        else:
+            texts, merge_key = shape.src_ips, shape.key
         blocks = []
         for block in shape.blocks:
             if not block.star and block.atom.alias is not None:
@@ -197,8 +217,7 @@ def _refreshed(stage: LiveStage, k: int, shapes: tuple[Shape, ...]) -> tuple[Sha
                 if not (block.parts4 or block.parts6):
                     return None
             blocks.append(block)
-        texts, key = stage.texts(src)
-        out.append(IpShape(shape.pos, shape.order, texts, (key, shape.key[1]), src,
+        out.append(IpShape(shape.pos, shape.order, texts, merge_key, src,
                            tuple(blocks), shape.internet, shape.inet_sets, shape.covers))
     return tuple(out)
 
