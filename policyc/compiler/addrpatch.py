@@ -189,6 +189,12 @@ def bits_of(indexes: Iterable[int]) -> int:
     indexes = list(indexes)
     if not indexes:
         return 0
+    if len(indexes) > 64:  # an alias's thousands of nodes: one digit per node, parsed in C
+        top = max(indexes)
+        digits = bytearray(b"0") * (top + 1)
+        for i in indexes:
+            digits[top - i] = 49  # "1"
+        return int(digits, 2)
     buf = bytearray(max(indexes) // 8 + 1)
     for i in indexes:
         buf[i >> 3] |= 1 << (i & 7)

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policyc.compiler.addrpatch import (
+    IntervalParts,
     bits_of,
     edit_points,
     patch_parts,
@@ -75,3 +76,17 @@ def test_patched_set_texts_and_prefixes_equal_a_fresh_computation(
 def test_bits_of_sets_exactly_those_bits(indexes: set[int]) -> None:
     """Sparse sets and dense ones (the two ways bits_to_indexes reads a set)."""
     assert bits_to_indexes(bits_of(indexes)) == sorted(indexes)
+
+
+@given(st.lists(st.tuples(st.sets(st.integers(0, 40), max_size=25),
+                          st.lists(st.tuples(st.integers(0, 40), st.integers(0, 9)),
+                                   max_size=3)),
+                min_size=1, max_size=4))
+def test_parts_through_the_build_cache_equal_parts_made_alone(
+        sets: list[tuple[set[int], list[tuple[int, int]]]]) -> None:
+    """The build's shared interval cache gives each set the parts `split_parts`
+    makes without it, whatever sets were split before."""
+    cache = IntervalParts()
+    for offsets, ranges in sets:
+        addrs = set_of(offsets, [(a, a + w) for a, w in ranges])
+        assert split_parts(addrs, cache) == split_parts(addrs)
