@@ -192,6 +192,15 @@ def test_fast_path_answers(text: str) -> None:
     assert assert_agrees(text)
 
 
+def test_standardize_blanks_comments_and_trailing_commas_in_place() -> None:
+    text = '{"a": "// /* kept", /* x\n y */ "b": [2,], // c\n "c": {"d": 1,/**/},}'
+    standardized = standardize(text)
+    assert len(standardized) == len(text)
+    assert [i for i, c in enumerate(standardized) if c == "\n"] == \
+        [i for i, c in enumerate(text) if c == "\n"]
+    assert json.loads(standardized) == {"a": "// /* kept", "b": [2], "c": {"d": 1}}
+
+
 def _real_files() -> list[Path]:
     corpus = ROOT / "tests" / "corpus"
     return sorted([*corpus.rglob("*.hujson"), *(ROOT / "samples").rglob("*.hujson"),
