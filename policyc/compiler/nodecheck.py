@@ -23,6 +23,7 @@ from policyc.diagnostics.diagnostics import Diagnostics, did_you_mean
 from policyc.diagnostics.source import SourceFile
 from policyc.grammar.cst import JObject, JString, JValue
 from policyc.grammar.hujson import parse
+from policyc.netmap import canonical_address
 from policyc.policy.aliases import TAG_NAME, parse_address, parse_network
 from policyc.policy.jsonread import Reader
 from policyc.policy.model import IPAddress, IPNetwork
@@ -72,8 +73,22 @@ def unusable_kind(address: IPAddress) -> str:
             else "a loopback" if address.is_loopback else "a multicast")
 
 
+_TAILNET_BOUNDS = {net.version: (int(net.network_address), int(net.broadcast_address))
+                   for net in TAILNET_RANGES}
+
+
 def in_tailnet_range(address: IPAddress) -> bool:
-    return any(address in net for net in TAILNET_RANGES)
+    low, high = _TAILNET_BOUNDS[address.version]  # one range per version
+    return low <= int(address) <= high
+
+
+def read_address(text: str) -> IPAddress | None:
+    """`parse_address`, with canonical text read by the C parser first (an
+    inventory lists thousands of addresses)."""
+    found = canonical_address(text)
+    if found is None:
+        return parse_address(text)
+    return ipaddress.IPv4Address(found[1]) if found[0] == 4 else ipaddress.IPv6Address(found[1])
 
 
 def key_is_valid(key: str) -> bool:
@@ -161,10 +176,10 @@ def _ips(r: Reader, f: NodeFields, name: str | None) -> tuple[IPAddress, ...]:
     field = f.names.ips
     out: list[IPAddress] = []
     for text in r.strings(f.ips, field) if f.ips is not None else ():
-        address = parse_address(text.value.strip())
+        address = read_address(text.value.strip())
         if address is None:
             r.diags.error("I401", text.span, f'"{text.value}" is not an IP address')
-        elif is_unusable_address(address):
+        elif not in_tailnet_range(address) and is_unusable_address(address):
             r.diags.error("I401", text.span,
                           f"{address} is {unusable_kind(address)} address: "
                           "it cannot be a node's mesh address")

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
-import socket
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -47,7 +46,7 @@ from typing import TypeVar
 
 from policyc.diagnostics.diagnostics import Diagnostics
 from policyc.diagnostics.source import NO_SPAN
-from policyc.netmap import DEFAULT_PROTOCOLS, FilterRule
+from policyc.netmap import DEFAULT_PROTOCOLS, FilterRule, canonical_address
 
 Iv = tuple[int, int]  # inclusive integer interval
 K = TypeVar("K", bound=Hashable)
@@ -172,19 +171,8 @@ _PARSED_MAX = 1 << 18
 
 
 def _canonical_address(text: str) -> tuple[int, Iv] | None:
-    """A single address in the canonical text the compiler writes, read by the
-    C parser; None for anything else (then `ipaddress` decides). Only a text
-    that reads back identically is taken, so this accepts nothing `ipaddress`
-    would reject and gives the same integer."""
-    family = socket.AF_INET6 if ":" in text else socket.AF_INET
-    try:
-        packed = socket.inet_pton(family, text)
-    except OSError:
-        return None
-    if socket.inet_ntop(family, packed) != text:
-        return None
-    value = int.from_bytes(packed, "big")
-    return (6 if family == socket.AF_INET6 else 4), (value, value)
+    found = canonical_address(text)
+    return None if found is None else (found[0], (found[1], found[1]))
 
 
 def _parse_address(text: str) -> tuple[int, Iv] | None:
