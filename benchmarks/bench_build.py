@@ -1,7 +1,7 @@
 """The shared compile stage and whole-process CLI runs, with CPU time next to wall time.
 
     python3 benchmarks/bench_build.py [--shape dense|today] [--sizes 1000,10000]
-                                      [--whole-process] [--compile-nodes 200]
+                                      [--whole-process] [--compile-nodes 200] [--one-node]
 
 Each size runs in its own process (peak RSS is that process's ru_maxrss). For
 every size: loading the two files (parse, build, validate; policy and inventory),
@@ -9,9 +9,11 @@ building the shared stage (`Compilation`, what `PolicyIndex.build` and
 `compile_policy` run before any netmap), and one netmap (node-5, with its peer
 list). `--whole-process` also runs, as child processes on the generated files,
 `policyc nft --node node-5` and `policyc compile -o DIR` (all nodes, or the first
-`--compile-nodes` N of them: at 10k dense every netmap lists ~10k peers, ~2 MB,
-so all of them would be ~20 GB), reporting wall, user+sys CPU, peak RSS and, for
-compile, MB written and MB per CPU second.
+`--compile-nodes` N of them, or none with -1: at 10k dense every netmap lists ~10k
+peers, ~2 MB, so all of them would be ~20 GB), reporting wall, user+sys CPU, peak RSS
+and, for compile, MB written and MB per CPU second. `--one-node` times the one-node
+path in-process (`node_netmap` of node-5, a member; node-7, a subnet router;
+node-11, an exit node) and the nft render of each.
 
 The machine is shared: the load average is printed; compare CPU columns.
 """
@@ -51,7 +53,25 @@ def _child(argv: list[str], env: dict[str, str]) -> tuple[float, float, float]:
     return wall, cpu, after.ru_maxrss / 1024
 
 
-def run_one(shape: str, nodes: int, rules: int, whole: bool, compile_nodes: int) -> None:
+def one_node_rows(policy: object, inventory: object, names: list[str]) -> None:
+    """`node_netmap` (compiler/onenode.py: what nft/enforce/drift/compile --node run)
+    and the nft render for a member node, a subnet router and an exit node."""
+    from policyc.compiler.onenode import node_netmap
+    from policyc.enforcer.nft import render_ruleset
+
+    for name in ("node-5", "node-7", "node-11"):
+        if name not in names:
+            continue
+        netmap, wall, cpu = _timed(lambda: node_netmap(policy, inventory, name))  # type: ignore[arg-type]  # noqa: B023
+        _, r_wall, r_cpu = _timed(lambda: render_ruleset(netmap, "policyc0"))  # noqa: B023
+        print(f"|   one node: `node_netmap` {name} | {wall:.2f} s wall | {cpu:.2f} s CPU "
+              f"| {len(netmap.peers):,} peers, {len(netmap.packet_filter)} rules "
+              f"| nft render {r_wall:.2f} s wall / {r_cpu:.2f} s CPU "
+              f"| load {os.getloadavg()[0]:.1f} |", flush=True)
+
+
+def run_one(shape: str, nodes: int, rules: int, whole: bool, compile_nodes: int,
+            one_node: bool = False) -> None:
     from policyc.compiler.compiler import Compilation
     from policyc.compiler.inventory import load_inventory_file
     from policyc.policy.load import load_policy_file
@@ -70,8 +90,10 @@ def run_one(shape: str, nodes: int, rules: int, whole: bool, compile_nodes: int)
             return load_policy_file(policy_path)[0], load_inventory_file(nodes_path)[0]
 
         (policy, inventory), load_wall, load_cpu = _timed(load)
-        stage, build_wall, build_cpu = _timed(lambda: Compilation(policy, inventory))  # type: ignore[arg-type]
         names = [n.name for n in inventory]  # type: ignore[attr-defined]
+        if one_node:
+            one_node_rows(policy, inventory, names)
+        stage, build_wall, build_cpu = _timed(lambda: Compilation(policy, inventory))  # type: ignore[arg-type]
         me = names.index("node-5")
         netmap, _, one_cpu = _timed(lambda: stage.netmap_of(me))
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -85,7 +107,9 @@ def run_one(shape: str, nodes: int, rules: int, whole: bool, compile_nodes: int)
         wall, cpu, rss = _child([*cli, "nft", str(policy_path), "--nodes", str(nodes_path),
                                  "--node", "node-5"], env)
         print(f"|   whole process: `nft --node node-5` | {wall:.2f} s wall | {cpu:.2f} s CPU "
-              f"| {rss:.0f} MiB |", flush=True)
+              f"| {rss:.0f} MiB | load {os.getloadavg()[0]:.1f} |", flush=True)
+        if compile_nodes < 0:
+            return
         out = workdir / "out"
         chosen = names if compile_nodes <= 0 else names[:compile_nodes]
         argv = [*cli, "compile", str(policy_path), "--nodes", str(nodes_path), "-o", str(out)]
@@ -107,11 +131,14 @@ def main() -> None:
     parser.add_argument("--rules", type=int, default=1000)
     parser.add_argument("--whole-process", action="store_true")
     parser.add_argument("--compile-nodes", type=int, default=0,
-                        help="compile -o only the first N nodes (0: all)")
+                        help="compile -o only the first N nodes (0: all, -1: none)")
+    parser.add_argument("--one-node", action="store_true",
+                        help="also time node_netmap and the nft render of single nodes")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        run_one(args.shape, args.one, args.rules, args.whole_process, args.compile_nodes)
+        run_one(args.shape, args.one, args.rules, args.whole_process, args.compile_nodes,
+                args.one_node)
         return
     print(f"load average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} "
           f"{os.getloadavg()[2]:.1f}; times are wall / CPU seconds", flush=True)
@@ -122,6 +149,8 @@ def main() -> None:
                 "--rules", str(args.rules), "--compile-nodes", str(args.compile_nodes)]
         if args.whole_process:
             argv.append("--whole-process")
+        if args.one_node:
+            argv.append("--one-node")
         subprocess.run(argv, check=True)
     print(f"load average at the end {os.getloadavg()[0]:.1f}", flush=True)
 

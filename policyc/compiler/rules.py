@@ -94,6 +94,7 @@ class Rule:
             dst_ports=tuple(e.to_wire() for e in entries),
             ip_proto=self.proto,
             cap_grant=tuple(c.to_wire() for c in cap_entries),
+            src_ranges=(self.src.v4, self.src.v6),  # `src` is what `src_ips` means
         )
 
 

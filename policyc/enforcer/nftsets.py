@@ -242,8 +242,11 @@ def _parse_rule(index: int, rule: FilterRule, diags: Diagnostics) -> ParsedRule 
         diags.warning("N506", NO_SPAN, f"{where}: node-capability sources "
                       f"{capability_sources} cannot be enforced by nftables; ignored")
     bad: list[str] = []
-    src = address_set((s for s in rule.src_ips if not s.startswith("cap:"))
-                      if capability_sources else rule.src_ips, bad)
+    if rule.src_ranges is not None and not capability_sources:
+        src = AddrSet(*rule.src_ranges)  # the compiler's own reading of the texts
+    else:
+        src = address_set((s for s in rule.src_ips if not s.startswith("cap:"))
+                          if capability_sources else rule.src_ips, bad)
     protocols = rule.ip_proto or DEFAULT_PROTOCOLS
     for proto in protocols:
         if not isinstance(proto, int) or not 0 < proto < 256:

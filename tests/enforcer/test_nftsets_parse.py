@@ -1,4 +1,5 @@
-"""The cached, C-parsed address reader agrees with `ipaddress` on every text."""
+"""The nft reader's addresses: the cached, C-parsed texts agree with `ipaddress`, and a
+compiled rule's integer ranges with its texts."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import ipaddress
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import load, policies, tailnets
 
+from policyc.compiler import compile_policy
+from policyc.compiler.nodes import Inventory
 from policyc.enforcer import nftsets
 
 
@@ -52,3 +56,14 @@ def test_address_set_reports_bad_texts_and_merges() -> None:
     assert bad == ["1.2.3"]  # a cached malformed text is still reported
     assert again.v4 == ((int(ipaddress.ip_address("100.64.0.1")),
                          int(ipaddress.ip_address("100.64.0.2"))),)
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=policies(), inventory=tailnets())
+def test_compiled_src_ranges_mean_what_the_texts_say(text: str, inventory: Inventory) -> None:
+    """The nft reader takes a compiled rule's `src_ranges` instead of its SrcIPs
+    texts: they must be the texts' meaning exactly."""
+    for netmap in compile_policy(load(text), inventory).netmaps.values():
+        for rule in netmap.packet_filter:
+            if rule.src_ranges is not None:
+                assert nftsets.AddrSet(*rule.src_ranges) == nftsets.address_set(rule.src_ips)
