@@ -89,13 +89,16 @@ def test_generated_netmaps_encode_like_orjson(netmaps: list[NodeNetmap], limit: 
 
 
 def test_fragments_stay_within_their_limit() -> None:
-    fragments = Fragments(lambda data: bytes(data), limit=1000)
+    fragments = Fragments(lambda data: bytes(data), limit=1000, shared=lambda data: True)
     for size in [300, 300, 300, 2000, 10, 999, *range(2, 400)]:
         data = bytearray(b"x" * size)  # a new object each time
         assert fragments.one(data) == data
         assert fragments.held <= max(1000, size)
     kept = bytearray(b"kept")
     assert fragments.many([kept, kept]) == [b"kept", b"kept"]
+    own = Fragments(lambda data: bytes(data), limit=1000, shared=lambda data: len(data) < 10)
+    assert own.many([bytearray(b"x" * 50), bytearray(b"y")]) == [b"x" * 50, b"y"]
+    assert own.held == 1  # the long one was not kept
 
 
 # --- files --------------------------------------------------------------------------------

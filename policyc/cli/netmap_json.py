@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from policyc.netmap import FilterRule, NodeNetmap
+from policyc.netmap import FilterRule, NodeNetmap, Peer
 
 # Bytes of fragments kept before a cache is emptied. A 10k-node dense tailnet
 # shares ~2 MB of peer entries and tens of MB of large SrcIPs lists; objects made
@@ -33,13 +33,24 @@ SOURCE_CACHE_BYTES = 128 << 20
 SHARED_SOURCES = 8
 
 
+def _listed_alike(peer: Peer) -> bool:
+    """A peer listed with only its own addresses is one object every viewer
+    shares; one with routes a viewer may use is made for that viewer
+    (compiler.routed_peer), so caching it would only hold memory."""
+    return len(peer.allowed_ips) == len(peer.addresses)
+
+
 class Fragments:
     """Encoded bytes of objects, by identity. Each cached object is kept alive,
-    so its id cannot be reused while the entry exists. Bounded in bytes."""
+    so its id cannot be reused while the entry exists. Bounded in bytes; only
+    objects `shared` says are likely shared are kept (the others would hold
+    memory of their own for nothing)."""
 
-    def __init__(self, encode: Callable[[Any], bytes], limit: int) -> None:
+    def __init__(self, encode: Callable[[Any], bytes], limit: int,
+                 shared: Callable[[Any], bool]) -> None:
         self._encode = encode
         self._limit = limit
+        self._shared = shared
         self._by_id: dict[int, bytes] = {}
         self._kept: list[object] = []
         self._size = 0
@@ -56,6 +67,8 @@ class Fragments:
         data = self._by_id.get(id(obj))
         if data is None:
             data = self._encode(obj)
+            if not self._shared(obj):
+                return data
             if self._size + len(data) > self._limit:
                 self.clear()
             self._by_id[id(obj)] = data
@@ -85,8 +98,9 @@ class NetmapEncoder:
         self._colon = b": " if pretty else b":"
         self._pretty = pretty
         # A peer sits at depth 2 ({"peers": [peer]}), a rule's SrcIPs at depth 3.
-        self._peers = Fragments(lambda p: self.leaf(p, 2), peer_bytes)
-        self._sources = Fragments(self._source_list, source_bytes)
+        self._peers = Fragments(lambda p: self.leaf(p, 2), peer_bytes, _listed_alike)
+        self._sources = Fragments(lambda s: self.leaf(list(s), 3), source_bytes,
+                                  lambda s: len(s) >= SHARED_SOURCES)
 
     def netmap(self, netmap: NodeNetmap) -> bytes:
         return b"".join(self.chunks(netmap))
@@ -120,18 +134,10 @@ class NetmapEncoder:
             rest = replace(rule, src_ips=()).to_json()
             for j, (key, value) in enumerate(rest.items()):
                 self._key(out, key, j, 2)
-                out.append(self._src_ips(rule.src_ips) if key == "SrcIPs"
+                out.append(self._sources.one(rule.src_ips) if key == "SrcIPs"
                            else self.leaf(value, 3))
             self._close(out, b"}", 2)
         self._close(out, b"]", 1)
-
-    def _src_ips(self, sources: tuple[str, ...]) -> bytes:
-        if len(sources) < SHARED_SOURCES:
-            return self._source_list(sources)
-        return self._sources.one(sources)
-
-    def _source_list(self, sources: tuple[str, ...]) -> bytes:
-        return self.leaf(list(sources), 3)
 
     # --- orjson's layout -----------------------------------------------------------
 
