@@ -37,7 +37,15 @@ from policyc.compiler.livestage import (
     alias_key,
     identity_match,
 )
-from policyc.compiler.livetable import Atom, IpShape, MergeKey, Shape, SrcKey, Table
+from policyc.compiler.livetable import (
+    EVERYONE,
+    Atom,
+    IpShape,
+    MergeKey,
+    Shape,
+    SrcKey,
+    Table,
+)
 from policyc.compiler.nodeattrs import NodeAttrCompiler
 from policyc.compiler.nodes import Node
 from policyc.compiler.peers import bits_to_indexes
@@ -121,18 +129,17 @@ def patch(stage: LiveStage, slot: int, old: Node | None, new: Node | None) -> De
     _patch_usable(stage, slot)
     row_after = _row(stage, slot)
     # --- what changed --------------------------------------------------------------------------
-    certain, compare = 0, region
+    # Units share destination atoms (a group reaches ~20 tags in ~300 rules): each
+    # atom's holders are OR-ed once.
+    certain, compare = _Holders(), _Holders()
     for k in recompiled:
         before, after = old_table.units[k], units[k]
         if _texts(before) != _texts(after):
             for shape in (*before, *after):
-                if isinstance(shape, IpShape):
-                    certain |= shape.holders()
-                else:
-                    compare |= shape.dst.bits
+                (certain if isinstance(shape, IpShape) else compare).add(shape)
         elif len(before) != len(after):
             for shape in (*before, *after):
-                compare |= shape.holders() if isinstance(shape, IpShape) else shape.dst.bits
+                compare.add(shape)
     moved = set(recompiled)
     touched: set[MergeKey] = set()
     for key in set(old_table.by_key) | set(table.by_key):
@@ -144,10 +151,10 @@ def patch(stage: LiveStage, slot: int, old: Node | None, new: Node | None) -> De
             if group is not None:
                 for shape in group.parts:
                     if shape.pos[0] not in moved:
-                        compare |= shape.holders()
+                        compare.add(shape)
+    owners_bits = bits_of(old_devices) | bits_of(r.by_user.get(n.owner, ()) if n.owner else ())
     for owner in stage.key_owners(touched):
-        compare |= bits_of(r.by_user.get(owner, ()))
-    compare |= bits_of(old_devices) | bits_of(r.by_user.get(n.owner, ()) if n.owner else ())
+        owners_bits |= bits_of(r.by_user.get(owner, ()))
     peers_after = stage.peer_bits(slot) if new is not None else 0
     common = peers_before & peers_after
     view_changed = 0
@@ -156,8 +163,9 @@ def patch(stage: LiveStage, slot: int, old: Node | None, new: Node | None) -> De
     elif row_before != row_after:
         view_changed = common & _row_flips(row_before, row_after)
     live = stage.live_bits()
-    changed = (certain | (peers_before ^ peers_after) | view_changed) & live
-    for i in bits_to_indexes((compare | ssh_compare) & live & ~changed & ~bit):
+    changed = (certain.bits() | (peers_before ^ peers_after) | view_changed) & live
+    compare_bits = compare.bits() | region | owners_bits | ssh_compare
+    for i in bits_to_indexes(compare_bits & live & ~changed & ~bit):
         extras_before = _old_extras(stage, i, old_owner_rules)
         if (old_table.filter_of(i, stage.views[i], extras_before)
                 != table.filter_of(i, stage.views[i], stage.extras(i))
@@ -176,6 +184,33 @@ def patch(stage: LiveStage, slot: int, old: Node | None, new: Node | None) -> De
 
 
 # --- pieces -----------------------------------------------------------------------------------
+
+
+class _Holders:
+    """The OR of some rules' holders (CapGrants: their destinations), each atom's
+    bitset taken once however many rules name it."""
+
+    __slots__ = ("_atoms", "_bits")
+
+    def __init__(self) -> None:
+        self._atoms: dict[int, Atom] = {}
+        self._bits = 0
+
+    def add(self, shape: Shape) -> None:
+        if isinstance(shape, IpShape):
+            for block in shape.blocks:
+                if block.star:
+                    self._bits = EVERYONE
+                else:
+                    self._atoms[id(block.atom)] = block.atom
+        else:
+            self._bits |= shape.dst.bits
+
+    def bits(self) -> int:
+        bits = self._bits
+        for atom in self._atoms.values():
+            bits |= atom.holders
+        return bits
 
 
 def _refreshed(stage: LiveStage, k: int, shapes: tuple[Shape, ...],
@@ -357,6 +392,7 @@ def _patch_atoms(stage: LiveStage, slot: int, o: Node, n: Node
     near: list[AddressSet] = []
     for key, atom in stage.atoms.items():
         alias = atom.alias
+        member: bool | None = None
         if isinstance(alias, IPSetRef):
             r._cache.pop(key, None)
             addrs = r.alias(alias)
@@ -370,6 +406,8 @@ def _patch_atoms(stage: LiveStage, slot: int, o: Node, n: Node
         elif alias is not None:
             m_old = identity_match(alias, o, r)
             m_new = identity_match(alias, n, r)
+            if m_new is not None and not routes:  # addresses are unique: E's are in it iff
+                member = bool(m_new and sends)     # the alias names E
             if m_old is None:
                 if _inside_range(atom.addrs, o_points + n_points, limit):
                     atom.texts = atom.src_key = None
@@ -393,7 +431,7 @@ def _patch_atoms(stage: LiveStage, slot: int, o: Node, n: Node
                 for edit in edits:
                     near.append(_family(edit.old_near, edit.v6))
                     near.append(_family(edit.new_near, edit.v6))
-        _set_bit(atom, bit, sends, routes, stage.exit_bits)
+        _set_bit(atom, bit, sends, routes, stage.exit_bits, member)
     sensitive: set[int] = set()
     for k, atoms in stage.unit_anon.items():
         for atom in atoms:
@@ -410,8 +448,11 @@ def _family(intervals: tuple[tuple[int, int], ...], v6: bool) -> AddressSet:
     return AddressSet((), intervals) if v6 else AddressSet(intervals, ())
 
 
-def _set_bit(atom: Atom, bit: int, sends: AddressSet, routes: AddressSet, exits: int) -> None:
-    member = atom.addrs.overlaps(sends) or (bool(routes) and atom.addrs.overlaps(routes))
+def _set_bit(atom: Atom, bit: int, sends: AddressSet, routes: AddressSet, exits: int,
+             member: bool | None = None) -> None:
+    """E's bit in the atom's node bitset (`member`: already known)."""
+    if member is None:
+        member = atom.addrs.overlaps(sends) or (bool(routes) and atom.addrs.overlaps(routes))
     bits = (atom.bits | bit) if member else (atom.bits & ~bit)
     if bits != atom.bits:
         atom.bits = bits
