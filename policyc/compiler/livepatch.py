@@ -100,7 +100,7 @@ def patch(stage: LiveStage, slot: int, old: Node | None, new: Node | None) -> De
         stage._rank = None
     stage._peer_bitsets = None
     # --- aliases -------------------------------------------------------------------------
-    changed_keys, sensitive, region = _patch_atoms(stage, slot, o, n)
+    changed_keys, sensitive, region, flipped = _patch_atoms(stage, slot, o, n)
     # --- units, merged rules, autogroup:self ------------------------------------------------
     recompiled = sorted({k for key in changed_keys for k in stage.unit_atoms.get(key, ())}
                         | sensitive)
@@ -115,7 +115,7 @@ def patch(stage: LiveStage, slot: int, old: Node | None, new: Node | None) -> De
             refreshed_units.append(k)
         else:
             units[k], parts[k] = stage._compile(k, compiler)
-    stage.table = table = Table(units, parts, stage.exit_bits)
+    stage.table = table = Table(units, parts, stage.exit_bits, old_table, frozenset(flipped))
     if stage.policy.allows_all:
         stage.fixed_edges = stage.allow_all_edges()
     owners = {x for x in (o.owner, n.owner) if x is not None}
@@ -378,9 +378,10 @@ def _inside_range(addrs: AddressSet, points: list[tuple[int, bool]], limit: int)
 
 
 def _patch_atoms(stage: LiveStage, slot: int, o: Node, n: Node
-                 ) -> tuple[set[tuple[str, str]], set[int], int]:
+                 ) -> tuple[set[tuple[str, str]], set[int], int, set[int]]:
     """Patch every alias atom for E: (keys whose content or text changed, units whose
-    own sets' text may change, nodes next to E's addresses in a changed set)."""
+    own sets' text may change, nodes next to E's addresses in a changed set, ids of
+    the atoms whose addresses, texts or node bits changed)."""
     r = stage.r
     bit = 1 << slot
     o_points = [(int(ip), ip.version == 6) for ip in o.ips]
@@ -389,6 +390,7 @@ def _patch_atoms(stage: LiveStage, slot: int, o: Node, n: Node
     sends = AddressSet.of_addresses(n.ips)
     routes = r.node_routes[slot]
     changed: set[tuple[str, str]] = set()
+    flipped: set[int] = set()
     near: list[AddressSet] = []
     for key, atom in stage.atoms.items():
         alias = atom.alias
@@ -401,6 +403,7 @@ def _patch_atoms(stage: LiveStage, slot: int, o: Node, n: Node
                 atom.texts = atom.src_key = atom.parts = None
                 stage._set_bits(atom)
                 changed.add(key)
+                flipped.add(id(atom))
                 near.append(addrs)
                 continue
         elif alias is not None:
@@ -431,17 +434,22 @@ def _patch_atoms(stage: LiveStage, slot: int, o: Node, n: Node
                 for edit in edits:
                     near.append(_family(edit.old_near, edit.v6))
                     near.append(_family(edit.new_near, edit.v6))
-        _set_bit(atom, bit, sends, routes, stage.exit_bits, member)
+        if _set_bit(atom, bit, sends, routes, stage.exit_bits, member) or key in changed:
+            flipped.add(id(atom))
     sensitive: set[int] = set()
     for k, atoms in stage.unit_anon.items():
         for atom in atoms:
             if _inside_range(atom.addrs, o_points + n_points, limit):
                 sensitive.add(k)
-            _set_bit(atom, bit, sends, routes, stage.exit_bits)
+                flipped.add(id(atom))
+            if _set_bit(atom, bit, sends, routes, stage.exit_bits):
+                flipped.add(id(atom))
     for atom in (stage.all_atom, stage.internet_atom):
-        _set_bit(atom, bit, sends, routes, stage.exit_bits)
+        if _set_bit(atom, bit, sends, routes, stage.exit_bits):
+            flipped.add(id(atom))
     region = union_all(near) if near else EMPTY
-    return changed, sensitive, bits_of(r.nodes_in(region) + r.routers_overlapping(region))
+    return (changed, sensitive, bits_of(r.nodes_in(region) + r.routers_overlapping(region)),
+            flipped)
 
 
 def _family(intervals: tuple[tuple[int, int], ...], v6: bool) -> AddressSet:
@@ -449,14 +457,16 @@ def _family(intervals: tuple[tuple[int, int], ...], v6: bool) -> AddressSet:
 
 
 def _set_bit(atom: Atom, bit: int, sends: AddressSet, routes: AddressSet, exits: int,
-             member: bool | None = None) -> None:
-    """E's bit in the atom's node bitset (`member`: already known)."""
+             member: bool | None = None) -> bool:
+    """E's bit in the atom's node bitset (`member`: already known); whether it flipped."""
     if member is None:
         member = atom.addrs.overlaps(sends) or (bool(routes) and atom.addrs.overlaps(routes))
     bits = (atom.bits | bit) if member else (atom.bits & ~bit)
-    if bits != atom.bits:
-        atom.bits = bits
-        atom.holders = bits | (exits if atom.internet else 0)
+    if bits == atom.bits:
+        return False
+    atom.bits = bits
+    atom.holders = bits | (exits if atom.internet else 0)
+    return True
 
 
 def _patch_ssh(stage: LiveStage, o: Node, n: Node) -> int:

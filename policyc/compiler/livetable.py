@@ -13,6 +13,7 @@ tests compare the index with `compile_policy` after random events).
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -182,6 +183,11 @@ class Group:
     parts: tuple[IpShape, ...]
     part_holders: tuple[int, ...]
     holders: int
+    atoms: frozenset[int] = frozenset()  # ids of the atoms its holders and edge read
+
+    @staticmethod
+    def atoms_of(parts: Iterable[IpShape]) -> frozenset[int]:
+        return frozenset(id(a) for s in parts for a in (s.src, *(b.atom for b in s.blocks)))
 
     @property
     def first(self) -> IpShape:
@@ -221,10 +227,16 @@ def cap_edge(cap: CapShape, exit_bits: int) -> Edge | None:
 class Table:
     """One version of the shared rules: per unit its shapes, merged groups, caps."""
 
-    __slots__ = ("by_key", "cap_holders", "caps", "edges", "groups", "self_parts", "units")
+    __slots__ = ("by_key", "cap_holders", "caps", "edges", "group_edges", "groups",
+                 "self_parts", "units")
 
     def __init__(self, units: list[tuple[Shape, ...]], self_parts: list[SelfPart | None],
-                 exit_bits: int) -> None:
+                 exit_bits: int, previous: Table | None = None,
+                 flipped: frozenset[int] = frozenset()) -> None:
+        """`previous`, `flipped`: after a node event, a group of the same rules (the
+        same shape objects) none of whose atoms changed (ids in `flipped`) is the
+        previous version's, holders and edge included (a join re-OR-ed ~450 groups'
+        10k-bit sets)."""
         self.units = units
         self.self_parts = self_parts
         merged: dict[MergeKey, list[IpShape]] = {}
@@ -237,17 +249,27 @@ class Table:
                     caps.append(shape)
         self.groups: list[Group] = []
         self.by_key: dict[MergeKey, Group] = {}
+        self.group_edges: dict[MergeKey, Edge | None] = {}
+        old = previous.by_key if previous is not None else {}
         for key, parts in merged.items():
-            holders = tuple(p.holders() for p in parts)
-            total = 0
-            for h in holders:
-                total |= h
-            group = Group(key, tuple(parts), holders, total)
+            was = old.get(key)
+            if was is not None and previous is not None and len(was.parts) == len(parts) \
+                    and all(a is b for a, b in zip(was.parts, parts, strict=True)) \
+                    and was.atoms.isdisjoint(flipped):
+                group, edge = was, previous.group_edges[key]
+            else:
+                holders = tuple(p.holders() for p in parts)
+                total = 0
+                for h in holders:
+                    total |= h
+                group = Group(key, tuple(parts), holders, total, Group.atoms_of(parts))
+                edge = group.edge(exit_bits)
             self.groups.append(group)
             self.by_key[key] = group
+            self.group_edges[key] = edge
         self.caps = caps
         self.cap_holders = tuple(c.dst.bits for c in caps)
-        edges = [g.edge(exit_bits) for g in self.groups] + [cap_edge(c, exit_bits) for c in caps]
+        edges = [*self.group_edges.values(), *(cap_edge(c, exit_bits) for c in caps)]
         self.edges = [e for e in edges if e is not None]
 
     def filter_of(self, i: int, view: NodeView, extras: list[Rule]) -> list[FilterRule]:

@@ -32,7 +32,7 @@ from policyc.compiler import (
 from policyc.compiler.addrset import union_all
 from policyc.compiler.grants import UnitCompiler
 from policyc.compiler.internet import INTERNET
-from policyc.compiler.livetable import IpShape, Shape
+from policyc.compiler.livetable import IpShape, Shape, Table
 from policyc.compiler.nodes import Inventory, Node, User
 from policyc.netmap import NodeNetmap
 from policyc.policy.model import Policy
@@ -238,12 +238,20 @@ def shape_content(shape: Shape) -> tuple[object, ...]:
             INTERNET.issubset(union_all(shape.inet_sets)) if shape.inet_sets else None)
 
 
+def table_content(table: Table) -> tuple[object, ...]:
+    groups = tuple((g.key, tuple(s.pos for s in g.parts), g.part_holders, g.holders)
+                   for g in table.groups)
+    edges = tuple((e.src_bits, e.dst_bits, e.dst, e.internet) for e in table.edges)
+    return groups, edges
+
+
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=st.one_of(dense_policies(), policies()), inventory=tailnets(), data=st.data())
 def test_units_refreshed_in_place_equal_recompiled_units(
         text: str, inventory: Inventory, data: st.DataObject) -> None:
     """After each patched event, every unit the patch refreshed instead of recompiling
-    (`livepatch._refreshed`) equals the unit compiled from the patched aliases."""
+    (`livepatch._refreshed`) equals the unit compiled from the patched aliases, and the
+    table (which keeps the groups an event did not touch) equals one built afresh."""
     index = PolicyIndex.build(load(text), inventory)
     for step in range(data.draw(st.integers(1, 5), label="events")):
         index._last = None
@@ -251,6 +259,8 @@ def test_units_refreshed_in_place_equal_recompiled_units(
         if index._last is None:  # rebuilt, not patched
             continue
         stage = index._stage
+        fresh = Table(stage.table.units, stage.table.self_parts, stage.exit_bits)
+        assert table_content(stage.table) == table_content(fresh)  # groups kept are current
         compiler = UnitCompiler(stage.r)
         for k in index._last.refreshed:
             anon = stage.unit_anon.get(k)
