@@ -13,8 +13,10 @@ A node event E (`patch`) touches only what depends on E:
   autogroups): their address sets, SrcIPs texts and DstPorts prefixes are
   spliced at E's addresses (`addrpatch.py`), and E's bit is set or cleared in
   every alias's node bitset;
-- the units (grants, ACL destinations) naming a changed alias are recompiled
-  from the patched aliases, then units are re-merged (by SrcIPs identity);
+- the units (grants, ACL destinations) naming a changed alias are refreshed
+  with the patched aliases' texts and blocks, or recompiled when that would not
+  be exact (`livepatch._refreshed`), then re-merged (by SrcIPs identity; merged
+  groups none of whose aliases changed are kept);
 - E's owners' autogroup:self rules, the SSH rules and nodeAttrs naming E,
   E's views (mesh addresses, peer entry) and E's column of usable routes.
 
