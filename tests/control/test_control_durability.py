@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,6 +83,21 @@ def integrity(database: Path) -> str:
         db.close()
 
 
+def acked_counts(acked: Acked) -> tuple[int, int]:
+    with acked.lock:
+        return len(acked.policies), len(acked.nodes)
+
+
+def wait_for_progress(acked: Acked, before: tuple[int, int], limit: float = 60) -> None:
+    """Until both writers had one write acknowledged since `before` (or `limit` s)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        now = acked_counts(acked)
+        if now[0] > before[0] and now[1] > before[1]:
+            return
+        time.sleep(0.02)
+
+
 def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
     rng = random.Random(1234)
     state = tmp_path / "state"
@@ -98,7 +114,9 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
                        threading.Thread(target=register_nodes, args=(control, acked, stop))]
             for writer in writers:
                 writer.start()
+            before = acked_counts(acked)
             stop.wait(rng.uniform(0.2, 1.5))
+            wait_for_progress(acked, before)  # a slow (loaded) machine still writes each round
             control.kill()  # SIGKILL, mid-stream
             stop.set()
             for writer in writers:
