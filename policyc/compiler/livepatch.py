@@ -406,6 +406,9 @@ def _patch_atoms(stage: LiveStage, slot: int, o: Node, n: Node
                 flipped.add(id(atom))
                 near.append(addrs)
                 continue
+            if _inside_range(atom.addrs, o_points + n_points, limit):
+                atom.texts = atom.src_key = None  # same addresses, other node ones
+                changed.add(key)
         elif alias is not None:
             m_old = identity_match(alias, o, r)
             m_new = identity_match(alias, n, r)
