@@ -76,7 +76,7 @@ def stages(text: str) -> str:
     """The same check in this process, by stage (CPU s), with the CLI's collector settings."""
     from policyc.analysis.check import check_loaded_policy
     from policyc.cli.common import few_collections
-    from policyc.compiler.collector import paused_collector
+    from policyc.collector import paused_collector
     from policyc.diagnostics.source import SourceFile
     from policyc.grammar.hujson import parse
     from policyc.policy.build import build_policy

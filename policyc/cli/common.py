@@ -70,7 +70,7 @@ def fail_io(path: str, message: str) -> NoReturn:
 def load_files(policy_path: str, nodes_path: str | None) -> Loaded:
     """Both files, and the inventory checked against the policy (I407) when
     the policy itself loaded cleanly (a broken `tagOwners` would only add noise)."""
-    from policyc.compiler.collector import paused_collector
+    from policyc.collector import paused_collector
     from policyc.compiler.crosscheck import check_inventory_against_policy
     from policyc.compiler.inventory import load_inventory_file
     from policyc.policy.load import load_policy_file

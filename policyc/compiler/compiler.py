@@ -15,8 +15,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
+from policyc.collector import paused_collector
 from policyc.compiler.addrset import ALL, AddressSet, union_all
-from policyc.compiler.collector import paused_collector
 from policyc.compiler.grants import CompiledUnit, UnitCompiler, expand_units
 from policyc.compiler.internet import INTERNET
 from policyc.compiler.nodeattrs import NodeAttrCompiler

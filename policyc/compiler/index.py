@@ -63,7 +63,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
-from policyc.compiler.collector import paused_collector
+from policyc.collector import paused_collector
 from policyc.compiler.livepatch import Delta, patch, patchable
 from policyc.compiler.livestage import GHOST, LiveStage
 from policyc.compiler.nodes import Inventory, Node, User

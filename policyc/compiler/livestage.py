@@ -35,9 +35,9 @@ from itertools import repeat
 from operator import attrgetter
 from typing import Any
 
+from policyc.collector import paused_collector
 from policyc.compiler.addrpatch import IntervalParts, Part, bits_of
 from policyc.compiler.addrset import ALL, EMPTY, AddressSet, union_all
-from policyc.compiler.collector import paused_collector
 from policyc.compiler.compiler import (
     ALLOW_ALL,
     base_peer,

@@ -33,9 +33,9 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from policyc.collector import paused_collector
 from policyc.compiler.addrpatch import bits_of
 from policyc.compiler.addrset import ALL, AddressSet, Interval, interval_parts, union_all
-from policyc.compiler.collector import paused_collector
 from policyc.compiler.compiler import (
     ALLOW_ALL,
     base_peer,

@@ -8,16 +8,15 @@ the old one; no other table is ever named in a command.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 import json
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from policyc.collector import paused_collector
 from policyc.diagnostics.diagnostics import Diagnostic, Diagnostics
 from policyc.diagnostics.source import NO_SPAN
 from policyc.enforcer.binding import BindingMissing, check_enforcer_ready, new_context
@@ -288,25 +287,6 @@ def layout_counts(ruleset: Json) -> dict[str, int]:
 # --- kernel access ----------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while big JSON trees are built.
-
-    A table with thousands of chains lists back as hundreds of thousands of
-    small dicts; every allocation burst triggers full collections that find
-    nothing (JSON trees hold no cycles; refcounting frees them). Measured:
-    ~150 ms of ~1 s for a 3,000-class load + verify. Restored on exit; if
-    another thread paused it first, it is left to that thread.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def _read_table(ctx: Any) -> Json | None:
     rc, output, _error = ctx.cmd(_LIST_TABLE)
     return json.loads(output) if rc == 0 and output else None
@@ -314,7 +294,7 @@ def _read_table(ctx: Any) -> Json | None:
 
 def _load(ruleset: Json, iface: str | None) -> tuple[list[tuple[str, str]], bool, bool]:
     """Runs inside the namespace: (problems as (code, text), fail_closed, verified)."""
-    with _collector_paused():
+    with paused_collector():
         return _load_and_verify(ruleset, iface)
 
 
@@ -433,7 +413,7 @@ def check_drift(expected: Json, netns: str | None = None) -> DriftReport:
     diags = Diagnostics()
     if not check_enforcer_ready(diags):
         return DriftReport((), tuple(diags))
-    with _collector_paused():
+    with paused_collector():
         listing = _in_namespace(netns, lambda: _read_table(new_context()), diags)
         if diags.has_errors:
             return DriftReport((), tuple(diags))

@@ -1,4 +1,8 @@
-"""The cyclic garbage collector, paused while a compilation builds its stage.
+"""The cyclic garbage collector, paused while a stage builds big acyclic structures.
+
+Every stage may use it (tests/test_layout.py puts it in the base stages): the
+compiler around its builds, the CLI around loading, the enforcer around the JSON
+trees of a big ruleset.
 
 Building the shared stage of a large tailnet allocates millions of small
 objects (intervals, entries, rules, bitsets) and no reference cycles: reference
