@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -224,13 +223,6 @@ def _namespaces() -> set[str]:
             for line in harness.sh(["ip", "netns", "list"]).stdout.splitlines()}
 
 
-def _wait_until_in_namespace(pid: int, netns: str) -> None:
-    deadline = time.monotonic() + 30
-    while str(pid) not in harness.sh(["ip", "netns", "pids", netns]).stdout.split():
-        assert time.monotonic() < deadline, f"{pid} never entered {netns}"
-        time.sleep(0.05)
-
-
 def test_lan_namespaces_are_removed_on_close_and_on_a_failed_add() -> None:
     with harness.Mesh.build(load_inventory(), [OFFICE_ROUTER]) as mesh:
         with pytest.raises(ValueError):  # outside 198.18.0.0/15: refused before anything exists
@@ -246,7 +238,9 @@ def test_lan_namespaces_are_removed_on_close_and_on_a_failed_add() -> None:
         server = lan["printer"].popen(["sleep", "60"])
         # `ip netns exec` enters the namespace some time after Popen returns (long
         # under load); close kills what is in the namespace then, so wait for it.
-        _wait_until_in_namespace(server.pid, lan["printer"].netns)
+        netns = lan["printer"].netns
+        assert harness.wait_for(lambda: str(server.pid) in harness.sh(
+            ["ip", "netns", "pids", netns]).stdout.split(), timeout=30), "never entered"
         assert set(lan.namespaces) <= _namespaces()
     assert not set(lan.namespaces) & _namespaces()
     assert server.wait(timeout=5) is not None  # killed by PID with its namespace
