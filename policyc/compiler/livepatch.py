@@ -406,37 +406,37 @@ def _patch_atoms(stage: LiveStage, slot: int, o: Node, n: Node
                 flipped.add(id(atom))
                 near.append(addrs)
                 continue
-            if _inside_range(atom.addrs, o_points + n_points, limit):
-                atom.texts = atom.src_key = None  # same addresses, other node ones
-                changed.add(key)
+            m_old = m_new = None  # not an identity alias: same addresses, maybe other text
         elif alias is not None:
             m_old = identity_match(alias, o, r)
             m_new = identity_match(alias, n, r)
             if m_new is not None and not routes:  # addresses are unique: E's are in it iff
                 member = bool(m_new and sends)     # the alias names E
-            if m_old is None:
-                if _inside_range(atom.addrs, o_points + n_points, limit):
-                    atom.texts = atom.src_key = None
-                    changed.add(key)
-            elif (m_old or m_new) and not (m_old and m_new and o.ips == n.ips):
-                addrs, edits = atom.addrs, []
-                if m_old:
-                    addrs, removed = edit_points(addrs, o_points, add=False)
-                    edits += removed
-                if m_new:
-                    addrs, added = edit_points(addrs, n_points, add=True)
-                    edits += added
-                if atom.texts is not None:
-                    atom.texts = patch_texts(atom.texts, edits, r.texts)
-                    atom.src_key = SrcKey(atom.texts)
-                if atom.parts is not None:
-                    atom.parts = patch_parts(*atom.parts, edits)
-                atom.addrs = addrs
-                r._cache[key] = addrs
+        else:
+            m_old = m_new = False
+        if m_old is None:
+            if _inside_range(atom.addrs, o_points + n_points, limit):
+                atom.texts = atom.src_key = None
                 changed.add(key)
-                for edit in edits:
-                    near.append(_family(edit.old_near, edit.v6))
-                    near.append(_family(edit.new_near, edit.v6))
+        elif (m_old or m_new) and not (m_old and m_new and o.ips == n.ips):
+            addrs, edits = atom.addrs, []
+            if m_old:
+                addrs, removed = edit_points(addrs, o_points, add=False)
+                edits += removed
+            if m_new:
+                addrs, added = edit_points(addrs, n_points, add=True)
+                edits += added
+            if atom.texts is not None:
+                atom.texts = patch_texts(atom.texts, edits, r.texts)
+                atom.src_key = SrcKey(atom.texts)
+            if atom.parts is not None:
+                atom.parts = patch_parts(*atom.parts, edits)
+            atom.addrs = addrs
+            r._cache[key] = addrs
+            changed.add(key)
+            for edit in edits:
+                near.append(_family(edit.old_near, edit.v6))
+                near.append(_family(edit.new_near, edit.v6))
         if _set_bit(atom, bit, sends, routes, stage.exit_bits, member) or key in changed:
             flipped.add(id(atom))
     sensitive: set[int] = set()
