@@ -421,13 +421,20 @@ def test_bad_netmap_leaves_the_table_in_force_untouched(pair: Pair) -> None:
     assert check_drift(good, pair.node).ok
 
 
-def received_after(server: Server, sock: socket.socket, port: int, data: bytes) -> bool:
+def received_after(server: Server, sock: socket.socket, port: int, data: bytes,
+                   within: float = 5.0) -> bool:
+    """Whether `data` sent on `sock` reaches the server within `within` seconds.
+
+    A delivery returns as soon as it is seen, so the wait for it is generous
+    (a loaded CI machine schedules the reader thread late); a check that
+    nothing arrives waits its whole window, so those pass a shorter one.
+    """
     before = server.received.get(port, b"")
     try:
         sock.sendall(data)
     except OSError:
         return False
-    deadline = time.monotonic() + 1.5
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if server.received.get(port, b"") != before:
             return True
@@ -450,7 +457,7 @@ def test_revocation_cuts_disallowed_flows_and_keeps_allowed_ones(pair: Pair) -> 
         assert second.ok, [str(d) for d in second.diagnostics]
         assert second.revoke is not None
         assert [f.dport for f in second.revoke.revoked] == [22]
-        assert not received_after(server, ssh, 22, b"after revocation")
+        assert not received_after(server, ssh, 22, b"after revocation", within=1.5)
         assert received_after(server, web, 80, b"still here")
         ssh.close()
         web.close()
