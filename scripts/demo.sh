@@ -46,18 +46,22 @@ admin() { ip netns exec "$hub" env POLICYC_TOKEN="$(cat "$work/control/admin.tok
 
 cleanup() {
   set +e
-  for n in "${nodes[@]}"; do
-    [ -n "${agent_pid[$n]:-}" ] && kill "${agent_pid[$n]}" 2>/dev/null
-  done
-  [ -n "$control_pid" ] && kill "$control_pid" 2>/dev/null
-  sleep 0.5
-  for n in "${nodes[@]}"; do
-    for pid in $(ip netns pids "$(ns "$n")" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
-    ip netns del "$(ns "$n")" 2>/dev/null
-    rm -f "/var/run/wireguard/$(iface "$n").sock"
-  done
-  for pid in $(ip netns pids "$hub" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
-  { wait; } 2>/dev/null  # reap the background jobs quietly (no "Killed" notices)
+  # bash reports a killed background job on its stderr as soon as it reaps it:
+  # the whole kill-and-reap block writes its stderr to /dev/null (no "Killed" notices)
+  {
+    for n in "${nodes[@]}"; do
+      [ -n "${agent_pid[$n]:-}" ] && kill "${agent_pid[$n]}"
+    done
+    [ -n "$control_pid" ] && kill "$control_pid"
+    sleep 0.5
+    for n in "${nodes[@]}"; do
+      for pid in $(ip netns pids "$(ns "$n")"); do kill -9 "$pid"; done
+      ip netns del "$(ns "$n")"
+      rm -f "/var/run/wireguard/$(iface "$n").sock"
+    done
+    for pid in $(ip netns pids "$hub"); do kill -9 "$pid"; done
+    wait
+  } 2>/dev/null
   ip netns del "$hub" 2>/dev/null
   rm -rf "$work"
   echo "demo: cleaned up (namespaces, processes, interfaces, $work)"
