@@ -25,10 +25,10 @@ Undecidable outcomes are T305 warnings with the reason, never failures.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
-from policyc.analysis.reference import ReferenceEvaluator, ssh_user_matches
+from policyc.analysis.reference import Permit, ReferenceEvaluator, ssh_user_matches
 from policyc.compiler.nodes import ROLE_AUTOGROUPS, Inventory, Node
 from policyc.policy.model import (
     Alias,
@@ -180,30 +180,57 @@ def undecided_reason(ev: ReferenceEvaluator, src_alias: Alias, dst_alias: Alias,
     roles_known = ev.inventory.knows_roles
     literal_src = synthetic and is_address(src_alias)
     literal_dst = synthetic and is_address(dst_alias)
-    # Only rules that could meet one of the three conditions below: those whose
-    # src may name a role, may hold a test source, or whose dst may hold a
-    # test destination (the evaluator's index; every rule without it).
-    candidates = ev.candidate_permits(sources=sources if literal_dst else (),
-                                      destinations=destinations if literal_src else (),
-                                      role_sources=not roles_known)
-    for permit in candidates:
-        if not permit.matches_any(protocols, port):
-            continue
-        role_sources = [s for s in permit.sources if is_role(s)]
-        if not roles_known and role_sources and (
-                literal_dst or any(ev.destination_contains(permit.destination, s, d)
-                                   for s in sources for d in destinations)):
-            return (f"{permit.ref.describe()} allows {role_sources[0]}, and who holds that "
-                    "role is unknown: give the inventory a users list with roles")
-        if literal_dst and is_identity(permit.destination) and any(
-                ev.source_contains(s, ip) for s in permit.sources for ip in sources):
-            return (f"{permit.ref.describe()} allows {permit.destination}, and whether "
-                    f"{dst_alias} is one of its nodes needs the inventory (--nodes)")
-        if literal_src and any(is_identity(s) for s in permit.sources) and any(
-                ev.destination_contains(permit.destination, s, d)
-                for s in sources for d in destinations):
-            return (f"{permit.ref.describe()} allows sources by identity, and whose node "
-                    f"{src_alias} is needs the inventory (--nodes)")
+    for permit in _candidates(ev, sources, destinations, literal_src, literal_dst):
+        if permit.matches_any(protocols, port):
+            reason = _permit_reason(ev, permit, src_alias, dst_alias, sources, destinations,
+                                    roles_known, literal_src, literal_dst)
+            if reason is not None:
+                return reason
+    return None
+
+
+def _candidates(ev: ReferenceEvaluator, sources: list[IPAddress],
+                destinations: list[IPAddress], literal_src: bool,
+                literal_dst: bool) -> Sequence[Permit]:
+    """Only rules that could meet one of `_permit_reason`'s conditions: those whose
+    src may name a role, may hold a test source, or whose dst may hold a test
+    destination (the evaluator's index). Every rule when both ends are literal
+    (a rule between two identities could hold both) or when a destination names a
+    role nobody's holders are known for."""
+    role_dst = not ev.inventory.knows_roles and any(is_role(p.destination)
+                                                    for p in ev.permits)
+    if (literal_src and literal_dst) or role_dst:
+        return ev.permits
+    return ev.candidate_permits(sources=sources if literal_dst else (),
+                                destinations=destinations if literal_src else (),
+                                role_sources=not ev.inventory.knows_roles)
+
+
+def _permit_reason(ev: ReferenceEvaluator, permit: Permit, src_alias: Alias,
+                   dst_alias: Alias, sources: list[IPAddress], destinations: list[IPAddress],
+                   roles_known: bool, literal_src: bool, literal_dst: bool) -> str | None:
+    def src_may() -> bool:  # may the permit's src hold a test source? (lazy: costly)
+        return (literal_src and any(is_identity(s) for s in permit.sources)) or any(
+            ev.source_contains(s, ip) for s in permit.sources for ip in sources)
+
+    def dst_may() -> bool:  # ... and its destination a test destination?
+        return (literal_dst and is_identity(permit.destination)) or any(
+            ev.destination_contains(permit.destination, s, d)
+            for s in sources for d in destinations)
+
+    role_sources = [s for s in permit.sources if is_role(s)]
+    if not roles_known and role_sources and (literal_dst or dst_may()):
+        return (f"{permit.ref.describe()} allows {role_sources[0]}, and who holds that "
+                "role is unknown: give the inventory a users list with roles")
+    if not roles_known and is_role(permit.destination) and (role_sources or src_may()):
+        return (f"{permit.ref.describe()} allows {permit.destination} as a destination, and "
+                "who holds that role is unknown: give the inventory a users list with roles")
+    if literal_dst and is_identity(permit.destination) and src_may():
+        return (f"{permit.ref.describe()} allows {permit.destination}, and whether "
+                f"{dst_alias} is one of its nodes needs the inventory (--nodes)")
+    if literal_src and any(is_identity(s) for s in permit.sources) and dst_may():
+        return (f"{permit.ref.describe()} allows sources by identity, and whose node "
+                f"{src_alias} is needs the inventory (--nodes)")
     return None
 
 

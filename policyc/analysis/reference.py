@@ -158,6 +158,9 @@ class _Permit:
         return any(self.matches_traffic(proto, port) for proto in protocols)
 
 
+Permit = _Permit  # the flattened rule, as offline.py reads it
+
+
 def _acl_permits(index: int, rule: AclRule) -> Iterator[_Permit]:
     protocols = frozenset(rule.protocols or DEFAULT_PROTOCOLS)
     for entry, dst in enumerate(rule.destinations):

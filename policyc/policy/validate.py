@@ -58,8 +58,11 @@ EVERYTHING = ADDRESSES | IDENTITIES | {Wildcard}
 SRC = Place("src", "E117", EVERYTHING,
             MEMBERSHIP | ROLE_AUTOGROUPS | {"autogroup:danger-all", "autogroup:shared"})
 # `svc:NAME` (Tailscale Services) is a destination only (KB "Tailscale Services").
+# Role autogroups as a destination (the role holders' devices): public policies
+# applied through gitops-acl-action keep `"dst": ["autogroup:owner"]` in grants
+# and ACLs for weeks of applies (tests/corpus/realworld/bdsqqq__dots__...).
 DST = Place("dst", "E117", EVERYTHING | {ServiceRef},
-            MEMBERSHIP | {"autogroup:self", "autogroup:internet"})
+            MEMBERSHIP | ROLE_AUTOGROUPS | {"autogroup:self", "autogroup:internet"})
 VIA = Place("via", "E119", frozenset({TagRef}), frozenset())
 SSH_SRC = Place("ssh src", "E120", IDENTITIES, MEMBERSHIP | ROLE_AUTOGROUPS)
 SSH_DST = Place("ssh dst", "E120", IDENTITIES - {GroupRef}, MEMBERSHIP | {"autogroup:self"})

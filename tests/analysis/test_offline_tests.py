@@ -73,6 +73,12 @@ ACL_TABLE = [
      {"src": "100.64.0.14", "accept": ["webserver:80"]}, "undecidable"),
     ("ip-src-address-rule", [acl("100.64.0.14", "webserver:80")],
      {"src": "100.64.0.14", "accept": ["webserver:80"]}, "pass"),
+    # Both ends literal: a rule between two identities could hold both
+    # (abl030/nixosconfig tests host aliases of tagged nodes this way).
+    ("ip-src-ip-dst-identity-rule", [acl("tag:client", "tag:server:22")],
+     {"src": "100.64.0.14", "accept": ["webserver:22"]}, "undecidable"),
+    ("ip-src-ip-dst-other-port", [acl("tag:client", "tag:server:22")],
+     {"src": "100.64.0.14", "accept": ["webserver:80"]}, "fail"),
     # Roles: unknown without the inventory's users.
     ("role-src", [acl("autogroup:admin", "tag:server:22")],
      {"src": "autogroup:admin", "accept": ["tag:server:22"]}, "undecidable"),
@@ -80,6 +86,13 @@ ACL_TABLE = [
      {"src": "alice@example.com", "accept": ["tag:server:22"]}, "undecidable"),
     ("role-rule-irrelevant-port", [acl("autogroup:admin", "tag:server:22")],
      {"src": "alice@example.com", "accept": ["tag:server:80"]}, "fail"),
+    # A role as the destination (jonpulsifer/infra: owner -> owner).
+    ("role-dst-role-src", [acl("autogroup:owner", "autogroup:owner:22")],
+     {"src": "alice@example.com", "accept": ["alice@example.com:22"]}, "undecidable"),
+    ("role-dst-tag-src", [acl("tag:client", "autogroup:admin:22")],
+     {"src": "tag:client", "accept": ["bob@example.com:22"]}, "undecidable"),
+    ("role-dst-other-src", [acl("tag:client", "autogroup:admin:22")],
+     {"src": "tag:server", "accept": ["bob@example.com:22"]}, "fail"),
     # A group source is a representative member: user-specific rules do not apply.
     ("group-src-group-rule", [acl("group:dev", "tag:server:22")],
      {"src": "group:dev", "accept": ["tag:server:22"]}, "pass"),

@@ -153,3 +153,26 @@ def test_test_runner_resolves_role_sources() -> None:
     diags = Diagnostics()
     report = run_policy_tests(policy, inventory(), diags)
     assert report.ok and report.passed == 2, [str(d) for d in diags]
+
+
+@pytest.mark.parametrize("autogroup", sorted(ROLE_AUTOGROUPS))
+@pytest.mark.parametrize("form", ["acl", "grant"])
+def test_role_autogroup_as_destination_names_the_role_holders_devices(
+        autogroup: str, form: str) -> None:
+    """Public policies applied to Tailscale keep `"dst": ["autogroup:owner"]` (a
+    grant and an ACL): the destination is the untagged nodes of the role's users,
+    the same set as the role as a source; compiler and reference agree."""
+    rule: dict[str, object] = (
+        {"action": "accept", "src": ["tag:srv"], "dst": [f"{autogroup}:22"]} if form == "acl"
+        else {"src": ["tag:srv"], "dst": [autogroup], "ip": ["tcp:22"]})
+    policy = _policy({"acls" if form == "acl" else "grants": [rule]})
+    inv = inventory()
+    expected = {n["name"] for n in NODES if "tags" not in n
+                and n["user"] in inv.logins_with_role(autogroup)}
+    netmaps = compile_policy(policy, inv).netmaps
+    reached = {name for name, m in netmaps.items()
+               if any("100.64.0.10" in r.to_json()["SrcIPs"] for r in m.packet_filter)}
+    ev = ReferenceEvaluator(policy, inv)
+    srv = ipaddress.ip_address("100.64.0.10")
+    by_reference = {n.name for n in inv if n.ips and ev.allowed(srv, n.ips[0], 6, 22)}
+    assert reached == by_reference == expected

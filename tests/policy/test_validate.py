@@ -78,7 +78,7 @@ def test_undefined_host_suggests() -> None:
 
 @pytest.mark.parametrize(("src", "dst"), [
     ("autogroup:self", "*:*"), ("autogroup:internet", "*:*"), ("*", "autogroup:danger-all:*"),
-    ("autogroup:nonroot", "*:*"), ("*", "autogroup:admin:22"),
+    ("autogroup:nonroot", "*:*"), ("*", "autogroup:shared:22"),
 ])
 def test_misplaced_autogroups(src: str, dst: str) -> None:
     body = f'"acls": [{{"action": "accept", "src": ["{src}"], "dst": ["{dst}"]}}]'
