@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from policyc.compiler.inventory_fast import fast_inventory
 from policyc.compiler.nodecheck import entry_node
 from policyc.compiler.nodefields import NodeShape, inventory_reader
 from policyc.compiler.nodes import ROLES, Inventory, User
@@ -32,7 +33,12 @@ TOP_LEVEL_FIELDS = frozenset({"nodes", "devices", "users"})
 
 
 def load_inventory(source: SourceFile, diags: Diagnostics) -> Inventory:
-    """Parse and check an inventory file; best effort, callers check `diags`."""
+    """Parse and check an inventory file; best effort, callers check `diags`.
+    A clean JSON file is read without the value tree (`inventory_fast.py`);
+    anything it cannot vouch for is walked here, with locations."""
+    fast = fast_inventory(source)
+    if fast is not None:
+        return fast
     return build_inventory(parse(source, diags), diags)
 
 
