@@ -58,8 +58,9 @@ CODES: dict[str, CodeInfo] = {
     "E126": CodeInfo("invalid-posture", "A posture or posture reference is malformed."),
     "E127": CodeInfo("invalid-node-attr", "A nodeAttrs entry is malformed."),
     "E128": CodeInfo("invalid-capability", "An app capability name is malformed."),
-    "E129": CodeInfo("mixed-spellings", "autogroup:member and its legacy spelling "
-                     "autogroup:members are both used."),
+    "E129": CodeInfo("mixed-spellings", "Retired: autogroup:member and its legacy spelling "
+                     "autogroup:members in one file are accepted, as Tailscale accepts "
+                     "them; each legacy use is W206."),
     # --- W: likely mistakes ----------------------------------------------------
     "W201": CodeInfo("rule-matches-nothing", "A rule's sources or destinations match no node."),
     "W202": CodeInfo("unused-group", "A group is defined but never referenced."),

@@ -70,9 +70,9 @@ _MAX_ITEM_BRACKETS = 150
 # Lint (inventory-aware warnings) is whole-policy work: 0.6-1 s at 1k-10k nodes.
 # When it costs more than this, an incremental update does not lint (see _check).
 LINT_BUDGET = 0.03
-# Diagnostics whose message names a line (P002's note, E129, W203's "the rule at
+# Diagnostics whose message names a line (P002's note, W203's "the rule at
 # file:line:col"): computed from an item parsed on its own, it would be wrong.
-_NAMES_A_LINE = frozenset({"P002", "E129", "W203"})
+_NAMES_A_LINE = frozenset({"P002", "W203"})
 
 
 def _build_node_attr(r: Reader, value: JValue) -> Any:

@@ -187,19 +187,14 @@ def _check_placement(place: Place, alias: Alias, diags: Diagnostics) -> None:
 
 def _check_member_spellings(aliases: list[Alias], diags: Diagnostics) -> None:
     """`autogroup:members` is the legacy spelling of `autogroup:member`: accepted
-    (with a warning), but one file must not use both, so a reader never wonders
-    whether they differ."""
-    members = [a for a in aliases if isinstance(a, AutoGroupRef) and a.name == "autogroup:member"]
-    legacy = [a for a in members if a.spelled]
-    for alias in legacy:
-        diags.warning("W206", alias.span,
-                      '"autogroup:members" is the legacy spelling of "autogroup:member"',
-                      suggestion="autogroup:member")
-    current = [a for a in members if not a.spelled]
-    if legacy and current:
-        diags.error("E129", legacy[0].span,
-                    'both "autogroup:members" and "autogroup:member" are used; pick one '
-                    f"(autogroup:member is also used at line {current[0].span.line})")
+    with a warning. Both spellings in one file are accepted too (E129 retired):
+    files applied to Tailscale mix them (lordmuffin/homelab, pushed by
+    gitops-acl-action, and edited again months later)."""
+    for alias in aliases:
+        if isinstance(alias, AutoGroupRef) and alias.name == "autogroup:member" and alias.spelled:
+            diags.warning("W206", alias.span,
+                          '"autogroup:members" is the legacy spelling of "autogroup:member"',
+                          suggestion="autogroup:member")
 
 
 def _check_service_keys(policy: Policy, diags: Diagnostics) -> None:

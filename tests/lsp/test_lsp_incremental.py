@@ -132,7 +132,7 @@ def test_what_is_not_inside_one_item_is_analysed_whole() -> None:
 
 
 def test_duplicate_keys_and_line_numbers_in_messages() -> None:
-    # P002's note and E129's message name a line: never taken from an older text.
+    # P002's note names a line: never taken from an older text (and W206 warnings move).
     engine = Engine("policy.hujson")
     text = RICH.replace('"src": ["group:ops", "autogroup:member"]',
                         '"src": ["group:ops", "autogroup:members"]')
