@@ -147,10 +147,9 @@ def build_app(r: Reader, value: JValue, *, node_attrs: bool = False) -> tuple[Ap
             _check_app_connectors(r, member.value)
         elif not _check_cap_name(r, name):
             continue
-        values = r.arr(member.value, f'app "{name.value}"', "an array of objects")
-        if values is not None:
-            for item in values.items:
-                r.obj(item, f'app "{name.value}"')
+        # Values are any JSON (tailcfg.RawMessage): SaaS applied a policy with
+        # `"tailscale.com/cap/relay": [""]` (ponomarev-studio/VPN, in the corpus).
+        r.arr(member.value, f'app "{name.value}"', "an array of JSON values")
         out.append(AppCapability(name.value, to_python(member.value), name.span))
     return tuple(out)
 

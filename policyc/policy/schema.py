@@ -52,10 +52,10 @@ def _named_map(description: str, pattern: str, value: dict[str, Any]) -> dict[st
 _SRC_POSTURE = _strings("Posture names (`posture:…`) the source device must satisfy.")
 _APP = {
     "type": "object",
-    "description": "Application capabilities: `domain/path` -> an array of objects "
-                   "passed to the application.",
+    "description": "Application capabilities: `domain/path` -> an array of JSON values "
+                   "(usually objects) passed to the application.",
     "propertyNames": {"pattern": "^[^/ ]+/[^ ]+$"},
-    "additionalProperties": {"type": "array", "items": {"type": "object"}},
+    "additionalProperties": {"type": "array"},
 }
 
 ACL = _object(

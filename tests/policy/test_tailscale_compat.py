@@ -295,3 +295,16 @@ def test_star_protocol_bad_ports_rejected() -> None:
 ])
 def test_ip_pool(pool: str, expected: list[str]) -> None:
     assert codes(nodeAttrs=[{"target": ["group:dev"], "ipPool": [pool]}]) == expected
+
+
+@pytest.mark.parametrize("value", ["", 1, True, None, ["x"], {"k": "v"}])
+def test_grant_app_values_are_any_json(value: object) -> None:
+    """Capability values are tailcfg.RawMessage: SaaS applied
+    `"tailscale.com/cap/relay": [""]` (ponomarev-studio/VPN, tests/corpus)."""
+    grant = {"src": ["*"], "dst": ["*"], "app": {"tailscale.com/cap/relay": [value]}}
+    assert errors(grants=[grant]) == []
+
+
+def test_grant_app_value_must_still_be_an_array() -> None:
+    grant = {"src": ["*"], "dst": ["*"], "app": {"example.com/cap/x": {"k": "v"}}}
+    assert [d.code for d in errors(grants=[grant])] == ["E102"]
