@@ -72,7 +72,11 @@ SSH_RECORDER = Place("ssh recorder", "E120", frozenset({TagRef, HostRef, PrefixA
 OWNER = Place("tagOwners", "E123", IDENTITIES,
               frozenset({"autogroup:admin", "autogroup:member", "autogroup:owner",
                          "autogroup:it-admin", "autogroup:network-admin"}))
-APPROVER = Place("autoApprovers", "E123", OWNER.kinds, OWNER.autogroups)
+# autogroup:tagged approves for every tagged node: SaaS applied it as exitNode and
+# 0.0.0.0/0, ::/0 route approver (ponomarev-studio/VPN's workflow applies before it
+# commits). No evidence for it as a tag owner, which stays E114.
+APPROVER = Place("autoApprovers", "E123", OWNER.kinds,
+                 OWNER.autogroups | {"autogroup:tagged"})
 NODE_ATTR = Place("nodeAttrs target", "E127", IDENTITIES | {Wildcard, PrefixAlias, HostRef},
                   MEMBERSHIP | ROLE_AUTOGROUPS)
 TEST_SRC = Place("test src", "E125", (IDENTITIES | ADDRESSES) - {IPSetRef},

@@ -11,6 +11,7 @@ header line, with the reason on the `// why:` line.
 
 from __future__ import annotations
 
+import gzip
 import re
 from dataclasses import replace
 from ipaddress import ip_address, ip_network
@@ -29,10 +30,16 @@ from policyc.policy.load import load_policy_text
 from policyc.policy.model import Policy
 
 HERE = Path(__file__).parent
-VALID = sorted((HERE / "realworld").glob("*.hujson"))
-INVALID = sorted((HERE / "realworld-invalid").glob("*.hujson"))
+# A large file is kept gzipped (`NAME.hujson.gz`); it is read as its text.
+VALID = sorted((HERE / "realworld").glob("*.hujson*"))
+INVALID = sorted((HERE / "realworld-invalid").glob("*.hujson*"))
 SOURCE_LINE = re.compile(r"^// source: https://github\.com/[^/]+/[^/]+/blob/[0-9a-f]{40}/\S+$")
 EXPECT_LINE = re.compile(r"^// expect-error: ([A-Z]\d{3})$", re.MULTILINE)
+
+
+def _read(path: Path) -> str:
+    data = path.read_bytes()
+    return (gzip.decompress(data) if path.suffix == ".gz" else data).decode("utf-8")
 
 
 def _errors(diags: Diagnostics) -> list[str]:
@@ -40,7 +47,7 @@ def _errors(diags: Diagnostics) -> list[str]:
 
 
 def _load_valid(path: Path) -> tuple[str, Policy]:
-    text = path.read_text(encoding="utf-8")
+    text = _read(path)
     policy, diags = load_policy_text(text, path.name)
     assert not diags.has_errors, _errors(diags)
     return text, policy
@@ -74,7 +81,7 @@ def test_corpus_is_large_and_every_file_names_its_source() -> None:
     repos = {p.name.split("__")[0] + "/" + p.name.split("__")[1] for p in VALID + INVALID}
     assert len(VALID) >= 40 and len(repos) >= 35, (len(VALID), len(repos))
     for path in VALID + INVALID:
-        first = path.read_text(encoding="utf-8").splitlines()[0]
+        first = _read(path).splitlines()[0]
         assert SOURCE_LINE.match(first), f"{path.name}: {first!r}"
 
 
@@ -98,7 +105,7 @@ def test_real_policy_checks_compiles_and_formats(path: Path) -> None:
 
 @pytest.mark.parametrize("path", INVALID, ids=lambda p: p.stem)
 def test_invalid_real_policy_gets_its_documented_code(path: Path) -> None:
-    text = path.read_text(encoding="utf-8")
+    text = _read(path)
     expected = EXPECT_LINE.search(text)
     assert expected is not None, "an invalid file documents its expected error code"
     assert "\n// why: " in text, "an invalid file says why Tailscale would reject it"

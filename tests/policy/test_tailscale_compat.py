@@ -308,3 +308,12 @@ def test_grant_app_values_are_any_json(value: object) -> None:
 def test_grant_app_value_must_still_be_an_array() -> None:
     grant = {"src": ["*"], "dst": ["*"], "app": {"example.com/cap/x": {"k": "v"}}}
     assert [d.code for d in errors(grants=[grant])] == ["E102"]
+
+
+def test_autogroup_tagged_approves_routes_and_exit_nodes_but_owns_no_tag() -> None:
+    """SaaS applied `autogroup:tagged` as an exitNode and route approver
+    (ponomarev-studio/VPN, tests/corpus); as a tag owner there is no evidence."""
+    assert errors(autoApprovers={"exitNode": ["autogroup:tagged"],
+                                 "routes": {"0.0.0.0/0": ["autogroup:tagged"],
+                                            "::/0": ["autogroup:tagged"]}}) == []
+    assert "E114" in codes(tagOwners={"tag:x": ["autogroup:tagged"]})
