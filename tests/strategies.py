@@ -104,7 +104,7 @@ def policy(acls: list[AclRule] | None = None, grants: list[GrantRule] | None = N
     group_map = EXAMPLE_GROUPS if groups is None else groups
     return Policy(
         source=SourceFile("test.hujson", ""),
-        groups={g: Group(g, tuple(UserRef(m) for m in ms)) for g, ms in group_map.items()},
+        groups={g: Group(g, tuple(ms)) for g, ms in group_map.items()},
         tag_owners={t: TagOwners(t, ()) for t in EXAMPLE_TAGS},
         hosts={h: HostAlias(h, ipaddress.ip_network(v)) for h, v in (hosts or {}).items()},
         acls=None if acls is None else tuple(acls),

@@ -233,7 +233,7 @@ class AliasSets:
             return self._owned_by(alias.login)
         if isinstance(alias, GroupRef):
             group = self.policy.groups.get(alias.name)
-            logins = {m.login for m in group.members} if group else set()
+            logins = set(group.logins) if group else set()
             return union_all(self._owned_by(login) for login in logins)
         if isinstance(alias, TagRef):
             return self.tagged.get(alias.name, EMPTY)

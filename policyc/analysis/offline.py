@@ -68,7 +68,7 @@ def with_representatives(policy: Policy) -> Policy:
     groups = dict(policy.groups)
     for name in wanted & set(groups):
         group = groups[name]
-        groups[name] = replace(group, members=(*group.members, UserRef(representative(name))))
+        groups[name] = replace(group, logins=(*group.logins, representative(name)))
     return replace(policy, groups=groups)
 
 
@@ -83,9 +83,9 @@ def synthetic_inventory(policy: Policy, *more: Policy) -> Inventory:
     """
     policies = (policy, *more)
     users = sorted(set().union(*(_mentioned_users(p) for p in policies)))
-    representatives = sorted({m.login for p in policies for g in p.groups.values()
-                              for m in g.members
-                              if m.login.endswith("@representative.invalid")})
+    representatives = sorted({login for p in policies for g in p.groups.values()
+                              for login in g.logins
+                              if login.endswith("@representative.invalid")})
     tags = sorted(set().union(*(p.tag_owners for p in policies)))
     owners: list[tuple[str | None, tuple[str, ...], str]] = (
         [(u, (), u) for u in users] + [(u, (), u) for u in representatives]
@@ -145,8 +145,8 @@ def _mentioned_users(policy: Policy) -> set[str]:
     public policies test their owner, whom no rule names (autogroup:member
     covers them), and offline there is no way to tell that user does not exist."""
     users = {a.login for a in _all_aliases(policy) if isinstance(a, UserRef)}
-    users.update(m.login for g in policy.groups.values() for m in g.members
-                 if not m.login.endswith("@representative.invalid"))
+    users.update(login for g in policy.groups.values() for login in g.logins
+                 if not login.endswith("@representative.invalid"))
     return users
 
 
@@ -241,7 +241,7 @@ def test_only_users(policy: Policy) -> frozenset[str]:
     in_tests |= {id(a) for t in policy.ssh_tests for a in (t.src, *t.destinations)}
     named = {a.login for a in _all_aliases(policy)
              if isinstance(a, UserRef) and id(a) not in in_tests}
-    named.update(m.login for g in policy.groups.values() for m in g.members)
+    named.update(login for g in policy.groups.values() for login in g.logins)
     tested = {a.login for a in _all_aliases(policy) if isinstance(a, UserRef)}
     return frozenset(tested - named)
 

@@ -85,8 +85,8 @@ def groups_by_login(groups: Mapping[str, Group]) -> dict[str, list[str]]:
     """login -> the names of the groups listing it."""
     found: dict[str, list[str]] = {}
     for name, group in groups.items():
-        for member in group.members:
-            found.setdefault(member.login, []).append(name)
+        for login in group.logins:
+            found.setdefault(login, []).append(name)
     return found
 
 

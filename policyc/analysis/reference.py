@@ -255,7 +255,7 @@ class ReferenceEvaluator:
         cached = self._group_cache.get(name)
         if cached is None:
             group = self.policy.groups.get(name)
-            cached = frozenset(m.login for m in group.members) if group is not None \
+            cached = frozenset(group.logins) if group is not None \
                 else frozenset()
             self._group_cache[name] = cached
         return cached

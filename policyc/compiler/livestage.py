@@ -32,7 +32,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from itertools import repeat
-from operator import attrgetter
 from typing import Any
 
 from policyc.collector import paused_collector
@@ -107,8 +106,7 @@ def _group_logins(policy: Policy, name: str) -> tuple[frozenset[str], tuple[str,
         group = policy.groups.get(name)
         # C-level passes (maps, one join): the first event asks for every group, and
         # dense tailnets have 200 groups of thousands of logins.
-        logins = (list(map(str.removeprefix, map(attrgetter("login"), group.members),
-                           repeat("user:"))) if group else [])
+        logins = list(map(str.removeprefix, group.logins, repeat("user:"))) if group else []
         joined = "\0" + "\0".join(logins)
         domains = tuple(x[1:] for x in logins if x.startswith("*@")) if "\0*@" in joined else ()
         found = (policy, frozenset(logins).difference("*" + d for d in domains), domains)

@@ -114,7 +114,7 @@ class Resolver:
                 return self.user_nodes(login)
             case GroupRef(name=name):
                 group = self.policy.groups.get(name)
-                members = [m.login.removeprefix("user:") for m in group.members] if group else []
+                members = [x.removeprefix("user:") for x in group.logins] if group else []
                 by_user = self.by_user
                 found = [by_user[x] for x in members if x in by_user]
                 found += [self.user_nodes(x) for x in members if x.startswith("*@")]

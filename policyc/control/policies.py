@@ -76,7 +76,7 @@ def user_owns_tag(policy: Policy, tag: str, user: str) -> bool:
             return True
         if isinstance(owner, GroupRef):
             group = policy.groups.get(owner.name)
-            if group is not None and any(m.login == user for m in group.members):
+            if group is not None and user in group.logins:
                 return True
         if isinstance(owner, AutoGroupRef) and owner.name == "autogroup:member":
             return True

@@ -6,7 +6,8 @@ never leave `grammar/` and `hujson.py`; everything downstream sees these.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import FrozenInstanceError, dataclass
 from typing import Any, TypeAlias
 
 from policyc.diagnostics.source import Span
@@ -39,10 +40,77 @@ class JNull:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+_set = object.__setattr__
+
+
 class JArray:
-    items: tuple[JValue, ...]
+    """An array: its items in document order, and its span.
+
+    Immutable like the other nodes. A long array of plain strings (a big
+    group's members) may come from the fast path in compact form: the values,
+    and a function that finds their spans in the text. `items` makes the
+    `JString`s on first use (a diagnostic, the language server);
+    `string_values` reads the values without making one object per item.
+    """
+
+    __slots__ = ("_items", "_locate", "_values", "span")
     span: Span
+    _items: tuple[JValue, ...] | None
+    _values: tuple[str, ...] | None
+    _locate: Callable[[], tuple[JString, ...]] | None
+
+    def __init__(self, items: tuple[JValue, ...], span: Span) -> None:
+        _set(self, "span", span)
+        _set(self, "_items", items)
+        _set(self, "_values", None)
+        _set(self, "_locate", None)
+
+    @classmethod
+    def of_strings(cls, values: tuple[str, ...], span: Span,
+                   locate: Callable[[], tuple[JString, ...]]) -> JArray:
+        """An array of strings whose `JString`s `locate` makes when asked."""
+        array = cls.__new__(cls)
+        _set(array, "span", span)
+        _set(array, "_items", None)
+        _set(array, "_values", values)
+        _set(array, "_locate", locate)
+        return array
+
+    @property
+    def items(self) -> tuple[JValue, ...]:
+        items = self._items
+        if items is None:
+            assert self._locate is not None  # the compact form always has one
+            items = self._locate()
+            _set(self, "_items", items)
+        return items
+
+    def string_values(self) -> tuple[str, ...] | None:
+        """The items' values when every item is a string, else None."""
+        if self._values is not None:
+            return self._values
+        strings = [item for item in self.items if type(item) is JString]
+        if len(strings) != len(self.items):
+            return None
+        return tuple([item.value for item in strings])
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not JArray:
+            return NotImplemented
+        assert isinstance(other, JArray)
+        return (self.items, self.span) == (other.items, other.span)
+
+    def __hash__(self) -> int:
+        return hash((self.items, self.span))
+
+    def __repr__(self) -> str:
+        return f"JArray(items={self.items!r}, span={self.span!r})"
 
 
 @dataclass(frozen=True, slots=True)

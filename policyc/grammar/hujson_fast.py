@@ -24,12 +24,19 @@ which is checked. Values lark's builder computes itself are taken from it:
 numbers (`json_number`: orjson reads a big integer as a float) and strings
 with escapes (`decode_string`). Nesting deeper than MAX_DEPTH gives up (lark
 reports it).
+
+An array of MIN_RUN or more strings without escapes (a big group's members:
+10k dense has 200 groups of 2,500) is matched whole by one regex and kept in
+compact form (`JArray.of_strings`): orjson's values, and the spans found
+again in that array's text only if someone asks for its items. Its quotes are
+counted (one pair per value), so it still stands for exactly that many tokens.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from functools import partial
+from itertools import islice
 from operator import methodcaller
 from typing import Any
 
@@ -59,6 +66,13 @@ _STANDARDIZE = re.compile(
 _TOKEN = re.compile(
     r'[ \t\r\n,:]*+("[^"\\]*+"|"(?:[^"\\]|\\.)*+"|-?\d[\d.eE+-]*+|true|false|null|[\[\]{}])')
 _NEWLINES = re.compile(r"[^\n]+")
+MIN_RUN = 16
+"""Arrays of at least this many plain strings are kept compact; shorter ones
+are read item by item (the builders ask for most items' spans anyway)."""
+# A whole array of strings without escapes, in the standardized text.
+_STRING_RUN = re.compile(r'\[(?:[ \t\r\n,]*+"[^"\\]*+")*+[ \t\r\n]*+\]')
+# One string of such an array in the source text (comments and commas between).
+_RUN_ITEM = re.compile(rf'(?:[ \t\r\n,]++|{_COMMENT})*+("[^"]*+")')
 
 
 class _GiveUp(Exception):
@@ -74,11 +88,7 @@ def fast_parse(source: SourceFile, text: str, max_depth: int) -> JValue | None:
         except orjson.JSONDecodeError:
             json_text = standardize(text)
             value = orjson.loads(json_text)
-        tokens = _TOKEN.finditer(json_text)
-        tree = _walk(source, text, value, tokens, max_depth)
-        if next(tokens, None) is not None:
-            raise _GiveUp  # an object repeated a key: lark reports P002
-        return tree
+        return _walk(source, json_text, value, max_depth)
     except (_GiveUp, orjson.JSONDecodeError, StopIteration):
         return None
 
@@ -103,14 +113,14 @@ def _spaces(match: re.Match[str]) -> str:
     return " " * (match.end() - match.start())
 
 
-def _walk(source: SourceFile, text: str, value: Any, tokens: Iterator[re.Match[str]],
-          max_depth: int) -> JValue:
-    """orjson's value and the token spans, side by side in document order.
+def _walk(source: SourceFile, text: str, value: Any, max_depth: int) -> JValue:
+    """orjson's value and the token spans of `text` (the standardized text),
+    side by side in document order. Raises _GiveUp unless every token is used.
 
     Closures rather than methods: free variables are read faster than
     attributes, and this runs once per value of a 13 MB policy.
     """
-    next_span = map(methodcaller("span", 1), tokens).__next__
+    next_span = map(methodcaller("span", 1), _TOKEN.finditer(text)).__next__
 
     def string(value: str) -> JString:
         start, end = next_span()
@@ -141,6 +151,8 @@ def _walk(source: SourceFile, text: str, value: Any, tokens: Iterator[re.Match[s
         if depth > max_depth:
             raise _GiveUp
         start = next_span()[0]
+        if text[start] != "{":
+            raise _GiveUp  # a repeated key shifted the tokens
         inner = depth + 1
         kept = tuple([JMember(string(key), string(item) if type(item) is str
                               else child(item, inner))
@@ -151,9 +163,19 @@ def _walk(source: SourceFile, text: str, value: Any, tokens: Iterator[re.Match[s
         return JObject(kept, Span(source, start, end))
 
     def items(value: list[Any], depth: int) -> JArray:
+        nonlocal next_span
         if depth > max_depth:
             raise _GiveUp
         start = next_span()[0]
+        if text[start] != "[":
+            raise _GiveUp
+        if len(value) >= MIN_RUN:
+            end = _string_run(text, start, value)
+            if end:  # the tokens go on after this array's `]`
+                next_span = map(methodcaller("span", 1), _TOKEN.finditer(text, end)).__next__
+                values = tuple(value)
+                return JArray.of_strings(values, Span(source, start, end),
+                                         partial(_run_items, source, start, end, values))
         inner = depth + 1
         kept = tuple([string(item) if type(item) is str else child(item, inner)
                       for item in value])
@@ -162,7 +184,34 @@ def _walk(source: SourceFile, text: str, value: Any, tokens: Iterator[re.Match[s
             raise _GiveUp
         return JArray(kept, Span(source, start, end))
 
-    return child(value, 1)
+    tree = child(value, 1)
+    try:
+        next_span()
+    except StopIteration:
+        return tree
+    raise _GiveUp  # an object repeated a key: lark reports P002
+
+
+def _string_run(text: str, start: int, value: list[Any]) -> int:
+    """The end of the array at `start` when it holds exactly `value`'s strings,
+    none with an escape; else 0 (it is read item by item)."""
+    if set(map(type, value)) != {str}:
+        return 0
+    run = _STRING_RUN.match(text, start)
+    if run is None or text.count('"', start, run.end()) != 2 * len(value):
+        return 0
+    return run.end()
+
+
+def _run_items(source: SourceFile, start: int, end: int,
+               values: tuple[str, ...]) -> tuple[JString, ...]:
+    """The `JString`s of a compact array: its strings' spans, found again."""
+    # One match per value, each right after the last (the run's text is only
+    # strings, commas, blanks and comments); what a comment after the last holds is
+    # never searched.
+    found = islice(_RUN_ITEM.finditer(source.text, start + 1, end), len(values))
+    return tuple([JString(value, Span(source, *match.span(1)))
+                  for value, match in zip(values, found, strict=True)])
 
 
 def _escaped(raw: str) -> str:

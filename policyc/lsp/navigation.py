@@ -73,7 +73,7 @@ def _describe(analysis: Analysis, occurrence: Occurrence) -> str:
 
 def _defined(policy: Policy, kind: str, name: str) -> str | None:
     if kind == GROUP and name in policy.groups:
-        members = [m.login for m in policy.groups[name].members]
+        members = list(policy.groups[name].logins)
         return f"group of {len(members)} user(s): {_listing(members)}"
     if kind == TAG and name in policy.tag_owners:
         owners = [str(o) for o in policy.tag_owners[name].owners]

@@ -12,6 +12,7 @@ and the rest of the file is still built, so one run shows every error.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from itertools import repeat
 from typing import Any
 
 from policyc.diagnostics.diagnostics import Diagnostics, did_you_mean
@@ -42,7 +43,6 @@ from policyc.policy.model import (
     TagOwners,
     TagRef,
     TailnetOptions,
-    UserRef,
 )
 
 # Top-level keys Tailscale accepts that do not affect access; kept verbatim.
@@ -60,14 +60,22 @@ def build_groups(r: Reader, value: JValue) -> dict[str, Group]:
             r.diags.error("E116", member.key.span, f'group name "{name}" must start with "group:"')
             continue
         array = r.arr(member.value, f'groups["{name}"]', "an array of users")
-        users = r.strings(array, f'groups["{name}"]') if array is not None else ()
-        out[name] = Group(name, tuple(_group_members(r, name, users)), member.span)
+        logins = _group_logins(r, name, array) if array is not None else ()
+        out[name] = Group(name, logins, member.span)
     return out
 
 
-def _group_members(r: Reader, group: str, members: tuple[JString, ...]) -> list[UserRef]:
+def _group_logins(r: Reader, group: str, array: JArray) -> tuple[str, ...]:
+    """The members' logins. All strings, all valid (the usual case): C-level passes
+    over the values, no object per member; else item by item, with diagnostics."""
+    values = array.string_values()
+    if values is not None:
+        logins = tuple(map(str.strip, values))
+        if all(map(str.__contains__, logins, repeat("@"))) \
+                and not any(map(str.startswith, logins, repeat("group:"))):
+            return logins
     out = []
-    for member in members:
+    for member in r.strings(array, f'groups["{group}"]'):
         text = member.value.strip()
         if text.startswith("group:"):
             r.diags.error("E108", member.span,
@@ -76,8 +84,8 @@ def _group_members(r: Reader, group: str, members: tuple[JString, ...]) -> list[
             r.diags.error("E109", member.span,
                           f'groups["{group}"]: username must contain @, got: "{text}"')
         else:
-            out.append(UserRef(text, member.span))
-    return out
+            out.append(text)
+    return tuple(out)
 
 
 def build_tag_owners(r: Reader, value: JValue) -> dict[str, TagOwners]:

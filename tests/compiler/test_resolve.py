@@ -43,8 +43,7 @@ INVENTORY = Inventory.of([
 
 POLICY = Policy(
     UNKNOWN_SOURCE,
-    groups={"group:eng": Group("group:eng", (UserRef("alice@example.com"),
-                                             UserRef("nobody@example.com")))},
+    groups={"group:eng": Group("group:eng", ("alice@example.com", "nobody@example.com"))},
     hosts={"lan": HostAlias("lan", ipaddress.ip_network("192.168.0.0/16"))},
     ipsets={"ipset:x": IPSet("ipset:x", (HostRef("lan"), IPSetRef("ipset:x"),
                                          PrefixAlias(ipaddress.ip_network("8.8.8.8/32"))))},

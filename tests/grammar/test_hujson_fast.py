@@ -23,7 +23,7 @@ from policyc.diagnostics.diagnostics import Diagnostics
 from policyc.diagnostics.source import SourceFile
 from policyc.grammar.cst import JArray, JMember, JObject, JValue
 from policyc.grammar.hujson import BOM, MAX_DEPTH, is_blank, parse
-from policyc.grammar.hujson_fast import fast_parse, standardize
+from policyc.grammar.hujson_fast import MIN_RUN, fast_parse, standardize
 from policyc.grammar.hujson_lark import parse_with_lark
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,10 +109,13 @@ _GAPS = st.lists(st.sampled_from([" ", "\n", "\t", "\r\n", "// c, ] }\n", "/* c 
 
 @st.composite
 def _value(draw: st.DrawFn, depth: int, clean: bool) -> str:
-    kinds = ["string", "number", "literal"] + (["array", "object"] if depth < 4 else [])
+    kinds = ["string", "number", "literal"] + (["array", "object"] if depth < 4 else []) \
+        + (["strings"] if depth < 2 else [])
     kind = draw(st.sampled_from(kinds))
     if kind == "string":
         return draw(_string(clean))
+    if kind == "strings":  # around MIN_RUN strings: compact when none has an escape
+        return draw(_strings(clean))
     if kind == "number":
         return draw(_CLEAN_NUMBERS if clean else _CLEAN_NUMBERS | _ODD_NUMBERS)
     if kind == "literal":
@@ -136,6 +139,16 @@ def _value(draw: st.DrawFn, depth: int, clean: bool) -> str:
     else:
         body = ",".join(item + gap for item, gap in items) if items else draw(_GAPS)
     return ("{" + body + "}") if kind == "object" else ("[" + body + "]")
+
+
+@st.composite
+def _strings(draw: st.DrawFn, clean: bool) -> str:
+    plain = st.text(_PRINTABLE, max_size=6).map(lambda t: f'"{t}"')
+    strings = draw(st.lists(plain | _string(clean) if draw(st.booleans()) else plain,
+                            min_size=MIN_RUN - 2, max_size=MIN_RUN + 4))
+    body = ",".join(draw(_GAPS) + item for item in strings)
+    trailing = "," if strings and draw(st.booleans()) else ""  # right after the value
+    return "[" + body + trailing + draw(_GAPS) + "]"
 
 
 def _document(clean: bool) -> st.SearchStrategy[str]:
@@ -189,6 +202,29 @@ def test_agrees_on_edge_cases(text: str) -> None:
     "[123456789012345678901234567890]", '["// not", "/* a comment */"]',
 ])
 def test_fast_path_answers(text: str) -> None:
+    assert assert_agrees(text)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.text(_PRINTABLE, max_size=6), min_size=MIN_RUN, max_size=MIN_RUN + 8),
+       st.lists(_GAPS, min_size=MIN_RUN + 9, max_size=MIN_RUN + 9), st.booleans())
+def test_long_string_arrays_are_compact(values: list[str], gaps: list[str], repeat: bool) -> None:
+    """MIN_RUN plain strings or more: kept as values, their JStrings (spans) made on
+    demand, equal to lark's; the same key twice still goes to lark."""
+    items = [gap + json.dumps(value, ensure_ascii=False) for gap, value in zip(gaps, values,
+                                                                            strict=False)]
+    array = "[" + ",".join(items) + gaps[-1] + "]"
+    text = '{"g": ' + array + (', "g": ' + array if repeat else "") + "}"
+    tree = fast_parse(SourceFile("t.hujson", text), text, MAX_DEPTH)
+    if repeat:
+        assert tree is None
+        assert_agrees(text)
+        return
+    assert isinstance(tree, JObject)
+    compact = tree.members[0].value
+    assert isinstance(compact, JArray)
+    assert compact._items is None  # no JString made yet
+    assert compact.string_values() == tuple(values)
     assert assert_agrees(text)
 
 

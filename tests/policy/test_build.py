@@ -217,7 +217,7 @@ def test_every_section_is_built() -> None:
       "derpMap": {"Regions": {}}, "attrConfig": {"x": 1},
     }""")
     assert not diags.items, [str(d) for d in diags]
-    assert [m.login for m in policy.groups["group:eng"].members] == ["a@x.com"]
+    assert list(policy.groups["group:eng"].logins) == ["a@x.com"]
     assert policy.hosts["lan"].network == ipaddress.ip_network("10.0.0.0/8")
     assert policy.acls and policy.acls[0].protocols == (6,)
     assert policy.acls[0].destinations[0].ports == (PortRange(80, 80), PortRange(443, 443))
