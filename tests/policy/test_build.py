@@ -9,7 +9,10 @@ import pytest
 
 from policyc.diagnostics.diagnostics import Diagnostic, Diagnostics
 from policyc.diagnostics.source import NO_SPAN, SourceFile
+from policyc.grammar.cst import JArray, JObject
 from policyc.grammar.hujson import parse
+from policyc.grammar.hujson_fast import MIN_RUN
+from policyc.grammar.hujson_lark import parse_with_lark
 from policyc.netmap import ALL_PORTS, PortRange
 from policyc.policy.aliases import (
     parse_alias,
@@ -335,6 +338,31 @@ def test_error_line_and_column() -> None:
 ])
 def test_definition_errors(text: str, code: str) -> None:
     assert code in codes(text)
+
+
+@pytest.mark.parametrize("bad", ["group:b", "alice", " tag:x "])
+def test_big_group_member_errors_keep_their_place(bad: str) -> None:
+    """A group long enough for the parser's compact form (its strings' spans found
+    only when a diagnostic asks): the same logins and diagnostics, at the same place,
+    as lark's tree gives."""
+    members = [f"u{i}@x.com" for i in range(3 * MIN_RUN)]
+    members[MIN_RUN + 1] = bad
+    body = "".join(f'  "{m}", /* "{i}" */\n' for i, m in enumerate(members))
+    text = '{"groups": {"group:a": [ // "members"\n' + body + ']}}'
+    source, diags = SourceFile("p.hujson", text), Diagnostics()
+    tree = parse(source, diags)
+    assert isinstance(tree, JObject) and isinstance(tree.members[0].value, JObject)
+    array = tree.members[0].value.members[0].value
+    assert isinstance(array, JArray) and array._items is None  # compact: no JString yet
+    policy = build_policy(tree, source, diags)
+    source, lark_diags = SourceFile("p.hujson", text), Diagnostics()
+    lark_policy = build_policy(parse_with_lark(source, text, lark_diags), source, lark_diags)
+    located = [(d.code, d.span.line, d.span.column, d.span.end_position) for d in diags]
+    assert located == [(d.code, d.span.line, d.span.column, d.span.end_position)
+                       for d in lark_diags]
+    assert located[0][1:3] == (MIN_RUN + 3, 3)
+    assert policy.groups["group:a"].logins == lark_policy.groups["group:a"].logins
+    assert len(policy.groups["group:a"].logins) == 3 * MIN_RUN - 1
 
 
 @pytest.mark.parametrize(("grant", "code"), [
