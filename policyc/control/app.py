@@ -133,8 +133,7 @@ def create_app(tailnet: Tailnet, settings: Settings | None = None) -> Any:
             since = PollRequest.from_json(request.body).since
         except ProtocolError as err:
             raise ControlError.from_protocol(err) from None
-        signed = await _wait_for_netmap(tailnet, request.node_key, since, config.poll_timeout)
-        answer = PollResponse(signed is not None, signed)
+        answer = await _wait_for_netmap(tailnet, request.node_key, since, config.poll_timeout)
         # A push answers a thousand polls at once on the event loop: a plain Response
         # skips re-validating the model, and orjson encodes the ~35 KB answer (the
         # stdlib encoder behind JSONResponse showed up in the profile).
@@ -163,7 +162,7 @@ def create_app(tailnet: Tailnet, settings: Settings | None = None) -> Any:
 
 
 async def _wait_for_netmap(tailnet: Tailnet, node_key: str, since: int,
-                           timeout: float) -> dict[str, str] | None:
+                           timeout: float) -> PollResponse:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     with tailnet.watchers.counted():
@@ -171,16 +170,19 @@ async def _wait_for_netmap(tailnet: Tailnet, node_key: str, since: int,
 
 
 async def _wait(tailnet: Tailnet, node_key: str, since: int,
-                loop: asyncio.AbstractEventLoop, deadline: float) -> dict[str, str] | None:
+                loop: asyncio.AbstractEventLoop, deadline: float) -> PollResponse:
     while True:
-        name = tailnet.node_name_for_key(node_key)  # 403 once removed or expired
+        view = tailnet.view
+        name = view.active_by_key.get(node_key)
+        if name is None:  # removed, expired or never registered: say so, signed
+            return PollResponse(False, None, tailnet.removal_notice(node_key))
         event = tailnet.watchers.event(name)
-        current = tailnet.view.signed.get(name)
+        current = view.signed.get(name)
         if current is not None and current.version > since:
-            return current.wire
+            return PollResponse(True, current.wire)
         remaining = deadline - loop.time()
         if tailnet.watchers.draining or remaining <= 0:
-            return None
+            return PollResponse(False)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), remaining)
 

@@ -10,6 +10,7 @@ nothing a node is told was ever unacknowledged by the database.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -26,6 +27,7 @@ from policyc.control.store import NodeRecord, Store, StoredPolicy
 from policyc.policy.load import load_policy_text
 from policyc.policy.model import Policy
 from policyc.protocol.envelope import EncodedNetmap, sign_payload
+from policyc.protocol.removal import RemovalNotice, sign_removal
 
 CONTROL_ACTOR = "control"  # the audit log's actor for what control does by itself
 
@@ -54,6 +56,9 @@ class View:
     records: Mapping[str, NodeRecord]  # every registered node, expired ones too
     active_by_key: Mapping[str, str]  # node key -> name, for nodes in the netmaps
     signed: Mapping[str, Signed] = field(default_factory=dict)
+    # The netmap version counter after this change: a removal notice carries it, and it
+    # is newer than the last netmap of every node no longer in the netmaps.
+    counter: int = 0
 
     def active(self, now: float) -> list[NodeRecord]:
         return [r for r in self.records.values() if not r.expired(now)]
@@ -137,7 +142,8 @@ class Tailnet:
         # not hold a thousand encoded netmaps at once).
         signed = dict(self.view.signed)
         changed: list[str] = []
-        next_version = self.store.counter("netmap_version") + 1
+        stored_counter = self.store.counter("netmap_version")
+        next_version = stored_counter + 1
         for name in sorted(candidates):
             netmap = owners.encode(netmaps.netmap(name))
             digest = netmap_digest(netmap)
@@ -150,8 +156,9 @@ class Tailnet:
                 signed[name] = self._sign(record, netmap, live, now)
             elif sign_all or name not in signed:
                 signed[name] = self._sign(record, netmap, live, now)
-        if changed:
-            self.store.set_counter("netmap_version", next_version - 1)
+        counter = max(next_version - 1, self._retired_version(active, records, now) + 1)
+        if counter != stored_counter:
+            self.store.set_counter("netmap_version", counter)
         self.store.set_netmap_versions(
             [(name, records[name].netmap_version, records[name].netmap_digest)
              for name in changed])
@@ -161,8 +168,20 @@ class Tailnet:
                 signed[record.name] = self._sign(records[record.name], netmap, live, now)
         active_by_key = {r.node_key: r.name for r in active}
         signed = {name: s for name, s in signed.items() if name in records}
-        view = View(live, policy, records, active_by_key, signed)
+        view = View(live, policy, records, active_by_key, signed, counter)
         return _Pending(view, netmaps, frozenset(changed), nodes, owners)
+
+    def _retired_version(self, active: list[NodeRecord], records: Mapping[str, NodeRecord],
+                         now: float) -> int:
+        """The newest netmap version held by a node that leaves (or has left) the netmaps:
+        removed now, or expired. The counter is moved past it so that the removal notice
+        such a node is given is newer than the netmap it enforces."""
+        staying = {r.name for r in active}
+        gone = (self.view.records[name].netmap_version
+                for name in self.view.active_by_key.values()
+                if name not in staying and name in self.view.records)
+        expired = (r.netmap_version for r in records.values() if r.expired(now))
+        return max(itertools.chain(gone, expired), default=0)
 
     def _sign(self, record: NodeRecord, netmap: EncodedNetmap, live: StoredPolicy,
               now: float) -> Signed:
@@ -222,15 +241,18 @@ class Tailnet:
 
     # --- reads for pollers ----------------------------------------------------------
 
-    def node_name_for_key(self, node_key: str) -> str:
-        name = self.view.active_by_key.get(node_key)
-        if name is None:
-            record = next((r for r in self.view.records.values() if r.node_key == node_key), None)
-            if record is not None:
-                raise ControlError(403, "node-expired", "this node's key has expired; "
-                                   "register it again with a new auth key")
-            raise ControlError(403, "not-registered", "this node key is not registered")
-        return name
+    def removal_notice(self, node_key: str) -> dict[str, str] | None:
+        """None while `node_key` is in the netmaps; otherwise control's signed statement
+        that it is not (removed, never registered, or expired), for the node that proved
+        that key. Its version is the counter, newer than any netmap the key was given."""
+        view = self.view
+        if node_key in view.active_by_key:
+            return None
+        record = next((r for r in view.records.values() if r.node_key == node_key), None)
+        notice = RemovalNotice(node_key, record.name if record else None,
+                               "node-expired" if record else "not-registered",
+                               view.counter, int(self.clock()))
+        return sign_removal(self.keys.signing, notice)
 
     def expiry_due(self) -> bool:
         """Is a node still in the netmaps whose key has expired?"""

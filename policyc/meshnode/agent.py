@@ -8,7 +8,10 @@
     4. long-poll: each signed netmap newer than the one in force is verified, then
        enforced, then cached; a rejected one is logged and the rules stay;
        control unreachable: retry with exponential backoff and full jitter, and
-       keep enforcing what is in force (the mesh does not depend on control).
+       keep enforcing what is in force (the mesh does not depend on control);
+    5. removal: only control's signed removal notice, newer than the netmap in force,
+       makes the node drop its peers and exit 1; an unsigned HTTP refusal is reported
+       (`last_rejection`) and the rules stay.
 
 SIGTERM/SIGINT end the loop between steps; the rules in force stay and the exit
 status is 0. An apply in progress is finished first (a half-applied netmap is
@@ -38,16 +41,28 @@ from policyc.meshnode.keys import (
 )
 from policyc.meshnode.localapi import LocalApi
 from policyc.meshnode.state import StateDir, StateError
-from policyc.meshnode.verify import Rejection, check_signed, load_cache, save_cache
+from policyc.meshnode.verify import (
+    Rejection,
+    check_removal,
+    check_signed,
+    load_cache,
+    save_cache,
+)
 from policyc.meshnode.views import Identity, Status, peer_rows, whois
 from policyc.netmap import NodeNetmap
-from policyc.protocol import NetmapEnvelope, ProtocolError, RegisterRequest, ServerKeys
+from policyc.protocol import (
+    NetmapEnvelope,
+    PollResponse,
+    ProtocolError,
+    RegisterRequest,
+    ServerKeys,
+)
 
 log = logging.getLogger("policyc.node")
 
 BACKOFF_FIRST_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 8.0
-# Control no longer knows this node's key: it was removed (or expired).
+# The codes of a bare HTTP "no longer registered": never believed (see _unsigned_refusal).
 REMOVED_CODES = frozenset({"not-registered", "node-expired"})
 # An answer that is not control's answer to our request: someone in between.
 TAMPERED_CODES = frozenset({"bad-box", "wrong-answer", "bad-json", "bad-message",
@@ -145,21 +160,34 @@ class Agent:
     # -- joining -----------------------------------------------------------------------
 
     def join(self, client: ControlClient) -> None:
-        """Step 3 (first run only): pin control's keys, register with the auth key."""
+        """Step 3 (first run only): register with the auth key, then pin control's keys.
+
+        The keys are pinned only once control accepted the node: a mistyped --server
+        or a refused auth key leaves nothing pinned to trip over on the next try.
+        """
         assert self.key is not None
-        if self.pins is None:
+        offered = self.pins
+        if offered is None:
             offered = client.server_keys()
+            self._set_reachable(True)
+            expected = self.config.control_key
+            if expected is not None and offered.signing_key != expected:
+                raise AgentFailed("control's signing key is not the one given with "
+                                  "--control-key; refusing to join")
+        client.keys = offered
+        if self.identity is None:
+            if not self.config.auth_key:
+                raise AgentFailed("this node has not joined yet: --auth-key is needed once")
+            self._register(client)
+        if self.pins is None:
             try:
                 self.pins = pin_control_keys(self.state, offered, self.config.control_key)
             except StateError as err:
                 raise AgentFailed(str(err)) from err
             log.warning("pinned control's signing key %s", offered.signing_key)
-        client.keys = self.pins
-        if self.identity is not None:
-            return
-        if not self.config.auth_key:
-            raise AgentFailed("this node has not joined yet: --auth-key is needed once")
-        request = RegisterRequest(self.config.auth_key, self.config.hostname,
+
+    def _register(self, client: ControlClient) -> None:
+        request = RegisterRequest(self.config.auth_key or "", self.config.hostname,
                                   self.config.advertise_routes,
                                   self.config.endpoints[0] if self.config.endpoints else None)
         answer = client.register(request)
@@ -201,26 +229,59 @@ class Agent:
                 if not joined:
                     self.join(client)
                     joined = True
+                if self.control_reachable is not True:
+                    # A quick GET: "reachable" again now, not when a long-poll ends.
+                    client.server_keys()
+                    self._set_reachable(True)
                 since = self.envelope.version if self.envelope is not None else 0
                 answer = client.poll(since)
                 self._set_reachable(True)
-                attempt = 0
-                if answer.changed and answer.netmap is not None:
-                    self._accept(answer.netmap)
+                if self._answer(answer):
+                    attempt = 0
+                    continue
+                # Refused or not enforceable: control would give the same answer at
+                # once, so wait as after a failure instead of asking again in a loop.
+                delay = backoff_delay(attempt, self._rng)
             except ControlError as err:
                 if not err.transient and not joined and err.code not in RETRY_CODES:
                     raise AgentFailed(f"control refused to let this node join: {err}") from err
-                if joined and err.code in REMOVED_CODES:
-                    self._leave(err)
+                if joined and not err.transient and err.code not in RETRY_CODES:
+                    self._unsigned_refusal(err)
                 if err.code in TAMPERED_CODES:
                     self._reject(Rejection(err.code, str(err)))
                 self._set_reachable(False)
                 delay = backoff_delay(attempt, self._rng)
-                attempt += 1
                 log.warning("%s; retrying in %.1f s", err, delay)
-                self._sleep(delay)
+            attempt += 1
+            self._sleep(delay)
 
-    def _leave(self, err: ControlError) -> None:
+    def _answer(self, answer: PollResponse) -> bool:
+        """Act on a poll answer; False if it was refused or could not be enforced."""
+        if answer.removed is not None:
+            self._removal(answer.removed)  # leaves (raises _Removed) if it verifies
+            return False
+        if answer.changed and answer.netmap is not None:
+            return self._accept(answer.netmap)
+        return True
+
+    def _removal(self, signed: dict[str, Any]) -> None:
+        assert self.key is not None and self.pins is not None
+        current = self.envelope.version if self.envelope is not None else None
+        try:
+            notice = check_removal(signed, self.pins, node_key=self.key.public_key,
+                                   node_name=self._name(), current_version=current)
+        except ProtocolError as err:
+            self._reject(Rejection(err.code, f"removal notice: {err.message}"), "removal")
+            return
+        self._leave(notice.reason)
+
+    def _unsigned_refusal(self, err: ControlError) -> None:
+        """An HTTP refusal is not signed: anyone on the path can send one. A node leaves
+        only on control's signed removal notice; this is reported and the rules stay."""
+        code = "unsigned-removal" if err.code in REMOVED_CODES else "unsigned-refusal"
+        self._reject(Rejection(code, f"{err} (not signed by control: ignored)"), "refusal")
+
+    def _leave(self, reason: str) -> None:
         """Removed by control: no peers, a filter that admits nothing, no identity."""
         assert self.interface is not None and self.key is not None
         name = self._name() or ""
@@ -238,9 +299,10 @@ class Agent:
             self.identity = None
         finally:
             self._applying = False
-        raise _Removed(err.code)
+        raise _Removed(reason)
 
-    def _accept(self, signed: dict[str, Any]) -> None:
+    def _accept(self, signed: dict[str, Any]) -> bool:
+        """Verify, enforce and cache a netmap; False if refused or its filter failed."""
         assert self.key is not None and self.pins is not None
         current = self.envelope.version if self.envelope is not None else None
         try:
@@ -248,15 +310,17 @@ class Agent:
                                     node_name=self._name(), current_version=current)
         except ProtocolError as err:
             self._reject(Rejection(err.code, err.message))
-            return
+            return False
         self._applying = True  # a signal now waits until the cache agrees with the host
         try:
-            if self._enforce(envelope):
+            enforced = self._enforce(envelope)
+            if enforced:
                 save_cache(self.state, signed)
         finally:
             self._applying = False
         if self._stopping:
             raise _Stop
+        return enforced
 
     def _enforce(self, envelope: NetmapEnvelope) -> bool:
         """Apply `envelope`; it is in force (and returned True) once its filter loaded."""
@@ -283,11 +347,11 @@ class Agent:
         log.log(level, "netmap version %d: %s", envelope.version, outcome.summary())
         return outcome.enforce.filter_loaded
 
-    def _reject(self, rejection: Rejection) -> None:
+    def _reject(self, rejection: Rejection, what: str = "netmap") -> None:
         with self._lock:
             self.last_rejection = {"code": rejection.code, "message": rejection.message,
                                    "at": time.time()}
-        log.error("netmap rejected, the rules in force stay: %s", rejection)
+        log.error("%s rejected, the rules in force stay: %s", what, rejection)
 
     def _set_reachable(self, value: bool) -> None:
         with self._lock:
@@ -317,7 +381,8 @@ class Agent:
                 policy_version=envelope.policy_version if envelope else None,
                 peers=peer_rows(envelope.netmap if envelope else None),
                 last_apply=self.last_apply, last_rejection=self.last_rejection,
-                extra={"interface": self.interface.to_json() if self.interface else None,
+                extra={"state": str(self.state.root),
+                       "interface": self.interface.to_json() if self.interface else None,
                        "public_key": self.key.public_key if self.key else None,
                        "joined_at": (self.identity or {}).get("joined_at")})
 

@@ -5,7 +5,8 @@ envelope was signed for this node's key, and that its version is newer than the
 one in force (an older or equal one is a rollback or replay). On top of that the
 node checks the envelope names this node and so does the netmap inside it.
 Anything that fails is rejected with a stable code; the caller logs it and keeps
-the rules it has.
+the rules it has. `check_removal` does the same for control's signed removal
+notice: the only thing that makes a node leave the tailnet.
 
 The cache (`netmap.json`) holds the signed envelope exactly as received, so a
 restarted agent re-verifies what it is about to enforce instead of trusting a
@@ -18,7 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from policyc.meshnode.state import StateDir, StateError
-from policyc.protocol import NetmapEnvelope, ProtocolError, ServerKeys, verify_netmap
+from policyc.protocol import (
+    NetmapEnvelope,
+    ProtocolError,
+    RemovalNotice,
+    ServerKeys,
+    verify_netmap,
+    verify_removal,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +52,21 @@ def check_signed(signed: object, pins: ServerKeys, *, node_key: str, node_name: 
         raise ProtocolError("wrong-node", "the netmap inside names another node than "
                             "its envelope")
     return envelope
+
+
+def check_removal(signed: object, pins: ServerKeys, *, node_key: str, node_name: str | None,
+                  current_version: int | None) -> RemovalNotice:
+    """The removal notice if this node must leave; ProtocolError otherwise.
+
+    Signed by the pinned key, for this node's key (and name, when it names one),
+    newer than the netmap in force: an old notice cannot undo a later join.
+    """
+    notice = verify_removal(signed, pins.signing_key, node_key=node_key,
+                            newer_than=current_version)
+    if node_name is not None and notice.node is not None and notice.node != node_name:
+        raise ProtocolError("wrong-node", f"removal notice is for node {notice.node!r}, "
+                            f"this node is {node_name!r}")
+    return notice
 
 
 def save_cache(state: StateDir, signed: dict[str, Any]) -> None:

@@ -10,6 +10,8 @@ never import each other; they meet here, on the wire:
   back to the node and bound to the request they answer.
 - `envelope`: Ed25519-signed netmap envelopes and `verify_netmap`, which a node
   calls before it enforces anything.
+- `removal`: Ed25519-signed removal notices and `verify_removal`: a node leaves
+  the tailnet only on one of these, never on a bare HTTP refusal.
 """
 
 from policyc.protocol.codec import ProtocolError
@@ -21,6 +23,7 @@ from policyc.protocol.messages import (
     RegisterResponse,
     ServerKeys,
 )
+from policyc.protocol.removal import RemovalNotice, sign_removal, verify_removal
 from policyc.protocol.sealed import (
     OpenedRequest,
     ReplayGuard,
@@ -39,6 +42,7 @@ __all__ = [
     "ProtocolError",
     "RegisterRequest",
     "RegisterResponse",
+    "RemovalNotice",
     "ReplayGuard",
     "ServerKeys",
     "open_request",
@@ -46,5 +50,7 @@ __all__ = [
     "seal_request",
     "seal_response",
     "sign_netmap",
+    "sign_removal",
     "verify_netmap",
+    "verify_removal",
 ]

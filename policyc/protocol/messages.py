@@ -124,13 +124,18 @@ class PollRequest:
 
 @dataclass(frozen=True, slots=True)
 class PollResponse:
-    """Either a signed netmap envelope (wire form) or "no change" after the timeout."""
+    """A signed netmap envelope (wire form), "no change" after the timeout, or, for a
+    key control no longer serves, a signed removal notice (`protocol.removal`)."""
 
     changed: bool
     netmap: dict[str, Any] | None = None  # signed envelope: see envelope.sign_netmap
+    removed: dict[str, Any] | None = None  # signed notice: see removal.sign_removal
 
     def to_json(self) -> dict[str, Any]:
-        return {"changed": self.changed, "netmap": self.netmap}
+        out: dict[str, Any] = {"changed": self.changed, "netmap": self.netmap}
+        if self.removed is not None:
+            out["removed"] = self.removed
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PollResponse:
@@ -139,7 +144,10 @@ class PollResponse:
         netmap = data.get("netmap")
         if changed:
             netmap = field(data, "netmap", dict, what)
-        return cls(changed, netmap if isinstance(netmap, dict) else None)
+        removed = data.get("removed")
+        if removed is not None and not isinstance(removed, dict):
+            raise ProtocolError("bad-message", f"{what}: 'removed' must be an object")
+        return cls(changed, netmap if isinstance(netmap, dict) else None, removed)
 
 
 def _short(value: str, name: str, what: str, limit: int = 256) -> str:

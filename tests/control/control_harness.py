@@ -27,9 +27,11 @@ from policyc.protocol import (
     PollResponse,
     RegisterRequest,
     RegisterResponse,
+    RemovalNotice,
     open_response,
     seal_request,
     verify_netmap,
+    verify_removal,
 )
 from policyc.protocol.messages import KIND_POLL, KIND_REGISTER, PATH_POLL, PATH_REGISTER
 from policyc.protocol.sealed import SealedRequest, public_key_text
@@ -114,6 +116,15 @@ class NodeRefused(Exception):
         self.code = str(body.get("error"))
 
 
+class NodeRemoved(Exception):
+    """A poll answered with control's removal notice (verified against signing.pub)."""
+
+    def __init__(self, notice: RemovalNotice, signed: dict[str, Any]) -> None:
+        super().__init__(f"removed: {notice.reason}")
+        self.notice = notice
+        self.signed = signed
+
+
 @dataclass
 class SimNode:
     control: ControlServer
@@ -121,6 +132,7 @@ class SimNode:
     private: PrivateKey = field(default_factory=PrivateKey.generate)
     version: int = 0
     envelope: NetmapEnvelope | None = None
+    signed: dict[str, Any] | None = None  # the last netmap's wire form
     name: str = ""
     addresses: tuple[str, ...] = ()
 
@@ -150,14 +162,19 @@ class SimNode:
         return answer
 
     def poll(self, since: int | None = None) -> NetmapEnvelope | None:
-        """One long-poll; a new netmap is verified and kept, None is "no change"."""
+        """One long-poll; a new netmap is verified and kept, None is "no change";
+        NodeRemoved when control answers with its signed removal notice."""
         answer = PollResponse.from_json(self._call(
             PATH_POLL, KIND_POLL, PollRequest(self.version if since is None else since).to_json()))
+        if answer.removed is not None:
+            notice = verify_removal(answer.removed, self.control.signing_key, node_key=self.key,
+                                    newer_than=self.version or None)
+            raise NodeRemoved(notice, answer.removed)
         if not answer.changed:
             return None
         envelope = verify_netmap(answer.netmap, self.control.signing_key, node_key=self.key,
                                  newer_than=self.version if since is None else since)
-        self.version, self.envelope = envelope.version, envelope
+        self.version, self.envelope, self.signed = envelope.version, envelope, answer.netmap
         return envelope
 
     def peer_keys(self) -> set[str]:

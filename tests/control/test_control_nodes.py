@@ -10,9 +10,9 @@ import time
 from typing import Any
 
 import pytest
-from control_harness import ControlServer, NodeRefused, SimNode
+from control_harness import ControlServer, NodeRefused, NodeRemoved, SimNode
 
-from policyc.protocol import ProtocolError, open_response
+from policyc.protocol import ProtocolError, open_response, verify_removal
 from policyc.protocol.codec import b64encode
 from policyc.protocol.messages import (
     KIND_POLL,
@@ -29,6 +29,12 @@ def authkey(control: ControlServer, **body: Any) -> str:
         answer = admin.post("/api/v1/authkeys", json=body)
     assert answer.status_code == 200, answer.text
     return str(answer.json()["key"])
+
+
+def removed(call: Any) -> NodeRemoved:
+    with pytest.raises(NodeRemoved) as err:
+        call()
+    return err.value
 
 
 def refused(call: Any) -> NodeRefused:
@@ -127,7 +133,9 @@ def test_forged_replayed_and_malformed_node_requests(control: ControlServer) -> 
     bad_body = victim.seal(KIND_POLL, {"since": "latest"})
     assert victim.post(PATH_POLL, bad_body.wire).status_code == 400
     unregistered = control.node("stranger")
-    assert refused(lambda: unregistered.poll()).code == "not-registered"
+    stranger = removed(lambda: unregistered.poll()).notice
+    assert (stranger.reason, stranger.node, stranger.key) == ("not-registered", None,
+                                                              unregistered.key)
     bad_route = control.node("r")
     key = authkey(control, **ALICE)
     assert refused(lambda: bad_route.register(key, routes=("10.0.0.1/8",))).code == "bad-route"
@@ -193,7 +201,33 @@ def test_removal_takes_the_key_out_of_every_peer(control: ControlServer) -> None
     with control.admin() as admin:
         assert admin.delete("/api/v1/nodes/web").status_code == 200
     assert alice.poll() is not None and web.key not in alice.peer_keys()
-    assert refused(lambda: web.poll()).code == "not-registered"
+    gone = removed(lambda: web.poll())
+    # Signed by control, for web's key, newer than the last netmap web was given.
+    assert gone.notice.reason == "not-registered" and gone.notice.key == web.key
+    assert gone.notice.version > web.version
+    assert web.signed is not None
+    # Nothing else verifies as a notice: another key, an altered payload, a netmap
+    # envelope (its signature is over another context), a notice not newer than the
+    # netmap in force.
+    for signed, node_key, newer_than, code in (
+            (gone.signed, alice.key, None, "wrong-node"),
+            (dict(gone.signed, payload=gone.signed["payload"][:-4] + "AAA="), web.key, None,
+             "bad-signature"),
+            (web.signed, web.key, None, "bad-signature"),
+            (gone.signed, web.key, gone.notice.version, "old-version")):
+        with pytest.raises(ProtocolError) as err:
+            verify_removal(signed, control.signing_key, node_key=node_key,
+                           newer_than=newer_than)
+        assert err.value.code == code
+    # The same key joins again: its netmaps are newer than the notice, so the old
+    # notice, replayed, cannot make it leave.
+    web.version = 0
+    web.register(authkey(control, tags=["tag:web"]))
+    assert web.poll() is not None and web.version > gone.notice.version
+    with pytest.raises(ProtocolError) as err:
+        verify_removal(gone.signed, control.signing_key, node_key=web.key,
+                       newer_than=web.version)
+    assert err.value.code == "old-version"
 
 
 def test_expiry_takes_the_key_out_of_every_peer(make_control: Any) -> None:
@@ -206,7 +240,9 @@ def test_expiry_takes_the_key_out_of_every_peer(make_control: Any) -> None:
     while alice.key in web.peer_keys() and time.monotonic() < deadline:
         web.poll()
     assert alice.key not in web.peer_keys()
-    assert refused(lambda: alice.poll()).code == "node-expired"
+    expired = removed(lambda: alice.poll()).notice
+    assert (expired.reason, expired.node) == ("node-expired", "alice")
+    assert expired.version > alice.version
     listed = {n["name"]: n["expired"] for n in nodes(control)}
     assert listed == {"web": False, "alice": True}
     with control.admin() as admin:

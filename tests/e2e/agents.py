@@ -333,6 +333,9 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         pass
     def relay(self, method):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path == "/machine/poll" and open(mode_file).read().strip() == "forbid":
+            return self.answer(403, json.dumps({"error": "not-registered",
+                                                "detail": "forged"}).encode())
         conn = http.client.HTTPConnection(host, int(port), timeout=120)
         conn.request(method, self.path, body, {"Content-Type": "application/json"})
         answer = conn.getresponse()
@@ -349,6 +352,8 @@ class Proxy(http.server.BaseHTTPRequestHandler):
                 data = json.dumps(wire).encode()
             elif mode == "replay":
                 data = recorded["first"]
+        self.answer(status, data)
+    def answer(self, status, data):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -368,8 +373,9 @@ server.serve_forever()
 @dataclass
 class MeddlingProxy:
     """An HTTP proxy in a node's namespace, on 127.0.0.1: `mode` is "pass", "tamper"
-    (flip one byte inside each poll answer's box) or "replay" (answer every poll with
-    the first poll answer it saw)."""
+    (flip one byte inside each poll answer's box), "replay" (answer every poll with
+    the first poll answer it saw) or "forbid" (answer every poll with a bare HTTP 403
+    "not-registered", as anyone on the path could)."""
 
     node: harness.MeshNode
     mode_file: Path

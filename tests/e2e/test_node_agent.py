@@ -228,6 +228,13 @@ def test_a_tampering_or_replaying_proxy_is_refused_and_the_rules_stay(
                 lambda c=code: (web.quick_status().get("last_rejection") or {}).get("code") == c,
                 timeout=CUT_SECONDS, step=0.2), net.log_tail("web")
             assert snapshot(net)["web"] == before, f"{mode}: web's rules changed"
+        # An unsigned "you were removed" (a bare 403) is reported; web keeps its rules
+        # and its peers, and stays up.
+        proxy.set("forbid")
+        assert harness.wait_for(
+            lambda: (web.quick_status().get("last_rejection") or {}).get("code")
+            == "unsigned-removal", timeout=CUT_SECONDS, step=0.2), net.log_tail("web")
+        assert web.running and snapshot(net)["web"] == before
         # web kept the base rules: alice still reaches it on 443, which both pushes changed.
         assert harness.probe_all(net.mesh, [Probe("alice", "web", "tcp", 443)]) \
             == {Probe("alice", "web", "tcp", 443): True}

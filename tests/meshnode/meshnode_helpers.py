@@ -10,7 +10,14 @@ from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 
 from policyc.netmap import FilterRule, NetPortRange, NodeNetmap, Peer, PortRange
-from policyc.protocol import NetmapEnvelope, PeerOwner, ServerKeys, sign_netmap
+from policyc.protocol import (
+    NetmapEnvelope,
+    PeerOwner,
+    RemovalNotice,
+    ServerKeys,
+    sign_netmap,
+    sign_removal,
+)
 
 
 def b64(data: bytes) -> str:
@@ -31,6 +38,11 @@ class FakeControlKeys:
                                   issued_at=int(time.time()),
                                   netmap=netmap or sample_netmap(node), owners=owners)
         return sign_netmap(self.signing, envelope)
+
+    def remove(self, key: str, version: int, node: str | None = None,
+               reason: str = "not-registered") -> dict[str, Any]:
+        notice = RemovalNotice(key, node, reason, version, int(time.time()))
+        return sign_removal(self.signing, notice)
 
 
 def peer_key() -> str:

@@ -11,7 +11,7 @@ from meshnode_helpers import FakeControlKeys, peer_key, sample_netmap
 
 from policyc.meshnode.keys import load_or_create_node_key
 from policyc.meshnode.state import StateDir
-from policyc.meshnode.verify import check_signed, load_cache, save_cache
+from policyc.meshnode.verify import check_removal, check_signed, load_cache, save_cache
 from policyc.protocol import ProtocolError
 
 
@@ -98,3 +98,29 @@ def test_the_cache_is_verified_again_when_it_is_loaded(tmp_path: Path,
     envelope, _, problem = load_cache(state, control.pins, node_key=key.public_key,
                                       node_name="alice")
     assert envelope is None and problem is not None and problem.code == "cache"
+
+
+def removal_refused(signed: object, control: FakeControlKeys, current: int | None = 6,
+                    name: str | None = "alice") -> str:
+    with pytest.raises(ProtocolError) as caught:
+        check_removal(signed, control.pins, node_key=NODE_KEY, node_name=name,
+                      current_version=current)
+    return caught.value.code
+
+
+def test_a_removal_notice_is_believed_only_signed_for_this_node_and_newer(
+        control: FakeControlKeys) -> None:
+    notice = check_removal(control.remove(NODE_KEY, 7, "alice", "node-expired"), control.pins,
+                           node_key=NODE_KEY, node_name="alice", current_version=6)
+    assert (notice.reason, notice.version, notice.node) == ("node-expired", 7, "alice")
+    assert check_removal(control.remove(NODE_KEY, 7), control.pins, node_key=NODE_KEY,
+                         node_name="alice", current_version=None).node is None
+    assert removal_refused(control.remove(NODE_KEY, 6), control) == "old-version"
+    assert removal_refused(FakeControlKeys().remove(NODE_KEY, 7), control) == "bad-signature"
+    assert removal_refused(control.remove(peer_key(), 7), control) == "wrong-node"
+    assert removal_refused(control.remove(NODE_KEY, 7, "bob"), control) == "wrong-node"
+    assert removal_refused(control.remove(NODE_KEY, 7, reason="bored"), control) == "bad-message"
+    # A netmap envelope is signed under another context: it is never a removal notice,
+    # and a notice is never a netmap.
+    assert removal_refused(control.sign("alice", NODE_KEY, 7), control) == "bad-signature"
+    assert refused(control.remove(NODE_KEY, 7), control) == "bad-signature"

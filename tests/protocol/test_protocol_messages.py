@@ -26,6 +26,7 @@ def test_round_trips() -> None:
         PollRequest(7),
         PollResponse(True, {"payload": "x", "signature": "y"}),
         PollResponse(False),
+        PollResponse(False, None, {"payload": "x", "signature": "y"}),
     ):
         assert type(message).from_json(message.to_json()) == message
 
