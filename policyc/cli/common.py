@@ -25,6 +25,20 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 IO_CODES = frozenset({"P006"})
 
 
+def server_url(_ctx: click.Context | None, param: click.Parameter | None,
+               value: str | None) -> str | None:
+    """A click callback: `--server` must be an http(s) base URL (a bare HOST:PORT was
+    retried forever by the agent and reported as "network" by admin commands)."""
+    if value is None:
+        return None
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest.strip("/"):
+        raise click.BadParameter(f"{value!r} is not a URL like http://HOST:PORT",
+                                 param=param if isinstance(param, click.Option) else None,
+                                 param_hint="--server")
+    return value
+
+
 @dataclass
 class Loaded:
     policy: Policy | None

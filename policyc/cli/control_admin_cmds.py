@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from policyc.cli.common import EXIT_USAGE
+from policyc.cli.common import EXIT_USAGE, server_url
 from policyc.cli.control_cmds import admin_client, authkey, control, server_option, token_option
 
 
@@ -60,7 +60,7 @@ def token() -> None:
 
 
 @token.command(name="rotate")
-@click.option("--server", envvar="POLICYC_SERVER",
+@click.option("--server", envvar="POLICYC_SERVER", callback=server_url,
               help="Control URL (env POLICYC_SERVER): rotate through the running server.")
 @token_option
 @click.option("--state", "state_dir", type=click.Path(file_okay=False),

@@ -70,9 +70,11 @@ class AdminClient:
                 body = {}
             if not isinstance(body, dict):
                 body = {}
+            detail = str(body.get("detail", response.reason_phrase))
+            if body.get("error") == "not-found":  # FastAPI's unknown route, not ours
+                detail += f" ({path} is not a control route: is --server control's base URL?)"
             raise AdminError(response.status_code, str(body.get("error", "http-error")),
-                             str(body.get("detail", response.reason_phrase)),
-                             list(body.get("diagnostics") or []))
+                             detail, list(body.get("diagnostics") or []))
         return response
 
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:

@@ -17,10 +17,11 @@ from typing import Any, NoReturn
 import click
 
 from policyc.cli.app import main
-from policyc.cli.common import EXIT_FAIL, EXIT_USAGE
+from policyc.cli.common import EXIT_FAIL, EXIT_USAGE, server_url
 from policyc.cli.control_client import AdminClient, AdminError, read_token
 
 server_option = click.option("--server", required=True, envvar="POLICYC_SERVER",
+                             callback=server_url,
                              help="Control URL, e.g. https://control.example.com "
                                   "(env POLICYC_SERVER).")
 token_option = click.option("--token-file", type=click.Path(dir_okay=False),

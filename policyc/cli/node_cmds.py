@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from policyc.cli.app import main
-from policyc.cli.common import EXIT_FAIL, EXIT_USAGE
+from policyc.cli.common import EXIT_FAIL, EXIT_USAGE, server_url
 
 DEFAULT_STATE = "/var/lib/policyc-node"
 _EXIT_ROUTES = ("0.0.0.0/0", "::/0")
@@ -60,7 +60,8 @@ def _endpoint(value: str) -> str:
 
 
 @node.command()
-@click.option("--server", required=True, help="Control's URL, e.g. https://control:8443.")
+@click.option("--server", required=True, callback=server_url,
+              help="Control's URL, e.g. https://control:8443.")
 @click.option("--auth-key", default=None, envvar="POLICYC_AUTH_KEY",
               help="Pre-auth key (first join only; also $POLICYC_AUTH_KEY).")
 @click.option("--iface", required=True, help="WireGuard interface (created if missing).")

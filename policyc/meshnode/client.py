@@ -105,13 +105,15 @@ class ControlClient:
                                           timeout=httpx.Timeout(timeout,
                                                                 connect=CONNECT_TIMEOUT_SECONDS))
         except httpx.HTTPError as err:
-            raise ControlError(f"control unreachable: {err}", transient=True,
+            raise ControlError(f"control {self.server} unreachable: {err}", transient=True,
                                code="unreachable") from err
         if response.status_code >= 500 or response.status_code == 429:
             raise ControlError(f"control answered {response.status_code}", transient=True,
                                code=f"http-{response.status_code}")
         if response.status_code >= 400:
             code, detail = _error(response)
+            if code == "not-found":  # FastAPI's unknown route: not control's base URL
+                detail += f" ({self.server}{path}: is --server control's base URL?)"
             raise ControlError(f"control refused: {response.status_code} {code}: {detail}",
                                transient=False, code=code)
         if len(response.content) > MAX_RESPONSE_BYTES:

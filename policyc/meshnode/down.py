@@ -12,7 +12,7 @@ from policyc.enforcer.netns import interface_exists, netns_exists
 from policyc.enforcer.nft import remove_table
 from policyc.enforcer.wireguard import apply_peers
 from policyc.meshnode.apply import remove_routes_and_addresses
-from policyc.meshnode.iface import recorded_interface, remove_interface
+from policyc.meshnode.iface import is_wireguard, recorded_interface, remove_interface
 from policyc.meshnode.state import StateDir
 from policyc.netmap import NodeNetmap
 
@@ -28,7 +28,13 @@ def node_down(state: StateDir) -> tuple[list[str], list[str]]:
     if netns is not None and not netns_exists(netns):
         remove_interface(state)
         return [f"network namespace {netns!r} is gone; nothing left to remove"], []
-    if interface_exists(recorded.name, netns):
+    present = interface_exists(recorded.name, netns)
+    if present and recorded.kind == "existing" and not is_wireguard(recorded.name, netns):
+        # Recorded by an agent before it refused such interfaces (e.g. --iface eth0):
+        # flushing its addresses would cut the host off its underlay.
+        failed.append(f"{recorded.name} is not a WireGuard interface: its routes and "
+                      "addresses are left alone")
+    elif present:
         nobody = NodeNetmap(node="", addresses=(), peers=(), packet_filter=())
         peers = apply_peers(nobody, recorded.name, netns=netns)
         if peers.ok:

@@ -73,12 +73,26 @@ def ensure_interface(state: StateDir, name: str, netns: str | None) -> Interface
         recorded = _recorded(state)
         if recorded is not None and recorded.name == name and recorded.netns == netns:
             return recorded  # ours, from an earlier run of the agent
+        if not is_wireguard(name, netns):
+            raise InterfaceError(f"{name!r} exists and is not a WireGuard interface; "
+                                 "choose another --iface name")
         existing = Interface(name, netns, "existing")
         state.write_json(state.interface, existing.to_json())  # so `node down` finds it
         return existing
     created = _create_kernel(name, netns) or _create_userspace(name, netns)
     state.write_json(state.interface, created.to_json())
     return created
+
+
+def is_wireguard(name: str, netns: str | None) -> bool:
+    """`wg` knows it (a kernel WireGuard link, or one wireguard-go serves)."""
+    prefix = ["ip", "netns", "exec", netns] if netns else []
+    try:
+        proc = subprocess.run([*prefix, "wg", "show", name, "public-key"], capture_output=True,
+                              text=True, check=False, timeout=10)
+    except FileNotFoundError:
+        return True  # no `wg` at all: the first apply reports that, with its own code
+    return proc.returncode == 0
 
 
 def _create_kernel(name: str, netns: str | None) -> Interface | None:

@@ -20,8 +20,8 @@ from policyc.protocol import NetmapEnvelope
 
 def _cached(state: StateDir) -> tuple[NetmapEnvelope | None, dict[str, Any] | None, str | None]:
     """(envelope, identity, problem) from DIR without creating anything in it."""
-    if not state.node_key.exists():
-        return None, None, "this node has not joined (no node key in the state directory)"
+    if not state.node_key.exists():  # never started here: nothing to report as a problem
+        return None, None, None
     try:
         key, _ = load_or_create_node_key(state)
         pins = load_pinned_control_keys(state)
@@ -45,7 +45,8 @@ def offline_status(state: StateDir) -> dict[str, Any]:
         netmap_issued_at=envelope.issued_at if envelope else None,
         policy_version=envelope.policy_version if envelope else None,
         peers=peer_rows(envelope.netmap if envelope else None), last_apply=None,
-        last_rejection={"code": "cache", "message": problem} if problem else None)
+        last_rejection={"code": "cache", "message": problem} if problem else None,
+        extra={"state": str(state.root), "state_exists": state.root.is_dir()})
     return status.to_json(time.time())
 
 

@@ -116,8 +116,11 @@ def render_status(status: dict[str, Any]) -> str:
     """Human form of `Status.to_json` (what `node status` prints without --json)."""
     reach = status.get("control_reachable")
     control = {True: "reachable", False: "unreachable", None: "unknown (agent not running)"}
+    where = status.get("state")
     lines = [
         f"node:     {status.get('name') or '(not joined)'}",
+        *([f"state:    {where}{'' if status.get('state_exists', True) else ' (no such directory)'}"]
+          if where else []),
         f"address:  {', '.join(status.get('addresses') or []) or '-'}",
         f"agent:    {'running' if status.get('agent_running') else 'not running'}",
         f"control:  {control.get(reach, 'unknown')}",

@@ -174,3 +174,23 @@ def test_down_on_an_interface_it_did_not_create_leaves_the_interface(
         assert peers.strip() == ""
     finally:
         remove_interface(owner)
+
+
+def test_an_interface_that_is_not_wireguard_is_refused_and_down_leaves_it_alone(
+        tmp_path: Path, netns: str) -> None:
+    # `--iface eth0` by mistake: the agent must not take over (and later flush) the
+    # underlay interface; an interface.json recorded by an older agent is left alone too.
+    name = iface_name()
+    harness.sh(["ip", "-n", netns, "link", "add", name, "type", "veth", "peer", "name",
+                f"{name}p"])  # an ordinary link (no dummy module everywhere)
+    harness.sh(["ip", "-n", netns, "addr", "add", "198.18.250.1/24", "dev", name])
+    state = StateDir(tmp_path / "state").ensure()
+    with pytest.raises(InterfaceError, match="not a WireGuard interface"):
+        ensure_interface(state, name, netns)
+    assert not state.interface.exists()
+    state.write_json(state.interface, {"name": name, "netns": netns, "kind": "existing",
+                                       "pid": None})
+    _done, failed = node_down(state)
+    assert failed and "not a WireGuard interface" in failed[0]
+    assert addresses(netns, name) == {"198.18.250.1/24"}
+    assert interface_exists(name, netns)
