@@ -86,9 +86,11 @@ def sign_netmap(signing_key: SigningKey, envelope: NetmapEnvelope) -> dict[str, 
     return sign_payload(signing_key, canonical_json(envelope.to_json()))
 
 
-def sign_payload(signing_key: SigningKey, payload: bytes) -> dict[str, str]:
-    """The wire form of a signed envelope whose canonical JSON bytes are `payload`."""
-    signature = signing_key.sign(SIGNATURE_CONTEXT + payload).signature
+def sign_payload(signing_key: SigningKey, payload: bytes,
+                 context: bytes = SIGNATURE_CONTEXT) -> dict[str, str]:
+    """The wire form of a signed envelope whose canonical JSON bytes are `payload`
+    (`context`: another statement's own domain, e.g. a removal notice's)."""
+    signature = signing_key.sign(context + payload).signature
     return {"payload": b64encode(payload), "signature": b64encode(signature)}
 
 
@@ -137,6 +139,22 @@ class EncodedNetmap:
         return _object(fields)
 
 
+def verified_payload(signed: object, verify_key: VerifyKey | str, context: bytes,
+                     what: str) -> dict[str, Any]:
+    """The JSON object a `{"payload", "signature"}` wire form carries, once the
+    signature over `context + payload` verifies ("bad-signature" otherwise)."""
+    if not isinstance(signed, dict):
+        raise ProtocolError("bad-message", f"a signed {what} must be a JSON object")
+    wire = f"signed {what}"
+    payload = b64decode(field(signed, "payload", str, wire), "payload")
+    signature = b64decode(field(signed, "signature", str, wire), "signature", SIGNATURE_BYTES)
+    try:
+        verify_key_of(verify_key).verify(context + payload, signature)
+    except nacl.exceptions.BadSignatureError:
+        raise ProtocolError("bad-signature", f"{what} is not signed by control's key") from None
+    return parse_object(payload, f"{what} envelope" if what == "netmap" else what)
+
+
 def verify_netmap(signed: object, verify_key: VerifyKey | str, *, node_key: str,
                   newer_than: int | None = None) -> NetmapEnvelope:
     """The envelope inside `signed`, if control signed it for `node_key`.
@@ -146,16 +164,7 @@ def verify_netmap(signed: object, verify_key: VerifyKey | str, *, node_key: str,
     greater than `newer_than`, the version the node already holds), or a
     shape error. A node enforces nothing that did not pass this function.
     """
-    if not isinstance(signed, dict):
-        raise ProtocolError("bad-message", "a signed netmap must be a JSON object")
-    what = "signed netmap"
-    payload = b64decode(field(signed, "payload", str, what), "payload")
-    signature = b64decode(field(signed, "signature", str, what), "signature", SIGNATURE_BYTES)
-    try:
-        verify_key_of(verify_key).verify(SIGNATURE_CONTEXT + payload, signature)
-    except nacl.exceptions.BadSignatureError:
-        raise ProtocolError("bad-signature", "netmap is not signed by control's key") from None
-    data = parse_object(payload, "netmap envelope")
+    data = verified_payload(signed, verify_key, SIGNATURE_CONTEXT, "netmap")
     what = "netmap envelope"
     if field(data, "format", int, what) != ENVELOPE_FORMAT:
         raise ProtocolError("bad-message", "unknown netmap envelope format")

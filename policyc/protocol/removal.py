@@ -17,19 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import nacl.exceptions
 from nacl.signing import SigningKey, VerifyKey
 
-from policyc.protocol.codec import (
-    SIGNATURE_BYTES,
-    ProtocolError,
-    b64decode,
-    b64encode,
-    canonical_json,
-    field,
-    parse_object,
-)
-from policyc.protocol.envelope import verify_key_of
+from policyc.protocol.codec import ProtocolError, canonical_json, field
+from policyc.protocol.envelope import sign_payload, verified_payload
 
 REMOVAL_FORMAT = 1
 REMOVAL_CONTEXT = b"policyc node removal v1\n"
@@ -52,9 +43,7 @@ class RemovalNotice:
 
 
 def sign_removal(signing_key: SigningKey, notice: RemovalNotice) -> dict[str, str]:
-    payload = canonical_json(notice.to_json())
-    signature = signing_key.sign(REMOVAL_CONTEXT + payload).signature
-    return {"payload": b64encode(payload), "signature": b64encode(signature)}
+    return sign_payload(signing_key, canonical_json(notice.to_json()), REMOVAL_CONTEXT)
 
 
 def verify_removal(signed: object, verify_key: VerifyKey | str, *, node_key: str,
@@ -65,17 +54,8 @@ def verify_removal(signed: object, verify_key: VerifyKey | str, *, node_key: str
     "old-version" (not newer than `newer_than`, the netmap version in force),
     "bad-message" (shape, unknown reason).
     """
-    if not isinstance(signed, dict):
-        raise ProtocolError("bad-message", "a removal notice must be a JSON object")
+    data = verified_payload(signed, verify_key, REMOVAL_CONTEXT, "removal notice")
     what = "removal notice"
-    payload = b64decode(field(signed, "payload", str, what), "payload")
-    signature = b64decode(field(signed, "signature", str, what), "signature", SIGNATURE_BYTES)
-    try:
-        verify_key_of(verify_key).verify(REMOVAL_CONTEXT + payload, signature)
-    except nacl.exceptions.BadSignatureError:
-        raise ProtocolError("bad-signature",
-                            "removal notice is not signed by control's key") from None
-    data = parse_object(payload, what)
     if field(data, "format", int, what) != REMOVAL_FORMAT or data.get("kind") != "removal":
         raise ProtocolError("bad-message", "unknown removal notice format")
     if field(data, "key", str, what) != node_key:
