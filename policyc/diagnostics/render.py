@@ -255,7 +255,7 @@ def _lsp_position(span: Span, offset: int) -> tuple[int, int]:
     source = span.source
     offset = min(offset, len(source.text))
     line, _ = source.position(offset)
-    line_start = source.line_starts[line - 1]
+    line_start = source.line_start(line)
     prefix = source.text[line_start:offset]
     # Characters outside the BMP take two UTF-16 code units.
     return line - 1, len(prefix) + sum(1 for ch in prefix if ord(ch) > 0xFFFF)
