@@ -169,9 +169,13 @@ class UnitCompiler:
             return ("*",), AddressSet.parse("*")
         if not merged:
             return (), EMPTY
+        wildcard = any(isinstance(a, Wildcard) for a in aliases)
+        if len(resolved) == 1 and not wildcard:
+            # One set's texts come sorted and distinct (most rules name one group).
+            return tuple(self.r.texts(merged)), merged
         texts = set(self.r.texts(merged))
         src = merged
-        if any(isinstance(a, Wildcard) for a in aliases):
+        if wildcard:
             texts.update(self.r.route_texts)
             src = src | self.r.all_routes
             # Tailscale keeps explicit sources next to the wildcard ranges.

@@ -14,7 +14,15 @@ from collections.abc import Iterable, Sequence
 from itertools import chain, compress
 from operator import attrgetter
 
-from policyc.compiler.addrset import ALL, EMPTY, AddressSet, interval_text, of_points, union_all
+from policyc.compiler.addrset import (
+    ALL,
+    EMPTY,
+    AddressSet,
+    address_texts,
+    interval_text,
+    of_points,
+    union_all,
+)
 from policyc.compiler.internet import INTERNET, TAILSCALE_RANGES
 from policyc.compiler.nodes import ROLE_AUTOGROUPS, Inventory, Node
 from policyc.policy.model import (
@@ -277,8 +285,10 @@ class _AddressIndex:
         self.v6_unique = sorted(self.v6_exact)
         self.unique = (len(self.v4_unique) == len(self.v4_keys)
                        and len(self.v6_unique) == len(self.v6_keys))
-        self.v4_text = {int(a): str(a) for n in nodes for a in n.ips if a.version == 4}
-        self.v6_text = {int(a): str(a) for n in nodes for a in n.ips if a.version == 6}
+        self.v4_text = dict(zip(self.v4_unique, address_texts(self.v4_unique, False),
+                                strict=True))
+        self.v6_text = dict(zip(self.v6_unique, address_texts(self.v6_unique, True),
+                                strict=True))
 
     def texts(self, addrs: AddressSet) -> list[str]:
         out: list[str] = []
