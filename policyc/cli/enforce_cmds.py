@@ -21,7 +21,10 @@ from policyc.cli.common import (
 from policyc.diagnostics.diagnostics import Diagnostics
 
 if TYPE_CHECKING:
+    from policyc.compiler.nodes import Inventory
+    from policyc.compiler.onenode import NodeFilter
     from policyc.netmap import NodeNetmap
+    from policyc.policy.model import Policy
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,7 +42,7 @@ def nft(policy: str, nodes_path: str, node_name: str, iface: str, as_json: bool,
     from policyc.cli.output import dumps, pretty_wanted, write_line
     from policyc.enforcer.nft import render_ruleset, render_text
 
-    netmap = _netmap(policy, nodes_path, node_name)
+    netmap = _filter(policy, nodes_path, node_name)
     diags = Diagnostics()
     ruleset = render_ruleset(netmap, iface, diagnostics=diags)
     if diags.has_errors:
@@ -56,9 +59,21 @@ def _netmap(policy: str, nodes_path: str, node_name: str) -> NodeNetmap:
     from policyc.compiler.onenode import node_netmap
 
     with few_collections():  # a one-shot run over a large, acyclic object graph
-        model, inventory = load_or_exit(policy, nodes_path)
-        (name,) = select_nodes(inventory, (node_name,))
-        return node_netmap(model, inventory, name)
+        return node_netmap(*_load(policy, nodes_path, node_name))
+
+
+def _filter(policy: str, nodes_path: str, node_name: str) -> NodeFilter:
+    """What rendering NODE's filter reads of its netmap: not its peers."""
+    from policyc.compiler.onenode import node_packet_filter
+
+    with few_collections():
+        return node_packet_filter(*_load(policy, nodes_path, node_name))
+
+
+def _load(policy: str, nodes_path: str, node_name: str) -> tuple[Policy, Inventory, str]:
+    model, inventory = load_or_exit(policy, nodes_path)
+    (name,) = select_nodes(inventory, (node_name,))
+    return model, inventory, name
 
 
 def _on_a_node(command: F) -> F:
@@ -109,7 +124,7 @@ def drift(policy: str, nodes_path: str, node_name: str, iface: str, netns: str |
     """
     from policyc.enforcer.nft import apply_ruleset, check_drift, render_ruleset
 
-    netmap = _netmap(policy, nodes_path, node_name)
+    netmap = _filter(policy, nodes_path, node_name)
     name = netmap.node
     diags = Diagnostics()
     expected = render_ruleset(netmap, iface, diagnostics=diags)

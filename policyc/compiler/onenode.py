@@ -83,11 +83,37 @@ def node_netmap(policy: Policy, inventory: Inventory, name: str, *,
                 control_url: str = NO_CONTROL_URL) -> NodeNetmap:
     """`compile_policy(policy, inventory).netmaps[name]`, computing only that node.
     KeyError for a name the inventory does not hold."""
+    position = _position(inventory, name)
+    with paused_collector():  # an acyclic graph of small objects (collector.py)
+        return OneNode(policy, inventory, position, control_url).netmap()
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFilter:
+    """The filter side of `node_netmap`: what enforcing it reads (`nft`, `drift`)."""
+
+    node: str
+    addresses: tuple[str, ...]
+    routes: tuple[str, ...]
+    packet_filter: tuple[FilterRule, ...]
+
+
+def node_packet_filter(policy: Policy, inventory: Inventory, name: str) -> NodeFilter:
+    """`node_netmap`'s node, addresses, routes and packet filter, without working out
+    its peers (a member of a dense tailnet's big groups has thousands), SSH policy
+    or capabilities. KeyError for a name the inventory does not hold."""
+    position = _position(inventory, name)
+    with paused_collector():
+        one = OneNode(policy, inventory, position, peers=False)
+        return NodeFilter(one.node.name, one.addresses(), served_routes(one.node),
+                          one.packet_filter())
+
+
+def _position(inventory: Inventory, name: str) -> int:
     position = next((i for i, n in enumerate(inventory.nodes) if n.name == name), None)
     if position is None:
         raise KeyError(name)
-    with paused_collector():  # an acyclic graph of small objects (collector.py)
-        return OneNode(policy, inventory, position, control_url).netmap()
+    return position
 
 
 def _is(alias: Alias, name: str) -> bool:
@@ -112,7 +138,7 @@ class OneNode:
 
     def __init__(self, policy: Policy, inventory: Inventory, me: int,
                  control_url: str = NO_CONTROL_URL, samples: int = SAMPLES,
-                 scan_missing: int = SCAN_MISSING) -> None:
+                 scan_missing: int = SCAN_MISSING, *, peers: bool = True) -> None:
         self.policy = policy
         self.r = r = Resolver(policy, inventory)
         self.me = me
@@ -143,6 +169,7 @@ class OneNode:
         self.with_ips = [i for i, n in enumerate(r.nodes) if n.ips]
         self.samples = self._samples(samples)
         self.scan_missing = scan_missing
+        self.want_peers = peers  # False: the filter alone (no entry depends on peers)
         self.peers = 0
         self.route_sets: dict[int, AddressSet] = {}  # what N may send to, by identity
         self.route_internet = False  # N may send to the Internet (exit nodes)
@@ -196,7 +223,7 @@ class OneNode:
         Once few nodes are left to find, an identity alias is tested on those
         nodes alone instead of being resolved (a dense tailnet's groups hold
         thousands of nodes, and the last peers come from its last rules)."""
-        if self.sees_all():
+        if not self.want_peers or self.sees_all():
             return
         if destination and (isinstance(alias, Wildcard) or _is(alias, INTERNET_GROUP)):
             self.peers |= self.graph.src_bits(ALL if isinstance(alias, Wildcard) else INTERNET)
@@ -326,13 +353,19 @@ class OneNode:
 
     # --- the netmap --------------------------------------------------------------------
 
+    def packet_filter(self) -> tuple[FilterRule, ...]:
+        """N's filter (and, as the rules are read, its peers)."""
+        if self.policy.allows_all:
+            self._allow_all()
+            return (ALLOW_ALL,)
+        return tuple(self._filter())
+
+    def addresses(self) -> tuple[str, ...]:
+        return tuple(str(ip) for ip in self.node.ips)
+
     def netmap(self) -> NodeNetmap:
         node, r = self.node, self.r
-        if self.policy.allows_all:
-            packet_filter: tuple[FilterRule, ...] = (ALLOW_ALL,)
-            self._allow_all()
-        else:
-            packet_filter = tuple(self._filter())
+        packet_filter = self.packet_filter()
         usable = self._usable_routes()
         base = {p: base_peer(r.nodes[p], r.ip_texts(p)) for p in bits_to_indexes(self.peers)}
         ordered = sorted(base, key=lambda p: r.nodes[p].name)
@@ -340,7 +373,7 @@ class OneNode:
         peers = tuple(routed_peer(base[p], r.nodes[p], me, p, usable) for p in ordered)
         return NodeNetmap(
             node=node.name,
-            addresses=tuple(str(ip) for ip in node.ips),
+            addresses=self.addresses(),
             peers=peers,
             packet_filter=packet_filter,
             ssh_policy=SshCompiler(self.policy, r, self.control_url).for_node(me),

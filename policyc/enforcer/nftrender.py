@@ -49,7 +49,7 @@ import ipaddress
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from policyc.diagnostics.diagnostics import Diagnostics
 from policyc.diagnostics.source import NO_SPAN
@@ -63,7 +63,7 @@ from policyc.enforcer.nftsets import (
     build_family_sets,
     parse_filter,
 )
-from policyc.netmap import NodeNetmap
+from policyc.netmap import FilterRule
 
 FAMILY, TABLE = "inet", "policyc"
 # The bit policyc ORs into the conntrack mark of flows its sets admitted, so
@@ -372,7 +372,19 @@ def render_filter(filt: ParsedFilter, iface: str, *, local: Sequence[str] = (),
     return {"nftables": commands}
 
 
-def render_ruleset(netmap: NodeNetmap, iface: str, *, routes: Sequence[str] = (),
+class FilterSide(Protocol):
+    """What the ruleset is made from: a `NodeNetmap`'s addresses, routes and filter
+    (`nft` and `drift` get just these from the compiler, not its peers)."""
+
+    @property
+    def addresses(self) -> tuple[str, ...]: ...
+    @property
+    def routes(self) -> tuple[str, ...]: ...
+    @property
+    def packet_filter(self) -> tuple[FilterRule, ...]: ...
+
+
+def render_ruleset(netmap: FilterSide, iface: str, *, routes: Sequence[str] = (),
                    diagnostics: Diagnostics | None = None) -> Json:
     """The nftables JSON that enforces `netmap.packet_filter` on `iface`.
 

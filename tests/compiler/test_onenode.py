@@ -4,7 +4,8 @@ Property: for random policies (ACLs, grants with via and app capabilities,
 autogroup:self, the Internet, SSH rules, nodeAttrs) and random tailnets (subnet
 routers, exit nodes, single-stack nodes, an address two nodes share), the netmap
 `node_netmap` gives each node is the one `compile_policy` gives it: the same
-wire bytes, SSH policy and capability map.
+wire bytes, SSH policy and capability map; and `node_packet_filter` (no peers)
+gives the same addresses, routes and filter.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from test_index import SSH_RULES, dense_policies, with_ssh
 
 from policyc.compiler import compile_policy, node_netmap
 from policyc.compiler.nodes import Inventory
-from policyc.compiler.onenode import OneNode
+from policyc.compiler.onenode import NodeFilter, OneNode, node_packet_filter
 from policyc.netmap import NodeNetmap
 
 SETTINGS = settings(max_examples=150, deadline=None,
@@ -45,6 +46,15 @@ def assert_each_node_alone(text: str, inventory: Inventory, tuned: bool = False)
         assert got == expected, name
         assert got.ssh_policy == expected.ssh_policy, name
         assert got.cap_map == expected.cap_map, name
+        alone = (OneNode(policy, inventory, i, samples=1, scan_missing=0, peers=False)
+                 if tuned else None)
+        side = (NodeFilter(name, alone.addresses(), expected.routes, alone.packet_filter())
+                if alone is not None else node_packet_filter(policy, inventory, name))
+        assert (side.node, side.addresses, side.routes) == (
+            expected.node, expected.addresses, expected.routes), name
+        assert [r.to_json() for r in side.packet_filter] == [
+            r.to_json() for r in expected.packet_filter], name
+        assert side.packet_filter == expected.packet_filter, name
 
 
 # Addresses inside the strategies' approved routes, and in Internet space.
