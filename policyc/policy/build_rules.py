@@ -5,7 +5,7 @@ Shape and string syntax only; cross-references are checked in `validate.py`.
 
 from __future__ import annotations
 
-from policyc.grammar.cst import JArray, JNull, JObject, JString, JValue, to_python
+from policyc.grammar.cst import JArray, JBool, JNull, JNumber, JObject, JString, JValue, to_python
 from policyc.netmap import PortRange
 from policyc.policy.aliases import (
     PORTED_PROTOCOLS,
@@ -277,7 +277,7 @@ def _accept_env(r: Reader, value: JValue) -> tuple[str, ...]:
 
 # --- tests ----------------------------------------------------------------------
 
-TEST_FIELDS = frozenset({"src", "proto", "accept", "deny", "allow"})
+TEST_FIELDS = frozenset({"src", "srcPostureAttrs", "proto", "accept", "deny", "allow"})
 # "" is the default set. Tailscale also accepts a port-less protocol such as
 # "icmp" (real policies applied through GitOps carry `"proto": "icmp"` tests
 # with an `ALIAS:0` entry); any protocol an ACL `proto` accepts is taken.
@@ -303,11 +303,30 @@ def build_test(r: Reader, value: JValue) -> PolicyTest | None:
                         suggestion="accept")
         accept += _test_targets(r, f["allow"], "allow", zero_ok)
     deny = _test_targets(r, f.get("deny"), "deny", zero_ok)
+    if "srcPostureAttrs" in f:
+        _test_posture_attrs(r, f["srcPostureAttrs"])
     if not any(has_items(f.get(key)) for key in ("accept", "allow", "deny")):
         r.diags.error("E125", obj.span, "test: needs at least one accept or deny entry")
     if src is None or src_text is None:
         return None
     return PolicyTest(src, src_text.value.strip(), protocol, accept, deny, obj.span)
+
+
+def _test_posture_attrs(r: Reader, value: JValue) -> None:
+    """`srcPostureAttrs`: the posture attributes the test source is assumed to have
+    (`{"node:os": "windows"}`; values are strings, numbers or booleans). Applied
+    to Tailscale through gitops-acl-action by HomeScaleCloud/homescale-public
+    (tests/corpus). Postures are not modelled, so the test is run without them."""
+    obj = r.obj(value, "srcPostureAttrs")
+    if obj is None:
+        return
+    for member in obj.members:
+        if not isinstance(member.value, JString | JNumber | JBool):
+            r.diags.error("E125", member.value.span, f'srcPostureAttrs "{member.key.value}": '
+                          "expected a string, number or boolean")
+    r.diags.warning("W207", obj.span, "srcPostureAttrs is accepted but not evaluated: policyc "
+                    "does not model device postures, so this test runs as if every posture "
+                    "held")
 
 
 def _test_protocol(r: Reader, value: JValue | None) -> int | None:

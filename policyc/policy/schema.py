@@ -125,6 +125,10 @@ TEST = _object(
     "A policy test: `src` must reach every `accept` entry and none of the `deny` entries.",
     {
         "src": {"type": "string", "description": "A user, group, tag, host or address."},
+        "srcPostureAttrs": {"type": "object", "description": "Posture attributes the source "
+                            "is assumed to have (`{\"node:os\": \"windows\"}`); policyc "
+                            "does not evaluate postures.",
+                            "additionalProperties": {"type": ["string", "number", "boolean"]}},
         "proto": {"type": "string", "description": "`tcp`, `udp`, `sctp` or empty."},
         "accept": _strings("`HOST:PORT` entries that must be allowed."),
         "allow": _strings("Legacy name of `accept`."),

@@ -317,3 +317,19 @@ def test_autogroup_tagged_approves_routes_and_exit_nodes_but_owns_no_tag() -> No
                                  "routes": {"0.0.0.0/0": ["autogroup:tagged"],
                                             "::/0": ["autogroup:tagged"]}}) == []
     assert "E114" in codes(tagOwners={"tag:x": ["autogroup:tagged"]})
+
+
+def test_test_src_posture_attrs_are_accepted_with_a_warning() -> None:
+    """Tailscale tests may give the source's posture attributes; a policy using
+    them was applied through gitops-acl-action (HomeScaleCloud, tests/corpus).
+    Postures are not modelled: a W207 says the test runs without them."""
+    test = {"src": "alice@example.com", "accept": ["tag:server:22"],
+            "srcPostureAttrs": {"node:os": "windows", "node:tsVersion": 1.8, "custom:ok": True}}
+    found = check(tagOwners={"tag:server": ["alice@example.com"]},
+                  acls=[{"action": "accept", "src": ["*"], "dst": ["tag:server:22"]}],
+                  tests=[test])
+    assert [d.code for d in found] == ["W207"], [str(d) for d in found]
+    bad = {**test, "srcPostureAttrs": {"node:os": ["windows"]}}
+    assert "E125" in codes(tagOwners={"tag:server": ["alice@example.com"]}, tests=[bad])
+    assert "E102" in codes(tagOwners={"tag:server": ["alice@example.com"]},
+                           tests=[{**test, "srcPostureAttrs": ["node:os"]}])
