@@ -26,10 +26,11 @@ with escapes (`decode_string`). Nesting deeper than MAX_DEPTH gives up (lark
 reports it).
 
 An array of MIN_RUN or more strings without escapes (a big group's members:
-10k dense has 200 groups of 2,500) is matched whole by one regex and kept in
-compact form (`JArray.of_strings`): orjson's values, and the spans found
-again in that array's text only if someone asks for its items. Its quotes are
-counted (one pair per value), so it still stands for exactly that many tokens.
+10k dense has 200 groups of 2,500) is delimited by a few C-level searches
+(`_string_run`) and kept in compact form (`JArray.of_strings`): orjson's
+values, and the spans found again in that array's text only if someone asks
+for its items. It is checked to be one whole array of that many strings, so
+the walk still uses one text value per orjson value.
 """
 
 from __future__ import annotations
@@ -69,8 +70,6 @@ _NEWLINES = re.compile(r"[^\n]+")
 MIN_RUN = 16
 """Arrays of at least this many plain strings are kept compact; shorter ones
 are read item by item (the builders ask for most items' spans anyway)."""
-# A whole array of strings without escapes, in the standardized text.
-_STRING_RUN = re.compile(r'\[(?:[ \t\r\n,]*+"[^"\\]*+")*+[ \t\r\n]*+\]')
 # One string of such an array in the source text (comments and commas between).
 _RUN_ITEM = re.compile(rf'(?:[ \t\r\n,]++|{_COMMENT})*+("[^"]*+")')
 
@@ -193,14 +192,21 @@ def _walk(source: SourceFile, text: str, value: Any, max_depth: int) -> JValue:
 
 
 def _string_run(text: str, start: int, value: list[Any]) -> int:
-    """The end of the array at `start` when it holds exactly `value`'s strings,
-    none with an escape; else 0 (it is read item by item)."""
-    if set(map(type, value)) != {str}:
+    """The end of the array at `start` (its `[`) when it holds as many strings
+    as `value` (all strings) and nothing else, none with an escape; else 0 (it
+    is read item by item). Passes of C-level searches, no object per item.
+
+    The first `]` after `start` closes this array when no `[` or `{` comes
+    between (none nested); a string holding a bracket or an escape makes the
+    array go item by item, which is only slower. An even count of quotes then
+    means the `]` is outside strings, and two per value means as many strings.
+    """
+    end = text.find("]", start) + 1
+    if not end or text.count('"', start, end) != 2 * len(value) \
+            or text.count("[", start, end) != 1 or text.find("{", start, end) >= 0 \
+            or text.find("\\", start, end) >= 0 or set(map(type, value)) != {str}:
         return 0
-    run = _STRING_RUN.match(text, start)
-    if run is None or text.count('"', start, run.end()) != 2 * len(value):
-        return 0
-    return run.end()
+    return end
 
 
 def _run_items(source: SourceFile, start: int, end: int,
