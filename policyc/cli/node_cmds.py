@@ -84,7 +84,7 @@ def up(server: str, auth_key: str | None, iface: str, state_dir: str, netns: str
 
     Runs in the foreground until SIGTERM, which leaves the last rules in force.
     """
-    from policyc.meshnode.agent import Agent, AgentConfig, AgentFailed
+    from policyc.meshnode.agent import NOTICE, Agent, AgentConfig, AgentFailed
     from policyc.meshnode.iface import InterfaceError
     from policyc.meshnode.state import StateDir
 
@@ -94,7 +94,7 @@ def up(server: str, auth_key: str | None, iface: str, state_dir: str, netns: str
                          endpoints=tuple(_endpoint(e) for e in endpoints),
                          advertise_routes=routes, control_key=control_key,
                          hostname=hostname or socket.gethostname())
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO if verbose else logging.WARNING,
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO if verbose else NOTICE,
                         format="policyc node: %(levelname)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per long-poll is noise
     try:

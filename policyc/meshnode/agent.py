@@ -39,7 +39,7 @@ from policyc.meshnode.keys import (
     load_pinned_control_keys,
     pin_control_keys,
 )
-from policyc.meshnode.localapi import LocalApi
+from policyc.meshnode.localapi import LocalApi, ask
 from policyc.meshnode.state import StateDir, StateError
 from policyc.meshnode.verify import (
     Rejection,
@@ -59,6 +59,10 @@ from policyc.protocol import (
 )
 
 log = logging.getLogger("policyc.node")
+# Between INFO (-v) and WARNING: what an operator wants to see by default (joined,
+# pinned), without calling it a warning.
+NOTICE = 25
+logging.addLevelName(NOTICE, "NOTICE")
 
 BACKOFF_FIRST_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 8.0
@@ -129,6 +133,9 @@ class Agent:
         """Steps 1-2: everything that does not need control."""
         try:
             self.state.ensure()
+            if ask(self.state.socket, {"op": "status"}) is not None:
+                raise AgentFailed(f"an agent is already running with --state {self.state.root}"
+                                  " (two would fight over the interface); stop it first")
             self.key, created = load_or_create_node_key(self.state)
             self.pins = load_pinned_control_keys(self.state)
             self.identity = self.state.read_json(self.state.identity)
@@ -184,7 +191,7 @@ class Agent:
                 self.pins = pin_control_keys(self.state, offered, self.config.control_key)
             except StateError as err:
                 raise AgentFailed(str(err)) from err
-            log.warning("pinned control's signing key %s", offered.signing_key)
+            log.log(NOTICE, "pinned control's signing key %s", offered.signing_key)
 
     def _register(self, client: ControlClient) -> None:
         request = RegisterRequest(self.config.auth_key or "", self.config.hostname,
@@ -193,7 +200,7 @@ class Agent:
         answer = client.register(request)
         self.identity = {**answer.to_json(), "server": client.server, "joined_at": time.time()}
         self.state.write_json(self.state.identity, self.identity)
-        log.warning("joined as %s (%s)", answer.name, ", ".join(answer.addresses))
+        log.log(NOTICE, "joined as %s (%s)", answer.name, ", ".join(answer.addresses))
 
     # -- the loop ------------------------------------------------------------------------
 

@@ -69,8 +69,14 @@ def ensure_interface(state: StateDir, name: str, netns: str | None) -> Interface
         raise InterfaceError(f"{name!r} is not a valid interface name")
     if netns is not None and (not valid_netns_name(netns) or not netns_exists(netns)):
         raise InterfaceError(f"network namespace {netns!r} does not exist")
+    recorded = _recorded(state)
+    if recorded is not None and recorded.kind != "existing" and recorded.name != name \
+            and interface_exists(recorded.name, recorded.netns):
+        # Recording the new one would forget the old: its wireguard-go would be left
+        # running with nobody to stop it.
+        raise InterfaceError(f"this state directory's agent created {recorded.name!r}; use "
+                             f"--iface {recorded.name} or run `policyc node down` first")
     if interface_exists(name, netns):
-        recorded = _recorded(state)
         if recorded is not None and recorded.name == name and recorded.netns == netns:
             return recorded  # ours, from an earlier run of the agent
         if not is_wireguard(name, netns):

@@ -86,6 +86,8 @@ def test_wireguard_go_is_started_recorded_reused_and_killed_by_pid(
     assert interface_exists(name, netns)
     assert (harness.WG_SOCKET_DIR / f"{name}.sock").exists()
     assert ensure_interface(state, name, netns) == made  # a restarted agent takes it over
+    with pytest.raises(InterfaceError, match="node down"):  # not forgotten for another name
+        ensure_interface(state, iface_name(), netns)
     assert remove_interface(state) == made
     assert harness.wait_for(lambda: not interface_exists(name, netns))
     assert not Path(f"/proc/{made.pid}").exists() or \

@@ -12,6 +12,7 @@ from meshnode_helpers import FakeControlKeys, sample_netmap
 
 from policyc.cli import main
 from policyc.meshnode.keys import load_or_create_node_key, pin_control_keys
+from policyc.meshnode.localapi import LocalApi, ask
 from policyc.meshnode.state import StateDir
 from policyc.meshnode.verify import save_cache
 from policyc.protocol import PeerOwner
@@ -97,3 +98,25 @@ def test_up_without_an_auth_key_on_a_node_that_never_joined_fails_fast(tmp_path:
     code, out = run("node", "up", "--server", "http://127.0.0.1:9", "--iface", "wg9",
                     "--state", str(tmp_path / "state"))
     assert code == 2 and "--auth-key" in out
+
+
+@pytest.mark.parametrize("server", ["127.0.0.1:8080", "control.example.com", "ftp://x", "http://"])
+def test_up_refuses_a_server_that_is_not_an_http_url(tmp_path: Path, server: str) -> None:
+    # A bare HOST:PORT used to be retried forever as "control unreachable".
+    state = tmp_path / "state"
+    code, out = run("node", "up", "--server", server, "--auth-key", "pk-x", "--iface", "wg9",
+                    "--state", str(state))
+    assert code == 2 and "http://HOST:PORT" in out and not state.exists()
+
+
+def test_up_refuses_a_state_directory_an_agent_is_running_with(
+        joined: tuple[StateDir, object]) -> None:
+    state, _ = joined
+    api = LocalApi(state.socket, lambda request: {"op": request.get("op"), "running": True})
+    try:
+        code, out = run("node", "up", "--server", "http://127.0.0.1:9", "--iface", "wg9",
+                        "--state", str(state.root))
+        assert code == 2 and "already running" in out
+        assert ask(state.socket, {"op": "status"}) == {"op": "status", "running": True}
+    finally:
+        api.close()
