@@ -8,6 +8,7 @@ wait out a minute of idle polls, and the process exits 0.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from policyc.control.statedir import (
     ADMIN_TOKEN_SETTING,
     DATABASE,
     ControlKeys,
+    StateError,
     create_keys,
     load_keys,
     new_admin_token,
@@ -108,6 +110,12 @@ def serve(state: Path, host: str, port: int, settings: Settings | None = None,
           on_ready: Callable[[str], None] | None = None) -> None:
     """Serve `state` on host:port until SIGTERM/SIGINT (port 0: any free port)."""
     tailnet = open_tailnet(state)
+    try:  # bound here, so "address in use" is our error (exit 2), not uvicorn's exit 3
+        sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host
+                                    else socket.AF_INET)
+    except OSError as err:
+        tailnet.store.close()
+        raise StateError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
     config = uvicorn.Config(create_app(tailnet, settings), host=host, port=port,
                             log_level="warning", access_log=False, lifespan="on",
                             timeout_graceful_shutdown=10)
@@ -116,6 +124,7 @@ def serve(state: Path, host: str, port: int, settings: Settings | None = None,
         print(f"policyc control: listening on {url}", file=sys.stderr, flush=True)
 
     try:
-        _Server(config, tailnet, on_ready or ready).run()
+        _Server(config, tailnet, on_ready or ready).run(sockets=[sock])
     finally:
+        sock.close()
         tailnet.store.close()

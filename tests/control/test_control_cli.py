@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import stat
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,16 @@ def test_init_refuses_an_invalid_policy_and_creates_nothing(tmp_path: Path) -> N
     assert not state.exists()
     missing = cli("control", "init", "--state", str(state), "--policy", str(tmp_path / "none"))
     assert missing.exit_code == 2 and not state.exists()
+
+
+def test_serve_on_an_address_it_cannot_listen_on_is_exit_2_with_the_reason(
+        tmp_path: Path) -> None:
+    state = str(tmp_path / "control")
+    assert cli("control", "init", "--state", state).exit_code == 0
+    with socket.create_server(("127.0.0.1", 0)) as taken:  # uvicorn exited 3 on this
+        port = taken.getsockname()[1]
+        result = cli("control", "serve", "--state", state, "--listen", f"127.0.0.1:{port}")
+    assert result.exit_code == 2 and f"cannot listen on 127.0.0.1:{port}" in result.output
 
 
 def test_apply_shows_the_diff_and_pushes(control: ControlServer, tmp_path: Path) -> None:
