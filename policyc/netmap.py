@@ -28,6 +28,21 @@ def canonical_address(text: str) -> tuple[int, int] | None:
     if socket.inet_ntop(family, packed) != text:
         return None
     return (6 if family == socket.AF_INET6 else 4), int.from_bytes(packed, "big")
+def address_text(value: int, v6: bool) -> str:
+    """`str(ipaddress.ip_address(value))` of an IPv4 or IPv6 address, written by
+    the C formatter (the compiler writes tens of thousands of node addresses, the
+    enforcer its set elements). It writes an IPv6 address whose first 96 bits are
+    zero, or 80 zeros and ffff, with a dotted IPv4 tail where `ipaddress` writes
+    hextets: those go through `ipaddress`."""
+    if not v6:
+        return socket.inet_ntop(socket.AF_INET, value.to_bytes(4, "big"))
+    if value >> 32 in (0, 0xFFFF):
+        import ipaddress  # rare: kept off the import path
+
+        return str(ipaddress.IPv6Address(value))
+    return socket.inet_ntop(socket.AF_INET6, value.to_bytes(16, "big"))
+
+
 ALL_PORTS_FIRST, ALL_PORTS_LAST = 0, 65535
 
 

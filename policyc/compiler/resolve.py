@@ -11,20 +11,20 @@ import bisect
 import copy
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from itertools import chain, compress
+from itertools import chain, compress, repeat
 from operator import attrgetter
 
 from policyc.compiler.addrset import (
     ALL,
     EMPTY,
     AddressSet,
-    address_texts,
     interval_text,
     of_points,
     union_all,
 )
 from policyc.compiler.internet import INTERNET, TAILSCALE_RANGES
 from policyc.compiler.nodes import ROLE_AUTOGROUPS, Inventory, Node
+from policyc.netmap import address_text
 from policyc.policy.model import (
     Alias,
     AutoGroupRef,
@@ -285,10 +285,10 @@ class _AddressIndex:
         self.v6_unique = sorted(self.v6_exact)
         self.unique = (len(self.v4_unique) == len(self.v4_keys)
                        and len(self.v6_unique) == len(self.v6_keys))
-        self.v4_text = dict(zip(self.v4_unique, address_texts(self.v4_unique, False),
-                                strict=True))
-        self.v6_text = dict(zip(self.v6_unique, address_texts(self.v6_unique, True),
-                                strict=True))
+        self.v4_text = dict(zip(self.v4_unique, map(address_text, self.v4_unique,
+                                                    repeat(False)), strict=True))
+        self.v6_text = dict(zip(self.v6_unique, map(address_text, self.v6_unique,
+                                                    repeat(True)), strict=True))
 
     def texts(self, addrs: AddressSet) -> list[str]:
         out: list[str] = []

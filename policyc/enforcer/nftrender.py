@@ -45,7 +45,6 @@ equal rule by rule.
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -63,7 +62,7 @@ from policyc.enforcer.nftsets import (
     build_family_sets,
     parse_filter,
 )
-from policyc.netmap import FilterRule
+from policyc.netmap import FilterRule, address_text
 
 FAMILY, TABLE = "inet", "policyc"
 # The bit policyc ORs into the conntrack mark of flows its sets admitted, so
@@ -113,14 +112,14 @@ def _ct(key: str) -> Json:
 def _addr(fam: int, iv: Iv) -> Any:
     """An address interval as nft JSON: address, prefix, or range."""
     lo, hi = iv
-    make = ipaddress.IPv4Address if fam == 4 else ipaddress.IPv6Address
+    v6 = fam == 6
     if lo == hi:
-        return str(make(lo))
+        return address_text(lo, v6)
     size = hi - lo + 1
     if size & (size - 1) == 0 and lo % size == 0:
         length = MAX_ADDR[fam].bit_length() - (size.bit_length() - 1)
-        return {"prefix": {"addr": str(make(lo)), "len": length}}
-    return {"range": [str(make(lo)), str(make(hi))]}
+        return {"prefix": {"addr": address_text(lo, v6), "len": length}}
+    return {"range": [address_text(lo, v6), address_text(hi, v6)]}
 
 
 def _port(iv: Iv) -> Any:

@@ -440,13 +440,13 @@ def build_family_sets(filt: ParsedFilter, fam: int,
             return ()
         return (ClassSets(tuple(ports), tuple(portless)),)
 
-    by_signature: dict[tuple[int, ...], list[Iv]] = defaultdict(list)
+    by_signature: dict[tuple[int, ...], list[tuple[Iv, ...]]] = defaultdict(list)
     for r, rule in enumerate(filt.rules):
         signature = tuple(ids[r] for ids in rule_ids)
         if any(i >= 0 for i in signature):
-            by_signature[signature] += rule.src.family(fam)
-    entries = ((lo, hi, signature) for signature, ivs in by_signature.items()
-               for lo, hi in merge_intervals(ivs))
+            by_signature[signature].append(rule.src.family(fam))
+    entries = ((lo, hi, signature) for signature, sources in by_signature.items()
+               for lo, hi in _union(sources))
     numbering: dict[ClassSets, int] = {}
     by_identity: dict[int, int] = {}  # sweep reuses one object per active rule set
     sources: list[tuple[Iv, int]] = []
@@ -460,6 +460,15 @@ def build_family_sets(filt: ParsedFilter, fam: int,
         else:
             sources.append((iv, number))
     return FamilySets(tuple(sources), tuple(numbering))
+
+
+def _union(sources: list[tuple[Iv, ...]]) -> tuple[Iv, ...]:
+    """The union of merged interval lists. Rules naming one group share its
+    compiled `src_ranges` object, and one list is its own union."""
+    distinct = {id(ivs): ivs for ivs in sources}
+    if len(distinct) == 1:
+        return sources[0]
+    return merge_intervals(itertools.chain.from_iterable(distinct.values()))
 
 
 def sets_allow(sets: FamilySets, src: int, dst: int, proto: int, dport: int = 0) -> bool:

@@ -7,7 +7,7 @@ import ipaddress
 from hypothesis import given
 from hypothesis import strategies as st
 
-from policyc.compiler.addrset import ALL, EMPTY, AddressSet, address_texts, union_all
+from policyc.compiler.addrset import ALL, EMPTY, AddressSet, union_all
 from policyc.compiler.internet import INTERNET, TAILSCALE_RANGES
 
 # Small universe (a /24 of v4 and a /120 of v6) so sets can be enumerated.
@@ -113,15 +113,3 @@ def test_internet_excludes_private_and_tailscale_space() -> None:
     assert INTERNET.contains(ipaddress.ip_address("8.8.8.8"))
     assert INTERNET.contains(ipaddress.ip_address("2001:4860::8888"))
 
-
-# Hextets mostly 0 (runs of zeros decide where `::` goes), 1 and ffff (the
-# embedded-IPv4 forms), or anything.
-HEXTETS = st.one_of(st.sampled_from([0, 0, 1, 0xFFFF]), st.integers(0, 0xFFFF))
-
-
-@given(st.lists(st.lists(HEXTETS, min_size=8, max_size=8), max_size=20),
-       st.lists(st.integers(0, 2**32 - 1), max_size=20))
-def test_address_texts_are_ipaddress_texts(v6_words: list[list[int]], v4: list[int]) -> None:
-    v6 = [int("".join(f"{word:04x}" for word in words), 16) for words in v6_words]
-    assert address_texts(v6, True) == [str(ipaddress.IPv6Address(a)) for a in v6]
-    assert address_texts(v4, False) == [str(ipaddress.IPv4Address(a)) for a in v4]
