@@ -45,7 +45,8 @@ BROKEN_EDITS = {
     # name: (text to replace in the sample, replacement)
     "undefined-group": ('"src": ["group:qa"], "dst"', '"src": ["group:qaa"], "dst"'),
     "bad-port": ('"tag:web:443"]}', '"tag:web:443-80"]}'),
-    "unknown-field": ('"tagOwners": {', '"tagowners": {'),
+    # (not a change of case: Tailscale matches field names in any case)
+    "unknown-field": ('"tagOwners": {', '"tagOwnrs": {'),
     "syntax": ('"group:dev":       ["alice@acme.example", "bob@acme.example"],',
                '"group:dev":       ["alice@acme.example" "bob@acme.example"],'),
 }

@@ -68,7 +68,8 @@ CODES: dict[str, CodeInfo] = {
     "W204": CodeInfo("unused-host", "A host alias is defined but never referenced."),
     "W205": CodeInfo("unused-tag", "A tag is defined but no rule or node uses it."),
     "W206": CodeInfo("legacy-syntax", "A legacy spelling Tailscale still accepts "
-                     "(autogroup:members, a test's allow)."),
+                     "(autogroup:members, a test's allow, a field name in another case "
+                     "such as \"ACLs\")."),
     "W207": CodeInfo("accepted-not-enforced", "Accepted as Tailscale accepts it, but policyc "
                      "does not compile or check it fully."),
     "W208": CodeInfo("empty-node-attr", "A nodeAttrs entry has a target but no attr, app "

@@ -400,7 +400,7 @@ def _items(value: JArray | JObject) -> tuple[JValue | JMember, ...]:
 
 
 def _build_item(key: str, node: JValue | JMember, source: SourceFile) -> _Item:
-    reader = Reader(Diagnostics())
+    reader = Reader(Diagnostics(), fold_case=True)
     if isinstance(node, JMember):
         built = SECTIONS[key][1](reader, JObject((node,), node.span))
     else:

@@ -269,7 +269,7 @@ def build_policy(tree: JValue | None, source: SourceFile, diags: Diagnostics) ->
     """The typed policy, best effort; callers check `diags.has_errors`."""
     if tree is None:
         return Policy(source)  # empty file: no acls/grants, so allow-all
-    r = Reader(diags)
+    r = Reader(diags, fold_case=True)
     obj = r.obj(tree, "policy")
     if obj is None:
         return Policy(source)

@@ -26,6 +26,12 @@ class Reader:
     unknown_code: str = "E101"
     wrong_type_code: str = "E102"
     missing_code: str = "E103"
+    # Field names match case-insensitively, as Tailscale's Go decoder does
+    # (headscale mirrors it: json.MatchCaseInsensitiveNames): `"ACLs"`, `"Groups"`
+    # and `"Action"` are the spellings of Tailscale's early docs and are still
+    # applied (jtcressy-home/tailnet-config). The policy sets it; the inventory
+    # and assertion readers keep exact names.
+    fold_case: bool = False
 
     def wrong_type(self, value: JValue, what: str, expected: str) -> None:
         self.diags.error(self.wrong_type_code, value.span,
@@ -72,10 +78,15 @@ class Reader:
                required: tuple[str, ...] = ()) -> dict[str, JValue]:
         """The members of `obj` by key, reporting unknown (E101) and missing (E103) ones."""
         out: dict[str, JValue] = {}
+        folded = {name.casefold(): name for name in known} if self.fold_case else {}
         for member in obj.members:
             key = member.key.value
             if key in known:
                 out.setdefault(key, member.value)
+                continue
+            if key.casefold() in folded:
+                self._folded_field(obj, out, member.key, folded[key.casefold()], member.value,
+                                   what)
                 continue
             guess = did_you_mean(key, known)
             self.diags.error(self.unknown_code, member.key.span,
@@ -89,6 +100,18 @@ class Reader:
                 self.diags.error(self.missing_code, obj.span,
                                  f'{what}: missing required field "{name}"')
         return out
+
+    def _folded_field(self, obj: JObject, out: dict[str, JValue], key: JString, name: str,
+                      value: JValue, what: str) -> None:
+        """`key` is field `name` in another case: accepted (W206), unless `name` is
+        given too (in any case), which would leave the meaning to member order."""
+        if name in out or obj.get(name) is not None:
+            self.diags.error(self.unknown_code, key.span,
+                             f'{what}: "{key.value}" repeats field "{name}" in another case')
+            return
+        self.diags.warning("W206", key.span, f'{what}: "{key.value}" is spelled "{name}" '
+                           "today (Tailscale matches field names in any case)", suggestion=name)
+        out[name] = value
 
     def aliases(self, value: JValue, what: str) -> tuple[Alias, ...]:
         out = []

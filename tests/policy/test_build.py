@@ -248,7 +248,7 @@ def test_spans_point_at_the_json_values() -> None:
 
 
 def test_unknown_section_suggests_the_right_one() -> None:
-    diag = first('{"tagowners": {}}', "E101")
+    diag = first('{"tagOwnrs": {}}', "E101")
     assert diag.suggestion == "tagOwners"
     assert (diag.span.line, diag.span.column) == (1, 2)
 
@@ -257,8 +257,27 @@ def test_unknown_rule_field() -> None:
     assert first(acl("*:*", extra=', "dts": []'), "E101").suggestion == "dst"
 
 
-def test_keys_are_case_sensitive() -> None:
-    assert codes('{"ACLs": []}') == ["E101"]
+def test_field_names_match_in_any_case_with_a_warning() -> None:
+    """Tailscale's decoder matches field names case-insensitively (headscale mirrors
+    it with json.MatchCaseInsensitiveNames); `"ACLs"`/`"Action"` are its early docs'
+    spelling and jtcressy-home/tailnet-config applied `"Groups"` (tests/corpus)."""
+    policy, diags = build('{"ACLs": [{"Action": "accept", "SRC": ["*"], "Dst": ["*:22"]}],'
+                          ' "TagOwners": {"tag:a": []}}')
+    assert [d.code for d in diags] == ["W206"] * 5, [str(d) for d in diags]
+    assert sorted(str(d.suggestion) for d in diags) == ["acls", "action", "dst", "src",
+                                                         "tagOwners"]
+    assert policy.acls is not None and len(policy.acls) == 1 and "tag:a" in policy.tag_owners
+    # Map keys are data, not fields: a group name keeps its case.
+    policy, _ = build('{"Groups": {"group:Eng": ["a@example.com"]}}')
+    assert list(policy.groups) == ["group:Eng"]
+
+
+def test_a_field_given_twice_in_different_cases_is_an_error() -> None:
+    _, diags = build('{"acls": [], "ACLs": []}')
+    assert [d.code for d in diags] == ["E101"]
+    assert 'repeats field "acls"' in diags.items[0].message
+    _, diags = build('{"Acls": [], "ACLs": []}')
+    assert [d.code for d in diags] == ["W206", "E101"]
 
 
 @pytest.mark.parametrize(("text", "code"), [
