@@ -69,18 +69,21 @@ def _child(argv: list[str], env: dict[str, str]) -> tuple[float, float, float]:
 
 
 def one_node_rows(policy: object, inventory: object, names: list[str]) -> None:
-    """`node_netmap` (compiler/onenode.py: what nft/enforce/drift/compile --node run)
-    and the nft render for a member node, a subnet router and an exit node."""
-    from policyc.compiler.onenode import node_netmap
+    """`node_netmap` (compiler/onenode.py: what enforce and compile --node run),
+    `node_packet_filter` (its filter side, what nft and drift run) and the nft
+    render for a member node, a subnet router and an exit node."""
+    from policyc.compiler.onenode import node_netmap, node_packet_filter
     from policyc.enforcer.nft import render_ruleset
 
     for name in ("node-5", "node-7", "node-11"):
         if name not in names:
             continue
         netmap, wall, cpu = _timed(lambda: node_netmap(policy, inventory, name))  # type: ignore[arg-type]  # noqa: B023
+        _, f_wall, f_cpu = _timed(lambda: node_packet_filter(policy, inventory, name))  # type: ignore[arg-type]  # noqa: B023
         _, r_wall, r_cpu = _timed(lambda: render_ruleset(netmap, "policyc0"))  # noqa: B023
         print(f"|   one node: `node_netmap` {name} | {wall:.2f} s wall | {cpu:.2f} s CPU "
               f"| {len(netmap.peers):,} peers, {len(netmap.packet_filter)} rules "
+              f"| `node_packet_filter` {f_wall:.2f} s wall / {f_cpu:.2f} s CPU "
               f"| nft render {r_wall:.2f} s wall / {r_cpu:.2f} s CPU "
               f"| load {os.getloadavg()[0]:.1f} |", flush=True)
 

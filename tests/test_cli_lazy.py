@@ -55,3 +55,27 @@ def test_check_imports_only_what_it_uses(tmp_path: Path) -> None:
     assert "policyc.analysis.testrunner" in loaded  # it did run the tests
     unwanted = [m for m in loaded if any(m == p or m.startswith(p + ".") for p in NOT_FOR_CHECK)]
     assert not unwanted
+
+
+# The kernel side of the enforcer, which `policyc nft` (a dry run) never touches.
+NOT_FOR_NFT = ("policyc.enforcer.nftapply", "policyc.enforcer.conntrack",
+               "policyc.enforcer.wireguard", "policyc.enforcer.node", "policyc.enforcer.binding",
+               "policyc.compiler.index", "lark")
+
+
+def test_nft_imports_only_the_render() -> None:
+    probe = ("import sys, runpy\n"
+             "sys.argv = ['policyc', 'nft', *sys.argv[1:]]\n"
+             "try:\n    runpy.run_module('policyc.cli', run_name='__main__')\n"
+             "except SystemExit:\n    pass\n"
+             "import json\nprint(json.dumps(sorted(sys.modules)), file=sys.stderr)\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", probe, str(ROOT / "samples" / "policy.hujson"),
+                           "--nodes", str(ROOT / "samples" / "nodes.json"),
+                           "--node", "alice-laptop"],
+                          capture_output=True, text=True, env=env, check=False)
+    assert "table inet policyc" in done.stdout, done.stdout + done.stderr
+    loaded = json.loads(done.stderr.strip().splitlines()[-1])
+    assert "policyc.enforcer.nftrender" in loaded
+    unwanted = [m for m in loaded if any(m == p or m.startswith(p + ".") for p in NOT_FOR_NFT)]
+    assert not unwanted

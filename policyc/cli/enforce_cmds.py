@@ -40,7 +40,8 @@ def nft(policy: str, nodes_path: str, node_name: str, iface: str, as_json: bool,
         pretty: bool) -> None:
     """Print the nftables ruleset NODE would load (dry run)."""
     from policyc.cli.output import dumps, pretty_wanted, write_line
-    from policyc.enforcer.nft import render_ruleset, render_text
+    from policyc.enforcer.nftrender import render_ruleset  # not nft: no kernel side
+    from policyc.enforcer.nfttext import render_text
 
     netmap = _filter(policy, nodes_path, node_name)
     diags = Diagnostics()
