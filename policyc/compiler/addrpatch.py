@@ -26,6 +26,7 @@ from policyc.compiler.addrset import (
     interval_parts,
     interval_text,
 )
+from policyc.compiler.chunks import Chunks, Seq, chunked
 
 Part = tuple[str, AddressSet]  # DstPorts wire text and its one-prefix set
 
@@ -89,29 +90,34 @@ def _family_set(intervals: Intervals, v6: bool) -> AddressSet:
     return AddressSet((), intervals) if v6 else AddressSet(intervals, ())
 
 
-def patch_texts(texts: tuple[str, ...], edits: list[PointEdit],
-                texts_of: Callable[[AddressSet], list[str]]) -> tuple[str, ...]:
+def patch_texts(texts: Seq[str], edits: list[PointEdit],
+                texts_of: Callable[[AddressSet], list[str]]) -> Chunks[str]:
     """SrcIPs texts (sorted, unique) after `edits`: drop the texts of the old intervals
     next to each point, add those of the new ones (`texts_of`: the resolver's texts,
-    against the current node addresses)."""
-    out = list(texts)
+    against the current node addresses). Chunked: an edit copies one chunk."""
+    out = chunked(texts)
     for edit in edits:
+        added = texts_of(_family_set(edit.new_near, edit.v6))
+        kept = set(added)
         for first, last in edit.old_near:
             for text in _written(out, first, last, edit.v6):
-                k = bisect.bisect_left(out, text)
-                if k < len(out) and out[k] == text:
-                    del out[k]
-        for text in texts_of(_family_set(edit.new_near, edit.v6)):
-            bisect.insort(out, text)
-    return tuple(out)
+                if text in kept:  # written the same after the edit: stays
+                    continue
+                c, j = out.left(text)
+                if out.at((c, j)) == text:
+                    out = out.splice((c, j), (c, j + 1), ())
+        for text in added:
+            at = out.left(text)
+            if out.at(at) != text:
+                out = out.splice(at, at, (text,))
+    return out
 
 
-def _written(texts: list[str], first: int, last: int, v6: bool) -> list[str]:
+def _written(texts: Chunks[str], first: int, last: int, v6: bool) -> list[str]:
     """How [first, last] was written in `texts`: as one text, or address by address
     (when every address in it was a node's)."""
     whole = interval_text(first, last, v6)
-    k = bisect.bisect_left(texts, whole)
-    if first == last or (k < len(texts) and texts[k] == whole):
+    if first == last or texts.at(texts.left(whole)) == whole:
         return [whole]
     return [interval_text(a, a, v6) for a in range(first, last + 1)]
 
@@ -133,23 +139,24 @@ def part_start(part: Part) -> int:
     return (one.v6 or one.v4)[0][0]
 
 
-def patch_parts(parts4: tuple[Part, ...], parts6: tuple[Part, ...], edits: list[PointEdit]
-                ) -> tuple[tuple[Part, ...], tuple[Part, ...]]:
+def patch_parts(parts4: Seq[Part], parts6: Seq[Part], edits: list[PointEdit]
+                ) -> tuple[Chunks[Part], Chunks[Part]]:
     """Prefix parts per family after `edits`: the cover of the intervals next to each
-    point is replaced; elsewhere the cover is unchanged."""
+    point is replaced; elsewhere the cover is unchanged. Chunked, as texts."""
+    out4, out6 = chunked(parts4, part_start), chunked(parts6, part_start)
     for edit in edits:
-        parts = parts6 if edit.v6 else parts4
+        parts = out6 if edit.v6 else out4
         if edit.old_near:
-            lo = bisect.bisect_left(parts, edit.old_near[0][0], key=part_start)
-            hi = bisect.bisect_right(parts, edit.old_near[-1][1], key=part_start)
+            lo = parts.left(edit.old_near[0][0])
+            hi = parts.right(edit.old_near[-1][1])
         else:
-            lo = hi = bisect.bisect_left(parts, edit.point, key=part_start)
-        patched = parts[:lo] + tuple(cover_parts(edit.new_near, edit.v6)) + parts[hi:]
+            lo = hi = parts.left(edit.point)
+        patched = parts.splice(lo, hi, cover_parts(edit.new_near, edit.v6))
         if edit.v6:
-            parts6 = patched
+            out6 = patched
         else:
-            parts4 = patched
-    return parts4, parts6
+            out4 = patched
+    return out4, out6
 
 
 class IntervalParts:

@@ -59,8 +59,12 @@ compilation, autogroup:self and via rules, reduction of entries) are the ones
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
+from itertools import repeat
+from operator import attrgetter
 from typing import NamedTuple
 
 from policyc.collector import paused_collector
@@ -343,38 +347,42 @@ class PolicyIndex:
         if new is not None and (old is None or delta.own_changed):
             changed |= 1 << slot
         slots = bits_to_indexes(changed)
-        names = [nodes[i].name for i in slots]
+        # C-level passes: a join on a dense tailnet changes ~every netmap.
+        names = list(map(_NAME, map(nodes.__getitem__, slots)))
         if new is None:
             names.append(name)
 
         def make() -> tuple[NetmapChange, ...]:
             with paused_collector():  # ~10,000 records kept: see `apply`
-                return _records(self, nodes, slots, slot, name, new is None, delta)
+                return _records(self, nodes, slots, names, slot, name, new is None, delta)
 
         return Changes(make=make, names=frozenset(names))
 
 
-def _records(index: PolicyIndex, nodes: tuple[Node, ...], slots: list[int], slot: int,
-             name: str, left: bool, delta: Delta) -> tuple[NetmapChange, ...]:
+_NAME = attrgetter("name")
+_RECORD = partial(tuple.__new__, NetmapChange)  # a NetmapChange from its fields, in C
+
+
+def _records(index: PolicyIndex, nodes: tuple[Node, ...], slots: list[int], names: list[str],
+             slot: int, name: str, left: bool, delta: Delta) -> tuple[NetmapChange, ...]:
     """The records of a patched event: E's own peer delta; every other changed node
-    gained, lost or sees anew at most E."""
-    # Membership in sets of slots: testing bit i of a 10,000-bit int per changed node
-    # would copy the int each time (a join changes ~every netmap).
+    gained, lost or sees anew at most E (`names`: the slots' names, then E's if it left)."""
     after, before = delta.peers_after, delta.peers_before
-    gained = set(bits_to_indexes(after & ~before))
-    lost = set(bits_to_indexes(before & ~after))
-    viewed = set(bits_to_indexes(delta.view_changed))
     alone, nothing = (name,), ()
-    out: list[NetmapChange] = []
-    for i in slots:
-        if i == slot:
-            out.append(NetmapChange(
-                name, _names(nodes, after & ~before), _names(nodes, before & ~after),
-                _names(nodes, delta.own_peers_changed), False, index))
-            continue
-        out.append(NetmapChange(
-            nodes[i].name, alone if i in gained else nothing, alone if i in lost else nothing,
-            alone if i in viewed else nothing, False, index))
+    # Per slot, E or nothing in each field, looked up in C-level passes: a join on a
+    # dense tailnet makes ~9,200 records (a Python loop over them was ~10 ms).
+    gained = dict.fromkeys(bits_to_indexes(after & ~before), alone)
+    lost = dict.fromkeys(bits_to_indexes(before & ~after), alone)
+    viewed = dict.fromkeys(bits_to_indexes(delta.view_changed), alone)
+    out = list(map(_RECORD, zip(
+        names[:len(slots)], map(gained.get, slots, repeat(nothing)),
+        map(lost.get, slots, repeat(nothing)), map(viewed.get, slots, repeat(nothing)),
+        repeat(False), repeat(index))))
+    k = bisect.bisect_left(slots, slot)
+    if k < len(slots) and slots[k] == slot:
+        out[k] = NetmapChange(
+            name, _names(nodes, after & ~before), _names(nodes, before & ~after),
+            _names(nodes, delta.own_peers_changed), False, index)
     if left:
         out.append(NetmapChange(name, (), (), (), True, index))
     return tuple(out)

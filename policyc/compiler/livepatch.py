@@ -167,8 +167,8 @@ def patch(stage: LiveStage, slot: int, old: Node | None, new: Node | None) -> De
     compare_bits = compare.bits() | region | owners_bits | ssh_compare
     for i in bits_to_indexes(compare_bits & live & ~changed & ~bit):
         extras_before = _old_extras(stage, i, old_owner_rules)
-        if (old_table.filter_of(i, stage.views[i], extras_before)
-                != table.filter_of(i, stage.views[i], stage.extras(i))
+        if (old_table.filter_key(i, stage.views[i], extras_before)
+                != table.filter_key(i, stage.views[i], stage.extras(i))
                 or (ssh_compare >> i & 1 and old_ssh.for_node(i) != stage.ssh.for_node(i))):
             changed |= 1 << i
     own_changed, own_peers_changed = False, 0

@@ -37,6 +37,7 @@ from typing import Any
 from policyc.collector import paused_collector
 from policyc.compiler.addrpatch import IntervalParts, Part, bits_of
 from policyc.compiler.addrset import ALL, EMPTY, AddressSet, union_all
+from policyc.compiler.chunks import Seq, flat
 from policyc.compiler.compiler import (
     ALLOW_ALL,
     base_peer,
@@ -254,7 +255,7 @@ class LiveStage:
             found = self.atoms[key] = self._atom_of(key, self.r.alias(alias), alias)
         return found
 
-    def texts(self, atom: Atom) -> tuple[tuple[str, ...], SrcKey]:
+    def texts(self, atom: Atom) -> tuple[Seq[str], SrcKey]:
         if atom.texts is None or atom.src_key is None:
             atom.texts = tuple(self.r.texts(atom.addrs))
             atom.src_key = SrcKey(atom.texts)
@@ -307,7 +308,7 @@ class LiveStage:
                 if shape is not None:
                     out.append(shape)
             if unit.app:
-                for rule in uc._app_rules(unit, (k, seq), src_ips, src_atom.addrs, resolved,
+                for rule in uc._app_rules(unit, (k, seq), flat(src_ips), src_atom.addrs, resolved,
                                           others):
                     out.append(CapShape((k, len(out)), rule, self._anon(k, rule.src),
                                         self._anon(k, rule.dst_addrs)))
@@ -316,7 +317,7 @@ class LiveStage:
             self_part = SelfPart(merged, unit.ip, tuple((c.name, c.values) for c in unit.app))
         return tuple(out), self_part
 
-    def _ip_shape(self, k: int, order: tuple[int, int], n: int, src_ips: tuple[str, ...],
+    def _ip_shape(self, k: int, order: tuple[int, int], n: int, src_ips: Seq[str],
                   key: SrcKey, src: Atom, dsts: tuple[Alias, ...], cap: IPCapability
                   ) -> IpShape | None:
         """`UnitCompiler._ip_rule`: one block per destination alias."""
@@ -540,10 +541,13 @@ class LiveStage:
         return tuple(self.table.filter_of(i, self.views[i], self.extras(i)))
 
     def rest(self, i: int) -> tuple[object, ...]:
-        """Node `i`'s netmap apart from its peers and the version stamp."""
+        """Node `i`'s netmap apart from its peers and the version stamp, to compare
+        (its filter as `Table.filter_key`: rule texts maybe chunked)."""
         node = self.r.nodes[i]
-        return (self.filter_of(i), self.ssh.for_node(i), self.attrs.for_node(i),
-                node.ips, served_routes(node))
+        rules = ((ALLOW_ALL,) if self.policy.allows_all
+                 else tuple(self.table.filter_key(i, self.views[i], self.extras(i))))
+        return (rules, self.ssh.for_node(i), self.attrs.for_node(i), node.ips,
+                served_routes(node))
 
     def netmap_of(self, i: int, peers: list[int] | None = None) -> NodeNetmap:
         if peers is None:

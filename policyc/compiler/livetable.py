@@ -12,13 +12,13 @@ tests compare the index with `compile_policy` after random events).
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from policyc.compiler.addrpatch import IntervalParts, Part, part_start, split_parts
 from policyc.compiler.addrset import AddressSet, union_all
+from policyc.compiler.chunks import Seq, flat, last_at_or_below, sample
 from policyc.compiler.grants import SelfPart
 from policyc.compiler.internet import INTERNET
 from policyc.compiler.pernode import NodeView, _reduce_extra, entry_concerns, reduce_caps
@@ -41,9 +41,9 @@ class SrcKey:
 
     __slots__ = ("_hash", "texts")
 
-    def __init__(self, texts: tuple[str, ...]) -> None:
-        self.texts = texts
-        self._hash = hash((len(texts), texts[::len(texts) // 16 or 1]))
+    def __init__(self, texts: Seq[str]) -> None:
+        self.texts = texts  # flat or chunked (`chunks.py`): equal contents, equal keys
+        self._hash = hash((len(texts), sample(texts, len(texts) // 16 or 1)))
 
     def __hash__(self) -> int:
         return self._hash
@@ -75,12 +75,11 @@ class Atom:
         self.bits = 0
         self.holders = 0
         self.internet = False
-        self.texts: tuple[str, ...] | None = None
+        self.texts: Seq[str] | None = None
         self.src_key: SrcKey | None = None
-        self.parts: tuple[tuple[Part, ...], tuple[Part, ...]] | None = None
+        self.parts: tuple[Seq[Part], Seq[Part]] | None = None
 
-    def get_parts(self, cache: IntervalParts | None = None
-                  ) -> tuple[tuple[Part, ...], tuple[Part, ...]]:
+    def get_parts(self, cache: IntervalParts | None = None) -> tuple[Seq[Part], Seq[Part]]:
         if self.parts is None:
             self.parts = split_parts(self.addrs, cache)
         return self.parts
@@ -98,8 +97,8 @@ class Block:
 
     atom: Atom
     star: bool
-    parts4: tuple[Part, ...]
-    parts6: tuple[Part, ...]
+    parts4: Seq[Part]  # chunked once an event patched them (`chunks.py`)
+    parts6: Seq[Part]
     ports: tuple[PortRange, ...]
 
     @property
@@ -117,12 +116,12 @@ class Block:
                     if (ip.version == 6) != v6 or not parts:
                         continue
                     a = int(ip)
-                    k = bisect.bisect_right(parts, a, key=part_start) - 1
-                    if k >= 0:
-                        one = parts[k][1]
+                    part = last_at_or_below(parts, a, part_start)
+                    if part is not None:
+                        one = part[1]
                         last = (one.v6 or one.v4)[0][1]
-                        if a <= last and parts[k] not in found:
-                            found.append(parts[k])
+                        if a <= last and part not in found:
+                            found.append(part)
             if len(found) > 1:
                 found.sort(key=lambda p: (bool(p[1].v6), part_start(p)))
         else:
@@ -136,7 +135,7 @@ class IpShape:
 
     pos: Position
     order: Order
-    src_ips: tuple[str, ...]
+    src_ips: Seq[str]  # flat as compiled, or the source atom's chunked texts
     key: MergeKey
     src: Atom
     blocks: tuple[Block, ...]
@@ -164,6 +163,8 @@ class CapShape:
 
 
 Shape = IpShape | CapShape
+# A filter rule to compare: a merged rule as (SrcIPs as held, DstPorts, IPProto).
+RuleKey = FilterRule | tuple[Seq[str], tuple[NetPortRange, ...], tuple[int, ...]]
 
 
 class Edge(NamedTuple):
@@ -274,6 +275,13 @@ class Table:
 
     def filter_of(self, i: int, view: NodeView, extras: list[Rule]) -> list[FilterRule]:
         """Node `i`'s packet filter (`pernode.node_filter` over this table)."""
+        return [rule if isinstance(rule, FilterRule) else FilterRule(flat(rule[0]), *rule[1:])
+                for rule in self.filter_key(i, view, extras)]
+
+    def filter_key(self, i: int, view: NodeView, extras: list[Rule]) -> list[RuleKey]:
+        """`filter_of`, with each merged rule's SrcIPs as the table holds them (maybe
+        chunked): equal keys, equal filters. A node event compares filters before and
+        after; flattening every chunked text for that was a third of a join."""
         bit = 1 << i
         ordinary = not view.routes and not view.is_exit
         chosen: dict[MergeKey, list[NetPortRange]] = {}
@@ -299,12 +307,11 @@ class Table:
             if kept:
                 chosen.setdefault(merged.key, []).extend(kept)
                 orders[merged.key] = min(orders.get(merged.key, merged.first.order), rule.order)
-        items: list[tuple[Order, Position, FilterRule]] = []
+        items: list[tuple[Order, Position, Any]] = []
         for key, entries in chosen.items():
             if entries:
                 first = self.by_key[key].first
-                items.append((orders[key], first.pos,
-                              FilterRule(first.src_ips, tuple(entries), key[1])))
+                items.append((orders[key], first.pos, (first.src_ips, tuple(entries), key[1])))
         for cap, holders in zip(self.caps, self.cap_holders, strict=True):
             if holders & bit:
                 reduced = reduce_caps(cap.rule.caps, view)

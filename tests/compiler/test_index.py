@@ -13,6 +13,7 @@ import base64
 import hashlib
 import ipaddress
 import json
+from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -27,6 +28,7 @@ from policyc.compiler import (
     NodeRemoved,
     NodeUpdated,
     PolicyIndex,
+    chunks,
     compile_policy,
 )
 from policyc.compiler.addrset import union_all
@@ -51,6 +53,16 @@ NODE_ATTRS = [
     {"target": ["alice@example.com", "100.64.0.1/32"], "attr": ["drive:share"],
      "app": {"example.com/cap/x": [{"n": 1}]}},
 ]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def small_chunks() -> Iterator[None]:
+    """Patched texts and prefixes are chunked (chunks.py); on these small tailnets a
+    group spans several chunks only if chunks are tiny, so every edit here crosses
+    chunk boundaries as a 10,000-node group's do."""
+    was, chunks.CHUNK = chunks.CHUNK, 2
+    yield
+    chunks.CHUNK = was
 
 
 def content(netmap: NodeNetmap) -> tuple[object, ...]:
