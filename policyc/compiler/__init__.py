@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         NodeEvent,
         NodeRemoved,
         NodeUpdated,
+        PeerDelta,
         PolicyIndex,
     )
     from policyc.compiler.inventory import load_inventory_file, load_inventory_text
@@ -41,7 +42,7 @@ _WHERE = {
     "CompiledPolicy": "compiler", "compile_policy": "compiler",
     "Changes": "index", "EventRejected": "index", "NetmapChange": "index",
     "NodeAdded": "index", "NodeEvent": "index", "NodeRemoved": "index",
-    "NodeUpdated": "index", "PolicyIndex": "index",
+    "NodeUpdated": "index", "PeerDelta": "index", "PolicyIndex": "index",
     "load_inventory_file": "inventory", "load_inventory_text": "inventory",
     "Inventory": "nodes", "Node": "nodes", "node_netmap": "onenode",
     "check_inventory_against_policy": "crosscheck", "check_node_against_policy": "crosscheck",
@@ -52,7 +53,7 @@ _WHERE = {
 
 __all__ = [
     "Changes", "CompiledPolicy", "EventRejected", "Inventory", "NetmapChange", "Node",
-    "NodeAdded", "NodeEvent", "NodeRemoved", "NodeUpdated", "PolicyIndex",
+    "NodeAdded", "NodeEvent", "NodeRemoved", "NodeUpdated", "PeerDelta", "PolicyIndex",
     "check_inventory_against_policy", "check_node", "check_node_against_policy",
     "compile_policy", "load_inventory_file", "load_inventory_text", "node_conflicts",
     "node_netmap",

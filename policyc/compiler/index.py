@@ -12,6 +12,8 @@ node events; it reports exactly which netmaps an event changed.
     for change in changes:                        # exactly the netmaps that differ
         change.node, change.netmap()              # new netmap (None: node removed)
         change.peers_added, change.peers_removed, change.peers_changed   # peer names
+    for group in changes.deltas:                  # the same, nodes grouped by delta
+        group.nodes, group.peers_added, group.peers_removed, group.peers_changed
     changes = index.set_policy(new_policy)        # rebuilds; same report
 
 Events: `NodeAdded(node)` appends a node; `NodeRemoved(name)`; `NodeUpdated(node)`
@@ -137,21 +139,38 @@ class NetmapChange(NamedTuple):
         return None if self.removed else self.source.netmap(self.node)
 
 
+class PeerDelta(NamedTuple):
+    """Changed nodes whose peers changed alike (by name): after a join on a dense
+    tailnet, ~9,200 nodes share one (each gained the new node), so the report is a
+    few of these, not one record per node (`Changes.deltas`)."""
+
+    nodes: tuple[str, ...]
+    peers_added: tuple[str, ...]
+    peers_removed: tuple[str, ...]
+    peers_changed: tuple[str, ...]
+    removed: bool  # these nodes left
+
+
 class Changes:
     """The netmaps one change altered, in inventory order (removed nodes last).
 
-    After a patched event the records are made on first use: a join on a dense
-    tailnet changes every netmap, and the control server asks only for `names`.
+    `names` is the changed set; `deltas` groups the changed nodes by peer delta
+    (what a server pushing deltas encodes once per group); iterating gives one
+    `NetmapChange` per node. After a patched event each is made on first use: a
+    join on a dense tailnet changes every netmap.
     """
 
-    __slots__ = ("_changed", "_make", "_names")
+    __slots__ = ("_changed", "_deltas", "_make", "_make_deltas", "_names")
 
     def __init__(self, changed: tuple[NetmapChange, ...] = (), *,
                  make: Callable[[], tuple[NetmapChange, ...]] | None = None,
-                 names: frozenset[str] | None = None) -> None:
+                 names: frozenset[str] | None = None,
+                 deltas: Callable[[], tuple[PeerDelta, ...]] | None = None) -> None:
         self._changed = None if make is not None else changed
         self._make = make
         self._names = names
+        self._make_deltas = deltas
+        self._deltas: tuple[PeerDelta, ...] | None = None
 
     @property
     def changed(self) -> tuple[NetmapChange, ...]:
@@ -159,6 +178,21 @@ class Changes:
             assert self._make is not None
             self._changed = self._make()
         return self._changed
+
+    @property
+    def deltas(self) -> tuple[PeerDelta, ...]:
+        """Every changed node in exactly one group, with the peer delta its record has."""
+        if self._deltas is None:
+            if self._make_deltas is not None:
+                self._deltas = self._make_deltas()
+            else:
+                by: dict[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], bool],
+                         list[str]] = {}
+                for c in self.changed:
+                    by.setdefault((c.peers_added, c.peers_removed, c.peers_changed, c.removed),
+                                  []).append(c.node)
+                self._deltas = tuple(PeerDelta(tuple(nodes), *key) for key, nodes in by.items())
+        return self._deltas
 
     def __iter__(self) -> Iterator[NetmapChange]:
         return iter(self.changed)
@@ -356,7 +390,10 @@ class PolicyIndex:
             with paused_collector():  # ~10,000 records kept: see `apply`
                 return _records(self, nodes, slots, names, slot, name, new is None, delta)
 
-        return Changes(make=make, names=frozenset(names))
+        def deltas() -> tuple[PeerDelta, ...]:
+            return _deltas(nodes, changed, slot, name, new is None, delta)
+
+        return Changes(make=make, names=frozenset(names), deltas=deltas)
 
 
 _NAME = attrgetter("name")
@@ -385,6 +422,31 @@ def _records(index: PolicyIndex, nodes: tuple[Node, ...], slots: list[int], name
             _names(nodes, delta.own_peers_changed), False, index)
     if left:
         out.append(NetmapChange(name, (), (), (), True, index))
+    return tuple(out)
+
+
+def _deltas(nodes: tuple[Node, ...], changed: int, slot: int, name: str, left: bool,
+            delta: Delta) -> tuple[PeerDelta, ...]:
+    """`_records` grouped: E's own delta, then the other changed nodes by whether they
+    gained E, lost E, see E anew (disjoint: that needs E as a peer before and after)
+    or only their filters changed."""
+    after, before = delta.peers_after, delta.peers_before
+    out: list[PeerDelta] = []
+    if changed >> slot & 1:
+        out.append(PeerDelta((name,), _names(nodes, after & ~before),
+                             _names(nodes, before & ~after),
+                             _names(nodes, delta.own_peers_changed), False))
+    others = changed & ~(1 << slot)
+    gained, lost, viewed = after & ~before, before & ~after, delta.view_changed
+    alone = (name,)
+    for bits, fields in ((others & gained, (alone, (), ())), (others & lost, ((), alone, ())),
+                         (others & viewed, ((), (), alone)),
+                         (others & ~(gained | lost | viewed), ((), (), ()))):
+        if bits:
+            who = tuple(map(_NAME, map(nodes.__getitem__, bits_to_indexes(bits))))
+            out.append(PeerDelta(who, fields[0], fields[1], fields[2], False))
+    if left:
+        out.append(PeerDelta((name,), (), (), (), True))
     return tuple(out)
 
 

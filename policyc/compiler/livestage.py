@@ -160,6 +160,7 @@ class LiveStage:
         self.atoms: dict[AliasKey, Atom] = {}
         self._blocks: dict[tuple[int, tuple[Any, ...]], Block] = {}
         self.unit_atoms: dict[AliasKey, set[int]] = defaultdict(set)
+        self.unit_facts: dict[int, tuple[bool, frozenset[AliasKey]]] = {}  # livepatch's
         self.exit_bits = bits_of(r.exit_nodes)
         self.all_atom = self._atom_of(("*all", ""), ALL)
         self.internet_atom = self._atom_of(("*internet", ""), INTERNET)

@@ -252,10 +252,11 @@ class Table:
         self.by_key: dict[MergeKey, Group] = {}
         self.group_edges: dict[MergeKey, Edge | None] = {}
         old = previous.by_key if previous is not None else {}
-        for key, parts in merged.items():
+        for key, listed in merged.items():
+            parts = tuple(listed)
             was = old.get(key)
-            if was is not None and previous is not None and len(was.parts) == len(parts) \
-                    and all(a is b for a, b in zip(was.parts, parts, strict=True)) \
+            # Shapes compare by identity (eq=False): one C-level tuple comparison.
+            if was is not None and previous is not None and was.parts == parts \
                     and was.atoms.isdisjoint(flipped):
                 group, edge = was, previous.group_edges[key]
             else:
@@ -263,7 +264,7 @@ class Table:
                 total = 0
                 for h in holders:
                     total |= h
-                group = Group(key, tuple(parts), holders, total, Group.atoms_of(parts))
+                group = Group(key, parts, holders, total, Group.atoms_of(parts))
                 edge = group.edge(exit_bits)
             self.groups.append(group)
             self.by_key[key] = group

@@ -59,6 +59,9 @@ def test_chunks_read_as_the_tuple_spliced_the_same_way(
             got = got.splice(loc(got, lo), loc(got, hi), fill)
             expected = expected[:lo] + fill + expected[hi:]
             versions.append((got, expected))
+        for one, one_tup in versions:  # equal exactly when their tuples are
+            for other, other_tup in versions:
+                assert (one == other) == (one_tup == other_tup)
         for version, tup in versions:  # earlier versions are unchanged by later edits
             assert version.flat() == tup and tuple(version) == tup and len(version) == len(tup)
             assert version == tup and version == Chunks.of(tup)

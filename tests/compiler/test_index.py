@@ -27,6 +27,7 @@ from policyc.compiler import (
     NodeEvent,
     NodeRemoved,
     NodeUpdated,
+    PeerDelta,
     PolicyIndex,
     chunks,
     compile_policy,
@@ -222,6 +223,11 @@ def check_events(text: str, inventory: Inventory, ssh: bool, data: st.DataObject
         differ = {n for n in after if n not in before or content(before[n]) != content(after[n])}
         differ |= set(before) - set(after)
         assert changes.names == differ
+        # The grouped report says for each changed node, once, what its record says.
+        grouped = [(n, d.peers_added, d.peers_removed, d.peers_changed, d.removed)
+                   for d in changes.deltas for n in d.nodes]
+        assert sorted(grouped) == sorted((c.node, c.peers_added, c.peers_removed,
+                                          c.peers_changed, c.removed) for c in changes)
         for change in changes:
             if change.removed:
                 assert change.node not in after and change.netmap() is None
@@ -381,6 +387,15 @@ def test_a_join_reports_the_peers_that_now_see_the_new_node(index: PolicyIndex) 
     assert by_name["tablet"].peers_added == ("web",)
     web = by_name["web"].netmap()
     assert web is not None and "100.64.0.4" in web.packet_filter[0].src_ips
+
+
+def test_nodes_that_gain_the_same_peer_share_one_delta(index: PolicyIndex) -> None:
+    """`deltas` groups nodes by delta: both group:eng devices gain the new web server."""
+    changes = index.apply(NodeAdded(node("web2", None, ("tag:web",), 5)))
+    assert sorted(changes.deltas) == sorted([
+        PeerDelta(("web2",), ("laptop", "phone"), (), (), False),
+        PeerDelta(("laptop", "phone"), ("web2",), (), (), False),
+    ])
 
 
 def test_a_key_change_is_a_peer_change_for_those_who_see_the_node(index: PolicyIndex) -> None:
