@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import chain
+from itertools import accumulate, chain
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -77,15 +77,14 @@ class Chunks(Generic[T]):
         return self._flat
 
     def sample(self, step: int) -> tuple[T, ...]:
-        """self[::step], one pass over the chunks."""
+        """self[::step], each sampled position found by bisection in the chunks' ends
+        (made in C: a Python walk over the chunks cost more than the edit)."""
+        chunks = self._chunks
+        ends = list(accumulate(map(len, chunks)))
         out: list[T] = []
-        start = i = 0
-        for chunk in self._chunks:
-            end = start + len(chunk)
-            while i < end:
-                out.append(chunk[i - start])
-                i += step
-            start = end
+        for i in range(0, self._len, step):
+            c = bisect.bisect_right(ends, i)
+            out.append(chunks[c][i - ends[c] + len(chunks[c])])
         return tuple(out)
 
     def left(self, x: Any) -> Loc:

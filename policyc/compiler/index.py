@@ -451,7 +451,7 @@ def _deltas(nodes: tuple[Node, ...], changed: int, slot: int, name: str, left: b
 
 
 def _names(nodes: tuple[Node, ...], bits: int) -> tuple[str, ...]:
-    return tuple(sorted(nodes[i].name for i in bits_to_indexes(bits)))
+    return tuple(sorted(map(_NAME, map(nodes.__getitem__, bits_to_indexes(bits)))))
 
 
 def _content(netmap: NodeNetmap) -> tuple[object, ...]:

@@ -326,9 +326,11 @@ def _patch_resolver(r: Resolver, slot: int, o: Node, n: Node) -> None:
                 bisect.insort(items, slot)
             else:
                 items.remove(slot)
-    for mapping in (r.by_tag, r.by_user):
-        for name in [k for k, v in mapping.items() if not v]:
-            del mapping[name]
+    # Only E's old and new tags and owners can have emptied (or been made, empty).
+    for mapping, names in ((r.by_tag, (*o.tags, *n.tags)), (r.by_user, (o.user, n.user))):
+        for name in names:
+            if name in mapping and not mapping[name]:
+                del mapping[name]
     index = r._address_index
     for node, add in ((o, False), (n, True)):
         for ip in node.ips:
