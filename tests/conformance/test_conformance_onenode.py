@@ -2,7 +2,8 @@
 
 For every captured case (../shared/conformance/tailscale and tailscale-more) whose
 policy we accept, each node's `node_netmap` must be exactly the netmap
-`compile_policy` gives it (wire bytes, SSH policy, cap map). The compile is what
+`compile_policy` gives it (wire bytes, SSH policy, cap map), and its filter side
+(`node_packet_filter`) the same addresses, routes and filter. The compile is what
 the other conformance tests hold to Tailscale's captures, so the one-node path is
 held to them too.
 """
@@ -23,6 +24,7 @@ from conformance_data import (
 )
 
 from policyc.compiler import compile_policy, node_netmap
+from policyc.compiler.onenode import node_packet_filter
 from policyc.policy.load import load_policy_text
 
 pytestmark = [pytest.mark.conformance, pytest.mark.skipif(CASES_DIR is None,
@@ -42,6 +44,10 @@ def test_each_node_alone_equals_the_whole_compile(path: Path) -> None:
         assert orjson.dumps(got.to_json()) == orjson.dumps(expected.to_json()), name
         assert got.ssh_policy == expected.ssh_policy, name
         assert got.cap_map == expected.cap_map, name
+        side = node_packet_filter(policy, inventory, name)  # what nft and drift render
+        assert (side.addresses, side.routes) == (expected.addresses, expected.routes), name
+        assert [r.to_json() for r in side.packet_filter] == [
+            r.to_json() for r in expected.packet_filter], name
 
 
 def test_every_case_ran() -> None:
