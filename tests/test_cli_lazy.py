@@ -38,23 +38,32 @@ def test_command_modules_name_exactly_the_registered_commands() -> None:
     assert main.list_commands(click.Context(main)) == sorted(COMMAND_MODULES)
 
 
-def test_check_imports_only_what_it_uses(tmp_path: Path) -> None:
-    policy = tmp_path / "policy.hujson"
-    policy.write_text('{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}],'
-                      ' "tests": [{"src": "a@example.com", "accept": ["b@example.com:22"]}]}')
+def run_and_list_modules(*argv: str) -> tuple[str, list[str]]:
+    """Run `policyc ARGV` in a fresh interpreter: its stdout and every module it imported."""
     probe = ("import sys, runpy\n"
-             "sys.argv = ['policyc', 'check', sys.argv[1]]\n"
+             "sys.argv = ['policyc', *sys.argv[1:]]\n"
              "try:\n    runpy.run_module('policyc.cli', run_name='__main__')\n"
              "except SystemExit:\n    pass\n"
              "import json\nprint(json.dumps(sorted(sys.modules)), file=sys.stderr)\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", probe, str(policy)], capture_output=True,
+    done = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True,
                           text=True, env=env, check=False)
-    assert "ok" in done.stdout, done.stdout + done.stderr
-    loaded = json.loads(done.stderr.strip().splitlines()[-1])
+    assert done.stderr.strip(), done.stdout
+    return done.stdout, json.loads(done.stderr.strip().splitlines()[-1])
+
+
+def loaded_from(loaded: list[str], packages: tuple[str, ...]) -> list[str]:
+    return [m for m in loaded if any(m == p or m.startswith(p + ".") for p in packages)]
+
+
+def test_check_imports_only_what_it_uses(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.hujson"
+    policy.write_text('{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}],'
+                      ' "tests": [{"src": "a@example.com", "accept": ["b@example.com:22"]}]}')
+    out, loaded = run_and_list_modules("check", str(policy))
+    assert "ok" in out, out
     assert "policyc.analysis.testrunner" in loaded  # it did run the tests
-    unwanted = [m for m in loaded if any(m == p or m.startswith(p + ".") for p in NOT_FOR_CHECK)]
-    assert not unwanted
+    assert not loaded_from(loaded, NOT_FOR_CHECK)
 
 
 # The kernel side of the enforcer, which `policyc nft` (a dry run) never touches.
@@ -64,18 +73,9 @@ NOT_FOR_NFT = ("policyc.enforcer.nftapply", "policyc.enforcer.conntrack",
 
 
 def test_nft_imports_only_the_render() -> None:
-    probe = ("import sys, runpy\n"
-             "sys.argv = ['policyc', 'nft', *sys.argv[1:]]\n"
-             "try:\n    runpy.run_module('policyc.cli', run_name='__main__')\n"
-             "except SystemExit:\n    pass\n"
-             "import json\nprint(json.dumps(sorted(sys.modules)), file=sys.stderr)\n")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", probe, str(ROOT / "samples" / "policy.hujson"),
-                           "--nodes", str(ROOT / "samples" / "nodes.json"),
-                           "--node", "alice-laptop"],
-                          capture_output=True, text=True, env=env, check=False)
-    assert "table inet policyc" in done.stdout, done.stdout + done.stderr
-    loaded = json.loads(done.stderr.strip().splitlines()[-1])
+    out, loaded = run_and_list_modules(
+        "nft", str(ROOT / "samples" / "policy.hujson"), "--nodes",
+        str(ROOT / "samples" / "nodes.json"), "--node", "alice-laptop")
+    assert "table inet policyc" in out, out
     assert "policyc.enforcer.nftrender" in loaded
-    unwanted = [m for m in loaded if any(m == p or m.startswith(p + ".") for p in NOT_FOR_NFT)]
-    assert not unwanted
+    assert not loaded_from(loaded, NOT_FOR_NFT)
