@@ -217,8 +217,9 @@ class Agent:
         except _Stop:
             pass
         except _Removed as removed:
-            log.error("%s: this node was removed from the tailnet; its peers are gone and "
-                      "it admits nothing; `node up --auth-key` joins again", removed)
+            log.error("control's signed removal notice (%s): this node was removed from the "
+                      "tailnet; its peers are gone and it admits nothing; `node up --auth-key` "
+                      "joins again", removed)
             return EXIT_REMOVED
         finally:
             _restore_signal_handlers(previous)
