@@ -112,6 +112,10 @@ class JArray:
     def __repr__(self) -> str:
         return f"JArray(items={self.items!r}, span={self.span!r})"
 
+    def __reduce__(self) -> tuple[type[JArray], tuple[tuple[JValue, ...], Span]]:
+        # copy, deepcopy and pickle rebuild it from its items (setattr is refused).
+        return JArray, (self.items, self.span)
+
 
 @dataclass(frozen=True, slots=True)
 class JMember:

@@ -11,7 +11,9 @@ commas, and random edits that break the text.
 
 from __future__ import annotations
 
+import copy
 import json
+from dataclasses import FrozenInstanceError
 from pathlib import Path
 from typing import Any
 
@@ -232,6 +234,9 @@ def test_long_string_arrays_are_compact(values: list[str], gaps: list[str], repe
     assert compact._items is None  # no JString made yet
     assert compact.string_values() == tuple(values)
     assert assert_agrees(text)
+    assert copy.deepcopy(compact) == compact == copy.copy(compact)
+    with pytest.raises(FrozenInstanceError):
+        compact.span = compact.span
 
 
 def test_standardize_blanks_comments_and_trailing_commas_in_place() -> None:
