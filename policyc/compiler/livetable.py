@@ -23,7 +23,7 @@ from policyc.compiler.grants import SelfPart
 from policyc.compiler.internet import INTERNET
 from policyc.compiler.pernode import NodeView, _reduce_extra, entry_concerns, reduce_caps
 from policyc.compiler.rules import Order, Rule, merge_rules
-from policyc.netmap import FilterRule, NetPortRange, PortRange
+from policyc.netmap import CapGrant, FilterRule, NetPortRange, PortRange
 from policyc.policy.model import Alias
 
 EVERYONE = -1  # a bitset with every bit set: `*` entries concern every node
@@ -163,8 +163,8 @@ class CapShape:
 
 
 Shape = IpShape | CapShape
-# A filter rule to compare: a merged rule as (SrcIPs as held, DstPorts, IPProto).
-RuleKey = FilterRule | tuple[Seq[str], tuple[NetPortRange, ...], tuple[int, ...]]
+# A filter rule to compare: (SrcIPs as held, DstPorts, IPProto, CapGrant).
+RuleKey = tuple[Seq[str], tuple[NetPortRange, ...], tuple[int, ...], tuple[CapGrant, ...]]
 
 
 class Edge(NamedTuple):
@@ -277,12 +277,22 @@ class Table:
     def filter_of(self, i: int, view: NodeView, extras: list[Rule]) -> list[FilterRule]:
         """Node `i`'s packet filter (`pernode.node_filter` over this table)."""
         return [rule if isinstance(rule, FilterRule) else FilterRule(flat(rule[0]), *rule[1:])
-                for rule in self.filter_key(i, view, extras)]
+                for rule in self._rules(i, view, extras)]
 
     def filter_key(self, i: int, view: NodeView, extras: list[Rule]) -> list[RuleKey]:
-        """`filter_of`, with each merged rule's SrcIPs as the table holds them (maybe
-        chunked): equal keys, equal filters. A node event compares filters before and
-        after; flattening every chunked text for that was a third of a join."""
+        """`filter_of` to compare: each rule as (SrcIPs, DstPorts, IPProto, CapGrant),
+        a merged rule's SrcIPs as the table holds them (maybe chunked). Equal keys,
+        equal filters, whichever way a rule was made (a node's own autogroup:self rule
+        merged into a shared one before an event may stand alone after it). A node
+        event compares filters before and after; flattening every chunked text for
+        that was a third of a join."""
+        return [(rule.src_ips, rule.dst_ports, rule.ip_proto, rule.cap_grant)
+                if isinstance(rule, FilterRule) else (*rule, ())
+                for rule in self._rules(i, view, extras)]
+
+    def _rules(self, i: int, view: NodeView, extras: list[Rule]
+               ) -> list[FilterRule | tuple[Seq[str], tuple[NetPortRange, ...], tuple[int, ...]]]:
+        """The filter's rules in order; merged ones as (SrcIPs as held, DstPorts, IPProto)."""
         bit = 1 << i
         ordinary = not view.routes and not view.is_exit
         chosen: dict[MergeKey, list[NetPortRange]] = {}

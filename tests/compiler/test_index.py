@@ -327,6 +327,26 @@ def test_an_ipset_range_is_rewritten_when_a_node_address_in_it_comes_or_goes(
         ("10.1.2.0/24", "100.64.0.3") if isinstance(event, NodeAdded)
         else ("10.1.2.0/24", "100.64.0.3-100.64.0.5"))
 
+def test_an_own_rule_merged_before_a_join_and_alone_after_it_is_no_change() -> None:
+    """n0's autogroup:self rule merges into the shared alice-only rule before bob's
+    device joins (same SrcIPs) and stands alone after it (that rule's SrcIPs now name
+    bob's device too): the same wire rule made two ways, so n0's netmap is unchanged
+    (the filters compared before/after once told them apart; hypothesis found it)."""
+    text = """{
+      "tagOwners": {"tag:web": ["alice@example.com"]},
+      "acls": [{"action": "accept", "src": ["alice@example.com", "bob@example.com"],
+                "dst": ["autogroup:self:*", "tag:web:*"]}],
+      "grants": [{"src": ["alice@example.com"], "dst": ["autogroup:self"], "ip": ["*"]}],
+    }"""
+    index = PolicyIndex.build(load(text), Inventory.of([
+        node("n0", "alice@example.com", (), 1), node("n1", "alice@example.com", ("tag:web",), 2)]))
+    before = assert_matches_fresh_compile(index, load(text))
+    changes = index.apply(NodeAdded(node("new60", "bob@example.com", (), 60)))
+    after = assert_matches_fresh_compile(index, load(text))
+    assert before["n0"] == after["n0"]
+    assert changes.names == {"n1", "new60"}
+
+
 # --- bad events ---------------------------------------------------------------------------
 
 POLICY_TEXT = """{
