@@ -6,24 +6,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from control_harness import ControlServer
+from control_harness import POLICY, ControlServer
 
 from policyc.control import init_state
-
-POLICY = """{
-  "groups": {"group:dev": ["alice@example.com"]},
-  "tagOwners": {
-    "tag:web": ["group:dev"],
-    "tag:db": ["bob@example.com"],
-    "tag:router": ["alice@example.com"],
-  },
-  "acls": [
-    {"action": "accept", "src": ["group:dev"], "dst": ["tag:web:443"]},
-    {"action": "accept", "src": ["tag:web"], "dst": ["tag:db:5432"]},
-    {"action": "accept", "src": ["group:dev"], "dst": ["10.20.0.0/16:*"]},
-  ],
-}
-"""
 
 
 @pytest.fixture

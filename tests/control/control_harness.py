@@ -38,6 +38,22 @@ from policyc.protocol.sealed import SealedRequest, public_key_text
 
 STARTUP_SECONDS = 60.0
 
+# The policy each test's control state starts with (conftest's fixtures; tests compare with it).
+POLICY = """{
+  "groups": {"group:dev": ["alice@example.com"]},
+  "tagOwners": {
+    "tag:web": ["group:dev"],
+    "tag:db": ["bob@example.com"],
+    "tag:router": ["alice@example.com"],
+  },
+  "acls": [
+    {"action": "accept", "src": ["group:dev"], "dst": ["tag:web:443"]},
+    {"action": "accept", "src": ["tag:web"], "dst": ["tag:db:5432"]},
+    {"action": "accept", "src": ["group:dev"], "dst": ["10.20.0.0/16:*"]},
+  ],
+}
+"""
+
 
 class ControlServer:
     def __init__(self, state: Path, *, poll_timeout: float = 2.0, node_expiry: str = "180d",

@@ -11,8 +11,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from conftest import POLICY
-from control_harness import ControlServer
+from control_harness import POLICY, ControlServer
 from test_control_cli import admin_args, cli
 from test_control_nodes import ALICE, authkey, joined, nodes, refused, sync
 

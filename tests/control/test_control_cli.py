@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import POLICY
-from control_harness import ControlServer
+from control_harness import POLICY, ControlServer
 from test_control_policy_api import FAILING_TESTS, UNDEFINED_GROUP, WITH_TESTS
 
 from policyc.cli import main

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from conftest import POLICY
-from control_harness import ControlServer, NodeRefused
+from control_harness import POLICY, ControlServer, NodeRefused
 
 from policyc.control import init_state
 

@@ -6,8 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import POLICY
-from control_harness import ControlServer
+from control_harness import POLICY, ControlServer
 
 WITH_TESTS = POLICY.replace('"acls"', '''"tests": [
     {"src": "alice@example.com", "accept": ["tag:web:443"], "deny": ["tag:db:5432"]},

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from conftest import POLICY
-from control_harness import ControlServer
+from control_harness import POLICY, ControlServer
 from hypothesis import HealthCheck, settings
 
 from policyc.control import init_state

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import POLICY
+from control_harness import POLICY
 from nacl.public import PrivateKey
 
 from policyc.control import init_state, open_tailnet

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import harness
 import pytest
-from conftest import SAMPLES, load_inventory
+from sample_tailnets import SAMPLES, load_inventory
 
 from policyc.compiler.nodes import Inventory
 

@@ -15,8 +15,8 @@ from dataclasses import replace
 
 import harness
 import pytest
-from conftest import Tailnet
 from harness import Probe
+from sample_tailnets import Tailnet
 
 from policyc.analysis.reference import ReferenceEvaluator
 from policyc.enforcer import nft
@@ -66,18 +66,8 @@ def expected(net: Tailnet, probe: Probe) -> bool:
 
 
 def mismatches(net: Tailnet, probes: list[Probe]) -> list[str]:
-    """Probes whose outcome differs from the policy, after one slower retry.
-
-    The retry (3 s instead of 1.5 s) absorbs a first handshake that is slow
-    on a loaded machine; a real enforcement bug fails both passes.
-    """
-    seen = harness.probe_all(net.mesh, probes)
-    suspects = [p for p in probes if seen[p] != expected(net, p)]
-    if suspects:
-        seen.update(harness.probe_all(net.mesh, suspects, timeout=3.0))
-    return [f"{p}: policy says {'allow' if expected(net, p) else 'deny'}, "
-            f"packets were {'let through' if seen[p] else 'blocked'}"
-            for p in suspects if seen[p] != expected(net, p)]
+    """Probes whose outcome differs from the policy (after one slower retry)."""
+    return harness.policy_mismatches(net.mesh, probes, lambda p: expected(net, p))
 
 
 def test_peers_are_exactly_the_netmap_peers(tailnet: Tailnet) -> None:

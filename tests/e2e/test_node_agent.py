@@ -84,14 +84,8 @@ def expected(reference: ReferenceEvaluator, net: AgentTailnet, probe: Probe) -> 
 def disagreements(net: AgentTailnet, policy: Path, names: list[str] | None = None) -> list[str]:
     """Probes whose outcome differs from `policy` (after one slower retry)."""
     reference = ReferenceEvaluator(load(policy), net.inventory())
-    chosen = probes(names or list(net.agents))
-    seen = harness.probe_all(net.mesh, chosen)
-    suspects = [p for p in chosen if seen[p] != expected(reference, net, p)]
-    if suspects:
-        seen.update(harness.probe_all(net.mesh, suspects, timeout=3.0))
-    return [f"{p}: policy says {'allow' if expected(reference, net, p) else 'deny'}, "
-            f"packets were {'let through' if seen[p] else 'blocked'}"
-            for p in suspects if seen[p] != expected(reference, net, p)]
+    return harness.policy_mismatches(net.mesh, probes(names or list(net.agents)),
+                                     lambda p: expected(reference, net, p))
 
 
 def peer_keys_by_policy(net: AgentTailnet, policy: Path) -> dict[str, set[str]]:

@@ -20,11 +20,8 @@ from dataclasses import replace
 
 import harness
 import pytest
-
-# At collection time `conftest` is this folder's (pytest re-imports it per folder); a
-# lazy `from conftest import` inside a test would get whichever folder's came last.
-from conftest import OFFICE_HOSTS, OFFICE_LAN, OFFICE_ROUTER, Office, load_inventory
 from harness import LanProbe
+from sample_tailnets import OFFICE_HOSTS, OFFICE_LAN, OFFICE_ROUTER, Office, load_inventory
 
 from policyc.analysis.reference import ReferenceEvaluator
 from policyc.enforcer import nft
