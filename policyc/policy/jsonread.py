@@ -7,7 +7,8 @@ like plain field access and never raise on user input.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,7 +79,7 @@ class Reader:
                required: tuple[str, ...] = ()) -> dict[str, JValue]:
         """The members of `obj` by key, reporting unknown (E101) and missing (E103) ones."""
         out: dict[str, JValue] = {}
-        folded = {name.casefold(): name for name in known} if self.fold_case else {}
+        folded = _folded_names(known) if self.fold_case else {}
         for member in obj.members:
             key = member.key.value
             if key in known:
@@ -123,6 +124,13 @@ class Reader:
 
     def names(self, value: JValue | None, what: str) -> tuple[str, ...]:
         return tuple(s.value for s in self.strings(value, what)) if value is not None else ()
+
+
+@functools.cache
+def _folded_names(known: frozenset[str]) -> Mapping[str, str]:
+    """casefold -> field name, once per set of known fields (each kind of object has
+    one), not per object read: a 1 MB policy reads ~4,500 objects."""
+    return {name.casefold(): name for name in known}
 
 
 def has_items(value: JValue | None) -> bool:

@@ -8,6 +8,7 @@ rewrites the goldens instead.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Callable
 
 import pytest
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from policyc.diagnostics.codes import CODES
 from policyc.diagnostics.diagnostics import Diagnostic, Diagnostics
 from policyc.diagnostics.render import (
+    _width,
     lsp_range,
     render_concise,
     render_full,
@@ -220,3 +222,14 @@ def test_system_diagnostics_have_no_location() -> None:
     diag = Diagnostic("N502", Severity.ERROR, "table inet policyc has drifted", NO_SPAN)
     assert render_concise([diag]) == "error[N502]: table inet policyc has drifted\n"
     assert render_full([diag]).startswith("error[N502]: table inet policyc has drifted")
+
+
+@given(st.text(alphabet=st.sampled_from("ab\t ~\x7f\u0301\u4e00\uff21\u00e9"), max_size=30)
+       | st.text(max_size=30))
+def test_width_is_the_columns_of_each_character(text: str) -> None:
+    # The reference: tab 4 columns, combining mark 0, East Asian wide/full 2, else 1
+    # (_width takes a shortcut for ASCII text).
+    expected = sum(4 if c == "\t" else 0 if unicodedata.combining(c)
+                   else 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
+                   for c in text)
+    assert _width(text) == expected
