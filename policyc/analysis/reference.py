@@ -493,6 +493,26 @@ class ReferenceEvaluator:
         return self.deliverable(dst_ip) and bool(
             self.allowing_rules(src_ip, dst_ip, proto, port))
 
+    def allowing_rules_any(self, src_ip: IPAddress, dst_ip: IPAddress,
+                           protocols: Sequence[int], port: int | None) -> list[RuleRef]:
+        """`allowing_rules` for each of `protocols` in turn, merged without repeats in
+        that order (a test asks about the default set of four). The permits between
+        the pair are matched against the addresses once, not once per protocol."""
+        if self.policy.allows_all:
+            merged = {r: None for proto in protocols
+                      for r in self.allowing_rules(src_ip, dst_ip, proto, port)}
+            return list(merged)
+        applying = [p for p in self._permits_between(src_ip, dst_ip)
+                    if p.matches_any(protocols, port)
+                    and self.destination_contains(p.destination, src_ip, dst_ip)
+                    and (not p.via or self._via_serves(p.via, src_ip, dst_ip))]
+        found: dict[RuleRef, None] = {}
+        for proto in protocols:
+            for permit in applying:
+                if permit.ref not in found and permit.matches_traffic(proto, port):
+                    found[permit.ref] = None
+        return list(found)
+
     def open_ports(self, src_ip: IPAddress, dst_ip: IPAddress, proto: int) -> list[PortRange]:
         """The port ranges of every rule entry allowing `proto` from src to dst."""
         ranges: set[PortRange] = set()

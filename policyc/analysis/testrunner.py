@@ -233,18 +233,20 @@ class _EntryCheck:
 def _check_entry(ev: ReferenceEvaluator, sources: list[IPAddress], target: TestTarget,
                  protocols: tuple[int, ...]) -> _EntryCheck:
     allowing: list[tuple[IPAddress, tuple[RuleRef, ...]]] = []
-    all_dsts: list[IPAddress] = []
+    all_dsts: dict[IPAddress, None] = {}  # in order of first appearance
     # A port-less protocol (an ICMP test) matches rules on addresses and
     # protocol alone, as Tailscale's packet filter does for ICMP.
     port = target.port if any(p in PORTED_PROTOCOLS for p in protocols) else None
+    # Only `autogroup:self` names other addresses for each source.
+    per_source = isinstance(target.alias, AutoGroupRef) and target.alias.name == "autogroup:self"
+    dsts: list[IPAddress] | None = None
     for src in sources:
-        dsts = destination_addresses(ev, target.alias, src)
-        all_dsts.extend(d for d in dsts if d not in all_dsts)
-        refs: list[RuleRef] = []
+        if dsts is None or per_source:
+            dsts = destination_addresses(ev, target.alias, src)
+        all_dsts.update(dict.fromkeys(dsts))
+        refs: dict[RuleRef, None] = {}  # in the order per destination, then per protocol
         for dst in dsts:
-            for proto in protocols:
-                refs.extend(r for r in ev.allowing_rules(src, dst, proto, port)
-                            if r not in refs)
+            refs.update(dict.fromkeys(ev.allowing_rules_any(src, dst, protocols, port)))
         allowing.append((src, tuple(refs)))
     return _EntryCheck(tuple(all_dsts), tuple(allowing))
 

@@ -91,6 +91,28 @@ def test_allowing_rules_and_nodes_equal_the_plain_walk(text: str, inventory: Inv
                     plain.allowing_rules(src, dst, proto, port), (src, dst, proto, port)
 
 
+PROTOCOL_SETS = ((6, 17, 1, 58), (6,), (17, 6), (1, 58), (47, 6))
+
+
+@SETTINGS
+@given(policies(), tailnets(), st.sampled_from(PROTOCOL_SETS), st.sampled_from((22, 443, None)))
+def test_allowing_rules_any_merges_allowing_rules_per_protocol(
+        text: str, inventory: Inventory, protocols: tuple[int, ...], port: int | None) -> None:
+    """What a policy test asks per address pair: the rules `allowing_rules` gives for
+    each protocol in turn, first appearance kept (both evaluators)."""
+    policy = load(text)
+    for ev in (ReferenceEvaluator(policy, inventory),
+               ReferenceEvaluator(policy, inventory, indexed=False)):
+        probes = _probes(inventory)
+        for src in probes:
+            for dst in probes:
+                merged: list[object] = []
+                for proto in protocols:
+                    merged += [r for r in ev.allowing_rules(src, dst, proto, port)
+                               if r not in merged]
+                assert ev.allowing_rules_any(src, dst, protocols, port) == merged, (src, dst)
+
+
 def _run(text: str, inventory: Inventory | None, indexed: bool) -> tuple[object, list[str]]:
     diags = Diagnostics()
     report = run_policy_tests(load(text), inventory, diags, indexed=indexed)
