@@ -477,14 +477,16 @@ class ReferenceEvaluator:
             whole = self.policy.source.whole()
             return [RuleRef("default", -1, -1, None, whole, whole)]
         found: list[RuleRef] = []
+        seen: set[RuleRef] = set()  # a dense pair is allowed by dozens of entries
         for permit in self._permits_between(src_ip, dst_ip):
-            if permit.ref in found or not permit.matches_traffic(proto, port):
+            if permit.ref in seen or not permit.matches_traffic(proto, port):
                 continue
             if not self.destination_contains(permit.destination, src_ip, dst_ip):
                 continue
             if permit.via and not self._via_serves(permit.via, src_ip, dst_ip):
                 continue
             found.append(permit.ref)
+            seen.add(permit.ref)
         return found
 
     def allowed(self, src_ip: IPAddress, dst_ip: IPAddress, proto: int,

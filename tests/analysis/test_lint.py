@@ -5,6 +5,9 @@ from __future__ import annotations
 import ipaddress
 import json
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from policyc.analysis.lint import lint_policy
 from policyc.compiler.nodes import Inventory, Node
 from policyc.diagnostics.diagnostics import Diagnostics
@@ -120,3 +123,52 @@ def test_shadow_check_on_a_large_tailnet_finds_nothing_shadowed() -> None:
     diags = Diagnostics()
     lint_policy(pol, Inventory.of(nodes), diags)
     assert not diags.items  # each rule opens its own port: nothing is shadowed
+
+
+def _pairwise_w203(accesses: list[object]) -> list[tuple[int, int]]:
+    """The reference: every ordered pair of rules, the first covering one named."""
+    found = []
+    for i, rule in enumerate(accesses):
+        if not rule.entries or not rule.src or not any(d for d, _, _ in rule.entries):  # type: ignore[attr-defined]
+            continue
+        for j, other in enumerate(accesses):
+            if i != j and other.covers(rule) and not (j > i and rule.covers(other)):  # type: ignore[attr-defined]
+                found.append((i, j))
+                break
+    return found
+
+
+SRCS = ["tag:web", "tag:db", "alice@example.com", "group:g", "group:h", "*",
+        "autogroup:member", "100.64.0.0/30", "100.64.0.10"]
+DSTS = ["tag:web", "tag:db", "alice@example.com", "group:g", "*", "100.64.0.0/30"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.sampled_from(SRCS), min_size=1, max_size=3),
+                          st.lists(st.tuples(st.sampled_from(DSTS),
+                                             st.sampled_from(["22", "*", "20-30", "443"])),
+                                   min_size=1, max_size=2)),
+                min_size=1, max_size=12))
+def test_w203_names_the_same_covering_rule_as_the_pairwise_reference(
+        rules: list[tuple[list[str], list[tuple[str, str]]]]) -> None:
+    # _shadowed decides source containment once per pair of distinct source sets;
+    # the warnings (which rule, which covering rule) must be the pairwise ones.
+    from policyc.analysis import lint as lint_module
+    from policyc.compiler.resolve import Resolver
+
+    acls = [{"action": "accept", "src": src, "dst": [f"{d}:{p}" for d, p in dst]}
+            for src, dst in rules]
+    text = json.dumps({"tagOwners": TAGS, "groups": {"group:g": ["alice@example.com"],
+                                                     "group:h": []}, "acls": acls}, indent=1)
+    diags = Diagnostics()
+    source = SourceFile("policy.hujson", text)
+    pol = build_policy(parse(source, diags), source, diags)
+    assert not diags.has_errors
+    resolver = Resolver(pol, INVENTORY)
+    accesses = [lint_module._access(resolver, r) for r in lint_module._rules(pol)]
+    got = Diagnostics()
+    lint_module._shadowed(accesses, got)
+    expected = _pairwise_w203(accesses)  # type: ignore[arg-type]
+    assert [(d.span, d.message) for d in got.warnings] == [
+        (accesses[i].span, "everything this rule allows is already allowed by the rule at "
+                           f"{accesses[j].span.location()}") for i, j in expected]
