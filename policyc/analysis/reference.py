@@ -284,9 +284,10 @@ class ReferenceEvaluator:
         if isinstance(alias, IPSetRef) and alias.name not in seen:
             ipset = self.policy.ipsets.get(alias.name)
             inner = seen | {alias.name}
-            return ipset is not None and any(
-                self.address_alias_contains(e, ip, inner) for e in ipset.entries) and not any(
-                self.address_alias_contains(e, ip, inner) for e in ipset.removed)
+            # Operations apply in order: the last one holding the address decides.
+            return ipset is not None and next(
+                (add for add, e in reversed(ipset.operations())
+                 if self.address_alias_contains(e, ip, inner)), False)
         return False
 
     def ipset_networks(self, name: str, seen: frozenset[str] = frozenset()) -> list[IPNetwork]:
@@ -295,9 +296,13 @@ class ReferenceEvaluator:
         if ipset is None or name in seen:
             return []
         inner = seen | {name}
-        kept = _collapse(n for e in ipset.entries for n in self._networks(e, inner))
-        for gone in (n for e in ipset.removed for n in self._networks(e, inner)):
-            kept = _collapse(piece for net in kept for piece in _minus(net, gone))
+        kept: list[IPNetwork] = []
+        for add, entry in ipset.operations():  # in order: a later add restores
+            if add:
+                kept = _collapse([*kept, *self._networks(entry, inner)])
+                continue
+            for gone in self._networks(entry, inner):
+                kept = _collapse(piece for net in kept for piece in _minus(net, gone))
         return kept
 
     def _networks(self, alias: Alias, seen: frozenset[str]) -> list[IPNetwork]:

@@ -188,8 +188,15 @@ class Resolver:
         if ipset is None or name in visiting:
             return EMPTY
         inner = visiting | {name}
-        added = union_all(self._resolve(entry, inner) for entry in ipset.entries)
-        return added - union_all(self._resolve(entry, inner) for entry in ipset.removed)
+        if not any(add for add, _ in ipset.operations()[len(ipset.entries):]):
+            # Every add before every remove (the usual file): one union each.
+            added = union_all(self._resolve(entry, inner) for entry in ipset.entries)
+            return added - union_all(self._resolve(entry, inner) for entry in ipset.removed)
+        result = EMPTY
+        for add, entry in ipset.operations():  # in order: a later add restores
+            addresses = self._resolve(entry, inner)
+            result = result | addresses if add else result - addresses
+        return result
 
     # --- nodes <-> addresses -------------------------------------------------------
 

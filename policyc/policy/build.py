@@ -136,17 +136,17 @@ def build_ipsets(r: Reader, value: JValue) -> dict[str, IPSet]:
 
 
 def _ipset(r: Reader, name: str, value: JValue, span: Span) -> IPSet:
-    """Entries are selectors, optionally prefixed `add ` or `remove ` (KB "IP sets")."""
-    added: list[Alias] = []
-    removed: list[Alias] = []
+    """Entries are selectors, optionally prefixed `add ` or `remove `, applied in
+    the order written (KB "IP sets")."""
+    steps: list[tuple[bool, Alias]] = []
     for item in r.strings(value, f'ipsets["{name}"]'):
         verb, _, rest = item.value.strip().partition(" ")
-        target, text = {"add": (added, rest), "remove": (removed, rest)}.get(
-            verb, (added, item.value))
+        add, text = {"add": (True, rest), "remove": (False, rest)}.get(verb, (True, item.value))
         alias = parse_alias(text, item.span, r.diags, position=f'ipsets["{name}"]')
         if alias is not None:
-            target.append(alias)
-    return IPSet(name, tuple(added), span, tuple(removed))
+            steps.append((add, alias))
+    return IPSet(name, tuple(a for add, a in steps if add), span,
+                 tuple(a for add, a in steps if not add), tuple(steps))
 
 
 def build_postures(r: Reader, value: JValue) -> dict[str, Posture]:

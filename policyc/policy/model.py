@@ -227,13 +227,26 @@ class HostAlias:
 
 @dataclass(frozen=True, slots=True)
 class IPSet:
-    """The addresses of `entries` (plain or `add X`) minus those of `removed`
-    (`remove X`), whatever the order they are written in."""
+    """A named address set built by operations processed in order (KB "IP sets":
+    "Each named IP set can have one or more operations, which are processed in
+    order"): `add X` (or plain `X`) adds X's addresses, `remove X` takes them
+    out, so a later `add` can put back part of an earlier `remove`.
+
+    `entries` and `removed` are the added and removed aliases; `steps` is the
+    order. Built by hand without `steps`, the set is the entries minus the
+    removed ones (every add before every remove)."""
 
     name: str
     entries: tuple[Alias, ...]  # PrefixAlias | RangeAlias | HostRef | IPSetRef | internet
     span: Span = NO_SPAN
     removed: tuple[Alias, ...] = ()
+    steps: tuple[tuple[bool, Alias], ...] = ()  # (is an add, alias), in written order
+
+    def operations(self) -> tuple[tuple[bool, Alias], ...]:
+        """(is an add, alias) in the order they apply."""
+        if self.steps:
+            return self.steps
+        return (*((True, a) for a in self.entries), *((False, a) for a in self.removed))
 
 
 @dataclass(frozen=True, slots=True)

@@ -255,6 +255,31 @@ def test_ipset_add_and_remove() -> None:
         assert (address in compiled) is expected, text
 
 
+# KB "IP sets": "Each named IP set can have one or more operations, which are
+# processed in order": a later add puts back part of an earlier remove, and a
+# remove before the add it would trim removes nothing.
+@pytest.mark.parametrize(("entries", "inside", "outside"), [
+    (["10.0.0.0/8", "remove 10.1.0.0/16", "add 10.1.2.0/24"],
+     ["10.0.0.1", "10.1.2.3"], ["10.1.3.1", "10.1.0.1"]),
+    (["remove 10.1.0.0/16", "add 10.0.0.0/8"], ["10.1.0.1", "10.200.0.1"], ["11.0.0.1"]),
+    (["add 10.0.0.0/8", "remove ipset:inner", "add 10.1.1.1"],
+     ["10.1.1.1", "10.9.0.1"], ["10.1.1.2"]),
+])
+def test_ipset_operations_apply_in_order(entries: list[str], inside: list[str],
+                                         outside: list[str]) -> None:
+    policy = loaded(ipsets={"ipset:x": entries, "ipset:inner": ["10.1.0.0/16"]},
+                    acls=[{"action": "accept", "src": ["ipset:x"], "dst": ["tag:server:443"]}])
+    ev = ReferenceEvaluator(policy, SERVERS)
+    rules = compile_policy(policy, SERVERS).netmaps["srv"].packet_filter
+    compiled = union_all(AddressSet.parse(t) for r in rules for t in r.to_json()["SrcIPs"])
+    blocks = ev.ipset_networks("ipset:x")
+    for text, expected in [(a, True) for a in inside] + [(a, False) for a in outside]:
+        address = ipaddress.ip_address(text)
+        assert ev.address_alias_contains(IPSetRef("ipset:x"), address) is expected, text
+        assert (address in compiled) is expected, text
+        assert any(address in block for block in blocks) is expected, text
+
+
 @pytest.mark.parametrize(("entries", "code"), [
     (["remove 10.0.0.0/33"], "E110"),
     (["add autogroup:member"], "E114"),
