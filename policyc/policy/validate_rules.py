@@ -93,9 +93,12 @@ def _check_ssh(policy: Policy, rule: SshRule, diags: Diagnostics) -> None:
                         f'ssh dst "{dst}": tags in SSH source cannot access user-owned devices')
         elif isinstance(dst, UserRef) and not all(
                 isinstance(s, UserRef) and s.login == dst.login for s in rule.sources):
+            # SaaS's message (quoted in juanfont/headscale#3010); the KB: a user
+            # dst only "if the source contains only the same named user".
             diags.error("E120", dst.span,
-                        f'ssh dst "{dst}": a user destination needs that same user as the '
-                        "only source")
+                        f'ssh dst "{dst}": users in dst are only allowed from the same user '
+                        "(every src must be that user; use autogroup:self for each user's "
+                        "own devices)")
     if rule.check_period is not None and rule.action != "check":
         diags.error("E120", rule.span, 'checkPeriod is only valid with action "check"')
 

@@ -133,6 +133,29 @@ def test_ssh_source_destination_rules(rule: str) -> None:
     assert "E120" in codes(USES + body)
 
 
+# Decided with evidence (docs/policy-reference.md, Compatibility notes): the KB
+# allows autogroup:self only "if the source contains only users or groups" and
+# a user dst only "if the source contains only the same named user".
+@pytest.mark.parametrize(("rule", "message"), [
+    ('"src": ["autogroup:tagged"], "dst": ["autogroup:self"]',
+     "tags in SSH source cannot access user-owned devices"),
+    ('"src": ["a@x.com", "tag:web"], "dst": ["autogroup:self"]',
+     "tags in SSH source cannot access user-owned devices"),
+    ('"src": ["autogroup:member"], "dst": ["a@x.com"]',
+     "users in dst are only allowed from the same user"),
+    ('"src": ["autogroup:admin"], "dst": ["a@x.com"]',
+     "users in dst are only allowed from the same user"),
+    ('"src": ["a@x.com", "autogroup:owner"], "dst": ["a@x.com"]',
+     "users in dst are only allowed from the same user"),
+])
+def test_ssh_user_owned_destinations_need_user_sources(rule: str, message: str) -> None:
+    body = f'"ssh": [{{"action": "accept", {rule}, "users": ["root"]}}]'
+    found = [d for d in run(USES + body) if d.code == "E120"]
+    assert len(found) == 1 and message in found[0].message, found
+    destination = rule.rsplit('"dst": [', 1)[1].rstrip("]")
+    assert found[0].span.text == destination  # located at the destination
+
+
 def test_ssh_user_may_reach_own_devices() -> None:
     body = '"ssh": [{"action": "accept", "src": ["a@x.com"], "dst": ["a@x.com"], "users": ["u"]}]'
     assert codes(USES + body) == []
