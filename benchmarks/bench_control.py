@@ -24,6 +24,11 @@ ready when the server starts. Measured:
     verified netmap with its key.
 Each row carries the CPU seconds of the server, the fleet and apply, and
 the load average (the machine is shared; wall times alone mislead).
+Each join also reports the bytes of poll answers it caused, the server's RSS
+after it, and the database's growth (file and WAL).
+
+`--dense` uses `dense_gen`'s tailnet instead (most nodes see most others, so a
+join changes every netmap) and measures joins only.
 """
 
 from __future__ import annotations
@@ -91,26 +96,56 @@ class Identity:
         return public_key_text(PrivateKey(self.private))
 
 
-def populate(state: Path, count: int) -> list[Identity]:
-    """`count` registered nodes (half user devices, half tagged servers), written directly."""
+@dataclass(frozen=True)
+class Owner:
+    """Who a populated node belongs to, and the routes it serves (approved at once)."""
+
+    user: str | None
+    tags: tuple[str, ...]
+    routes: tuple[str, ...] = ()
+
+
+def sparse_owners(count: int) -> list[Owner]:
+    """Half user devices, half tagged servers (each node sees ~1/10 of the tailnet)."""
+    return [Owner(None, (f"tag:t{(i // 2) % TAGS}",)) if i % 2 == 1 else
+            Owner(f"u{(i // 2) % GROUPS}-{(i // 20) % USERS_PER_GROUP}@example.com", ())
+            for i in range(count)]
+
+
+def dense_tailnet(count: int) -> tuple[str, list[Owner]]:
+    """`dense_gen`'s policy and its nodes' owners: most nodes see most others."""
+    from benchmarks.dense_gen import generate
+
+    text, inventory = generate(nodes=count)
+    owners = []
+    for node in inventory["nodes"]:
+        routes = tuple(node["routes"]) + (("0.0.0.0/0", "::/0") if node["exit_node"] else ())
+        owners.append(Owner(node["user"], tuple(node["tags"]), routes))
+    return text, owners
+
+
+def populate(state: Path, owners: list[Owner]) -> list[Identity]:
+    """One registered node per owner, written directly."""
     store = Store(state / DATABASE)
     agents = []
     now = int(time.time())
     with store.transaction():
-        for i in range(count):
+        for i, owner in enumerate(owners):
             agent = Identity(f"n{i}", bytes(PrivateKey.generate()))
             ipv4, ipv6 = addresses(store.next_counter("node_address"))
-            tagged = i % 2 == 1
-            g = (i // 2) % GROUPS
             store.add_node(NodeRecord(
                 id=store.next_counter("node_id"), name=agent.name, node_key=agent.key,
-                user=None if tagged else f"u{g}-{(i // 20) % USERS_PER_GROUP}@example.com",
-                tags=(f"tag:t{(i // 2) % TAGS}",) if tagged else (), ipv4=ipv4, ipv6=ipv6,
-                advertised_routes=(), approved_routes=(), endpoint=None, created_at=now,
-                expires_at=None, netmap_version=0, netmap_digest=""))
+                user=owner.user, tags=owner.tags, ipv4=ipv4, ipv6=ipv6,
+                advertised_routes=owner.routes, approved_routes=owner.routes, endpoint=None,
+                created_at=now, expires_at=None, netmap_version=0, netmap_digest=""))
             agents.append(agent)
     store.close()
     return agents
+
+
+def state_bytes(state: Path) -> int:
+    """The database on disk: the file and its WAL."""
+    return sum(p.stat().st_size for p in state.glob(DATABASE + "*") if p.is_file())
 
 
 def proc_cpu_seconds(pid: int) -> float:
@@ -195,6 +230,7 @@ class Worker:
         held = time.monotonic()
         agent.version = envelope.version
         self.reports.put(("held", agent.name, envelope.version, held))
+        self.reports.put(("bytes", agent.name, len(response.content), held))
         if self.watched:
             peers = {p.key for p in envelope.netmap.peers}
             for key in (self.watched & peers) - agent.reported:
@@ -264,6 +300,7 @@ class Fleet:
         self.held: dict[str, dict[int, float]] = defaultdict(dict)  # name -> version -> t
         self.has: dict[str, dict[str, float]] = defaultdict(dict)  # key -> name -> t
         self.errors: list[str] = []
+        self.received = 0  # bytes of the poll answers that carried a netmap
         self.procs: list[Any] = []
         self.commands: list[Connection] = []
         for i in range(workers):
@@ -285,6 +322,8 @@ class Fleet:
                     self.held[name][what] = when
                 elif kind == "has":
                     self.has[what][name] = when
+                elif kind == "bytes":
+                    self.received += what
                 else:
                     self.errors.append(f"{name}: {what}")
 
@@ -298,6 +337,18 @@ class Fleet:
     def add(self, identity: Identity) -> None:
         self.commands[self.next_worker].send(("add", identity))
         self.next_worker = (self.next_worker + 1) % len(self.commands)
+
+    def own_peers(self, identity: Identity) -> set[str]:
+        """The peers of a registered node, from its own verified netmap (a netmap lists
+        the nodes that may reach it or that it may reach: the same set names it)."""
+        private = PrivateKey(identity.private)
+        sealed = seal_request(private, self.box_key, KIND_POLL, PollRequest(0).to_json())
+        response = httpx.post(self.url + PATH_POLL, json=sealed.wire, timeout=120.0)
+        response.raise_for_status()
+        answer = PollResponse.from_json(open_response(private, self.box_key, response.json(),
+                                                      sealed, KIND_POLL))
+        envelope = verify_netmap(answer.netmap, self.signing_key, node_key=identity.key)
+        return {p.name for p in envelope.netmap.peers}
 
     def register(self, identity: Identity, auth_key: str) -> None:
         """The newcomer's registration, from this process (the real client calls)."""
@@ -354,8 +405,12 @@ class Push:
 
 def measure(args: argparse.Namespace, tmp: Path) -> None:
     state = tmp / "state"
-    init_state(state, policy_text(1000))
-    agents = populate(state, args.nodes)
+    if args.dense:
+        text, owners = dense_tailnet(args.nodes)
+    else:
+        text, owners = policy_text(1000), sparse_owners(args.nodes)
+    init_state(state, text)
+    agents = populate(state, owners)
     started = time.monotonic()
     server = Server(state, args.profile_server)
     print(f"server up with {args.nodes} nodes in {time.monotonic() - started:.1f} s, "
@@ -449,27 +504,36 @@ def measure(args: argparse.Namespace, tmp: Path) -> None:
     from_start: list[float] = []
     from_answer: list[float] = []
     join_cpu: list[tuple[float, float]] = []
+    join_bytes: list[int] = []
+    join_rss: list[float] = []
+    db_before = state_bytes(state)
     for j in range(args.joins):
         tagged = j % 2 == 1
-        body = {"tags": [f"tag:t{j % TAGS}"]} if tagged else \
-            {"user": f"u{j % GROUPS}-0@example.com"}
+        body: dict[str, Any] = {"tags": [f"tag:t{j % TAGS}"]} if tagged else \
+            {"user": f"user{j}@example.com" if args.dense else f"u{j % GROUPS}-0@example.com"}
         key = admin.post("/api/v1/authkeys", json=body).json()["key"]
         newcomer = Identity(f"join{j}", bytes(PrivateKey.generate()))
         fleet.watch(newcomer.key)
         time.sleep(0.2)  # the watch reaches every worker before the join
         server_cpu, fleet_cpu = server.cpu_seconds(), fleet.cpu_seconds()
+        with fleet.lock:
+            received = fleet.received
         t0 = time.monotonic()
         fleet.register(newcomer, key)
         registered = time.monotonic()
         join_calls.append(registered - t0)
-        peers = _peer_names(admin, newcomer.name)
+        peers = fleet.own_peers(newcomer) if args.dense else _peer_names(admin, newcomer.name)
 
         def joined(group: set[str] = peers, key: str = newcomer.key) -> bool:
             with fleet.lock:
                 return group <= set(fleet.has[key])
 
-        ok = wait_until(joined, 60)
+        ok = wait_until(joined, args.join_timeout)
         join_cpu.append((server.cpu_seconds() - server_cpu, fleet.cpu_seconds() - fleet_cpu))
+        time.sleep(0.5)  # the last answers' byte counts reach the coordinator
+        with fleet.lock:
+            join_bytes.append(fleet.received - received)
+        join_rss.append(server.rss_mib())
         with fleet.lock:
             times = [fleet.has[newcomer.key][n] for n in peers if n in fleet.has[newcomer.key]]
         from_start += [t - t0 for t in times]
@@ -477,10 +541,13 @@ def measure(args: argparse.Namespace, tmp: Path) -> None:
         print(f"join {j + 1}: {len(peers)} peers, register {registered - t0:.2f} s, all peers "
               f"hold the key: {ok}, last at {max(times, default=t0) - t0:.2f} s after the call "
               f"started; CPU s: server {join_cpu[-1][0]:.2f}, fleet {join_cpu[-1][1]:.2f}; "
-              f"{load()}; agent errors: {fleet.errors[-3:]}", flush=True)
+              f"{join_bytes[-1] / 1e6:.1f} MB of poll answers; server RSS "
+              f"{join_rss[-1]:.0f} MiB; {load()}; agent errors: {fleet.errors[-3:]}",
+              flush=True)
         fleet.add(newcomer)
         names.append(newcomer.name)
         time.sleep(0.5)
+    db_after = state_bytes(state)
     fleet.stop()
     server.stop()
     admin.close()
@@ -514,6 +581,11 @@ def measure(args: argparse.Namespace, tmp: Path) -> None:
         print(f"| join: CPU s per join, server / fleet (mean) | {args.nodes} | "
               f"{statistics.mean(c[0] for c in join_cpu):.2f} / "
               f"{statistics.mean(c[1] for c in join_cpu):.2f} |")
+        print(f"| join: poll answers sent per join (mean) | {args.nodes} | "
+              f"{statistics.mean(join_bytes) / 1e6:.2f} MB |")
+        print(f"| join: server RSS after the joins / database growth per join | "
+              f"{args.nodes} | {join_rss[-1]:.0f} MiB / "
+              f"{(db_after - db_before) / len(join_cpu) / 1e3:.1f} kB |")
 
 
 def _peer_names(admin: httpx.Client, name: str) -> set[str]:
@@ -537,11 +609,18 @@ def main() -> None:
     parser.add_argument("--direct-pushes", type=int, default=2,
                         help="pushes as a bare PUT (no apply process)")
     parser.add_argument("--joins", type=int, default=10)
+    parser.add_argument("--dense", action="store_true",
+                        help="dense_gen's tailnet (most nodes see most others) instead of "
+                        "the sparse one; joins only (the pushes change the sparse policy)")
+    parser.add_argument("--join-timeout", type=float, default=60.0,
+                        help="seconds to wait for every peer to hold a newcomer's key")
     parser.add_argument("--workers", type=int, default=4,
                         help="processes the simulated agents are spread over")
     parser.add_argument("--profile-server", metavar="FILE",
                         help="run the server under cProfile, stats written to FILE at exit")
     args = parser.parse_args()
+    if args.dense:
+        args.pushes = args.direct_pushes = 0
     with tempfile.TemporaryDirectory() as tmp:
         measure(args, Path(tmp))
 
