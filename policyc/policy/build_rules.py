@@ -277,7 +277,10 @@ def _accept_env(r: Reader, value: JValue) -> tuple[str, ...]:
 
 # --- tests ----------------------------------------------------------------------
 
-TEST_FIELDS = frozenset({"src", "srcPostureAttrs", "proto", "accept", "deny", "allow"})
+# `user` and `allow` are the original names of `src` and `accept`: Tailscale's
+# own API client (tailscale-client-go-v2 policyfile.go, ACLTest) still carries
+# both beside today's names, as ACL rules keep `users`/`ports`.
+TEST_FIELDS = frozenset({"src", "srcPostureAttrs", "proto", "accept", "deny", "allow", "user"})
 # "" is the default set. Tailscale also accepts a port-less protocol such as
 # "icmp" (real policies applied through GitOps carry `"proto": "icmp"` tests
 # with an `ALIAS:0` entry); any protocol an ACL `proto` accepts is taken.
@@ -288,8 +291,12 @@ def build_test(r: Reader, value: JValue) -> PolicyTest | None:
     obj = r.obj(value, "test")
     if obj is None:
         return None
-    f = r.fields(obj, "test", TEST_FIELDS, required=("src",))
-    src_text = r.string(f["src"], "test src") if "src" in f else None
+    f = r.fields(obj, "test", TEST_FIELDS, required=() if "user" in _keys(obj) else ("src",))
+    if "user" in f:
+        r.diags.warning("W206", f["user"].span, 'test "user" is the legacy name of "src"',
+                        suggestion="src")
+    src_value = f.get("src", f.get("user"))
+    src_text = r.string(src_value, "test src") if src_value is not None else None
     src = (parse_alias(src_text.value, src_text.span, r.diags, position="test src")
            if src_text is not None else None)
     protocol = _test_protocol(r, f.get("proto"))
@@ -310,6 +317,11 @@ def build_test(r: Reader, value: JValue) -> PolicyTest | None:
     if src is None or src_text is None:
         return None
     return PolicyTest(src, src_text.value.strip(), protocol, accept, deny, obj.span)
+
+
+def _keys(obj: JObject) -> set[str]:
+    """The object's field names, folded to lower case as the reader matches them."""
+    return {m.key.value.lower() for m in obj.members}
 
 
 def _test_posture_attrs(r: Reader, value: JValue) -> None:

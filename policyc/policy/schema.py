@@ -132,10 +132,11 @@ TEST = _object(
         "proto": {"type": "string", "description": "`tcp`, `udp`, `sctp` or empty."},
         "accept": _strings("`HOST:PORT` entries that must be allowed."),
         "allow": _strings("Legacy name of `accept`."),
+        "user": {"type": "string", "description": "Legacy name of `src`."},
         "deny": _strings("`HOST:PORT` entries that must be denied."),
     },
-    required=("src",),
-)
+    required=(),
+) | {"anyOf": [{"required": ["src"]}, {"required": ["user"]}]}  # `src` or its legacy name
 
 SSH_TEST = _object(
     "An SSH test: what `src` may do as each local user on the `dst` nodes.",

@@ -99,6 +99,14 @@ def _check_ssh(policy: Policy, rule: SshRule, diags: Diagnostics) -> None:
                         f'ssh dst "{dst}": users in dst are only allowed from the same user '
                         "(every src must be that user; use autogroup:self for each user's "
                         "own devices)")
+    if rule.action == "check":
+        # KB policy syntax, SSH: "An SSH access rule from a tagged device cannot
+        # be in check mode"; SaaS's message (tailscale/tailscale#5027).
+        for source in rule.sources:
+            if _is_tagged(source):
+                diags.error("E120", source.span,
+                            f'ssh src "{source}": "check" action does not support tags in src '
+                            '(a tagged device has no user to re-authenticate; use "accept")')
     if rule.check_period is not None and rule.action != "check":
         diags.error("E120", rule.span, 'checkPeriod is only valid with action "check"')
 

@@ -219,6 +219,31 @@ def test_tests_allow_entries_are_still_checked() -> None:
     assert [d.code for d in found] == ["E111"]
 
 
+def test_tests_user_is_src() -> None:
+    """`user` is the original name of a test's `src` (Tailscale's API client,
+    tailscale-client-go-v2 ACLTest, still carries it beside `src`)."""
+    policy = loaded(acls=[{"action": "accept", "src": ["group:dev"], "dst": ["tag:server:22"]}],
+                    tests=[{"user": "alice@example.com", "allow": ["tag:server:22"]}])
+    assert str(policy.tests[0].src) == "alice@example.com"
+    found = check(tests=[{"User": "alice@example.com", "Allow": ["tag:server:22"]}])
+    assert {d.code for d in found} == {"W206"} and any('"user"' in d.message for d in found)
+    assert [d.code for d in errors(tests=[{"accept": ["tag:server:22"]}])] == ["E103"]
+    assert [d.code for d in errors(tests=[{"user": "group:nope", "deny": ["tag:server:22"]}])
+            ] == ["E104"]
+
+
+def test_ssh_check_action_refuses_tagged_sources() -> None:
+    """KB policy syntax: "An SSH access rule from a tagged device cannot be in
+    check mode"; SaaS says '"check" action does not support tags in src'."""
+    rule = {"action": "check", "dst": ["tag:server"], "users": ["root"]}
+    for src in ("tag:rec", "autogroup:tagged"):
+        [found] = errors(ssh=[{**rule, "src": ["alice@example.com", src]}])
+        assert found.code == "E120" and found.span.text == f'"{src}"'
+        assert "does not support tags in src" in found.message
+    assert errors(ssh=[{**rule, "src": ["group:dev", "autogroup:member"]}]) == []
+    assert errors(ssh=[{**rule, "action": "accept", "src": ["tag:rec"]}]) == []
+
+
 def test_ssh_test_ip_source_is_accepted() -> None:
     assert not errors(sshTests=[{"src": "100.64.0.1", "dst": ["tag:server"],
                                  "accept": ["root"]}])
