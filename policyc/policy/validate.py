@@ -69,14 +69,12 @@ SSH_DST = Place("ssh dst", "E120", IDENTITIES - {GroupRef}, MEMBERSHIP | {"autog
 # Session recorders are nodes: a tag, or one address given literally or as a host.
 SSH_RECORDER = Place("ssh recorder", "E120", frozenset({TagRef, HostRef, PrefixAlias}),
                      frozenset())
-OWNER = Place("tagOwners", "E123", IDENTITIES,
-              frozenset({"autogroup:admin", "autogroup:member", "autogroup:owner",
-                         "autogroup:it-admin", "autogroup:network-admin"}))
-# autogroup:tagged approves for every tagged node: SaaS applied it as exitNode and
-# 0.0.0.0/0, ::/0 route approver (ponomarev-studio/VPN's workflow applies before it
-# commits). No evidence for it as a tag owner, which stays E114.
-APPROVER = Place("autoApprovers", "E123", OWNER.kinds,
-                 OWNER.autogroups | {"autogroup:tagged"})
+# KB policy syntax, "Autogroups": owner, admin, member, tagged, auditor,
+# billing-admin, it-admin and network-admin are each allowed "As a `src` or
+# `dst`, `tagOwner`, or `autoApprover`". autogroup:tagged as an approver was
+# also applied by SaaS (ponomarev-studio/VPN, tests/corpus).
+OWNER = Place("tagOwners", "E123", IDENTITIES, MEMBERSHIP | ROLE_AUTOGROUPS)
+APPROVER = Place("autoApprovers", "E123", OWNER.kinds, OWNER.autogroups)
 NODE_ATTR = Place("nodeAttrs target", "E127", IDENTITIES | {Wildcard, PrefixAlias, HostRef},
                   MEMBERSHIP | ROLE_AUTOGROUPS)
 TEST_SRC = Place("test src", "E125", (IDENTITIES | ADDRESSES) - {IPSetRef},

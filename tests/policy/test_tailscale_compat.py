@@ -360,13 +360,34 @@ def test_grant_app_value_must_still_be_an_array() -> None:
     assert [d.code for d in errors(grants=[grant])] == ["E102"]
 
 
-def test_autogroup_tagged_approves_routes_and_exit_nodes_but_owns_no_tag() -> None:
+def test_autogroup_tagged_approves_routes_and_exit_nodes() -> None:
     """SaaS applied `autogroup:tagged` as an exitNode and route approver
-    (ponomarev-studio/VPN, tests/corpus); as a tag owner there is no evidence."""
+    (ponomarev-studio/VPN, tests/corpus)."""
     assert errors(autoApprovers={"exitNode": ["autogroup:tagged"],
                                  "routes": {"0.0.0.0/0": ["autogroup:tagged"],
                                             "::/0": ["autogroup:tagged"]}}) == []
-    assert "E114" in codes(tagOwners={"tag:x": ["autogroup:tagged"]})
+
+
+# KB policy syntax, "Autogroups": each of these is allowed "As a `src` or
+# `dst`, `tagOwner`, or `autoApprover`".
+OWNING_AUTOGROUPS = ["autogroup:owner", "autogroup:admin", "autogroup:member",
+                     "autogroup:tagged", "autogroup:auditor", "autogroup:billing-admin",
+                     "autogroup:it-admin", "autogroup:network-admin"]
+
+
+@pytest.mark.parametrize("autogroup", OWNING_AUTOGROUPS)
+def test_documented_autogroups_own_tags_and_approve_routes(autogroup: str) -> None:
+    assert errors(tagOwners={"tag:x": [autogroup]}) == []
+    assert errors(tagOwners={"tag:x": []}, autoApprovers={
+        "routes": {"10.0.0.0/8": [autogroup]}, "exitNode": [autogroup]}) == []
+
+
+@pytest.mark.parametrize("autogroup", ["autogroup:self", "autogroup:internet",
+                                       "autogroup:danger-all", "autogroup:shared",
+                                       "autogroup:nonroot"])
+def test_other_autogroups_still_own_no_tag(autogroup: str) -> None:
+    assert "E114" in codes(tagOwners={"tag:x": [autogroup]})
+    assert "E114" in codes(autoApprovers={"exitNode": [autogroup]})
 
 
 def test_test_src_posture_attrs_are_accepted_with_a_warning() -> None:

@@ -189,7 +189,7 @@ def test_self_owned_tag_is_accepted() -> None:
     assert codes(USES, header=header) == []
 
 
-@pytest.mark.parametrize("owner", ["*", "10.0.0.1", "db1", "autogroup:tagged"])
+@pytest.mark.parametrize("owner", ["*", "10.0.0.1", "db1", "autogroup:self"])
 def test_invalid_owners(owner: str) -> None:
     header = HEADER.replace('"tag:router": ["a@x.com"]', f'"tag:router": ["{owner}"]')
     found = codes(USES, header=header)
