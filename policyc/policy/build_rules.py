@@ -126,10 +126,13 @@ def _via(r: Reader, value: JValue) -> tuple[TagRef, ...]:
 # Under tailscale.com/ only these capabilities may be granted (POLICY-FORMAT
 # §3.2): an allow-list. Captured accepted: drive, kubernetes, relay, webui;
 # captured rejected: funnel, ingress, relay-target. golink is documented by
-# Tailscale's golink; tsidp and secrets by their own projects.
+# Tailscale's golink; tsidp and secrets by their own projects; pam by Tailscale
+# PAM (KB tailzero: PAM grants are read from "tailscale.com/cap/pam"), and the
+# admin console adds such a grant itself when PAM is enabled (kevindurb/k8s,
+# tests/corpus: "Automatically added by enabling PAM").
 ALLOWED_TAILSCALE_CAPS = frozenset(
     f"tailscale.com/cap/{name}"
-    for name in ("drive", "relay", "webui", "kubernetes", "tsidp", "secrets", "golink")
+    for name in ("drive", "relay", "webui", "kubernetes", "tsidp", "secrets", "golink", "pam")
 )
 # nodeAttrs `app` names Tailscale documents (KB "App connectors").
 APP_CONNECTORS = "tailscale.com/app-connectors"

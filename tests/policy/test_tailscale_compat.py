@@ -144,7 +144,8 @@ def test_services_rejected_where_tailscale_rejects(sections: dict[str, object],
 # --- 4. first-party capabilities and app connectors -----------------------------------
 
 
-@pytest.mark.parametrize("cap", ["drive", "kubernetes", "relay", "webui", "golink"])
+@pytest.mark.parametrize("cap", ["drive", "kubernetes", "relay", "webui", "golink", "tsidp",
+                                 "secrets", "pam"])
 def test_allowed_tailscale_caps(cap: str) -> None:
     assert not errors(grants=[{"src": ["*"], "dst": ["tag:server"],
                                "app": {f"tailscale.com/cap/{cap}": [{}]}}])
