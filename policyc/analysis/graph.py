@@ -1,13 +1,17 @@
 """`policyc graph`: who can reach what, as one self-contained HTML page.
 
-Rows are sources (groups, users, tags), columns destinations (tags, hosts,
-autogroup:member/tagged/internet); each cell holds the protocols and ports
-the row may open towards the column and the rules that allow them. A cell
-follows `explain ROW COL[:PORT]`: `full` is what EVERY address of the row may
-open to SOME address of the column that a node delivers (explain's ALLOWED),
-`some` what at least one address of the row may (explain's "allowed from").
-Both come from the policy's boxes (access.py) by the same source-class split
-as the diff, so they are exact, not sampled.
+Columns are destinations (tags, hosts, autogroup:member/tagged/internet); rows
+are sources (groups, users, tags), and sources whose every cell is the same
+share one row (on the sample, `group:dev` with `alice@` and `bob@`). Each cell
+holds the protocols and ports the row may open towards the column and the
+rules that allow them. A cell follows `explain ROW COL[:PORT]`: `full` is what
+EVERY address of the row may open to SOME address of the column that a node
+delivers (explain's ALLOWED), `some` what at least one address of the row may
+(explain's "allowed from").
+
+The cells are exact, not sampled, and computed per class, not per pair
+(graph_classes.py): a page stores each rule and each distinct rule list once,
+so its size follows rows x columns + rules, not cells x rules.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from policyc.analysis.access import AliasSets, Box, policy_access
-from policyc.analysis.atoms import sweep
-from policyc.analysis.diff import rule_json
+from policyc.analysis.access import AliasSets, policy_access
+from policyc.analysis.atoms import bits
+from policyc.analysis.diff import rule_label
+from policyc.analysis.graph_classes import Reach, RowReach
 from policyc.analysis.reference import RuleRef
 from policyc.analysis.services import EMPTY_SERVICES, Services
 from policyc.analysis.testrunner import synthetic_inventory
@@ -26,12 +31,14 @@ from policyc.compiler.internet import INTERNET
 from policyc.compiler.nodes import Inventory
 from policyc.policy.model import AutoGroupRef, GroupRef, HostRef, Policy, TagRef, UserRef
 
+RULE_TEXT_LIMIT = 400  # characters of a rule's text the page keeps (a rule can be huge)
+
 
 @dataclass(frozen=True, slots=True)
 class Cell:
     full: Services  # every source address may open these to some destination address
     some: Services  # at least one source address may
-    rules: tuple[RuleRef, ...]
+    rules: int  # index into AccessMap.rule_lists
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,26 +51,46 @@ class Endpoint:
 
 @dataclass(frozen=True, slots=True)
 class AccessMap:
-    rows: tuple[Endpoint, ...]
+    rows: tuple[tuple[Endpoint, ...], ...]  # sources with equal cells share a row
     columns: tuple[Endpoint, ...]
     cells: dict[tuple[int, int], Cell]  # only cells where something is allowed
+    rules: tuple[RuleRef, ...]  # each rule once (by section and index), in policy order
+    rule_lists: tuple[tuple[int, ...], ...]  # distinct lists of positions in `rules`
     synthetic: bool
     policy_name: str
 
-    def to_json(self) -> dict[str, Any]:
-        def endpoint(e: Endpoint) -> dict[str, Any]:
-            return {"name": e.name, "kind": e.kind, "nodes": e.nodes}
+    def cell_rules(self, cell: Cell) -> tuple[RuleRef, ...]:
+        return tuple(self.rules[k] for k in self.rule_lists[cell.rules])
 
+    def to_json(self) -> dict[str, Any]:
+        """The page's data: services and rule lists are tables, cells point into them
+        as `[row, col, full, some, rules]`."""
+        services: dict[Services, int] = {EMPTY_SERVICES: 0}
+        cells = [[r, c, services.setdefault(cell.full, len(services)),
+                  services.setdefault(cell.some, len(services)), cell.rules]
+                 for (r, c), cell in sorted(self.cells.items())]
         return {
             "policy": self.policy_name, "synthetic": self.synthetic,
-            "rows": [endpoint(e) for e in self.rows],
-            "columns": [endpoint(e) for e in self.columns],
-            "cells": [{"row": r, "col": c, "full": cell.full.text() if cell.full else "",
-                       "some": cell.some.text(), "fullSet": _ranges(cell.full),
-                       "someSet": _ranges(cell.some),
-                       "rules": [rule_json(ref) for ref in cell.rules]}
-                      for (r, c), cell in sorted(self.cells.items())],
+            "rows": [[_endpoint_json(e) for e in row] for row in self.rows],
+            "columns": [_endpoint_json(e) for e in self.columns],
+            "services": [{"text": s.text() if s else "", "ranges": _ranges(s)}
+                         for s in services],
+            "rules": [_rule_json(ref) for ref in self.rules],
+            "ruleLists": [list(rules) for rules in self.rule_lists],
+            "cells": cells,
         }
+
+
+def _endpoint_json(e: Endpoint) -> dict[str, Any]:
+    return {"name": e.name, "kind": e.kind, "nodes": e.nodes}
+
+
+def _rule_json(ref: RuleRef) -> dict[str, Any]:
+    text = ref.describe() if ref.kind == "default" else " ".join(ref.text.split())
+    if len(text) > RULE_TEXT_LIMIT:
+        text = text[:RULE_TEXT_LIMIT - 1] + "…"
+    return {"kind": ref.kind, "index": ref.index, "location": ref.location(),
+            "label": rule_label(ref), "text": text}
 
 
 def _ranges(services: Services) -> dict[str, list[list[int]]]:
@@ -74,16 +101,24 @@ def _ranges(services: Services) -> dict[str, list[list[int]]]:
 def access_map(policy: Policy, inventory: Inventory | None) -> AccessMap:
     nodes = synthetic_inventory(policy) if inventory is None else inventory
     sets = AliasSets(policy, nodes)
-    boxes = policy_access(policy, nodes).boxes
+    boxes = policy_access(policy, nodes, sets).boxes
     delivered = sets.delivered()
-    rows = _rows(policy, sets)
+    endpoints = _rows(policy, sets)
     columns = _columns(policy, sets)
-    targets = [c.addrs & delivered for c in columns]
+    reach = Reach(boxes, [e.addrs for e in endpoints], [c.addrs & delivered for c in columns])
+    by_cells: dict[RowReach, list[Endpoint]] = {}
+    for endpoint in endpoints:  # equal cells: one row, named by its first source
+        by_cells.setdefault(reach.row(endpoint.addrs), []).append(endpoint)
+    rule_lists: dict[int, int] = {}
     cells: dict[tuple[int, int], Cell] = {}
-    for r, row in enumerate(rows):
-        for c, cell in _row_cells(row.addrs, boxes, targets).items():
-            cells[(r, c)] = cell
-    return AccessMap(rows, columns, cells, inventory is None, policy.source.name)
+    for r, row in enumerate(by_cells):
+        for c, (full, some, rules) in enumerate(row):
+            if rules:
+                cells[(r, c)] = Cell(reach.services(full), reach.services(some),
+                                     rule_lists.setdefault(rules, len(rule_lists)))
+    return AccessMap(tuple(tuple(e) for e in by_cells.values()), columns, cells, reach.rules,
+                     tuple(tuple(bits(m)) for m in rule_lists), inventory is None,
+                     policy.source.name)
 
 
 def _endpoint(sets: AliasSets, name: str, kind: str, addrs: AddressSet) -> Endpoint | None:
@@ -107,43 +142,3 @@ def _columns(policy: Policy, sets: AliasSets) -> tuple[Endpoint, ...]:
               for a in ("autogroup:member", "autogroup:tagged")]
     found.append(Endpoint("autogroup:internet", "autogroup", INTERNET, 0))
     return tuple(e for e in found if e is not None)
-
-
-def _row_cells(row: AddressSet, boxes: tuple[Box, ...],
-               targets: list[AddressSet]) -> dict[int, Cell]:
-    """Split the row's addresses by which boxes cover them; a column's `full` is
-    what every such class reaches, its `some` what any class does.
-
-    Boxes are grouped by their source set (a dense policy has ~18,000 boxes over
-    ~250 sources): intersections, the sweep and the unions run per distinct source,
-    and per distinct set of reaching sources a class holds (set algebra: same cells)."""
-    touching = {s: s.overlaps(row) for s in dict.fromkeys(b.src for b in boxes)}
-    mine = [b for b in boxes if touching[b.src]]
-    srcs = list(dict.fromkeys(b.src for b in mine))
-    src_id = {s: k for k, s in enumerate(srcs)}
-    inputs = [row] + [s & row for s in srcs]
-    classes: set[frozenset[int]] = set()
-    for family in ("v4", "v6"):
-        for members, _, _ in sweep([getattr(s, family) for s in inputs]):
-            if 0 in members:
-                classes.add(frozenset(m - 1 for m in members if m))
-    out: dict[int, Cell] = {}
-    for c, target in enumerate(targets):
-        reaching = [b for b in mine if b.dst.overlaps(target)]
-        if not reaching:
-            continue
-        by_src: dict[int, Services] = {}
-        for b in reaching:
-            k = src_id[b.src]
-            by_src[k] = by_src[k] | b.services if k in by_src else b.services
-        full: Services | None = None
-        some = EMPTY_SERVICES
-        for held in {members.intersection(by_src) for members in classes}:
-            reached = EMPTY_SERVICES
-            for k in held:
-                reached = reached | by_src[k]
-            some = some | reached
-            full = reached if full is None else full & reached
-        rules = tuple(dict.fromkeys(b.rule for b in reaching))
-        out[c] = Cell(full or EMPTY_SERVICES, some, rules)
-    return out
