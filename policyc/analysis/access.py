@@ -20,6 +20,7 @@ evaluator on random policies, tailnets and packets.
 
 from __future__ import annotations
 
+import bisect
 import copy
 from collections import defaultdict
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 
 from policyc.analysis.reference import RuleRef
 from policyc.analysis.services import DEFAULT_SERVICES, Services
-from policyc.compiler.addrset import ALL, EMPTY, AddressSet, union_all
+from policyc.compiler.addrset import ALL, EMPTY, AddressSet, Interval, Intervals, union_all
 from policyc.compiler.internet import INTERNET, TAILSCALE_RANGES
 from policyc.compiler.nodes import ROLE_AUTOGROUPS, Inventory, is_login_pattern, login_selects
 from policyc.compiler.resolve import Resolver
@@ -169,7 +170,7 @@ def _entry_boxes(entry: _Entry, sets: AliasSets, src: AddressSet,
         # one box per owner with a node among the sources.
         for owner in sets.owners_in(src):
             owned = sets.owned[owner]
-            mine = src & owned
+            mine = _clip(owned, src)
             dst = owned if served is ALL else owned & served
             if mine and dst:
                 yield Box(mine, dst, entry.services, entry.ref)
@@ -178,6 +179,24 @@ def _entry_boxes(entry: _Entry, sets: AliasSets, src: AddressSet,
     dst = dst if served is ALL else dst & served
     if dst:
         yield Box(src, dst, entry.services, entry.ref)
+
+
+def _clip(small: AddressSet, big: AddressSet) -> AddressSet:
+    """`small & big`, by bisection in `big`: an owner's few addresses cut out of a
+    source of thousands (one per owner and self rule) cost O(few x log n), not O(n)."""
+    return AddressSet(_clip_intervals(small.v4, big.v4), _clip_intervals(small.v6, big.v6))
+
+
+def _clip_intervals(small: Intervals, big: Intervals) -> Intervals:
+    out: list[Interval] = []
+    for first, last in small:
+        k = max(bisect.bisect_right(big, (first, first)) - 1, 0)  # the last start <= first
+        while k < len(big) and big[k][0] <= last:
+            low, high = max(first, big[k][0]), min(last, big[k][1])
+            if low <= high:
+                out.append((low, high))
+            k += 1
+    return tuple(out)
 
 
 class AliasSets:
