@@ -306,7 +306,8 @@ SSH_PROBE_USERS = ("root", "ubuntu", "alice", "bob", "carol", "deploy")
 
 @st.composite
 def ssh_rules(draw: st.DrawFn) -> dict[str, object]:
-    """A valid SSH rule: tagged sources reach only tagged destinations (§6)."""
+    """A valid SSH rule: tagged sources reach only tagged destinations, and only
+    with "accept" (§6)."""
     tagged = draw(st.booleans())
     if tagged:
         src = draw(st.lists(st.sampled_from(SSH_TAG_SOURCES), min_size=1, max_size=2))
@@ -317,8 +318,11 @@ def ssh_rules(draw: st.DrawFn) -> dict[str, object]:
         if len(src) == 1 and src[0] in USERS:
             choices.append(src[0])  # a user destination needs that same user as source
         dst = draw(st.lists(st.sampled_from(choices), min_size=1, max_size=2))
+    # A check rule may not have tagged sources (KB: "An SSH access rule from a
+    # tagged device cannot be in check mode").
+    actions = ("accept",) if tagged else ("accept", "check")
     rule: dict[str, object] = {
-        "action": draw(st.sampled_from(("accept", "check"))), "src": src, "dst": dst,
+        "action": draw(st.sampled_from(actions)), "src": src, "dst": dst,
         "users": draw(st.lists(st.sampled_from(SSH_LOGINS), min_size=1, max_size=3,
                                unique=True)),
     }
