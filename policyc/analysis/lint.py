@@ -40,7 +40,11 @@ class Access:
     has_self: bool
 
     def covers(self, other: Access) -> bool:
-        if self.has_self or other.has_self or not other.src.issubset(self.src):
+        return other.src.issubset(self.src) and self.covers_entries(other)
+
+    def covers_entries(self, other: Access) -> bool:
+        """`covers` for a rule whose sources are known to lie within this one's."""
+        if self.has_self or other.has_self:
             return False
         return all(self._covers_entry(e) for e in other.entries)
 
@@ -168,12 +172,14 @@ def _shadowed(accesses: list[Access], diags: Diagnostics) -> None:
     for i, rule in enumerate(accesses):
         if not rule.entries or not rule.src or not any(dst for dst, _, _ in rule.entries):
             continue  # allows nothing: W201's business, not "already allowed"
+        # `within` decided the sources: both `covers` below test the entries only
+        # (a dense rule's source is hundreds of intervals, and `*` holds every one).
         for j in sorted(within[i]):  # in policy order: the first covering rule is named
             other = accesses[j]
-            if i == j or not other.covers(rule):
+            if i == j or not other.covers_entries(rule):
                 continue
             # Two identical rules: only the later one is redundant.
-            if j > i and rule.covers(other):
+            if j > i and i in within[j] and rule.covers_entries(other):
                 continue
             diags.warning("W203", rule.span,
                           f"everything this rule allows is already allowed by the rule at "

@@ -32,18 +32,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from policyc.analysis.address_classes import AddressClasses
 from policyc.analysis.offline import (
     is_address,
     is_role,
     representative,
-    ssh_role_reason,
     test_only_users,
     undecided_reason,
     unknown_user_reason,
     with_representatives,
 )
 from policyc.analysis.offline import synthetic_inventory as synthetic_inventory  # re-export
-from policyc.analysis.reference import ReferenceEvaluator, RuleRef, SshVerdict, ssh_verdict
+from policyc.analysis.reference import ReferenceEvaluator, RuleRef, SshVerdict
 from policyc.compiler.nodes import Inventory, Node
 from policyc.diagnostics.diagnostics import Diagnostics
 from policyc.diagnostics.source import NO_SPAN, Span
@@ -114,23 +114,27 @@ class TestReport:
 
 
 def run_policy_tests(policy: Policy, inventory: Inventory | None,
-                     diags: Diagnostics, *, indexed: bool = True) -> TestReport:
+                     diags: Diagnostics, *, indexed: bool = True,
+                     grouped: bool = True) -> TestReport:
     """Evaluate `tests` and `sshTests`; append one diagnostic per failing entry.
 
     Without an inventory the tests run against `synthetic_inventory(policy)`.
-    `indexed=False` runs the reference evaluator's plain walk over every rule
-    (the property tests check both give the same report and diagnostics).
+    `indexed=False` runs the reference evaluator's plain walk over every rule;
+    `grouped=False` asks it about every address pair, not once per pair of
+    address classes (address_classes.py). The property tests check all give
+    the same report and diagnostics.
     """
     synthetic = inventory is None
     if inventory is None:
         policy = with_representatives(policy)
     nodes = synthetic_inventory(policy) if inventory is None else inventory
     evaluator = ReferenceEvaluator(policy, nodes, indexed=indexed)
+    classes = AddressClasses(evaluator, grouped=grouped)
     outcomes: list[EntryOutcome] = []
     for test in policy.tests:
-        outcomes.extend(_run_test(evaluator, test, diags, synthetic=synthetic))
+        outcomes.extend(_run_test(classes, test, diags, synthetic=synthetic))
     for ssh_test in policy.ssh_tests:
-        outcomes.extend(_run_ssh_test(evaluator, ssh_test, diags, synthetic=synthetic))
+        outcomes.extend(_run_ssh_test(classes, ssh_test, diags, synthetic=synthetic))
     return TestReport(tuple(outcomes), synthetic)
 
 
@@ -179,13 +183,14 @@ def source_addresses(ev: ReferenceEvaluator, alias: Alias) -> list[IPAddress]:
     return list(network)
 
 
-def destination_addresses(ev: ReferenceEvaluator, alias: Alias,
+def destination_addresses(classes: AddressClasses, alias: Alias,
                           src_ip: IPAddress) -> list[IPAddress]:
     """The addresses a test destination names; `autogroup:self` is the source's owner."""
+    ev = classes.ev
     if isinstance(alias, AutoGroupRef) and alias.name == "autogroup:self":
         src = ev.node_with_address(src_ip)
         owner = src.owner if src is not None else None
-        return [ip for n in ev.inventory if owner and n.owner == owner for ip in n.ips]
+        return [ip for n in classes.nodes_owned_by(owner) for ip in n.ips] if owner else []
     if isinstance(alias, UserRef | GroupRef | TagRef | AutoGroupRef):
         return [ip for node in ev.nodes_of(alias) for ip in node.ips]
     network = literal_network(ev, alias)
@@ -230,7 +235,7 @@ class _EntryCheck:
         return [src for src, refs in self.allowing if not refs]
 
 
-def _check_entry(ev: ReferenceEvaluator, sources: list[IPAddress], target: TestTarget,
+def _check_entry(classes: AddressClasses, sources: list[IPAddress], target: TestTarget,
                  protocols: tuple[int, ...]) -> _EntryCheck:
     allowing: list[tuple[IPAddress, tuple[RuleRef, ...]]] = []
     all_dsts: dict[IPAddress, None] = {}  # in order of first appearance
@@ -239,20 +244,20 @@ def _check_entry(ev: ReferenceEvaluator, sources: list[IPAddress], target: TestT
     port = target.port if any(p in PORTED_PROTOCOLS for p in protocols) else None
     # Only `autogroup:self` names other addresses for each source.
     per_source = isinstance(target.alias, AutoGroupRef) and target.alias.name == "autogroup:self"
-    dsts: list[IPAddress] | None = None
+    firsts: tuple[IPAddress, ...] | None = None
     for src in sources:
-        if dsts is None or per_source:
-            dsts = destination_addresses(ev, target.alias, src)
-        all_dsts.update(dict.fromkeys(dsts))
-        refs: dict[RuleRef, None] = {}  # in the order per destination, then per protocol
-        for dst in dsts:
-            refs.update(dict.fromkeys(ev.allowing_rules_any(src, dst, protocols, port)))
-        allowing.append((src, tuple(refs)))
+        if firsts is None or per_source:
+            dsts = destination_addresses(classes, target.alias, src)
+            all_dsts.update(dict.fromkeys(dsts))
+            firsts = classes.first_of_each(dsts)
+        # The rules in the order per destination, then per protocol.
+        allowing.append((src, classes.merged_allowing(src, firsts, protocols, port)))
     return _EntryCheck(tuple(all_dsts), tuple(allowing))
 
 
-def _run_test(ev: ReferenceEvaluator, test: PolicyTest, diags: Diagnostics, *,
+def _run_test(classes: AddressClasses, test: PolicyTest, diags: Diagnostics, *,
               synthetic: bool) -> list[EntryOutcome]:
+    ev = classes.ev
     entries: list[tuple[EntryKind, TestTarget]] = (
         [("accept", t) for t in test.accept] + [("deny", t) for t in test.deny])
     if is_role(test.src) and not ev.inventory.knows_roles:
@@ -278,7 +283,7 @@ def _run_test(ev: ReferenceEvaluator, test: PolicyTest, diags: Diagnostics, *,
             outcomes.append(EntryOutcome("tests", kind, target.text, False, target.span,
                                          decided=False))
             continue
-        passed = _judge_entry(ev, test, sources, kind, target, protocols, diags,
+        passed = _judge_entry(classes, test, sources, kind, target, protocols, diags,
                               synthetic=synthetic)
         outcomes.append(EntryOutcome("tests", kind, target.text, bool(passed), target.span,
                                      decided=passed is not None))
@@ -296,11 +301,12 @@ def _unknown_user(test: PolicyTest, kind: EntryKind, target: TestTarget,
     return EntryOutcome("tests", kind, target.text, kind == "deny", target.span)
 
 
-def _judge_entry(ev: ReferenceEvaluator, test: PolicyTest, sources: list[IPAddress],
+def _judge_entry(classes: AddressClasses, test: PolicyTest, sources: list[IPAddress],
                  kind: str, target: TestTarget, protocols: tuple[int, ...],
                  diags: Diagnostics, *, synthetic: bool) -> bool | None:
     """True: the entry holds; False: it fails (an error); None: undecidable (T305)."""
-    check = _check_entry(ev, sources, target, protocols)
+    ev = classes.ev
+    check = _check_entry(classes, sources, target, protocols)
     traffic = f"{protocol_text(protocols)}/{target.port}"
     if not check.destinations:
         diags.error("T303", target.span, f'test destination "{target.text}" matches no address',
@@ -361,13 +367,14 @@ def _one_line(text: str, limit: int = 100) -> str:
 # --- SSH tests --------------------------------------------------------------------------
 
 
-def _ssh_nodes(ev: ReferenceEvaluator, alias: Alias, src: Node | None = None, *,
+def _ssh_nodes(classes: AddressClasses, alias: Alias, src: Node | None = None, *,
                synthetic: bool = False) -> list[Node]:
+    ev = classes.ev
     if synthetic and isinstance(alias, GroupRef):
-        return [n for n in ev.inventory if n.owner == representative(alias.name)]
+        return list(classes.nodes_owned_by(representative(alias.name)))
     if isinstance(alias, AutoGroupRef) and alias.name == "autogroup:self":
         owner = src.owner if src is not None else None
-        return [n for n in ev.inventory if owner and n.owner == owner]
+        return list(classes.nodes_owned_by(owner)) if owner else []
     if isinstance(alias, UserRef | GroupRef | TagRef | AutoGroupRef):
         return ev.nodes_of(alias)
     network = literal_network(ev, alias)
@@ -382,8 +389,9 @@ def _ipv6_address(ev: ReferenceEvaluator, alias: Alias) -> bool:
     return network is not None and network.version == 6
 
 
-def _run_ssh_test(ev: ReferenceEvaluator, test: SshTest, diags: Diagnostics, *,
+def _run_ssh_test(classes: AddressClasses, test: SshTest, diags: Diagnostics, *,
                   synthetic: bool) -> list[EntryOutcome]:
+    ev = classes.ev
     entries: list[tuple[EntryKind, str]] = (
         [("accept", u) for u in test.accept] + [("check", u) for u in test.check]
         + [("deny", u) for u in test.deny])
@@ -407,9 +415,9 @@ def _run_ssh_test(ev: ReferenceEvaluator, test: SshTest, diags: Diagnostics, *,
                            "address, tag or user instead"])
         return [EntryOutcome("sshTests", k, u, False, _user_span(test, k, u))
                 for k, u in entries]
-    sources = _ssh_nodes(ev, test.src, synthetic=synthetic)
+    sources = _ssh_nodes(classes, test.src, synthetic=synthetic)
     pairs = [(s, d) for s in sources for alias in test.destinations
-             for d in _ssh_nodes(ev, alias, s)]
+             for d in _ssh_nodes(classes, alias, s)]
     if not sources or not pairs:
         what = "source" if not sources else "destination"
         diags.error("T303", _span_of(test.src, test.span),
@@ -418,21 +426,23 @@ def _run_ssh_test(ev: ReferenceEvaluator, test: SshTest, diags: Diagnostics, *,
                 for k, u in entries]
     outcomes = []
     for kind, user in entries:
-        passed = _judge_ssh_entry(ev, test, pairs, kind, user, diags, synthetic=synthetic)
+        passed = _judge_ssh_entry(classes, test, pairs, kind, user, diags,
+                                  synthetic=synthetic)
         outcomes.append(EntryOutcome("sshTests", kind, user, bool(passed),
                                      _user_span(test, kind, user), decided=passed is not None))
     return outcomes
 
 
-def _judge_ssh_entry(ev: ReferenceEvaluator, test: SshTest, pairs: list[tuple[Node, Node]],
+def _judge_ssh_entry(classes: AddressClasses, test: SshTest, pairs: list[tuple[Node, Node]],
                      kind: EntryKind, user: str, diags: Diagnostics, *,
                      synthetic: bool) -> bool | None:
     """True: holds; False: fails (T304); None: undecidable (T305)."""
+    ev = classes.ev
     wrong: list[tuple[Node, Node, SshVerdict]] = []
     open_pairs: list[tuple[Node, Node]] = []  # a role rule could still change these
     granted = False
     for src, dst in pairs:
-        verdict = ssh_verdict(ev, src, dst, user)
+        verdict = classes.ssh_verdict(src, dst, user)
         granted = granted or verdict.action is not None
         if not _ssh_expectation_holds(kind, verdict):
             wrong.append((src, dst, verdict))
@@ -440,7 +450,8 @@ def _judge_ssh_entry(ev: ReferenceEvaluator, test: SshTest, pairs: list[tuple[No
         elif verdict.action is None:
             open_pairs.append((src, dst))
     span = _user_span(test, kind, user)
-    reason = next((r for s, d in open_pairs if (r := ssh_role_reason(ev, s, d, user))), None)
+    reason = next((r for s, d in open_pairs
+                   if (r := classes.ssh_role_reason(s, d, user))), None)
     if reason is None and granted and synthetic and isinstance(test.src, UserRef) \
             and test.src.login in _test_only_users(ev):
         reason = unknown_user_reason(test.src)
