@@ -10,8 +10,9 @@ delivers (explain's ALLOWED), `some` what at least one address of the row may
 (explain's "allowed from").
 
 The cells are exact, not sampled, and computed per class, not per pair
-(graph_classes.py): a page stores each rule and each distinct rule list once,
-so its size follows rows x columns + rules, not cells x rules.
+(graph_classes.py). A page stores each rule once, and a cell's rules as the
+union of what the boxes' sources touching its row allow towards its column,
+so its size follows rows x (columns + sources) + rules, not cells x rules.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ RULE_TEXT_LIMIT = 400  # characters of a rule's text the page keeps (a rule can 
 class Cell:
     full: Services  # every source address may open these to some destination address
     some: Services  # at least one source address may
-    rules: int  # index into AccessMap.rule_lists
+    rule_mask: int  # bit k: AccessMap.rules[k] allows some of it
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,20 +56,27 @@ class AccessMap:
     columns: tuple[Endpoint, ...]
     cells: dict[tuple[int, int], Cell]  # only cells where something is allowed
     rules: tuple[RuleRef, ...]  # each rule once (by section and index), in policy order
-    rule_lists: tuple[tuple[int, ...], ...]  # distinct lists of positions in `rules`
+    row_sources: tuple[tuple[int, ...], ...]  # per row, the boxes' sources touching it
+    source_rules: tuple[dict[int, int], ...]  # per source, column -> rule mask
     synthetic: bool
     policy_name: str
 
     def cell_rules(self, cell: Cell) -> tuple[RuleRef, ...]:
-        return tuple(self.rules[k] for k in self.rule_lists[cell.rules])
+        return tuple(self.rules[k] for k in bits(cell.rule_mask))
 
     def to_json(self) -> dict[str, Any]:
-        """The page's data: services and rule lists are tables, cells point into them
-        as `[row, col, full, some, rules]`."""
+        """The page's data. Cells are `[row, col, full, some]`, `full` and `some`
+        indexes into `services`. A cell's rules are not stored with it: they are the
+        union over its row's `rowSources` of `sourceRules[source][col]`, an index
+        into `ruleLists`, whose entries index `rules` (so the page is O(rows x
+        sources + sources x columns + rules), not O(cells x rules))."""
         services: dict[Services, int] = {EMPTY_SERVICES: 0}
         cells = [[r, c, services.setdefault(cell.full, len(services)),
-                  services.setdefault(cell.some, len(services)), cell.rules]
+                  services.setdefault(cell.some, len(services))]
                  for (r, c), cell in sorted(self.cells.items())]
+        lists: dict[int, int] = {}
+        source_rules = [{str(c): lists.setdefault(mask, len(lists)) for c, mask in by_col.items()}
+                        for by_col in self.source_rules]
         return {
             "policy": self.policy_name, "synthetic": self.synthetic,
             "rows": [[_endpoint_json(e) for e in row] for row in self.rows],
@@ -76,7 +84,9 @@ class AccessMap:
             "services": [{"text": s.text() if s else "", "ranges": _ranges(s)}
                          for s in services],
             "rules": [_rule_json(ref) for ref in self.rules],
-            "ruleLists": [list(rules) for rules in self.rule_lists],
+            "ruleLists": [list(bits(mask)) for mask in lists],
+            "rowSources": [list(sources) for sources in self.row_sources],
+            "sourceRules": source_rules,
             "cells": cells,
         }
 
@@ -109,16 +119,15 @@ def access_map(policy: Policy, inventory: Inventory | None) -> AccessMap:
     by_cells: dict[RowReach, list[Endpoint]] = {}
     for endpoint in endpoints:  # equal cells: one row, named by its first source
         by_cells.setdefault(reach.row(endpoint.addrs), []).append(endpoint)
-    rule_lists: dict[int, int] = {}
     cells: dict[tuple[int, int], Cell] = {}
     for r, row in enumerate(by_cells):
         for c, (full, some, rules) in enumerate(row):
             if rules:
-                cells[(r, c)] = Cell(reach.services(full), reach.services(some),
-                                     rule_lists.setdefault(rules, len(rule_lists)))
-    return AccessMap(tuple(tuple(e) for e in by_cells.values()), columns, cells, reach.rules,
-                     tuple(tuple(bits(m)) for m in rule_lists), inventory is None,
-                     policy.source.name)
+                cells[(r, c)] = Cell(reach.services(full), reach.services(some), rules)
+    rows = tuple(tuple(e) for e in by_cells.values())
+    return AccessMap(rows, columns, cells, reach.rules,
+                     tuple(reach.sources(row[0].addrs) for row in rows),
+                     tuple(reach.source_rules()), inventory is None, policy.source.name)
 
 
 def _endpoint(sets: AliasSets, name: str, kind: str, addrs: AddressSet) -> Endpoint | None:

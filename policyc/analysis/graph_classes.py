@@ -93,6 +93,7 @@ class Reach:
                 per_column[c][0] |= services
                 per_column[c][1] |= rule_mask
         self._by_src = by_src
+        self._source_masks = [atoms.mask(atoms.sets[src]) for src in by_src]
         self._class_of: list[int] = []  # per atom, its source class
         self._classes: list[tuple[tuple[int, int], ...]] = []  # per class, per column
         known: dict[frozenset[int], int] = {}
@@ -130,6 +131,18 @@ class Reach:
                     rules[c] |= rule_mask
             found = self._rows[classes] = tuple(zip(full, some, rules, strict=True))
         return found
+
+    def sources(self, addrs: AddressSet) -> tuple[int, ...]:
+        """The boxes' sources (numbered as in `source_rules`) that touch a row's addresses:
+        a cell's rules are the union of theirs towards its column."""
+        mask = self._atoms.mask(addrs)
+        return tuple(k for k, source in enumerate(self._source_masks) if source & mask)
+
+    def source_rules(self) -> list[dict[int, int]]:
+        """Per source, column -> the rules (mask) of its boxes whose destination
+        touches the column."""
+        return [{c: rules for c, (_, rules) in enumerate(self._by_src[src]) if rules}
+                for src in self._by_src]
 
     def services(self, mask: int) -> Services:
         return self._segments.to_services(mask)

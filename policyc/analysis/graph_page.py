@@ -40,10 +40,10 @@ td.open { outline: 2px solid #1d2330; }
 """
 
 # The data (see AccessMap.to_json): rows are lists of sources with equal cells,
-# cells are [row, col, full, some, rules] with `full`/`some` indexes into
-# `services` and `rules` an index into `ruleLists`, whose entries index `rules`.
-# A cell's rules are rendered only when it is opened (click, or the URL's
-# `#SOURCE -> DESTINATION`) or hovered.
+# cells are [row, col, full, some] with `full`/`some` indexes into `services`.
+# A cell's rules are worked out only when it is opened (click, or the URL's
+# `#SOURCE -> DESTINATION`) or hovered: the union over its row's `rowSources`
+# of `ruleLists[sourceRules[source][col]]`, positions in `rules`.
 SCRIPT = r"""
 "use strict";
 const data = JSON.parse(document.getElementById("access-data").textContent);
@@ -119,7 +119,12 @@ function build() {
 }
 
 function cellRules(cell) {
-  return data.ruleLists[cell[4]].map(k => data.rules[k]);
+  const found = new Set();
+  data.rowSources[cell[0]].forEach(source => {
+    const list = data.sourceRules[source][String(cell[1])];
+    if (list !== undefined) data.ruleLists[list].forEach(k => found.add(k));
+  });
+  return Array.from(found).sort((a, b) => a - b).map(k => data.rules[k]);
 }
 
 function show(r, c) {
@@ -129,18 +134,19 @@ function show(r, c) {
   if (td) td.classList.add("open");
   detail.textContent = "";
   const lines = [names[0].name + " -> " + col.name];
+  const rules = cell ? cellRules(cell) : [];
   if (!cell) {
     lines.push("nothing allowed");
   } else {
     lines.push("every device of the source: " + (data.services[cell[2]].text || "nothing"),
       "some device of the source:  " + data.services[cell[3]].text,
-      "rules (" + data.ruleLists[cell[4]].length + "):");
+      "rules (" + rules.length + "):");
   }
   detail.appendChild(el("div", lines.join("\n")));
   if (cell) {
     const list = el("div");
     list.id = "detail-rules";
-    cellRules(cell).forEach(rule => {
+    rules.forEach(rule => {
       const item = el("div", "  " + rule.label + " at " + rule.location);
       item.dataset.location = rule.location;
       item.appendChild(el("div", "    " + rule.text, "rule"));

@@ -171,6 +171,16 @@ def test_opening_a_cell_shows_its_rules(tmp_path: Path) -> None:
     assert opened.open_cells == [("group:dev", "tag:staging")]
     rules = explain(policy, inventory, "alice@acme.example", "tag:staging", None, None).rules()
     assert opened.locations == [r.location() for r in rules] == ["samples/policy.hujson:48"]
+    # Rules from two sources of the row (group:sre's own rule, autogroup:member's).
+    opened = _opened(tmp_path, page, "carol@acme.example -> printer")
+    rules = explain(policy, inventory, "carol@acme.example", "printer", None, None).rules()
+    assert opened.locations == [r.location() for r in rules] == [
+        "samples/policy.hujson:45", "samples/policy.hujson:60"]
+    # group:dev's source allows acls[6] there, autogroup:member's acls[5]: policy order.
+    opened = _opened(tmp_path, page, "alice@acme.example -> printer")
+    rules = explain(policy, inventory, "alice@acme.example", "printer", None, None).rules()
+    assert opened.locations == [r.location() for r in rules] == [
+        "samples/policy.hujson:60", "samples/policy.hujson:61"]
     opened = _opened(tmp_path, page, "group:marketing -> prod-db-host")
     assert "nothing allowed" in "".join(opened.text) and opened.locations == []
 
