@@ -77,14 +77,17 @@ OWNER = Place("tagOwners", "E123", IDENTITIES, MEMBERSHIP | ROLE_AUTOGROUPS)
 APPROVER = Place("autoApprovers", "E123", OWNER.kinds, OWNER.autogroups)
 NODE_ATTR = Place("nodeAttrs target", "E127", IDENTITIES | {Wildcard, PrefixAlias, HostRef},
                   MEMBERSHIP | ROLE_AUTOGROUPS)
-TEST_SRC = Place("test src", "E125", (IDENTITIES | ADDRESSES) - {IPSetRef},
-                 MEMBERSHIP | ROLE_AUTOGROUPS)
+# No autogroup is a test source: SaaS fails such a test ("user or host is
+# invalid: unknown user or host: \"autogroup:member\"", tailscale/tailscale#12370;
+# the feature request #4416 is open) and refuses one in sshTests ("SSH tests src
+# contains disallowed element \"autogroup:admin\"", #14102); every capture with
+# an autogroup test src is a 400.
+TEST_SRC = Place("test src", "E125", (IDENTITIES | ADDRESSES) - {IPSetRef}, frozenset())
 TEST_DST = Place("test destination", "E125", (IDENTITIES | ADDRESSES | {ServiceRef}) - {IPSetRef},
                  MEMBERSHIP | {"autogroup:self"})
 # An IP address (or a host alias to one) as sshTests src: captured 200
 # (sshtest-ip-literal-src); it stands for the node holding that address.
-SSH_TEST_SRC = Place("sshTest src", "E125", IDENTITIES | {PrefixAlias, HostRef},
-                     MEMBERSHIP | ROLE_AUTOGROUPS)
+SSH_TEST_SRC = Place("sshTest src", "E125", IDENTITIES | {PrefixAlias, HostRef}, frozenset())
 SSH_TEST_DST = Place("sshTest dst", "E125", IDENTITIES | {PrefixAlias, HostRef},
                      MEMBERSHIP | {"autogroup:self"})
 # KB "IP sets": addresses, CIDRs, ranges, hosts, other ipsets, and of the
@@ -180,6 +183,12 @@ def _check_placement(place: Place, alias: Alias, diags: Diagnostics) -> None:
         if alias.name not in place.autogroups:
             message = AUTOGROUP_MESSAGES.get((place.label, alias.name),
                                              f'"{alias.name}" cannot be used in {place.label}')
+            if place is TEST_SRC:  # SaaS's words (tailscale/tailscale#12370)
+                message = (f'test src "{alias.name}": user or host is invalid: unknown user '
+                           "or host (Tailscale tests take a user, group, tag, host or IP "
+                           "as src, not an autogroup)")
+            elif place is SSH_TEST_SRC:  # SaaS's words (tailscale/tailscale#14102)
+                message = f'SSH tests src contains disallowed element "{alias.name}"'
             diags.error("E114", alias.span, message)
     elif type(alias) not in place.kinds:
         message = (f'"{alias}": invalid address' if place is NODE_ATTR

@@ -233,6 +233,22 @@ def test_tests_user_is_src() -> None:
             ] == ["E104"]
 
 
+@pytest.mark.parametrize("autogroup", ["autogroup:member", "autogroup:tagged",
+                                       "autogroup:admin", "autogroup:owner"])
+def test_autogroup_test_sources_are_refused(autogroup: str) -> None:
+    """SaaS fails a test whose src is an autogroup ("user or host is invalid:
+    unknown user or host", tailscale/tailscale#12370; FR #4416 open) and
+    refuses one in sshTests ("SSH tests src contains disallowed element",
+    #14102); every capture with an autogroup test src is a 400."""
+    rules = {"acls": [{"action": "accept", "src": ["*"], "dst": ["tag:server:22"]}]}
+    [found] = errors(**rules, tests=[{"src": autogroup, "accept": ["tag:server:22"]}])
+    assert found.code == "E114" and found.span.text == f'"{autogroup}"'
+    assert "unknown user or host" in found.message
+    [found] = errors(sshTests=[{"src": autogroup, "dst": ["tag:server"], "accept": ["root"]}])
+    assert found.message == f'SSH tests src contains disallowed element "{autogroup}"'
+    assert not errors(**rules, tests=[{"src": "group:dev", "accept": ["tag:server:22"]}])
+
+
 def test_ssh_check_action_refuses_tagged_sources() -> None:
     """KB policy syntax: "An SSH access rule from a tagged device cannot be in
     check mode"; SaaS says '"check" action does not support tags in src'."""
