@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -113,15 +114,31 @@ def verify(policy: str, assert_path: str, nodes_path: str | None, fmt: str) -> N
               help="The HTML file to write.")
 def graph(policy: str, nodes_path: str | None, out_path: str) -> None:
     """Write a self-contained HTML page of who can reach what under POLICY."""
-    from pathlib import Path
-
     from policyc.analysis.graph import access_map
     from policyc.analysis.graph_page import render_page
 
     (model,), inventory = _load_for_review((policy,), nodes_path)
     page = render_page(access_map(model, inventory).to_json())
     try:
-        Path(out_path).write_text(page, encoding="utf-8")
+        _write_whole(Path(out_path), page)
     except OSError as err:
         fail_io(out_path, f"cannot write the page: {err.strerror or err}")
     click.echo(f"wrote {out_path}", err=True)
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file and a rename: a failed write
+    leaves the previous page as it was, never half a page."""
+    import os
+    import tempfile
+
+    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -75,3 +75,39 @@ def test_verify_exit_codes_and_formats(tmp_path: Path) -> None:
     assert code == 1 and json.loads(out)["runs"][0]["results"][0]["ruleId"] == "V604"
     code, out = run("verify", POLICY, "--assert", str(tmp_path / "missing.hujson"))
     assert code == 2 and "P006" in out
+
+
+def _page_data(page: Path) -> dict[str, object]:
+    text = page.read_text(encoding="utf-8")
+    start = text.index('id="access-data">') + len('id="access-data">')
+    data: dict[str, object] = json.loads(text[start:text.index("</script>", start)])
+    return data
+
+
+def test_graph_writes_the_page_of_the_access_map(tmp_path: Path) -> None:
+    from policyc.analysis.graph import access_map
+    from policyc.compiler.inventory import load_inventory_file
+    from policyc.policy.load import load_policy_file
+
+    page = tmp_path / "access.html"
+    code, out = run("graph", POLICY, "--nodes", NODES, "-o", str(page))
+    assert code == 0 and f"wrote {page}" in out
+    policy, _ = load_policy_file(POLICY)
+    inventory, _ = load_inventory_file(NODES)
+    assert policy is not None and inventory is not None
+    assert _page_data(page) == access_map(policy, inventory).to_json()
+    assert oct(page.stat().st_mode & 0o777) == "0o644"
+    assert [p.name for p in tmp_path.iterdir()] == ["access.html"]  # no temporary left
+
+
+def test_graph_failures_leave_the_previous_page(tmp_path: Path) -> None:
+    page = tmp_path / "access.html"
+    page.write_text("the previous page")
+    broken = tmp_path / "broken.hujson"
+    broken.write_text(Path(POLICY).read_text().replace('"group:qa"],', '"group:qa"'))
+    code, out = run("graph", str(broken), "-o", str(page))
+    assert code == 2 and "broken.hujson:" in out
+    assert page.read_text() == "the previous page"
+    code, out = run("graph", POLICY, "-o", str(tmp_path / "missing" / "access.html"))
+    assert code == 2 and "cannot write the page" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["access.html", "broken.hujson"]
