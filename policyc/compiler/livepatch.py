@@ -29,6 +29,7 @@ from policyc.compiler.addrpatch import bits_of, edit_points, patch_parts, patch_
 from policyc.compiler.addrset import EMPTY, AddressSet, union_all
 from policyc.compiler.grants import SelfPart, UnitCompiler, is_self
 from policyc.compiler.internet import INTERNET
+from policyc.compiler.livematch import AtomMatcher
 from policyc.compiler.livestage import (
     GHOST,
     AliasKey,
@@ -84,16 +85,20 @@ def patch(stage: LiveStage, slot: int, old: Node | None, new: Node | None) -> De
     r = stage.r
     # --- before: E as it was -----------------------------------------------------------
     peers_before = stage.peer_bits(slot) if old is not None else 0
-    own_before = _own(stage, slot, peers_before) if old is not None else None
+    # E's own netmap before, to compare with after (a leave has no after).
+    own_before = _own(stage, slot, peers_before) if old is not None and new is not None else None
     row_before = _row(stage, slot)
     old_table, old_ssh = stage.table, stage.ssh
-    old_owner_rules = dict(stage.owner_rules)
+    # The owners whose autogroup:self rules the event redoes, as they were.
+    old_owner_rules = {x: stage.owner_rules.get(x, []) for x in (o.owner, n.owner)
+                       if x is not None}
     old_devices = list(r.by_user.get(o.owner, ())) if o.owner else []
     # --- the resolver and the per-slot views --------------------------------------------
     _patch_resolver(r, slot, o, n)
     view = NodeView(slot, r.node_addrs[slot], r.node_routes[slot], n.exit_node, n.ips)
     stage.views = _put(stage.views, slot, view)
     stage.base_peers = _put(stage.base_peers, slot, _base_peer(n))
+    stage.names = _put(stage.names, slot, n.name)
     if new is None:
         stage.ghost_bits |= bit
     if o.name != n.name:
@@ -142,8 +147,10 @@ def patch(stage: LiveStage, slot: int, old: Node | None, new: Node | None) -> De
                 compare.add(shape)
     moved = set(recompiled)
     touched: set[MergeKey] = set()
-    for key in set(old_table.by_key) | set(table.by_key):
-        was, now = old_table.by_key.get(key), table.by_key.get(key)
+    # Groups kept from the old table are the same rules: only the new groups and the
+    # vanished ones can differ.
+    for key, was, now in [*((g.key, old_table.by_key.get(g.key), g) for g in table.fresh),
+                          *((g.key, g, None) for g in table.gone)]:
         if was is not None and now is not None and _same(was.parts, now.parts):
             continue
         touched.add(key)
@@ -304,8 +311,10 @@ def _same(a: tuple[IpShape, ...], b: tuple[IpShape, ...]) -> bool:
 
 
 def _old_extras(stage: LiveStage, i: int, owner_rules: dict[str, list]) -> list:  # type: ignore[type-arg]
+    """Node `i`'s own rules before the event (`owner_rules`: the owners it redid)."""
     owner = stage.r.nodes[i].owner
-    own = owner_rules.get(owner, []) if owner is not None else []
+    own = (owner_rules[owner] if owner in owner_rules else stage.owner_rules.get(owner, [])
+           ) if owner is not None else []
     via = stage.via_extras.get(i)
     return own + via if via else own
 
@@ -409,7 +418,13 @@ def _patch_atoms(stage: LiveStage, slot: int, o: Node, n: Node
     changed: set[tuple[str, str]] = set()
     flipped: set[int] = set()
     near: list[AddressSet] = []
-    for key, atom in stage.atoms.items():
+    matcher = _matcher(stage)
+    was, now = matcher.named(o), matcher.named(n)
+    # An identity atom naming E neither before nor after keeps its set, texts and
+    # (E routing nothing) E's bit clear: only E's atoms and the others are looked at.
+    keys = stage.atoms.keys() if routes else (*(was | now), *matcher.others)
+    for key in keys:
+        atom = stage.atoms[key]
         alias = atom.alias
         member: bool | None = None
         if isinstance(alias, IPSetRef):
@@ -425,8 +440,9 @@ def _patch_atoms(stage: LiveStage, slot: int, o: Node, n: Node
                 continue
             m_old = m_new = None  # not an identity alias: same addresses, maybe other text
         elif alias is not None:
-            m_old = identity_match(alias, o, r)
-            m_new = identity_match(alias, n, r)
+            identity = key not in matcher.others
+            m_old = (key in was) if identity else None
+            m_new = (key in now) if identity else None
             if m_new is not None and not routes:  # addresses are unique: E's are in it iff
                 member = bool(m_new and sends)     # the alias names E
         else:
@@ -470,6 +486,14 @@ def _patch_atoms(stage: LiveStage, slot: int, o: Node, n: Node
     region = union_all(near) if near else EMPTY
     return (changed, sensitive, bits_of(r.nodes_in(region) + r.routers_overlapping(region)),
             flipped)
+
+
+def _matcher(stage: LiveStage) -> AtomMatcher:
+    """The stage's atom matcher, made again when the stage has new atoms."""
+    matcher = stage.matcher
+    if matcher is None or matcher.size != len(stage.atoms):
+        matcher = stage.matcher = AtomMatcher(stage.atoms, stage.r)
+    return matcher
 
 
 def _family(intervals: tuple[tuple[int, int], ...], v6: bool) -> AddressSet:

@@ -32,7 +32,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from itertools import repeat
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from policyc.collector import paused_collector
 from policyc.compiler.addrpatch import IntervalParts, Part, bits_of
@@ -86,6 +86,9 @@ from policyc.policy.model import (
     Wildcard,
 )
 
+if TYPE_CHECKING:
+    from policyc.compiler.livematch import AtomMatcher
+
 GHOST = Node("", None, (), ())
 AliasKey = tuple[str, str]
 
@@ -110,7 +113,9 @@ def _group_logins(policy: Policy, name: str) -> tuple[frozenset[str], tuple[str,
         logins = list(map(str.removeprefix, group.logins, repeat("user:"))) if group else []
         joined = "\0" + "\0".join(logins)
         domains = tuple(x[1:] for x in logins if x.startswith("*@")) if "\0*@" in joined else ()
-        found = (policy, frozenset(logins).difference("*" + d for d in domains), domains)
+        exact = frozenset(logins)
+        found = (policy, exact.difference("*" + d for d in domains) if domains else exact,
+                 domains)
         if len(_GROUP_LOGINS) > 4096:
             _GROUP_LOGINS.clear()
         _GROUP_LOGINS[key] = found
@@ -161,12 +166,14 @@ class LiveStage:
         self._blocks: dict[tuple[int, tuple[Any, ...]], Block] = {}
         self.unit_atoms: dict[AliasKey, set[int]] = defaultdict(set)
         self.unit_facts: dict[int, tuple[bool, frozenset[AliasKey]]] = {}  # livepatch's
+        self.matcher: AtomMatcher | None = None  # livepatch's, made on the first event
         self.exit_bits = bits_of(r.exit_nodes)
         self.all_atom = self._atom_of(("*all", ""), ALL)
         self.internet_atom = self._atom_of(("*internet", ""), INTERNET)
         self.views = tuple(NodeView(i, r.node_addrs[i], r.node_routes[i], n.exit_node, n.ips)
                            for i, n in enumerate(r.nodes))
         self.base_peers = tuple(base_peer(n, r.ip_texts(i)) for i, n in enumerate(r.nodes))
+        self.names = tuple(n.name for n in r.nodes)  # per slot ("" for a tombstone)
         self.ghost_bits = bits_of(i for i, n in enumerate(r.nodes) if n is GHOST)
         self.routed = frozenset(i for i, n in enumerate(r.nodes) if n.routes or n.exit_node)
         self._rank: list[int] | None = None

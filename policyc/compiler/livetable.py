@@ -228,8 +228,8 @@ def cap_edge(cap: CapShape, exit_bits: int) -> Edge | None:
 class Table:
     """One version of the shared rules: per unit its shapes, merged groups, caps."""
 
-    __slots__ = ("by_key", "cap_holders", "caps", "edges", "group_edges", "groups",
-                 "self_parts", "units")
+    __slots__ = ("by_key", "cap_holders", "caps", "edges", "fresh", "gone", "group_edges",
+                 "groups", "self_parts", "units")
 
     def __init__(self, units: list[tuple[Shape, ...]], self_parts: list[SelfPart | None],
                  exit_bits: int, previous: Table | None = None,
@@ -237,7 +237,9 @@ class Table:
         """`previous`, `flipped`: after a node event, a group of the same rules (the
         same shape objects) none of whose atoms changed (ids in `flipped`) is the
         previous version's, holders and edge included (a join re-OR-ed ~450 groups'
-        10k-bit sets)."""
+        10k-bit sets). `fresh`: the groups made anew; `gone`: the previous version's
+        groups under a key this one lacks (what an event compares, without walking
+        every key)."""
         self.units = units
         self.self_parts = self_parts
         merged: dict[MergeKey, list[IpShape]] = {}
@@ -251,10 +253,14 @@ class Table:
         self.groups: list[Group] = []
         self.by_key: dict[MergeKey, Group] = {}
         self.group_edges: dict[MergeKey, Edge | None] = {}
+        self.fresh: list[Group] = []
         old = previous.by_key if previous is not None else {}
+        found: set[int] = set()
         for key, listed in merged.items():
             parts = tuple(listed)
             was = old.get(key)
+            if was is not None:
+                found.add(id(was))
             # Shapes compare by identity (eq=False): one C-level tuple comparison.
             if was is not None and previous is not None and was.parts == parts \
                     and was.atoms.isdisjoint(flipped):
@@ -266,9 +272,11 @@ class Table:
                     total |= h
                 group = Group(key, parts, holders, total, Group.atoms_of(parts))
                 edge = group.edge(exit_bits)
+                self.fresh.append(group)
             self.groups.append(group)
             self.by_key[key] = group
             self.group_edges[key] = edge
+        self.gone = [g for g in previous.groups if id(g) not in found] if previous else []
         self.caps = caps
         self.cap_holders = tuple(c.dst.bits for c in caps)
         edges = [*self.group_edges.values(), *(cap_edge(c, exit_bits) for c in caps)]

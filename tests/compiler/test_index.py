@@ -273,12 +273,19 @@ def test_units_refreshed_in_place_equal_recompiled_units(
     index = PolicyIndex.build(load(text), inventory)
     for step in range(data.draw(st.integers(1, 5), label="events")):
         index._last = None
+        old = index._stage.table
         index.apply(data.draw(events(index, 60 + step, ordinary=True), label="event"))
         if index._last is None:  # rebuilt, not patched
             continue
         stage = index._stage
         fresh = Table(stage.table.units, stage.table.self_parts, stage.exit_bits)
         assert table_content(stage.table) == table_content(fresh)  # groups kept are current
+        # What the patch compares instead of every key: the groups made anew, and the
+        # old ones whose key is gone.
+        kept = {id(g) for g in old.groups}
+        assert [g for g in stage.table.groups if id(g) not in kept] == stage.table.fresh
+        assert [g.key for g in old.groups if g.key not in stage.table.by_key] == \
+            [g.key for g in stage.table.gone]
         compiler = UnitCompiler(stage.r)
         for k in index._last.refreshed:
             anon = stage.unit_anon.get(k)
@@ -345,6 +352,24 @@ def test_an_own_rule_merged_before_a_join_and_alone_after_it_is_no_change() -> N
     after = assert_matches_fresh_compile(index, load(text))
     assert before["n0"] == after["n0"]
     assert changes.names == {"n1", "new60"}
+
+
+def test_a_device_leaving_its_owner_changes_the_owners_other_devices_self_rules() -> None:
+    """The phone is tagged: the laptop's autogroup:self rule no longer names it, though
+    the two stay peers (`*`): only comparing the laptop's own rules before and after
+    the event finds that change."""
+    text = """{
+      "tagOwners": {"tag:web": ["alice@example.com"]},
+      "acls": [{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self:22"]},
+               {"action": "accept", "src": ["*"], "dst": ["*:443"]}],
+    }"""
+    index = PolicyIndex.build(load(text), Inventory.of([
+        node("laptop", "alice@example.com", (), 1), node("phone", "alice@example.com", (), 2)]))
+    before = assert_matches_fresh_compile(index, load(text))
+    changes = index.apply(NodeUpdated(node("phone", "alice@example.com", ("tag:web",), 2)))
+    after = assert_matches_fresh_compile(index, load(text))
+    assert before["laptop"].peers == after["laptop"].peers
+    assert changes.names == {"laptop", "phone"}
 
 
 # --- bad events ---------------------------------------------------------------------------

@@ -1,0 +1,68 @@
+"""`AtomMatcher` against the question it stands in for: `identity_match` per atom."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from strategies import OTHER_DOMAIN_USER, TAGS, USERS, load, node, policies, tailnets
+
+from policyc.compiler.index import PolicyIndex
+from policyc.compiler.livematch import AtomMatcher
+from policyc.compiler.livestage import LiveStage, identity_match
+from policyc.compiler.nodes import Inventory, Node, User
+
+
+def expected(stage: LiveStage, probe: Node) -> tuple[frozenset[object], frozenset[object]]:
+    """(the atoms naming `probe`, the atoms that are not identity aliases)."""
+    named, others = set(), set()
+    for key, atom in stage.atoms.items():
+        found = identity_match(atom.alias, probe, stage.r) if atom.alias is not None else None
+        if found is None:
+            others.add(key)
+        elif found:
+            named.add(key)
+    return frozenset(named), frozenset(others)
+
+
+def probes() -> st.SearchStrategy[Node]:
+    owners = st.sampled_from((*USERS, OTHER_DOMAIN_USER, "zed@example.net", None))
+    tags = st.sets(st.sampled_from((*TAGS, "tag:router", "tag:other")), max_size=2)
+    return st.builds(lambda user, tags: node("probe", user, tuple(sorted(tags)), 70),
+                     owners, tags)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=policies(), inventory=tailnets(), extra=st.lists(probes(), max_size=4))
+def test_the_atoms_named_are_those_identity_match_names(
+        text: str, inventory: Inventory, extra: list[Node]) -> None:
+    stage = PolicyIndex.build(load(text), inventory)._stage
+    matcher = AtomMatcher(stage.atoms, stage.r)
+    for probe in (*inventory.nodes, *extra, *extra):  # twice: the owner cache answers
+        named, others = expected(stage, probe)
+        assert matcher.named(probe) == named, probe
+        assert matcher.others == others
+
+
+def test_role_autogroups_and_domain_groups_follow_the_owner() -> None:
+    text = """{
+      "groups": {"group:org": ["user:*@example.org"], "group:one": ["bob@example.com"]},
+      "tagOwners": {"tag:web": ["alice@example.com"]},
+      "acls": [{"action": "accept",
+                "src": ["autogroup:admin", "group:org", "group:one", "carol@example.com"],
+                "dst": ["tag:web:*", "autogroup:tagged:22"]}],
+    }"""
+    inventory = Inventory.of([node("web", None, ("tag:web",), 1),
+                              node("laptop", "alice@example.com", (), 2)],
+                             users=(User("alice@example.com", "admin"),))
+    stage = PolicyIndex.build(load(text), inventory)._stage
+    matcher = AtomMatcher(stage.atoms, stage.r)
+    assert {key[1] for key in matcher.named(node("a", "alice@example.com", (), 3))} == {
+        "autogroup:admin"}
+    assert {key[1] for key in matcher.named(node("d", OTHER_DOMAIN_USER, (), 4))} == {
+        "group:org"}
+    assert {key[1] for key in matcher.named(node("b", "bob@example.com", (), 5))} == {
+        "group:one"}
+    assert {key[1] for key in matcher.named(node("t", "bob@example.com", ("tag:web",), 6))} \
+        == {"tag:web", "autogroup:tagged"}
+    for probe in (node("c", "carol@example.com", (), 7), node("z", None, (), 8)):
+        assert matcher.named(probe) == expected(stage, probe)[0]
