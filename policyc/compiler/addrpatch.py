@@ -3,8 +3,9 @@
 A node event adds or removes one node's few addresses from identity alias sets
 (a group, a tag, autogroup:member). Rebuilding a 5,000-address set, its SrcIPs
 texts or its DstPorts prefixes costs O(set); these functions splice only the
-intervals next to the address that moved (O(log set) to find, one C-level copy
-to splice), so an event costs O(aliases it touches), not O(their sizes).
+intervals next to the address that moved (O(log set) to find), each kept in
+chunks (chunks.py) so a splice copies one chunk, and an event costs O(aliases
+it touches), not O(their sizes).
 
 Everything here is exact: a patched value equals the one computed from scratch
 (tests/compiler/test_addrpatch.py checks that against `AddressSet`).
@@ -12,7 +13,6 @@ Everything here is exact: a patched value equals the one computed from scratch
 
 from __future__ import annotations
 
-import bisect
 import operator
 from collections.abc import Callable, Iterable
 from itertools import chain, compress, repeat
@@ -26,64 +26,90 @@ from policyc.compiler.addrset import (
     interval_parts,
     interval_text,
 )
-from policyc.compiler.chunks import Chunks, Seq, chunked
+from policyc.compiler.chunks import Chunks, Loc, Seq, chunked
 
 Part = tuple[str, AddressSet]  # DstPorts wire text and its one-prefix set
 
 
-def _near(intervals: Intervals, point: int) -> tuple[int, int]:
-    """Index range [lo, hi) of the intervals overlapping [point - 1, point + 1]."""
-    lo = bisect.bisect_left(intervals, (point - 1, -1))
-    if lo and intervals[lo - 1][1] >= point - 1:
-        lo -= 1
-    hi = lo
-    while hi < len(intervals) and intervals[hi][0] <= point + 1:
-        hi += 1
-    return lo, hi
+def _near(family: Chunks[Interval], point: int) -> tuple[Loc, Loc, Intervals]:
+    """[lo, hi) of the intervals overlapping [point - 1, point + 1], and those."""
+    lo = family.left(point - 1)  # the first interval starting at point - 1 or later
+    before = family.before(lo)
+    if before is not None and before[1] >= point - 1:
+        lo = family.previous(lo)
+    hi, near = lo, []
+    item = family.at(hi)
+    while item is not None and item[0] <= point + 1:
+        near.append(item)
+        hi = family.next(hi)
+        item = family.at(hi)
+    return lo, hi, tuple(near)
 
 
-def _splice(intervals: Intervals, point: int, add: bool) -> tuple[Intervals, Intervals, Intervals]:
-    """(new intervals, old intervals near the point, new intervals near it)."""
-    lo, hi = _near(intervals, point)
-    old = intervals[lo:hi]
+def _spliced(old: Intervals, point: int, add: bool) -> Intervals:
+    """The intervals replacing `old` (those overlapping [point - 1, point + 1])."""
     if add:
         first = min([point, *(a for a, _ in old)])
         last = max([point, *(b for _, b in old)])
         # Old neighbours overlapping [p-1, p+1] are adjacent to p or contain it: one run.
-        new: Intervals = ((first, last),)
-    else:
-        pieces: list[Interval] = []
-        for a, b in old:
-            if a <= point - 1:
-                pieces.append((a, min(b, point - 1)))
-            if b >= point + 1:
-                pieces.append((max(a, point + 1), b))
-        new = tuple(pieces)
-    return intervals[:lo] + new + intervals[hi:], old, new
+        return ((first, last),)
+    pieces: list[Interval] = []
+    for a, b in old:
+        if a <= point - 1:
+            pieces.append((a, min(b, point - 1)))
+        if b >= point + 1:
+            pieces.append((max(a, point + 1), b))
+    return tuple(pieces)
 
 
 class PointEdit:
-    """One address added to or removed from a set: the new set and the local change."""
+    """One address added to or removed from a set: the intervals around it before
+    and after (`old_near`, `new_near`), which is all the texts and prefixes need."""
 
-    __slots__ = ("add", "after", "before", "new_near", "old_near", "point", "v6")
+    __slots__ = ("add", "new_near", "old_near", "point", "v6")
 
-    def __init__(self, addrs: AddressSet, point: int, v6: bool, add: bool) -> None:
+    def __init__(self, point: int, v6: bool, add: bool, old_near: Intervals,
+                 new_near: Intervals) -> None:
         self.v6, self.point, self.add = v6, point, add
-        self.before = addrs
-        family = addrs.v6 if v6 else addrs.v4
-        spliced, self.old_near, self.new_near = _splice(family, point, add)
-        self.after = AddressSet(addrs.v4, spliced) if v6 else AddressSet(spliced, addrs.v6)
+        self.old_near, self.new_near = old_near, new_near
+
+
+Families = tuple[Chunks[Interval], Chunks[Interval]]  # a set's v4 and v6 intervals, chunked
+
+
+def first_of(interval: Interval) -> int:
+    return interval[0]
+
+
+def chunked_families(addrs: AddressSet) -> Families:
+    return Chunks.of(addrs.v4, first_of), Chunks.of(addrs.v6, first_of)
+
+
+def edit_families(families: Families, points: Iterable[tuple[int, bool]], add: bool,
+                  edits: list[PointEdit]) -> Families:
+    """The set (as chunked families) with each (address int, is v6) added or removed,
+    one edit per point appended to `edits`: each splice copies one chunk of
+    intervals, not the family (a copy of thousands of interval tuples touches each
+    one's reference count, which was most of a join's splices)."""
+    v4, v6 = families
+    for point, is6 in points:
+        family = v6 if is6 else v4
+        lo, hi, old = _near(family, point)
+        new = _spliced(old, point, add)
+        edits.append(PointEdit(point, is6, add, old, new))
+        if is6:
+            v6 = family.splice(lo, hi, new)
+        else:
+            v4 = family.splice(lo, hi, new)
+    return v4, v6
 
 
 def edit_points(addrs: AddressSet, points: Iterable[tuple[int, bool]], add: bool
                 ) -> tuple[AddressSet, list[PointEdit]]:
     """`addrs` with each (address int, is v6) added or removed, one edit per point."""
     edits: list[PointEdit] = []
-    for point, v6 in points:
-        edit = PointEdit(addrs, point, v6, add)
-        edits.append(edit)
-        addrs = edit.after
-    return addrs, edits
+    v4, v6 = edit_families(chunked_families(addrs), points, add, edits)
+    return AddressSet(v4.flat(), v6.flat()), edits
 
 
 def _family_set(intervals: Intervals, v6: bool) -> AddressSet:

@@ -121,6 +121,16 @@ class Chunks(Generic[T]):
             return self._chunks[c][j - 1]
         return self._chunks[c - 1][-1] if c else None
 
+    def next(self, loc: Loc) -> Loc:
+        """The position after `loc` (which holds an item)."""
+        c, j = loc
+        return self._loc(c, j + 1)
+
+    def previous(self, loc: Loc) -> Loc:
+        """The position before `loc` (which is not the start)."""
+        c, j = loc
+        return (c, j - 1) if j else (c - 1, len(self._chunks[c - 1]) - 1)
+
     def splice(self, lo: Loc, hi: Loc, items: Iterable[T]) -> Chunks[T]:
         """The sequence with the items from `lo` up to `hi` replaced by `items` (kept
         sorted by the caller): the chunks holding them are rebuilt, the rest shared."""

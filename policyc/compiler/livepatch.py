@@ -25,7 +25,13 @@ import bisect
 import copy
 from dataclasses import dataclass
 
-from policyc.compiler.addrpatch import bits_of, edit_points, patch_parts, patch_texts
+from policyc.compiler.addrpatch import (
+    PointEdit,
+    bits_of,
+    edit_families,
+    patch_parts,
+    patch_texts,
+)
 from policyc.compiler.addrset import EMPTY, AddressSet, union_all
 from policyc.compiler.grants import SelfPart, UnitCompiler, is_self
 from policyc.compiler.internet import INTERNET
@@ -242,7 +248,7 @@ def _refreshed(stage: LiveStage, k: int, shapes: tuple[Shape, ...],
             return None
         src = shape.src
         if src.alias is not None:  # one alias: its atom's texts were patched
-            if not src.addrs:
+            if not src.has_addresses():
                 return None
             texts, key = stage.texts(src)
             merge_key: MergeKey = (key, shape.key[1])
@@ -452,20 +458,19 @@ def _patch_atoms(stage: LiveStage, slot: int, o: Node, n: Node
                 atom.texts = atom.src_key = None
                 changed.add(key)
         elif (m_old or m_new) and not (m_old and m_new and o.ips == n.ips):
-            addrs, edits = atom.addrs, []
+            families, edits = atom.families(), list[PointEdit]()
             if m_old:
-                addrs, removed = edit_points(addrs, o_points, add=False)
-                edits += removed
+                families = edit_families(families, o_points, False, edits)
             if m_new:
-                addrs, added = edit_points(addrs, n_points, add=True)
-                edits += added
+                families = edit_families(families, n_points, True, edits)
             if atom.texts is not None:
                 atom.texts = patch_texts(atom.texts, edits, r.texts)
                 atom.src_key = SrcKey(atom.texts)
             if atom.parts is not None:
                 atom.parts = patch_parts(*atom.parts, edits)
-            atom.addrs = addrs
-            r._cache[key] = addrs
+            atom.set_families(families)
+            r._cache.pop(key, None)  # the resolver reads the atom's set when asked
+            r.kept[key] = atom
             changed.add(key)
             for edit in edits:
                 near.append(_family(edit.old_near, edit.v6))

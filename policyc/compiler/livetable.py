@@ -16,11 +16,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from policyc.compiler.addrpatch import IntervalParts, Part, part_start, split_parts
+from policyc.compiler.addrpatch import (
+    Families,
+    IntervalParts,
+    Part,
+    chunked_families,
+    part_start,
+    split_parts,
+)
 from policyc.compiler.addrset import AddressSet, union_all
 from policyc.compiler.chunks import Seq, flat, last_at_or_below, sample
 from policyc.compiler.grants import SelfPart
 from policyc.compiler.internet import INTERNET
+from policyc.compiler.peers import Reach
 from policyc.compiler.pernode import NodeView, _reduce_extra, entry_concerns, reduce_caps
 from policyc.compiler.rules import Order, Rule, merge_rules
 from policyc.netmap import CapGrant, FilterRule, NetPortRange, PortRange
@@ -63,21 +71,55 @@ class Atom:
     can send from it / be reached at it); `holders` adds exit nodes when a prefix
     of it is Internet space (who keeps a DstPorts entry of it). `texts` (SrcIPs)
     and `parts` (DstPorts prefixes) are made on first use and patched by events.
+    An identity alias's set is patched as chunked intervals (`families`); `addrs`
+    is made from them when read (most events read few of the sets they patch).
     """
 
-    __slots__ = ("addrs", "alias", "bits", "holders", "internet", "key", "parts", "src_key",
-                 "texts")
+    __slots__ = ("_addrs", "_families", "alias", "bits", "holders", "internet", "key", "parts",
+                 "src_key", "texts")
 
     def __init__(self, key: tuple[str, str], addrs: AddressSet, alias: Alias | None) -> None:
         self.key = key
         self.alias = alias
-        self.addrs = addrs
+        self._addrs: AddressSet | None = addrs
+        self._families: Families | None = None
         self.bits = 0
         self.holders = 0
         self.internet = False
         self.texts: Seq[str] | None = None
         self.src_key: SrcKey | None = None
         self.parts: tuple[Seq[Part], Seq[Part]] | None = None
+
+    @property
+    def addrs(self) -> AddressSet:
+        if self._addrs is None:
+            assert self._families is not None
+            v4, v6 = self._families
+            self._addrs = AddressSet(v4.flat(), v6.flat())
+        return self._addrs
+
+    @addrs.setter
+    def addrs(self, addrs: AddressSet) -> None:
+        self._addrs, self._families = addrs, None
+
+    def families(self) -> Families:
+        """The set as chunked intervals, to patch (`set_families`)."""
+        if self._families is None:
+            self._families = chunked_families(self.addrs)
+        return self._families
+
+    def set_families(self, families: Families) -> None:
+        self._families, self._addrs = families, None
+
+    def overlaps(self, other: AddressSet) -> bool:
+        return self.addrs.overlaps(other)
+
+    def has_addresses(self) -> bool:
+        """Whether the set is not empty (without making `addrs`)."""
+        if self._addrs is not None:
+            return bool(self._addrs)
+        assert self._families is not None
+        return bool(len(self._families[0]) or len(self._families[1]))
 
     def get_parts(self, cache: IntervalParts | None = None) -> tuple[Seq[Part], Seq[Part]]:
         if self.parts is None:
@@ -168,11 +210,12 @@ RuleKey = tuple[Seq[str], tuple[NetPortRange, ...], tuple[int, ...], tuple[CapGr
 
 
 class Edge(NamedTuple):
-    """Sources may reach destinations (peers); `dst` sets decide usable routes."""
+    """Sources may reach destinations (peers); `dst` sets decide usable routes (a
+    merged rule's are its destination atoms: their sets are read only for a router)."""
 
     src_bits: int
     dst_bits: int
-    dst: tuple[AddressSet, ...]
+    dst: tuple[Reach, ...]
     internet: bool
 
 
@@ -204,11 +247,11 @@ class Group:
         """`PeerGraph.add_rule(src, dst_addrs, internet)` of the merged rule."""
         src = self.first.src.bits
         dst = 0
-        dst_sets: list[AddressSet] = []
+        dst_sets: list[Atom] = []
         for shape in self.parts:
             for block in shape.blocks:
                 dst |= block.atom.bits
-                dst_sets.append(block.atom.addrs)
+                dst_sets.append(block.atom)
         internet = any(s.internet for s in self.parts)
         covers = self._covers_internet()
         if internet or covers:

@@ -104,11 +104,18 @@ def peer_bitsets_of(edges: Iterable[BitEdge], n: int) -> list[int]:
     return out
 
 
+class Reach(Protocol):
+    """A destination set as usable-route computation reads it (an `AddressSet`, or
+    the index's alias atom holding one)."""
+
+    def overlaps(self, other: AddressSet, /) -> bool: ...
+
+
 class RouteEdge(BitEdge, Protocol):
     """What usable-route computation reads of an edge."""
 
     @property
-    def dst(self) -> tuple[AddressSet, ...]: ...
+    def dst(self) -> tuple[Reach, ...]: ...
 
     @property
     def internet(self) -> bool: ...

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from itertools import chain, compress, repeat
 from operator import attrgetter
+from typing import Protocol
 
 from policyc.compiler.addrset import (
     ALL,
@@ -46,6 +47,13 @@ DANGER_ALL = "autogroup:danger-all"
 _IPS = attrgetter("ips")
 MEMBER = "autogroup:member"
 TAGGED = "autogroup:tagged"
+
+
+class KeptSet(Protocol):
+    """An alias's set kept by its owner (the index's atoms)."""
+
+    @property
+    def addrs(self) -> AddressSet: ...
 
 
 class Resolver:
@@ -87,6 +95,9 @@ class Resolver:
         self.all_routes = union_all(seen.values())
         self._address_index = _AddressIndex(self.nodes)
         self._cache: dict[tuple[str, str], AddressSet] = {}
+        # Sets kept up to date elsewhere (the index patches its aliases' sets in
+        # place), read from there when asked and not in the cache.
+        self.kept: dict[tuple[str, str], KeptSet] = {}
         self._texts: dict[AddressSet, tuple[str, ...]] = {}
         self._nodes_in: dict[AddressSet, tuple[int, ...]] = {}
         self._ip_parts: list[tuple[tuple[str, AddressSet], ...] | None] = [None] * len(self.nodes)
@@ -102,6 +113,7 @@ class Resolver:
         twin = copy.copy(self)
         twin.policy = policy
         twin._cache = {}
+        twin.kept = {}
         return twin
 
     # --- aliases -----------------------------------------------------------------
@@ -111,7 +123,8 @@ class Resolver:
         key = (type(alias).__name__, str(alias))
         cached = self._cache.get(key)
         if cached is None:
-            cached = self._resolve(alias, frozenset())
+            kept = self.kept.get(key)
+            cached = kept.addrs if kept is not None else self._resolve(alias, frozenset())
             self._cache[key] = cached
         return cached
 

@@ -8,10 +8,13 @@ made from the resulting set directly (with the node addresses of that moment).
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from policyc.compiler import chunks
 from policyc.compiler.addrpatch import (
     IntervalParts,
     bits_of,
@@ -24,6 +27,16 @@ from policyc.compiler.addrset import AddressSet, merge
 from policyc.compiler.nodes import Node
 from policyc.compiler.peers import bits_to_indexes
 from policyc.compiler.resolve import _AddressIndex
+
+
+@pytest.fixture(autouse=True, scope="module")
+def small_chunks() -> Iterator[None]:
+    """Sets are patched as chunked intervals (and texts, prefixes); tiny chunks make
+    every edit here find its neighbours across chunk boundaries, as a big group's do."""
+    was, chunks.CHUNK = chunks.CHUNK, 2
+    yield
+    chunks.CHUNK = was
+
 
 BASE = int(ipaddress.IPv4Address("100.64.0.0"))
 V6_BASE = int(ipaddress.IPv6Address("fd7a:115c:a1e0::"))

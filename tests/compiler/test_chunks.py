@@ -72,5 +72,15 @@ def test_chunks_read_as_the_tuple_spliced_the_same_way(
                 k = bisect.bisect_right(tup, x, key=half)
                 assert version.before(version.right(x)) == (tup[k - 1] if k else None)
                 assert last_at_or_below(version, x, half) == last_at_or_below(tup, x, half)
+            # Stepping through the positions reads the tuple forwards and backwards.
+            at, forwards = (0, 0), []
+            while version.at(at) is not None:
+                forwards.append(version.at(at))
+                at = version.next(at)
+            backwards = []
+            while at != (0, 0):
+                at = version.previous(at)
+                backwards.append(version.at(at))
+            assert tuple(forwards) == tup and tuple(reversed(backwards)) == tup
     finally:
         chunks.CHUNK = was

@@ -259,7 +259,8 @@ def shape_content(shape: Shape) -> tuple[object, ...]:
 def table_content(table: Table) -> tuple[object, ...]:
     groups = tuple((g.key, tuple(s.pos for s in g.parts), g.part_holders, g.holders)
                    for g in table.groups)
-    edges = tuple((e.src_bits, e.dst_bits, e.dst, e.internet) for e in table.edges)
+    edges = tuple((e.src_bits, e.dst_bits, tuple(getattr(d, "addrs", d) for d in e.dst),
+                   e.internet) for e in table.edges)
     return groups, edges
 
 
@@ -370,6 +371,22 @@ def test_a_device_leaving_its_owner_changes_the_owners_other_devices_self_rules(
     after = assert_matches_fresh_compile(index, load(text))
     assert before["laptop"].peers == after["laptop"].peers
     assert changes.names == {"laptop", "phone"}
+
+
+def test_a_capgrant_to_a_group_names_the_device_that_joined_it() -> None:
+    """CapGrant rules are recompiled, reading the group's set through the resolver,
+    which the index keeps patched (its cache of the build-time set must not answer)."""
+    text = """{
+      "groups": {"group:eng": ["alice@example.com", "bob@example.com"]},
+      "tagOwners": {"tag:web": ["alice@example.com"]},
+      "grants": [{"src": ["tag:web"], "dst": ["group:eng"], "app": {"example.com/cap/x": [{}]}},
+                 {"src": ["tag:web"], "dst": ["group:eng"], "ip": ["22"]}],
+    }"""
+    index = PolicyIndex.build(load(text), Inventory.of([
+        node("web", None, ("tag:web",), 1), node("laptop", "alice@example.com", (), 2)]))
+    changes = index.apply(NodeAdded(node("phone", "bob@example.com", (), 3)))
+    assert_matches_fresh_compile(index, load(text))
+    assert {"phone", "web"} <= changes.names
 
 
 # --- bad events ---------------------------------------------------------------------------
