@@ -92,6 +92,7 @@ class AddressClasses:
         for node in ev.inventory:
             self._owners.setdefault(node.owner, []).append(node)
         self._class: dict[IPAddress, Hashable] = {}
+        self._node_class: dict[int, tuple[Node, Hashable]] = {}  # by id(), node kept
         self._pairs: dict[PairKey, list[RuleRef]] = {}
         self._merged: dict[tuple[Hashable, tuple[Hashable, ...], tuple[int, ...], int | None],
                            tuple[RuleRef, ...]] = {}
@@ -116,8 +117,13 @@ class AddressClasses:
         return (identity, facts, self._internet and in_internet(ip))
 
     def node_class(self, node: Node) -> Hashable:
-        """A node's class for SSH: its owner and tags, and its addresses' classes."""
-        return (node.owner, node.tags, tuple(self.of(ip) for ip in node.ips))
+        """A node's class for SSH: its owner and tags, and its addresses' classes
+        (memoised per node: an SSH test asks per source x destination pair)."""
+        found = self._node_class.get(id(node))
+        if found is None or found[0] is not node:
+            key = (node.owner, node.tags, tuple(self.of(ip) for ip in node.ips))
+            found = self._node_class[id(node)] = (node, key)
+        return found[1]
 
     def nodes_owned_by(self, owner: str) -> list[Node]:
         """The nodes that count as `owner`'s, in inventory order."""

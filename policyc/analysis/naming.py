@@ -19,7 +19,7 @@ naming of non-node space per combination of atoms. It gives the names
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from policyc.analysis.access import AliasSets
@@ -68,6 +68,10 @@ class Namer:
         for k, (_, _, nodes) in enumerate(self._identities):
             for i in nodes:
                 self._by_node.setdefault(i, []).append(k)
+        # Each identity's nodes as a bitmask (bit i: node i), for name_mask's "which
+        # identities lie whole in this set" in one AND per identity.
+        self._identity_bits = [(k, _node_bits(nodes))
+                               for k, (_, _, nodes) in enumerate(self._identities) if nodes]
         self._owned_nodes: dict[str, frozenset[int]] = {}
         for i, node in enumerate(r.nodes):
             if node.owner is not None:
@@ -118,14 +122,13 @@ class Namer:
         found = cache.get(mask)
         if found is None:
             entire: list[int] = []
+            entire_bits = 0  # the same nodes as a bitmask (atoms hold disjoint nodes)
             partial: dict[int, int] = {}
-            hits: dict[int, int] = {}
             residuals: list[int] = []  # atoms with addresses that are no node's
             for atom in bits(mask):
                 table = tables[atom]
                 entire.extend(table.whole)
-                for k, n in table.identity_hits:
-                    hits[k] = hits.get(k, 0) + n
+                entire_bits |= table.whole_bits
                 for i, n in table.partial:
                     partial[i] = partial.get(i, 0) + n
                 if table.residual:
@@ -134,12 +137,12 @@ class Namer:
             for i, n in partial.items():  # a node split over atoms: whole in the set?
                 if n == sizes[i]:
                     entire.append(i)
-                    for k in self._by_node.get(i, ()):
-                        hits[k] = hits.get(k, 0) + 1
+                    entire_bits |= 1 << i
             inside = sorted([*entire, *(i for i, n in partial.items() if n != sizes[i])])
+            whole = [k for k, nodes in self._identity_bits if not nodes & ~entire_bits]
             found = self._name(
                 lambda: atoms.to_set(mask), exact.get(mask), inside, set(entire),
-                lambda: self._atoms_rest_parts(tuple(residuals), tables), hits)
+                lambda: self._atoms_rest_parts(tuple(residuals), tables), whole)
             cache[mask] = found
         return found
 
@@ -177,21 +180,17 @@ class Namer:
         sizes = self._index.sizes
         counts, only_nodes = self._index.counts(addrs)
         whole = tuple(sorted(i for i, n in counts.items() if n == sizes[i]))
-        hits: dict[int, int] = {}
-        for i in whole:
-            for k in self._by_node.get(i, ()):
-                hits[k] = hits.get(k, 0) + 1
         residual = EMPTY if only_nodes else addrs - self._all_node_addrs
-        return _AtomNodes(whole, tuple((i, n) for i, n in counts.items() if n != sizes[i]),
-                          tuple(hits.items()), residual)
+        return _AtomNodes(whole, _node_bits(whole),
+                          tuple((i, n) for i, n in counts.items() if n != sizes[i]), residual)
 
     def _name(self, addrs: Callable[[], AddressSet], exact: str | None, inside: list[int],
               entire: set[int], rest_parts: Callable[[], list[str]],
-              hits: dict[int, int] | None) -> Name:
+              identities: list[int] | None) -> Name:
         """`addrs`: the set (made when needed); `exact`: its exact name if it has one;
         `inside`: the nodes touched, in order; `entire`: those held whole;
-        `rest_parts`: the names of its addresses that are no node's; `hits`: per
-        identity, how many of its nodes are held whole (counted here if None)."""
+        `rest_parts`: the names of its addresses that are no node's; `identities`: the
+        identities all of whose nodes are in `entire`, in order (found here if None)."""
         node_names = tuple(map(self._node_names.__getitem__, inside))
         if exact is not None:
             return Name(exact, (exact,), node_names)
@@ -202,25 +201,26 @@ class Namer:
                     missing = self._exact_or_host(whole - whole_set)
                     if missing is not None:
                         return Name(f"{name} except {missing}", (name,), node_names)
-        parts, covered = self._identities_in(entire, hits)
+        parts, covered = self._identities_in(entire, identities)
         parts.extend(self._nodes(inside, entire, covered, addrs))
         parts.extend(rest_parts())
         shown = parts if len(parts) <= MAX_PARTS else [
             *parts[:MAX_PARTS - 1], f"and {len(parts) - MAX_PARTS + 1} more"]
         return Name(", ".join(shown) or "nothing", tuple(parts), node_names)
 
-    def _identities_in(self, entire: set[int], hits: dict[int, int] | None,
+    def _identities_in(self, entire: set[int], whole: list[int] | None,
                        ) -> tuple[list[str], set[int]]:
-        """Groups, tags and autogroups all of whose nodes are in `entire`, largest first,
-        each adding nodes the ones before it did not name."""
-        if hits is None:
-            hits = {}
+        """Groups, tags and autogroups all of whose nodes are in `entire` (`whole`, if
+        known), largest first, each adding nodes the ones before it did not name."""
+        if whole is None:
+            hits: dict[int, int] = {}
             for i in entire:
                 for k in self._by_node.get(i, ()):
                     hits[k] = hits.get(k, 0) + 1
+            whole = sorted(k for k, n in hits.items() if n == len(self._identities[k][2]))
         parts: list[str] = []
         covered: set[int] = set()
-        for k in sorted(k for k, n in hits.items() if n == len(self._identities[k][2])):
+        for k in whole:
             name, _, nodes = self._identities[k]
             if not nodes <= covered:
                 parts.append(name)
@@ -283,12 +283,12 @@ class Namer:
 
 @dataclass(frozen=True, slots=True)
 class _AtomNodes:
-    """One atom's nodes: those it holds whole, (node, addresses held) for the others,
-    (identity, whole nodes of it) and the addresses that are no node's."""
+    """One atom's nodes: those it holds whole (also as a bitmask), (node, addresses
+    held) for the others, and the addresses that are no node's."""
 
     whole: tuple[int, ...]
+    whole_bits: int  # `whole` as a bitmask
     partial: tuple[tuple[int, int], ...]
-    identity_hits: tuple[tuple[int, int], ...]
     residual: AddressSet  # the atom's addresses that are no node's
 
 
@@ -305,6 +305,11 @@ class _AtomTables:
         if found is None:
             found = self._made[atom] = self._namer._atom_nodes(self._atoms.to_set(1 << atom))
         return found
+
+
+def _node_bits(nodes: Iterable[int]) -> int:
+    """Node numbers as a bitmask: bit i set for node i."""
+    return sum(1 << i for i in set(nodes))
 
 
 class _NodeIndex:
