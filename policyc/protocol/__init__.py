@@ -12,6 +12,9 @@ never import each other; they meet here, on the wire:
   calls before it enforces anything.
 - `removal`: Ed25519-signed removal notices and `verify_removal`: a node leaves
   the tailnet only on one of these, never on a bare HTTP refusal.
+- `delta`: Ed25519-signed netmap deltas from one version to the next, which a
+  node verifies (`verify_delta`) and applies onto the netmap it holds
+  (`apply_delta`); the result is the full netmap control would send.
 """
 
 from policyc.protocol.codec import ProtocolError

@@ -107,34 +107,48 @@ class RegisterResponse:
 
 @dataclass(frozen=True, slots=True)
 class PollRequest:
-    """Long-poll: answer as soon as my netmap is newer than `since` (0: now)."""
+    """Long-poll: answer as soon as my netmap is newer than `since` (0: now).
+
+    `deltas`: the node holds verified version `since` and can apply a signed delta
+    from it (`protocol.delta`); without it control always answers in full."""
 
     since: int = 0
+    deltas: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"since": self.since}
+        out: dict[str, Any] = {"since": self.since}
+        if self.deltas:
+            out["deltas"] = True
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PollRequest:
         since = field(data, "since", int, "poll request")
         if since < 0 or since > 1 << 62:
             raise ProtocolError("bad-message", "poll request: 'since' is out of range")
-        return cls(since)
+        deltas = data.get("deltas", False)
+        if not isinstance(deltas, bool):
+            raise ProtocolError("bad-message", "poll request: 'deltas' must be a boolean")
+        return cls(since, deltas)
 
 
 @dataclass(frozen=True, slots=True)
 class PollResponse:
-    """A signed netmap envelope (wire form), "no change" after the timeout, or, for a
-    key control no longer serves, a signed removal notice (`protocol.removal`)."""
+    """A signed netmap envelope (wire form) or, to a node that asked for deltas, a
+    signed delta from the version it holds; "no change" after the timeout; or, for
+    a key control no longer serves, a signed removal notice (`protocol.removal`)."""
 
     changed: bool
     netmap: dict[str, Any] | None = None  # signed envelope: see envelope.sign_netmap
     removed: dict[str, Any] | None = None  # signed notice: see removal.sign_removal
+    delta: dict[str, Any] | None = None  # signed delta: see delta.sign_delta
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"changed": self.changed, "netmap": self.netmap}
         if self.removed is not None:
             out["removed"] = self.removed
+        if self.delta is not None:
+            out["delta"] = self.delta
         return out
 
     @classmethod
@@ -142,12 +156,16 @@ class PollResponse:
         what = "poll response"
         changed = field(data, "changed", bool, what)
         netmap = data.get("netmap")
-        if changed:
+        delta = data.get("delta")
+        if delta is not None and (not isinstance(delta, dict) or netmap is not None):
+            raise ProtocolError("bad-message", f"{what}: 'delta' must be an object, "
+                                "and comes without a netmap")
+        if changed and delta is None:
             netmap = field(data, "netmap", dict, what)
         removed = data.get("removed")
         if removed is not None and not isinstance(removed, dict):
             raise ProtocolError("bad-message", f"{what}: 'removed' must be an object")
-        return cls(changed, netmap if isinstance(netmap, dict) else None, removed)
+        return cls(changed, netmap if isinstance(netmap, dict) else None, removed, delta)
 
 
 def _short(value: str, name: str, what: str, limit: int = 256) -> str:

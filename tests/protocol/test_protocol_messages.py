@@ -24,7 +24,9 @@ def test_round_trips() -> None:
         RegisterRequest("pk-abc", "web-1", ("10.0.0.0/24",), "192.0.2.1:41641"),
         RegisterResponse("web-1", ("100.64.0.1", "fd7a:115c:a1e0::1"), None, ("tag:web",)),
         PollRequest(7),
+        PollRequest(7, deltas=True),
         PollResponse(True, {"payload": "x", "signature": "y"}),
+        PollResponse(True, None, None, {"payload": "x", "signature": "y"}),
         PollResponse(False),
         PollResponse(False, None, {"payload": "x", "signature": "y"}),
     ):
@@ -40,7 +42,10 @@ def test_round_trips() -> None:
     (PollRequest, {"since": -1}),
     (PollRequest, {"since": True}),
     (PollRequest, {"since": "3"}),
+    (PollRequest, {"since": 3, "deltas": 1}),
     (PollResponse, {"changed": True}),
+    (PollResponse, {"changed": True, "delta": "x"}),
+    (PollResponse, {"changed": True, "netmap": {}, "delta": {}}),  # one or the other
     (ServerKeys, {"signing_key": "AA==", "box_key": "AA==", "protocol": 1}),
 ])
 def test_wrong_shapes_are_refused(kind: Any, data: dict[str, Any]) -> None:
