@@ -6,7 +6,9 @@ Agents are the real protocol client without enforcement: each holds its own
 X25519 key and its own HTTP client (one connection, as a real node has),
 long-polls `/machine/poll` with boxed requests, opens the boxed answer and
 verifies the Ed25519 envelope against the pinned signing key before it
-counts a netmap as held. The agents are spread over `--workers` processes
+counts a netmap as held; like the node agent it offers to take deltas and
+applies a verified delta onto the netmap it holds (`--no-deltas`: full
+netmaps only). The agents are spread over `--workers` processes
 (each an asyncio loop), so what is measured is the server, not one Python
 process verifying 1,000 envelopes in a row; the fleet's CPU is reported on
 its own line. The server (`policyc control serve`) is a separate process.
@@ -63,7 +65,15 @@ from policyc.control import init_state
 from policyc.control.registry import addresses
 from policyc.control.statedir import DATABASE
 from policyc.control.store import NodeRecord, Store
-from policyc.protocol import PollRequest, PollResponse, open_response, seal_request, verify_netmap
+from policyc.protocol import (
+    NetmapEnvelope,
+    PollRequest,
+    PollResponse,
+    open_response,
+    seal_request,
+    verify_netmap,
+)
+from policyc.protocol.delta import apply_delta, verify_delta
 from policyc.protocol.messages import KIND_POLL, KIND_REGISTER, PATH_POLL, PATH_REGISTER
 from policyc.protocol.sealed import public_key_text
 
@@ -196,12 +206,14 @@ class Agent:
     http: httpx.AsyncClient
     version: int = 0
     reported: frozenset[str] = frozenset()  # watched keys already reported as held
+    envelope: NetmapEnvelope | None = None  # the netmap held: a delta's base
 
 
 class Worker:
     def __init__(self, url: str, box_key: str, signing_key: str, reports: Any,
-                 commands: Connection) -> None:
+                 commands: Connection, deltas: bool) -> None:
         self.url, self.box_key, self.signing_key = url, box_key, signing_key
+        self.deltas = deltas  # offer to take deltas, as the node agent does
         self.reports, self.commands = reports, commands
         self.watched: set[str] = set()
         self.tasks: list[asyncio.Task[None]] = []
@@ -216,8 +228,9 @@ class Worker:
         return Agent(identity.name, private, public_key_text(private), http)
 
     async def poll_once(self, agent: Agent) -> None:
+        offer = self.deltas and agent.envelope is not None
         sealed = seal_request(agent.private, self.box_key, KIND_POLL,
-                              PollRequest(agent.version).to_json())
+                              PollRequest(agent.version, offer).to_json())
         response = await agent.http.post(PATH_POLL, json=sealed.wire)
         if response.status_code != 200:
             raise RuntimeError(f"poll refused: {response.status_code} {response.text[:200]}")
@@ -225,10 +238,15 @@ class Worker:
         answer = PollResponse.from_json(body)
         if not answer.changed:
             return
-        envelope = verify_netmap(answer.netmap, self.signing_key, node_key=agent.key,
-                                 newer_than=agent.version)
+        if answer.delta is not None and agent.envelope is not None:
+            delta = verify_delta(answer.delta, self.signing_key, node_key=agent.key,
+                                 base=agent.version)
+            envelope = apply_delta(agent.envelope, delta)
+        else:
+            envelope = verify_netmap(answer.netmap, self.signing_key, node_key=agent.key,
+                                     newer_than=agent.version)
         held = time.monotonic()
-        agent.version = envelope.version
+        agent.version, agent.envelope = envelope.version, envelope
         self.reports.put(("held", agent.name, envelope.version, held))
         self.reports.put(("bytes", agent.name, len(response.content), held))
         if self.watched:
@@ -281,15 +299,16 @@ class Worker:
 
 
 def worker_main(url: str, box_key: str, signing_key: str, identities: list[Identity],
-                reports: Any, commands: Connection) -> None:
-    asyncio.run(Worker(url, box_key, signing_key, reports, commands).main(identities))
+                reports: Any, commands: Connection, deltas: bool) -> None:
+    asyncio.run(Worker(url, box_key, signing_key, reports, commands, deltas).main(identities))
 
 
 # --- the fleet as the coordinator sees it --------------------------------------------------
 
 
 class Fleet:
-    def __init__(self, url: str, state: Path, agents: list[Identity], workers: int) -> None:
+    def __init__(self, url: str, state: Path, agents: list[Identity], workers: int,
+                 deltas: bool) -> None:
         self.url = url
         self.box_key = (state / "box.pub").read_text().strip()
         self.signing_key = (state / "signing.pub").read_text().strip()
@@ -306,7 +325,8 @@ class Fleet:
         for i in range(workers):
             ours, theirs = context.Pipe()
             proc = context.Process(target=worker_main, daemon=True, args=(
-                url, self.box_key, self.signing_key, agents[i::workers], self.reports, theirs))
+                url, self.box_key, self.signing_key, agents[i::workers], self.reports, theirs,
+                deltas))
             proc.start()
             self.procs.append(proc)
             self.commands.append(ours)
@@ -355,7 +375,7 @@ class Fleet:
         private = PrivateKey(identity.private)
         sealed = seal_request(private, self.box_key, KIND_REGISTER,
                               {"auth_key": auth_key, "hostname": identity.name, "routes": []})
-        response = httpx.post(self.url + PATH_REGISTER, json=sealed.wire, timeout=120.0)
+        response = httpx.post(self.url + PATH_REGISTER, json=sealed.wire, timeout=600.0)
         response.raise_for_status()
         open_response(private, self.box_key, response.json(), sealed, KIND_REGISTER)
 
@@ -416,7 +436,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> None:
     print(f"server up with {args.nodes} nodes in {time.monotonic() - started:.1f} s, "
           f"{server.cpu_seconds():.1f} CPU s (compile + sign every netmap at start); {load()}")
     rss_idle = server.rss_mib()
-    fleet = Fleet(server.url, state, agents, args.workers)
+    fleet = Fleet(server.url, state, agents, args.workers, not args.no_deltas)
     names = [a.name for a in agents]
     ok = wait_until(lambda: all(fleet.version[n] for n in names))
     print(f"every agent holds its first netmap: {ok} ({time.monotonic() - started:.1f} s)")
@@ -612,6 +632,9 @@ def main() -> None:
     parser.add_argument("--dense", action="store_true",
                         help="dense_gen's tailnet (most nodes see most others) instead of "
                         "the sparse one; joins only (the pushes change the sparse policy)")
+    parser.add_argument("--no-deltas", action="store_true",
+                        help="agents do not offer to take deltas (every answer is a full "
+                        "netmap, as before deltas)")
     parser.add_argument("--join-timeout", type=float, default=60.0,
                         help="seconds to wait for every peer to hold a newcomer's key")
     parser.add_argument("--workers", type=int, default=4,

@@ -29,7 +29,7 @@ from policyc.control.limits import DEFAULT_MAX_BODY, BodyLimit
 from policyc.control.models import ErrorBody, SealedRequestBody, SealedResponseBody, ServerKeysBody
 from policyc.control.operations import register
 from policyc.control.statedir import token_digest
-from policyc.control.tailnet import Tailnet, admin_actor
+from policyc.control.tailnet import Held, Tailnet, admin_actor
 from policyc.protocol.codec import ProtocolError
 from policyc.protocol.messages import (
     KIND_POLL,
@@ -130,10 +130,10 @@ def create_app(tailnet: Tailnet, settings: Settings | None = None) -> Any:
         """Long-poll for this node's signed netmap newer than `since` (boxed)."""
         request = opened(body, KIND_POLL)
         try:
-            since = PollRequest.from_json(request.body).since
+            poll = PollRequest.from_json(request.body)
         except ProtocolError as err:
             raise ControlError.from_protocol(err) from None
-        answer = await _wait_for_netmap(tailnet, request.node_key, since, config.poll_timeout)
+        answer = await _wait_for_netmap(tailnet, request.node_key, poll, config.poll_timeout)
         # A push answers a thousand polls at once on the event loop: a plain Response
         # skips re-validating the model, and orjson encodes the ~35 KB answer (the
         # stdlib encoder behind JSONResponse showed up in the profile).
@@ -161,25 +161,36 @@ def create_app(tailnet: Tailnet, settings: Settings | None = None) -> Any:
     return BodyLimit(app, config.max_body)
 
 
-async def _wait_for_netmap(tailnet: Tailnet, node_key: str, since: int,
+async def _wait_for_netmap(tailnet: Tailnet, node_key: str, poll: PollRequest,
                            timeout: float) -> PollResponse:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     with tailnet.watchers.counted():
-        return await _wait(tailnet, node_key, since, loop, deadline)
+        found = await _wait(tailnet, node_key, poll.since, loop, deadline)
+    if isinstance(found, PollResponse):  # no change, or a removal notice
+        return found
+    name, held = found
+    if poll.deltas and held.delta is not None and held.base == poll.since:
+        return PollResponse(True, None, None, held.delta)
+    # A full envelope: encoded and signed now, off the event loop (a dense netmap is
+    # most of a megabyte), for a node that has no base for the delta.
+    return PollResponse(True, await asyncio.to_thread(tailnet.full_envelope, name, held))
 
 
 async def _wait(tailnet: Tailnet, node_key: str, since: int,
-                loop: asyncio.AbstractEventLoop, deadline: float) -> PollResponse:
+                loop: asyncio.AbstractEventLoop,
+                deadline: float) -> PollResponse | tuple[str, Held]:
+    """The node's name and netmap once it is newer than `since`; otherwise the answer
+    ("no change" at the deadline or on drain, or a signed removal notice)."""
     while True:
         view = tailnet.view
         name = view.active_by_key.get(node_key)
         if name is None:  # removed, expired or never registered: say so, signed
             return PollResponse(False, None, tailnet.removal_notice(node_key))
         event = tailnet.watchers.event(name)
-        current = view.signed.get(name)
+        current = view.held.get(name)
         if current is not None and current.version > since:
-            return PollResponse(True, current.wire)
+            return name, current
         remaining = deadline - loop.time()
         if tailnet.watchers.draining or remaining <= 0:
             return PollResponse(False)

@@ -26,7 +26,7 @@ from policyc.compiler.index import (
     PolicyIndex,
 )
 from policyc.compiler.nodes import Inventory
-from policyc.netmap import NodeNetmap
+from policyc.netmap import NodeNetmap, Peer
 from policyc.policy.model import Policy
 from policyc.protocol.codec import canonical_json
 from policyc.protocol.envelope import EncodedNetmap, PeerOwner
@@ -48,6 +48,12 @@ class Owners:
     _by_name: dict[str, tuple[PeerOwner, bytes]]
 
     def __init__(self, inventory: Inventory, previous: Owners | None = None) -> None:
+        # Each Peer's canonical JSON, by the object's identity (the object is kept with
+        # it, so its id is not reused): the index shares most Peer objects between the
+        # netmaps of one change and the next, and on a dense tailnet encoding each
+        # netmap's thousand peers afresh was most of encoding it.
+        self._peers: dict[int, tuple[Peer, bytes]] = {}
+        self._earlier = previous._peers if previous is not None else {}
         old = previous._by_name if previous is not None else {}
         by_name: dict[str, tuple[PeerOwner, bytes]] = {}
         for node in inventory:
@@ -62,7 +68,20 @@ class Owners:
     def encode(self, netmap: NodeNetmap) -> EncodedNetmap:
         entries = self._entries(netmap)
         return EncodedNetmap(netmap, tuple(e[0] for e in entries),
-                             b"[" + b",".join(e[1] for e in entries) + b"]")
+                             b"[" + b",".join(e[1] for e in entries) + b"]", self.peer_json)
+
+    def peer_json(self, peer: Peer) -> bytes:
+        entry = self._peers.get(id(peer))
+        if entry is None:
+            entry = self._earlier.get(id(peer))
+            if entry is None:
+                entry = (peer, canonical_json(peer.to_json()))
+            self._peers[id(peer)] = entry
+        return entry[1]
+
+    def forget_earlier(self) -> None:
+        """Drop the previous change's cache (once this change is installed)."""
+        self._earlier = {}
 
     def of(self, netmap: NodeNetmap) -> tuple[PeerOwner, ...]:
         """The owners of the node and of each of its peers, the node first."""

@@ -2,10 +2,17 @@
 
 Every change (policy push, join, removal, route approval, expiry) runs the
 same way under one lock: write the change, recompute the netmaps, give a new
-version to exactly the nodes whose netmap content changed, sign their
-envelopes, and commit all of it in one transaction. Only after the commit
-does the in-memory view switch and the long-polls of those nodes wake, so
-nothing a node is told was ever unacknowledged by the database.
+version to exactly the nodes whose netmap content changed, sign a delta from
+each one's previous version, and commit all of it in one transaction. Only
+after the commit does the in-memory view switch and the long-polls of those
+nodes wake, so nothing a node is told was ever unacknowledged by the database.
+
+The view holds each node's netmap at its current version (`Held`; netmaps share
+most of their peers and rules, so a thousand dense ones are tens of MB), and
+the signed delta to it from the version before. The full signed envelope is
+made only when a node asks for one (its first poll, a restart, a missed
+version): on a dense tailnet a join changes every netmap, and signing (and
+holding) a thousand full envelopes per join is what deltas avoid.
 """
 
 from __future__ import annotations
@@ -24,9 +31,12 @@ from policyc.control.policies import check_policy, diagnostics_json, policy_etag
 from policyc.control.registry import inventory_node
 from policyc.control.statedir import ADMIN_TOKEN_SETTING, ControlKeys, StateError
 from policyc.control.store import NodeRecord, Store, StoredPolicy
+from policyc.netmap import NodeNetmap
 from policyc.policy.load import load_policy_text
 from policyc.policy.model import Policy
-from policyc.protocol.envelope import EncodedNetmap, sign_payload
+from policyc.protocol.codec import canonical_json
+from policyc.protocol.delta import delta_payload, netmap_changes, sign_delta
+from policyc.protocol.envelope import EncodedNetmap, PeerOwner, sign_payload
 from policyc.protocol.removal import RemovalNotice, sign_removal
 
 CONTROL_ACTOR = "control"  # the audit log's actor for what control does by itself
@@ -42,9 +52,18 @@ def node_actor(node_key: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Signed:
+class Held:
+    """A node's netmap at its current version: what a full envelope is made of, and
+    the base of the next delta."""
+
     version: int
-    wire: dict[str, str]
+    key: str  # the node key it is for
+    netmap: NodeNetmap
+    owners: tuple[PeerOwner, ...]
+    policy_version: str  # the envelope's stamp
+    issued_at: int
+    delta: dict[str, str] | None = None  # signed delta from `base` to `version`
+    base: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +74,7 @@ class View:
     policy: Policy
     records: Mapping[str, NodeRecord]  # every registered node, expired ones too
     active_by_key: Mapping[str, str]  # node key -> name, for nodes in the netmaps
-    signed: Mapping[str, Signed] = field(default_factory=dict)
+    held: Mapping[str, Held] = field(default_factory=dict)
     # The netmap version counter after this change: a removal notice carries it, and it
     # is newer than the last netmap of every node no longer in the netmaps.
     counter: int = 0
@@ -94,7 +113,7 @@ class Tailnet:
         self._nodes: dict[NodeRecord, Node] = {}
         self._owners: Owners | None = None
         with self.lock, self.store.transaction():
-            pending = self._recompute(live, policy, records, sign_all=True)
+            pending = self._recompute(live, policy, records)
         self._install(pending)
 
     # --- the change pipeline ----------------------------------------------------------
@@ -121,8 +140,8 @@ class Tailnet:
         self.watchers.notify(pending.changed | removed)
         return Outcome(pending.changed)
 
-    def _recompute(self, live: StoredPolicy, policy: Policy, records: dict[str, NodeRecord],
-                   *, sign_all: bool = False) -> _Pending:
+    def _recompute(self, live: StoredPolicy, policy: Policy,
+                   records: dict[str, NodeRecord]) -> _Pending:
         now = self.clock()
         active = sorted((r for r in records.values() if not r.expired(now)), key=lambda r: r.id)
         # The compiler's Node for each record, reused while the record is unchanged
@@ -138,37 +157,38 @@ class Tailnet:
         records = dict(records)
         owners = Owners(inventory, self._owners)
         # Each candidate is materialised and encoded once: its digest says whether it
-        # changed, and the same bytes are signed when it did (then dropped: a push does
-        # not hold a thousand encoded netmaps at once).
-        signed = dict(self.view.signed)
+        # changed. A changed one gets a new version and a delta from its previous one;
+        # its full envelope is signed only when its node asks (see full_envelope).
+        held = dict(self.view.held)
         changed: list[str] = []
         stored_counter = self.store.counter("netmap_version")
         next_version = stored_counter + 1
         for name in sorted(candidates):
-            netmap = owners.encode(netmaps.netmap(name))
-            digest = netmap_digest(netmap)
+            netmap = netmaps.netmap(name)
+            encoded = owners.encode(netmap)
+            digest = netmap_digest(encoded)
             record = records[name]
             if digest != record.netmap_digest:
                 record = records[name] = replace(record, netmap_version=next_version,
                                                  netmap_digest=digest)
                 next_version += 1
                 changed.append(name)
-                signed[name] = self._sign(record, netmap, live, now)
-            elif sign_all or name not in signed:
-                signed[name] = self._sign(record, netmap, live, now)
+                held[name] = self._held(record, encoded, live, now, held.get(name))
+            elif name not in held:
+                held[name] = self._held(record, encoded, live, now, None)
         counter = max(next_version - 1, self._retired_version(active, records, now) + 1)
         if counter != stored_counter:
             self.store.set_counter("netmap_version", counter)
         self.store.set_netmap_versions(
             [(name, records[name].netmap_version, records[name].netmap_digest)
              for name in changed])
-        for record in active:  # not a candidate and never signed (not expected; cheap)
-            if record.name not in signed:
-                netmap = owners.encode(netmaps.netmap(record.name))
-                signed[record.name] = self._sign(records[record.name], netmap, live, now)
+        for record in active:  # not a candidate and never held (not expected; cheap)
+            if record.name not in held:
+                encoded = owners.encode(netmaps.netmap(record.name))
+                held[record.name] = self._held(records[record.name], encoded, live, now, None)
         active_by_key = {r.node_key: r.name for r in active}
-        signed = {name: s for name, s in signed.items() if name in records}
-        view = View(live, policy, records, active_by_key, signed, counter)
+        held = {name: h for name, h in held.items() if name in records}
+        view = View(live, policy, records, active_by_key, held, counter)
         return _Pending(view, netmaps, frozenset(changed), nodes, owners)
 
     def _retired_version(self, active: list[NodeRecord], records: Mapping[str, NodeRecord],
@@ -183,17 +203,37 @@ class Tailnet:
         expired = (r.netmap_version for r in records.values() if r.expired(now))
         return max(itertools.chain(gone, expired), default=0)
 
-    def _sign(self, record: NodeRecord, netmap: EncodedNetmap, live: StoredPolicy,
-              now: float) -> Signed:
-        payload = netmap.payload(record.name, record.node_key, record.netmap_version,
-                                 netmap.netmap.policy_version or live.etag[:16], int(now))
-        return Signed(record.netmap_version, sign_payload(self.keys.signing, payload))
+    def _held(self, record: NodeRecord, encoded: EncodedNetmap, live: StoredPolicy,
+              now: float, previous: Held | None) -> Held:
+        """The node's netmap at its (new) version, with the signed delta from
+        `previous` when the node may apply one (same key, expressible change)."""
+        netmap = encoded.netmap
+        stamp = netmap.policy_version or live.etag[:16]
+        held = Held(record.netmap_version, record.node_key, netmap, encoded.owners, stamp,
+                    int(now))
+        if previous is None or previous.key != record.node_key or \
+                previous.version >= record.netmap_version:
+            return held
+        changes = netmap_changes(previous.netmap, previous.owners, netmap, encoded.owners)
+        if changes is None:
+            return held
+        payload = delta_payload(record.name, record.node_key, previous.version,
+                                record.netmap_version, stamp, int(now), canonical_json(changes))
+        return replace(held, delta=sign_delta(self.keys.signing, payload), base=previous.version)
+
+    def full_envelope(self, name: str, held: Held) -> dict[str, str]:
+        """The signed full envelope of `held` (node `name`): made on demand, from the
+        immutable view, so any thread may call it without the lock."""
+        payload = EncodedNetmap(held.netmap, held.owners).payload(
+            name, held.key, held.version, held.policy_version, held.issued_at)
+        return sign_payload(self.keys.signing, payload)
 
     def _install(self, pending: _Pending) -> None:
         self.view = pending.view
         self._netmaps = pending.netmaps
         self._nodes = pending.nodes
         self._owners = pending.owners
+        pending.owners.forget_earlier()
 
     # --- policy ----------------------------------------------------------------------------
 

@@ -6,7 +6,10 @@
        node restarted while control is away is back to its last rules at once;
     3. first join only: pin control's keys and register with the auth key;
     4. long-poll: each signed netmap newer than the one in force is verified, then
-       enforced, then cached; a rejected one is logged and the rules stay;
+       enforced, then cached; a rejected one is logged and the rules stay. The poll
+       offers to take deltas: control may answer with a signed delta from the
+       version in force, which is verified and applied onto it (the result is the
+       full netmap control would send), then enforced and cached the same way;
        control unreachable: retry with exponential backoff and full jitter, and
        keep enforcing what is in force (the mesh does not depend on control);
     5. removal: only control's signed removal notice, newer than the netmap in force,
@@ -42,7 +45,9 @@ from policyc.meshnode.keys import (
 from policyc.meshnode.localapi import LocalApi, ask
 from policyc.meshnode.state import StateDir, StateError
 from policyc.meshnode.verify import (
+    Chain,
     Rejection,
+    check_delta,
     check_removal,
     check_signed,
     load_cache,
@@ -119,6 +124,7 @@ class Agent:
         self._host: HostNetwork | None = None  # addresses/routes the last apply set
         self._rng = random.Random()
         self.envelope: NetmapEnvelope | None = None
+        self.chain: Chain | None = None  # the signed form of `envelope`, as cached
         self.identity: dict[str, Any] | None = None
         self.control_reachable: bool | None = None
         self.last_apply: dict[str, Any] | None = None
@@ -151,14 +157,15 @@ class Agent:
             raise AgentFailed("this node has not joined yet: --auth-key is needed once")
         self.interface = ensure_interface(self.state, self.config.iface, self.config.netns)
         log.info("interface %s (%s)", self.interface.name, self.interface.kind)
-        envelope, signed, problem = load_cache(self.state, self.pins,
-                                               node_key=self.key.public_key,
-                                               node_name=self._name())
+        envelope, chain, problem = load_cache(self.state, self.pins,
+                                              node_key=self.key.public_key,
+                                              node_name=self._name())
         if problem is not None:
             self._reject(problem)
-        if envelope is not None and signed is not None:
+        if envelope is not None and chain is not None:
             log.info("enforcing the cached netmap, version %d", envelope.version)
-            self._enforce(envelope)
+            if self._enforce(envelope):
+                self.chain = chain
 
     def _name(self) -> str | None:
         name = (self.identity or {}).get("name")
@@ -242,7 +249,8 @@ class Agent:
                     client.server_keys()
                     self._set_reachable(True)
                 since = self.envelope.version if self.envelope is not None else 0
-                answer = client.poll(since)
+                deltas = self.chain is not None and self.chain.wants_deltas
+                answer = client.poll(since, deltas=deltas)
                 self._set_reachable(True)
                 if self._answer(answer):
                     attempt = 0
@@ -268,6 +276,8 @@ class Agent:
         if answer.removed is not None:
             self._removal(answer.removed)  # leaves (raises _Removed) if it verifies
             return False
+        if answer.changed and answer.delta is not None:
+            return self._accept_delta(answer.delta)
         if answer.changed and answer.netmap is not None:
             return self._accept(answer.netmap)
         return True
@@ -300,6 +310,7 @@ class Agent:
                                    private_key_file=None, listen_port=None)
             with self._lock:
                 self.envelope = None
+                self.chain = None
                 self.last_apply = {"ok": outcome.ok, "version": None, "at": time.time(),
                                    "summary": f"removed from the tailnet: {outcome.summary()}"}
             self.state.remove(self.state.netmap)
@@ -319,11 +330,29 @@ class Agent:
         except ProtocolError as err:
             self._reject(Rejection(err.code, err.message))
             return False
+        return self._enforce_and_cache(envelope, Chain(signed))
+
+    def _accept_delta(self, signed: dict[str, Any]) -> bool:
+        """Verify a delta, apply it onto the netmap in force, then as `_accept`."""
+        assert self.key is not None and self.pins is not None
+        if self.envelope is None or self.chain is None:  # not asked for: nothing to apply to
+            self._reject(Rejection("wrong-base", "a netmap delta, but no netmap in force"))
+            return False
+        try:
+            envelope = check_delta(signed, self.pins, node_key=self.key.public_key,
+                                   node_name=self._name(), in_force=self.envelope)
+        except ProtocolError as err:
+            self._reject(Rejection(err.code, f"netmap delta: {err.message}"))
+            return False
+        return self._enforce_and_cache(envelope, self.chain.then(signed))
+
+    def _enforce_and_cache(self, envelope: NetmapEnvelope, chain: Chain) -> bool:
         self._applying = True  # a signal now waits until the cache agrees with the host
         try:
             enforced = self._enforce(envelope)
             if enforced:
-                save_cache(self.state, signed)
+                save_cache(self.state, chain)
+                self.chain = chain
         finally:
             self._applying = False
         if self._stopping:

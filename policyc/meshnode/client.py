@@ -75,9 +75,12 @@ class ControlClient:
             raise ControlError(f"registration answer: {err}", transient=True,
                                code=err.code) from err
 
-    def poll(self, since: int, wait: float = POLL_TIMEOUT_SECONDS) -> PollResponse:
-        """Long-poll for a netmap newer than `since` (the signed envelope is NOT verified)."""
-        body = self._sealed(KIND_POLL, PATH_POLL, PollRequest(since).to_json(), wait + 15.0)
+    def poll(self, since: int, wait: float = POLL_TIMEOUT_SECONDS, *,
+             deltas: bool = False) -> PollResponse:
+        """Long-poll for a netmap newer than `since` (the signed envelope is NOT verified);
+        `deltas`: the node holds version `since` and may be answered with a delta."""
+        body = self._sealed(KIND_POLL, PATH_POLL, PollRequest(since, deltas).to_json(),
+                            wait + 15.0)
         try:
             return PollResponse.from_json(body)
         except ProtocolError as err:

@@ -33,6 +33,7 @@ from policyc.protocol import (
     verify_netmap,
     verify_removal,
 )
+from policyc.protocol.delta import apply_delta, verify_delta
 from policyc.protocol.messages import KIND_POLL, KIND_REGISTER, PATH_POLL, PATH_REGISTER
 from policyc.protocol.sealed import SealedRequest, public_key_text
 
@@ -151,6 +152,8 @@ class SimNode:
     signed: dict[str, Any] | None = None  # the last netmap's wire form
     name: str = ""
     addresses: tuple[str, ...] = ()
+    deltas: bool = False  # offer to take deltas onto the netmap held (as the agent does)
+    answers: list[str] = field(default_factory=list)  # "full" or "delta", per new netmap
 
     @property
     def key(self) -> str:
@@ -180,18 +183,36 @@ class SimNode:
     def poll(self, since: int | None = None) -> NetmapEnvelope | None:
         """One long-poll; a new netmap is verified and kept, None is "no change";
         NodeRemoved when control answers with its signed removal notice."""
+        offer = self.deltas and since is None and self.envelope is not None
         answer = PollResponse.from_json(self._call(
-            PATH_POLL, KIND_POLL, PollRequest(self.version if since is None else since).to_json()))
+            PATH_POLL, KIND_POLL,
+            PollRequest(self.version if since is None else since, offer).to_json()))
         if answer.removed is not None:
             notice = verify_removal(answer.removed, self.control.signing_key, node_key=self.key,
                                     newer_than=self.version or None)
             raise NodeRemoved(notice, answer.removed)
         if not answer.changed:
             return None
+        if answer.delta is not None:
+            assert offer and self.envelope is not None, "a delta nobody asked for"
+            delta = verify_delta(answer.delta, self.control.signing_key, node_key=self.key,
+                                 base=self.version)
+            self.envelope = apply_delta(self.envelope, delta)
+            self.version, self.signed = delta.version, None
+            self.answers.append("delta")
+            return self.envelope
+        self.answers.append("full")
         envelope = verify_netmap(answer.netmap, self.control.signing_key, node_key=self.key,
                                  newer_than=self.version if since is None else since)
         self.version, self.envelope, self.signed = envelope.version, envelope, answer.netmap
         return envelope
+
+    def full_netmap(self) -> NetmapEnvelope:
+        """The full envelope control would send now (a poll with no base and no deltas),
+        without changing what this node holds."""
+        answer = PollResponse.from_json(self._call(PATH_POLL, KIND_POLL,
+                                                   PollRequest(0).to_json()))
+        return verify_netmap(answer.netmap, self.control.signing_key, node_key=self.key)
 
     def peer_keys(self) -> set[str]:
         assert self.envelope is not None

@@ -13,6 +13,7 @@ it (the base policy, every agent running and converged) or says what it changed.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import signal
 import time
@@ -26,8 +27,15 @@ from agents import AgentTailnet
 from harness import LanProbe, Probe
 
 from policyc.analysis.reference import ReferenceEvaluator
+from policyc.enforcer.netns import run_in_netns
+from policyc.meshnode.client import ControlClient
+from policyc.meshnode.keys import NodeKey, load_or_create_node_key, load_pinned_control_keys
+from policyc.meshnode.state import StateDir
+from policyc.meshnode.verify import load_cache
 from policyc.policy.load import load_policy_file
 from policyc.policy.model import Policy
+from policyc.protocol import NetmapEnvelope, ServerKeys, verify_netmap
+from policyc.protocol.codec import canonical_json
 
 pytestmark = [
     pytest.mark.privileged,
@@ -146,6 +154,36 @@ def test_a_narrower_policy_cuts_an_open_session_and_a_wider_one_opens_access(
     assert disagreements(net, WIDER, ["alice", "db", "web"]) == []
     net.control.apply(BASE)
     net.wait_converged()
+
+
+def test_agents_that_took_deltas_hold_exactly_the_full_netmap(net: AgentTailnet) -> None:
+    """The pushes above reach running agents as signed deltas onto the netmap each
+    holds; what an agent then enforces (its cache, verified and applied again) is,
+    byte for byte, the full netmap control sends for the same version."""
+    net.wait_converged()
+    deltas = 0
+    for agent in net.agents.values():
+        state = StateDir(agent.state)
+        key, _ = load_or_create_node_key(state)
+        pins = load_pinned_control_keys(state)
+        envelope, chain, problem = load_cache(state, pins, node_key=key.public_key,
+                                              node_name=None)
+        assert problem is None and envelope is not None and chain is not None and pins
+        deltas += len(chain.deltas)
+        full = run_in_netns(net.control.hub, functools.partial(full_netmap, net.control.url,
+                                                               key, pins))
+        assert canonical_json(envelope.to_json()) == canonical_json(full.to_json())
+    assert deltas > 0
+
+
+def full_netmap(server: str, key: NodeKey, pins: ServerKeys) -> NetmapEnvelope:
+    """The node's full netmap as control sends it now (a poll with no base)."""
+    client = ControlClient(server, key.private(), pins)
+    try:
+        answer = client.poll(0, wait=5.0)
+    finally:
+        client.close()
+    return verify_netmap(answer.netmap, pins.signing_key, node_key=key.public_key)
 
 
 def snapshot(net: AgentTailnet) -> dict[str, tuple[int, frozenset[str], str]]:

@@ -18,6 +18,8 @@ from policyc.protocol import (
     sign_netmap,
     sign_removal,
 )
+from policyc.protocol.codec import canonical_json
+from policyc.protocol.delta import delta_payload, netmap_changes, sign_delta
 
 
 def b64(data: bytes) -> str:
@@ -38,6 +40,14 @@ class FakeControlKeys:
                                   issued_at=int(time.time()),
                                   netmap=netmap or sample_netmap(node), owners=owners)
         return sign_netmap(self.signing, envelope)
+
+    def delta(self, node: str, key: str, base: tuple[NodeNetmap, int],
+              new: tuple[NodeNetmap, int]) -> dict[str, Any]:
+        """The signed delta from netmap `base[0]` at version `base[1]` to `new`."""
+        changes = netmap_changes(base[0], (), new[0], ())
+        assert changes is not None
+        return sign_delta(self.signing, delta_payload(node, key, base[1], new[1], "p1",
+                                                      int(time.time()), canonical_json(changes)))
 
     def remove(self, key: str, version: int, node: str | None = None,
                reason: str = "not-registered") -> dict[str, Any]:

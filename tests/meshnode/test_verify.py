@@ -11,7 +11,13 @@ from meshnode_helpers import FakeControlKeys, peer_key, sample_netmap
 
 from policyc.meshnode.keys import load_or_create_node_key
 from policyc.meshnode.state import StateDir
-from policyc.meshnode.verify import check_removal, check_signed, load_cache, save_cache
+from policyc.meshnode.verify import (
+    Chain,
+    check_removal,
+    check_signed,
+    load_cache,
+    save_cache,
+)
 from policyc.protocol import ProtocolError
 
 
@@ -85,7 +91,7 @@ def test_the_cache_is_verified_again_when_it_is_loaded(tmp_path: Path,
     envelope, wire, problem = load_cache(state, control.pins, node_key=key.public_key,
                                          node_name="alice")
     assert problem is None and envelope is not None and envelope.version == 5
-    assert wire == signed
+    assert wire == Chain(signed)
     # Another control's pins (or a tampered file) make the cache worthless, not trusted.
     _, _, problem = load_cache(state, FakeControlKeys().pins, node_key=key.public_key,
                                node_name="alice")
@@ -124,3 +130,33 @@ def test_a_removal_notice_is_believed_only_signed_for_this_node_and_newer(
     # and a notice is never a netmap.
     assert removal_refused(control.sign("alice", NODE_KEY, 7), control) == "bad-signature"
     assert refused(control.remove(NODE_KEY, 7), control) == "bad-signature"
+
+
+def test_a_cached_chain_of_deltas_is_verified_and_applied_again(
+        tmp_path: Path, control: FakeControlKeys) -> None:
+    """The cache is the full envelope plus the signed deltas since: loading it gives
+    the netmap the last delta made, and a chain that does not verify is no cache."""
+    state = StateDir(tmp_path).ensure()
+    key, _ = load_or_create_node_key(state)
+    one, two, three = sample_netmap(peers=1), sample_netmap(peers=2), sample_netmap(peers=3)
+    full = control.sign("alice", key.public_key, 5, one)
+    chain = Chain(full).then(control.delta("alice", key.public_key, (one, 5), (two, 6))) \
+        .then(control.delta("alice", key.public_key, (two, 6), (three, 8)))
+    save_cache(state, chain)
+    envelope, loaded, problem = load_cache(state, control.pins, node_key=key.public_key,
+                                           node_name="alice")
+    assert problem is None and loaded == chain
+    assert envelope is not None and envelope.version == 8 and envelope.netmap == three
+    # A delta out of order (its base is not the version before it) breaks the chain.
+    save_cache(state, Chain(full, tuple(reversed(chain.deltas))))
+    envelope, _, problem = load_cache(state, control.pins, node_key=key.public_key,
+                                      node_name="alice")
+    assert envelope is None and problem is not None and problem.code == "wrong-base"
+    # So does one signed by anyone else, or for another node's key.
+    for forged in (FakeControlKeys().delta("alice", key.public_key, (one, 5), (two, 6)),
+                   control.delta("alice", peer_key(), (one, 5), (two, 6))):
+        save_cache(state, Chain(full, (forged,)))
+        envelope, _, problem = load_cache(state, control.pins, node_key=key.public_key,
+                                          node_name="alice")
+        assert envelope is None and problem is not None
+        assert problem.code in {"bad-signature", "wrong-node"}
