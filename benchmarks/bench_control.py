@@ -167,8 +167,12 @@ def load() -> str:
     return "load " + " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+STARTED: list[Server] = []  # killed at exit if a measurement fails half way
+
+
 class Server:
     def __init__(self, state: Path, profile: str | None = None) -> None:
+        STARTED.append(self)
         python = [sys.executable] + (["-m", "cProfile", "-o", profile] if profile else [])
         self.proc = subprocess.Popen(
             [*python, "-m", "policyc.cli", "control", "serve", "--state", str(state),
@@ -434,7 +438,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> None:
     started = time.monotonic()
     server = Server(state, args.profile_server)
     print(f"server up with {args.nodes} nodes in {time.monotonic() - started:.1f} s, "
-          f"{server.cpu_seconds():.1f} CPU s (compile + sign every netmap at start); {load()}")
+          f"{server.cpu_seconds():.1f} CPU s (compile every netmap at start); {load()}")
     rss_idle = server.rss_mib()
     fleet = Fleet(server.url, state, agents, args.workers, not args.no_deltas)
     names = [a.name for a in agents]
@@ -645,7 +649,13 @@ def main() -> None:
     if args.dense:
         args.pushes = args.direct_pushes = 0
     with tempfile.TemporaryDirectory() as tmp:
-        measure(args, Path(tmp))
+        try:
+            measure(args, Path(tmp))
+        finally:
+            for server in STARTED:
+                if server.proc.poll() is None:
+                    server.proc.kill()
+                    server.proc.wait(60)
 
 
 if __name__ == "__main__":
