@@ -100,6 +100,8 @@ def parse_alias(text: str, span: Span, diags: Diagnostics, *, position: str) -> 
         return _ipset(text, span, diags, position)
     if text.startswith("svc:"):
         return _service(text, span, diags, position)
+    if text.startswith("host:"):
+        return _host(text, span, diags, position)
     if _is_range_attempt(text):
         return _range(text, span, diags, position)
     if ADDRESS_LIKE.fullmatch(text):
@@ -108,8 +110,8 @@ def parse_alias(text: str, span: Span, diags: Diagnostics, *, position: str) -> 
     return HostRef(text, span)
 
 
-# Prefixes no IP address can start with ('g', 't', 'u', 'i', 's' are not hex digits).
-_NAMED = ("group:", "tag:", "autogroup:", "ipset:", "svc:")
+# Prefixes no IP address can start with ('g', 't', 'u', 'i', 's', 'h' are not hex digits).
+_NAMED = ("group:", "tag:", "autogroup:", "ipset:", "svc:", "host:")
 
 
 def _may_be_address(text: str) -> bool:
@@ -152,6 +154,17 @@ def _service(text: str, span: Span, diags: Diagnostics, position: str) -> Alias 
                     "(svc: then a DNS label: letters, digits and inner hyphens)")
         return None
     return ServiceRef(text, span)
+
+
+def _host(text: str, span: Span, diags: Diagnostics, position: str) -> Alias | None:
+    """`host:NAME` is the `hosts` entry NAME, as Tailscale writes it in IP sets and
+    grants (blog "New options for granular network policy", 2024: `"remove
+    host:prod"` in an ipset, `"dst": ["host:prod"]` in a grant)."""
+    name = text.removeprefix("host:")
+    if not GROUP_NAME.fullmatch(name):
+        diags.error("E116", span, f"{position}: invalid host name {text!r}")
+        return None
+    return HostRef(name, span)
 
 
 def _ipset(text: str, span: Span, diags: Diagnostics, position: str) -> Alias | None:

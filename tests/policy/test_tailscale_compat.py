@@ -322,6 +322,31 @@ def test_ipset_operations_apply_in_order(entries: list[str], inside: list[str],
         assert any(address in block for block in blocks) is expected, text
 
 
+def test_host_prefix_names_a_host_in_ipsets_and_rules() -> None:
+    """Tailscale's IP-sets announcement writes `"remove host:prod"` in an ipset and
+    `"dst": ["host:prod"]` in a grant: `host:NAME` is the hosts entry NAME."""
+    hosts = {"prod": "100.64.0.9", "lan": "10.2.3.0/24"}
+    ipsets = {"ipset:corp": ["add lan", "remove host:prod"],
+              "ipset:corp-bare": ["add lan", "remove prod"]}
+    prefixed = loaded(hosts=hosts, ipsets=ipsets, grants=[
+        {"src": ["group:dev"], "dst": ["host:prod"], "ip": ["22"]},
+        {"src": ["ipset:corp"], "dst": ["host:prod"], "ip": ["443"]}])
+    bare = loaded(hosts=hosts, ipsets=ipsets, grants=[
+        {"src": ["group:dev"], "dst": ["prod"], "ip": ["22"]},
+        {"src": ["ipset:corp-bare"], "dst": ["prod"], "ip": ["443"]}])
+    def maps(policy: Policy) -> object:
+        return {n: m.packet_filter for n, m in compile_policy(policy, SERVERS).netmaps.items()}
+    assert maps(prefixed) == maps(bare) and maps(prefixed)["srv"]
+    ev = ReferenceEvaluator(prefixed, SERVERS)
+    assert ev.address_alias_contains(IPSetRef("ipset:corp"), ipaddress.ip_address("10.2.3.4"))
+    assert not ev.address_alias_contains(IPSetRef("ipset:corp"),
+                                         ipaddress.ip_address("100.64.0.9"))
+    assert [d.code for d in errors(hosts=hosts, grants=[
+        {"src": ["group:dev"], "dst": ["host:nope"], "ip": ["22"]}])] == ["E106"]
+    assert [d.code for d in errors(grants=[
+        {"src": ["group:dev"], "dst": ["host:"], "ip": ["22"]}])] == ["E116"]
+
+
 @pytest.mark.parametrize(("entries", "code"), [
     (["remove 10.0.0.0/33"], "E110"),
     (["add autogroup:member"], "E114"),
