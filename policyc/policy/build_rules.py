@@ -55,11 +55,11 @@ def build_acl(r: Reader, value: JValue) -> AclRule | None:
         r.diags.error("E115", action.span, f'action="{action.value}" is not supported')
     sources = r.aliases(src, "src") if src is not None else ()
     destinations = _acl_destinations(r, dst) if dst is not None else ()
-    protocols = _acl_protocols(r, f.get("proto"), destinations)
+    protocols = _acl_protocols(r, _optional(f, "proto"), destinations)
     # A rule with errors is still returned (its good parts) so that validation
     # can report undefined names in it too; the policy as a whole is rejected.
     return AclRule("accept", sources, destinations, protocols,
-                   r.names(f.get("srcPosture"), "srcPosture"), obj.span)
+                   r.names(_optional(f, "srcPosture"), "srcPosture"), obj.span)
 
 
 def _acl_destinations(r: Reader, value: JValue) -> tuple[AclDestination, ...]:
@@ -95,13 +95,15 @@ def build_grant(r: Reader, value: JValue) -> GrantRule | None:
     f = r.fields(obj, "grant", GRANT_FIELDS, required=("src", "dst"))
     sources = r.aliases(f["src"], "src") if "src" in f else ()
     destinations = r.aliases(f["dst"], "dst") if "dst" in f else ()
-    ip = _ip_caps(r, f["ip"]) if "ip" in f else ()
-    app = build_app(r, f["app"]) if "app" in f else ()
-    via = _via(r, f["via"]) if "via" in f else ()
+    # Optional fields set to null are absent, as Go's decoder reads them (KB
+    # "Route filtering with Via": omit via "(or set it to [] or null)").
+    ip = _ip_caps(r, f["ip"]) if _present(f, "ip") else ()
+    app = build_app(r, f["app"]) if _present(f, "app") else ()
+    via = _via(r, f["via"]) if _present(f, "via") else ()
     if not has_items(f.get("ip")) and not has_items(f.get("app")):
         r.diags.error("E119", obj.span, "ip and app can not both be empty")
     return GrantRule(sources, destinations, ip, app, via,
-                     r.names(f.get("srcPosture"), "srcPosture"), obj.span)
+                     r.names(_optional(f, "srcPosture"), "srcPosture"), obj.span)
 
 
 def _ip_caps(r: Reader, value: JValue) -> tuple[IPCapability, ...]:
@@ -215,12 +217,17 @@ def build_ssh(r: Reader, value: JValue) -> SshRule | None:
     enforce = (r.boolean(f["enforceRecorder"], "enforceRecorder")
                if _present(f, "enforceRecorder") else False)
     return SshRule(action, sources, destinations, users, period, accept_env,
-                   r.names(f.get("srcPosture"), "srcPosture"), obj.span, recorder, enforce)
+                   r.names(_optional(f, "srcPosture"), "srcPosture"), obj.span, recorder, enforce)
 
 
 def _present(f: dict[str, JValue], key: str) -> bool:
     """A field given with a value other than JSON null."""
     return key in f and not isinstance(f[key], JNull)
+
+
+def _optional(f: dict[str, JValue], key: str) -> JValue | None:
+    """An optional field's value; JSON null is the field left out."""
+    return f[key] if _present(f, key) else None
 
 
 def _ssh_action(r: Reader, obj: JObject, value: JValue | None) -> str:

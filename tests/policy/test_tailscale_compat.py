@@ -322,6 +322,25 @@ def test_ipset_operations_apply_in_order(entries: list[str], inside: list[str],
         assert any(address in block for block in blocks) is expected, text
 
 
+def test_via_empty_or_null_is_no_via_and_only_tags_otherwise() -> None:
+    """KB "Route filtering with Via": omit `via` "(or set it to [] or null)" for any
+    router; "You can only use tags within the via field" (so not even `*`, which
+    Tailscale's 2024 announcement only used to explain the default)."""
+    grant = {"src": ["group:dev"], "dst": ["192.168.0.0/24"], "ip": ["22"]}
+    for via in ([], None):
+        policy = loaded(grants=[{**grant, "via": via}])
+        assert policy.grants is not None and policy.grants[0].via == ()
+    # Other optional rule fields set to null are left out too (Go's decoder).
+    assert not errors(grants=[{**grant, "srcPosture": None, "app": None},
+                              {"src": ["*"], "dst": ["tag:server"], "ip": None,
+                               "app": {"example.com/cap/x": [{}]}}],
+                      acls=[{"action": "accept", "src": ["*"], "dst": ["tag:server:22"],
+                             "proto": None, "srcPosture": None}])
+    for bad in ("*", "group:dev", "autogroup:tagged"):
+        [found] = errors(grants=[{**grant, "via": [bad]}])
+        assert found.code == "E119" and "via can only be a tag" in found.message
+
+
 def test_host_prefix_names_a_host_in_ipsets_and_rules() -> None:
     """Tailscale's IP-sets announcement writes `"remove host:prod"` in an ipset and
     `"dst": ["host:prod"]` in a grant: `host:NAME` is the hosts entry NAME."""
