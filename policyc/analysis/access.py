@@ -168,9 +168,7 @@ def _entry_boxes(entry: _Entry, sets: AliasSets, src: AddressSet,
     if isinstance(entry.destination, AutoGroupRef) and entry.destination.name == SELF:
         # The source must be an untagged node of the destination node's owner:
         # one box per owner with a node among the sources.
-        for owner in sets.owners_in(src):
-            owned = sets.owned[owner]
-            mine = _clip(owned, src)
+        for mine, owned in sets.self_parts(src):
             dst = owned if served is ALL else owned & served
             if mine and dst:
                 yield Box(mine, dst, entry.services, entry.ref)
@@ -226,6 +224,7 @@ class AliasSets:
         self.routes = self.resolver.all_routes
         self._cache: dict[tuple[str, str], AddressSet] = {}
         self._users: dict[tuple[int, IPNetwork], AddressSet] | None = None
+        self._self_parts: dict[int, tuple[AddressSet, list[tuple[AddressSet, AddressSet]]]] = {}
 
     def with_policy(self, policy: Policy) -> AliasSets:
         """The same inventory's sets for another policy, without rebuilding the indexes."""
@@ -234,6 +233,7 @@ class AliasSets:
         twin.resolver = self.resolver.with_policy(policy)
         twin._cache = {}
         twin._users = None
+        twin._self_parts = {}
         return twin
 
     def source(self, alias: Alias) -> AddressSet:
@@ -275,6 +275,18 @@ class AliasSets:
         nodes = self.resolver.nodes
         return sorted({owner for i in self.resolver.nodes_in(addrs)
                        if (owner := nodes[i].owner) is not None})
+
+    def self_parts(self, src: AddressSet) -> list[tuple[AddressSet, AddressSet]]:
+        """(the owner's addresses in `src`, all the owner's addresses) for each owner of
+        an untagged node in `src`, by owner. Memoised per source object: a dense policy's
+        dozens of `autogroup:member -> autogroup:self` rules share one source of
+        thousands of owners (the set is kept with its parts, so its id stays its own)."""
+        found = self._self_parts.get(id(src))
+        if found is None or found[0] is not src:
+            parts = [(_clip(self.owned[owner], src), self.owned[owner])
+                     for owner in self.owners_in(src)]
+            found = self._self_parts[id(src)] = (src, parts)
+        return found[1]
 
     def destination(self, alias: Alias) -> AddressSet:
         """The addresses `alias` includes in a `dst` (autogroup:self is the caller's)."""

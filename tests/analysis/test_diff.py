@@ -153,3 +153,22 @@ def test_machine_formats_carry_the_sets_and_markdown_escapes_names() -> None:
     markdown = render_markdown(diff)
     row = next(line for line in markdown.splitlines() if line.startswith("| + gained"))
     assert "`group:a\\|b'c`" in row and row.count(" | ") == 5
+
+
+def test_self_rules_from_different_sources_keep_their_own_owners() -> None:
+    """Self boxes are cut per source set once (AliasSets.self_parts): a rule from
+    alice must not inherit the owners of a rule from every member."""
+    policy = load(json.dumps({"acls": [
+        {"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self:22"]},
+        {"action": "accept", "src": ["alice@acme.example"], "dst": ["autogroup:self:443"]},
+        {"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self:80"]},
+    ]}))
+    inventory = _inventory()
+    access = policy_access(policy, inventory)
+    ev = ReferenceEvaluator(policy, inventory)
+    addresses = [ip for n in inventory for ip in n.ips]
+    for src in addresses:
+        for dst in addresses:
+            for port in (22, 80, 443):
+                assert access.rules_for(src, dst, 6, port) == \
+                    ev.allowing_rules(src, dst, 6, port), (src, dst, port)
