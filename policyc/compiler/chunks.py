@@ -14,6 +14,7 @@ take a key value, as `bisect` does with `key=`.
 from __future__ import annotations
 
 import bisect
+import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import accumulate, chain
 from typing import Any, Generic, TypeVar
@@ -59,10 +60,10 @@ class Chunks(Generic[T]):
                 return False
             if self._chunks == other._chunks:  # shared chunks compare by identity
                 return True
-            other = other.flat()
-        if not isinstance(other, tuple):
+        elif not isinstance(other, tuple):
             return NotImplemented
-        return len(self) == len(other) and self.flat() == other
+        # Item by item, stopping at the first difference (no flat copies made).
+        return len(self) == len(other) and all(map(operator.eq, self, other))
 
     def __hash__(self) -> int:
         return hash(self.flat())  # as the tuple's
@@ -139,12 +140,21 @@ class Chunks(Generic[T]):
         if not chunks:
             return Chunks.of(new, self._key)
         (a, i), (b, j) = lo, hi
-        removed = sum(map(len, chunks[a:b])) - i + j
+        removed = (sum(map(len, chunks[a:b])) if b > a else 0) - i + j
         merged = chunks[a][:i] + new + chunks[b][j:]
         pieces = _split(merged) if len(merged) > 2 * CHUNK else ((merged,) if merged else ())
-        return Chunks(chunks[:a] + pieces + chunks[b + 1:],
-                      self._heads[:a] + _heads(pieces, self._key) + self._heads[b + 1:],
+        return Chunks(_replaced(chunks, a, b, pieces),
+                      _replaced(self._heads, a, b, _heads(pieces, self._key)),
                       self._key, self._len - removed + len(new))
+
+
+def _replaced(items: tuple[Any, ...], a: int, b: int, new: tuple[Any, ...]) -> tuple[Any, ...]:
+    """`items` with items[a:b + 1] replaced by `new`, in one copy when `new` is one item."""
+    if len(new) == 1 and a == b:
+        out = list(items)
+        out[a] = new[0]
+        return tuple(out)
+    return items[:a] + new + items[b + 1:]
 
 
 def _split(items: tuple[T, ...]) -> tuple[tuple[T, ...], ...]:

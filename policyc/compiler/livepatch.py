@@ -458,23 +458,8 @@ def _patch_atoms(stage: LiveStage, slot: int, o: Node, n: Node
                 atom.texts = atom.src_key = None
                 changed.add(key)
         elif (m_old or m_new) and not (m_old and m_new and o.ips == n.ips):
-            families, edits = atom.families(), list[PointEdit]()
-            if m_old:
-                families = edit_families(families, o_points, False, edits)
-            if m_new:
-                families = edit_families(families, n_points, True, edits)
-            if atom.texts is not None:
-                atom.texts = patch_texts(atom.texts, edits, r.texts)
-                atom.src_key = SrcKey(atom.texts)
-            if atom.parts is not None:
-                atom.parts = patch_parts(*atom.parts, edits)
-            atom.set_families(families)
-            r._cache.pop(key, None)  # the resolver reads the atom's set when asked
-            r.kept[key] = atom
+            _edit_identity(atom, r, o_points if m_old else [], n_points if m_new else [], near)
             changed.add(key)
-            for edit in edits:
-                near.append(_family(edit.old_near, edit.v6))
-                near.append(_family(edit.new_near, edit.v6))
         if _set_bit(atom, bit, sends, routes, stage.exit_bits, member) or key in changed:
             flipped.add(id(atom))
     sensitive: set[int] = set()
@@ -491,6 +476,29 @@ def _patch_atoms(stage: LiveStage, slot: int, o: Node, n: Node
     region = union_all(near) if near else EMPTY
     return (changed, sensitive, bits_of(r.nodes_in(region) + r.routers_overlapping(region)),
             flipped)
+
+
+def _edit_identity(atom: Atom, r: Resolver, removed: list[tuple[int, bool]],
+                   added: list[tuple[int, bool]], near: list[AddressSet]) -> None:
+    """E's addresses out of (`removed`) and into (`added`) an identity alias's set,
+    its SrcIPs texts and its DstPorts prefixes (those made), spliced locally; the
+    intervals around each address before and after go to `near`."""
+    families, edits = atom.families(), list[PointEdit]()
+    if removed:
+        families = edit_families(families, removed, False, edits)
+    if added:
+        families = edit_families(families, added, True, edits)
+    if atom.texts is not None:
+        atom.texts = patch_texts(atom.texts, edits, r.texts)
+        atom.src_key = SrcKey(atom.texts)
+    if atom.parts is not None:
+        atom.parts = patch_parts(*atom.parts, edits)
+    atom.set_families(families)
+    r._cache.pop(atom.key, None)  # the resolver reads the atom's set when asked
+    r.kept[atom.key] = atom
+    for edit in edits:
+        near.append(_family(edit.old_near, edit.v6))
+        near.append(_family(edit.new_near, edit.v6))
 
 
 def _matcher(stage: LiveStage) -> AtomMatcher:
