@@ -67,9 +67,11 @@ class AccessMap:
     def to_json(self) -> dict[str, Any]:
         """The page's data. Cells are `[row, col, full, some]`, `full` and `some`
         indexes into `services`. A cell's rules are not stored with it: they are the
-        union over its row's `rowSources` of `sourceRules[source][col]`, an index
-        into `ruleLists`, whose entries index `rules` (so the page is O(rows x
-        sources + sources x columns + rules), not O(cells x rules))."""
+        union over its row's sources of `sourceRules[source][col]`, an index into
+        `ruleLists`, whose entries index `rules` (so the page is O(rows x sources +
+        sources x columns + rules), not O(cells x rules)). A row's sources, ascending,
+        are written as gaps (`rowSources`: the first, then each minus the one before):
+        a user's hundred groups are small numbers apart."""
         services: dict[Services, int] = {EMPTY_SERVICES: 0}
         cells = [[r, c, services.setdefault(cell.full, len(services)),
                   services.setdefault(cell.some, len(services))]
@@ -85,10 +87,14 @@ class AccessMap:
                          for s in services],
             "rules": [_rule_json(ref) for ref in self.rules],
             "ruleLists": [list(bits(mask)) for mask in lists],
-            "rowSources": [list(sources) for sources in self.row_sources],
+            "rowSources": [_gaps(sources) for sources in self.row_sources],
             "sourceRules": source_rules,
             "cells": cells,
         }
+
+
+def _gaps(ascending: tuple[int, ...]) -> list[int]:
+    return [b - a for a, b in zip((0, *ascending), ascending, strict=False)]
 
 
 def _endpoint_json(e: Endpoint) -> dict[str, Any]:

@@ -42,8 +42,9 @@ td.open { outline: 2px solid #1d2330; }
 # The data (see AccessMap.to_json): rows are lists of sources with equal cells,
 # cells are [row, col, full, some] with `full`/`some` indexes into `services`.
 # A cell's rules are worked out only when it is opened (click, or the URL's
-# `#SOURCE -> DESTINATION`) or hovered: the union over its row's `rowSources`
-# of `ruleLists[sourceRules[source][col]]`, positions in `rules`.
+# `#SOURCE -> DESTINATION`) or hovered: the union over its row's sources
+# (`rowSources`, as gaps: the first, then each one's distance from the one
+# before) of `ruleLists[sourceRules[source][col]]`, positions in `rules`.
 SCRIPT = r"""
 "use strict";
 const data = JSON.parse(document.getElementById("access-data").textContent);
@@ -120,7 +121,9 @@ function build() {
 
 function cellRules(cell) {
   const found = new Set();
-  data.rowSources[cell[0]].forEach(source => {
+  let source = 0;
+  data.rowSources[cell[0]].forEach(gap => {
+    source += gap;
     const list = data.sourceRules[source][String(cell[1])];
     if (list !== undefined) data.ruleLists[list].forEach(k => found.add(k));
   });
