@@ -48,12 +48,13 @@ class Owners:
     _by_name: dict[str, tuple[PeerOwner, bytes]]
 
     def __init__(self, inventory: Inventory, previous: Owners | None = None) -> None:
-        # Each Peer's canonical JSON, by the object's identity (the object is kept with
-        # it, so its id is not reused): the index shares most Peer objects between the
-        # netmaps of one change and the next, and on a dense tailnet encoding each
-        # netmap's thousand peers afresh was most of encoding it.
-        self._peers: dict[int, tuple[Peer, bytes]] = {}
-        self._earlier = previous._peers if previous is not None else {}
+        # Each Peer's canonical JSON, by the object's identity (the objects are kept in
+        # `_pinned`, so an id is not reused while it is a key): the index shares most
+        # Peer objects between the netmaps of one change and the next, and on a dense
+        # tailnet encoding each netmap's thousand peers afresh was most of encoding it.
+        self._peer_bytes: dict[int, bytes] = {}
+        self._pinned: list[Peer] = []
+        self._earlier = previous._peer_bytes if previous is not None else {}
         old = previous._by_name if previous is not None else {}
         by_name: dict[str, tuple[PeerOwner, bytes]] = {}
         for node in inventory:
@@ -68,16 +69,17 @@ class Owners:
     def encode(self, netmap: NodeNetmap) -> EncodedNetmap:
         entries = self._entries(netmap)
         return EncodedNetmap(netmap, tuple(e[0] for e in entries),
-                             b"[" + b",".join(e[1] for e in entries) + b"]", self.peer_json)
+                             b"[" + b",".join(e[1] for e in entries) + b"]",
+                             self.peers_json(netmap.peers))
 
-    def peer_json(self, peer: Peer) -> bytes:
-        entry = self._peers.get(id(peer))
-        if entry is None:
-            entry = self._earlier.get(id(peer))
-            if entry is None:
-                entry = (peer, canonical_json(peer.to_json()))
-            self._peers[id(peer)] = entry
-        return entry[1]
+    def peers_json(self, peers: tuple[Peer, ...]) -> bytes:
+        """canonical_json of the peers list, from each peer's cached JSON."""
+        cache = self._peer_bytes
+        for peer in peers:
+            if id(peer) not in cache:
+                self._pinned.append(peer)
+                cache[id(peer)] = self._earlier.get(id(peer)) or canonical_json(peer.to_json())
+        return b"[" + b",".join(map(cache.__getitem__, map(id, peers))) + b"]"
 
     def forget_earlier(self) -> None:
         """Drop the previous change's cache (once this change is installed)."""

@@ -35,7 +35,7 @@ from policyc.netmap import NodeNetmap
 from policyc.policy.load import load_policy_text
 from policyc.policy.model import Policy
 from policyc.protocol.codec import canonical_json
-from policyc.protocol.delta import delta_payload, netmap_changes, sign_delta
+from policyc.protocol.delta import SourcesMemo, delta_payload, netmap_changes, sign_delta
 from policyc.protocol.envelope import EncodedNetmap, PeerOwner, sign_payload
 from policyc.protocol.removal import RemovalNotice, sign_removal
 
@@ -160,6 +160,7 @@ class Tailnet:
         # changed. A changed one gets a new version and a delta from its previous one;
         # its full envelope is signed only when its node asks (see full_envelope).
         held = dict(self.view.held)
+        memo: SourcesMemo = {}  # for this change's deltas (see netmap_changes)
         changed: list[str] = []
         stored_counter = self.store.counter("netmap_version")
         next_version = stored_counter + 1
@@ -173,7 +174,7 @@ class Tailnet:
                                                  netmap_digest=digest)
                 next_version += 1
                 changed.append(name)
-                held[name] = self._held(record, encoded, live, now, held.get(name))
+                held[name] = self._held(record, encoded, live, now, held.get(name), memo)
             elif name not in held:
                 held[name] = self._held(record, encoded, live, now, None)
         counter = max(next_version - 1, self._retired_version(active, records, now) + 1)
@@ -204,7 +205,7 @@ class Tailnet:
         return max(itertools.chain(gone, expired), default=0)
 
     def _held(self, record: NodeRecord, encoded: EncodedNetmap, live: StoredPolicy,
-              now: float, previous: Held | None) -> Held:
+              now: float, previous: Held | None, memo: SourcesMemo | None = None) -> Held:
         """The node's netmap at its (new) version, with the signed delta from
         `previous` when the node may apply one (same key, expressible change)."""
         netmap = encoded.netmap
@@ -214,7 +215,8 @@ class Tailnet:
         if previous is None or previous.key != record.node_key or \
                 previous.version >= record.netmap_version:
             return held
-        changes = netmap_changes(previous.netmap, previous.owners, netmap, encoded.owners)
+        changes = netmap_changes(previous.netmap, previous.owners, netmap, encoded.owners,
+                                 memo)
         if changes is None:
             return held
         payload = delta_payload(record.name, record.node_key, previous.version,

@@ -11,14 +11,13 @@ the bytes it parses.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import nacl.exceptions
 from nacl.signing import SigningKey, VerifyKey
 
-from policyc.netmap import NodeNetmap, Peer
+from policyc.netmap import NodeNetmap
 from policyc.protocol.codec import (
     SIGNATURE_BYTES,
     ProtocolError,
@@ -30,8 +29,6 @@ from policyc.protocol.codec import (
     parse_object,
     string_list,
 )
-
-PeerJson = Callable[[Peer], bytes]  # canonical_json(peer.to_json()), perhaps cached
 
 ENVELOPE_FORMAT = 1
 SIGNATURE_CONTEXT = b"policyc netmap envelope v1\n"
@@ -115,19 +112,19 @@ class EncodedNetmap:
     __slots__ = ("_fields", "_owners", "netmap", "owners")
 
     def __init__(self, netmap: NodeNetmap, owners: tuple[PeerOwner, ...],
-                 owners_json: bytes | None = None, peer_json: PeerJson | None = None) -> None:
-        """`owners_json`: canonical_json of the owners list, when the caller has it
-        (control keeps each owner's JSON between changes); `peer_json`: gives each
-        peer's canonical JSON (control's cache: on a dense tailnet most Peer objects
-        are shared by hundreds of netmaps)."""
+                 owners_json: bytes | None = None, peers_json: bytes | None = None) -> None:
+        """`owners_json`, `peers_json`: canonical_json of the owners list and of the
+        netmap's peers, when the caller has them (control keeps each owner's JSON
+        between changes, and each peer's: on a dense tailnet most Peer objects are
+        shared by hundreds of netmaps)."""
         self.netmap = netmap
         self.owners = owners
-        if peer_json is None:
+        if peers_json is None:
             self._fields = {k: canonical_json(v) for k, v in netmap.to_json().items()}
         else:
             self._fields = {k: canonical_json(v)
                             for k, v in NodeNetmap.to_json(replace(netmap, peers=())).items()}
-            self._fields["peers"] = b"[" + b",".join(map(peer_json, netmap.peers)) + b"]"
+            self._fields["peers"] = peers_json
         self._owners = (canonical_json([o.to_json() for o in owners]) if owners_json is None
                         else owners_json)
 

@@ -16,6 +16,7 @@ from policyc.netmap import CapGrant, FilterRule, NetPortRange, NodeNetmap, Peer,
 from policyc.protocol import NetmapEnvelope, ProtocolError, sign_netmap, verify_netmap
 from policyc.protocol.codec import b64encode, canonical_json
 from policyc.protocol.delta import (
+    SourcesMemo,
     apply_delta,
     delta_payload,
     netmap_changes,
@@ -99,6 +100,9 @@ def test_base_plus_delta_is_the_full_netmap(old: NodeNetmap, new: NodeNetmap,
     old_owners, new_owners = owners_of(old, old_users), owners_of(new, new_users)
     changes = netmap_changes(old, old_owners, new, new_owners)
     assert changes is not None  # these netmaps follow the format's ordering rules
+    memo: SourcesMemo = {}  # control's, shared by a change's netmaps: hits give the same
+    assert netmap_changes(old, old_owners, new, new_owners, memo) == changes
+    assert netmap_changes(old, old_owners, new, new_owners, memo) == changes
     base = envelope(old, old_owners, 5)
     delta = verify_delta(signed_delta(changes), PINNED, node_key=KEY, base=5)
     got = apply_delta(base, delta)
