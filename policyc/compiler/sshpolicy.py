@@ -40,7 +40,15 @@ from typing import Any
 
 from policyc.compiler.resolve import SELF, Resolver
 from policyc.policy.build_rules import localpart_domain
-from policyc.policy.model import HostRef, IPAddress, Policy, PrefixAlias, SshRule, TagRef
+from policyc.policy.model import (
+    HostRef,
+    IPAddress,
+    Policy,
+    PrefixAlias,
+    SshRule,
+    TagRef,
+    UserRef,
+)
 
 NONROOT = "autogroup:nonroot"
 # The URL a check rule delegates to when no control server is configured: the
@@ -79,7 +87,8 @@ class _ResolvedRule:
     tagged: list[dict[str, str]]  # principals of tagged source nodes, once per tag
     everyone: list[dict[str, str]]  # every user's principals, then the tagged ones
     to_self: bool  # autogroup:self is a destination
-    destinations: frozenset[int]  # nodes named by the other destinations
+    destinations: frozenset[int]  # nodes named by the other destinations (not users)
+    user_destinations: frozenset[int]  # nodes of the users named as destinations
     has_other_destinations: bool
     ssh_users: dict[str, str]
     has_localpart: bool  # a `localpart:*@DOMAIN` user: rules split per source user
@@ -114,11 +123,18 @@ class SshCompiler:
         for rule in self.rules:
             if not rule.sources:
                 continue
-            if rule.to_self and owner is not None and owner in rule.by_user:
-                _emit(out, rule, rule.by_user[owner], owner)
+            mine = rule.by_user.get(owner) if owner is not None else None
+            if rule.to_self and mine:
+                _emit(out, rule, mine, owner)
             if not rule.has_other_destinations:
                 continue
-            if index in rule.destinations:
+            if index in rule.user_destinations and index not in rule.destinations:
+                # A user-owned device named as a user: only its owner's own devices
+                # (SSH into another user's device is never allowed; autogroup
+                # sources beside the user add nothing). Once, if self already did.
+                if mine and not rule.to_self:
+                    _emit(out, rule, mine, owner)
+            elif index in rule.destinations:
                 if rule.has_localpart:
                     for user in rule.users:
                         _emit(out, rule, rule.by_user[user], user)
@@ -151,7 +167,10 @@ class SshCompiler:
                     users.append(node.owner)
                 by_user.setdefault(node.owner, []).append(i)
         others = [d for d in rule.destinations if str(d) != SELF]
-        destinations = {i for d in others for i in r.alias_nodes(d)}
+        destinations = {i for d in others if not isinstance(d, UserRef)
+                        for i in r.alias_nodes(d)}
+        user_destinations = {i for d in others if isinstance(d, UserRef)
+                             for i in r.alias_nodes(d)}
         domains = {d for u in rule.users if (d := localpart_domain(u)) is not None}
         principals = {u: _principals(nodes, r) for u, nodes in by_user.items()}
         return _ResolvedRule(
@@ -163,6 +182,7 @@ class SshCompiler:
             everyone=[p for user in users for p in principals[user]] + tagged,
             to_self=any(str(d) == SELF for d in rule.destinations),
             destinations=frozenset(destinations),
+            user_destinations=frozenset(user_destinations),
             has_other_destinations=bool(others),
             ssh_users=users_map(rule.users),
             has_localpart=bool(domains),

@@ -82,17 +82,38 @@ def _is_tagged(alias: Alias) -> bool:
     return isinstance(alias, TagRef) or _is(alias, "autogroup:tagged")
 
 
+# Sources SaaS takes beside a user destination, or beside autogroup:self, without
+# a tag among them: davidpius95/guildcloud-console applied (API, 2026-08-07) ssh
+# rules `src: [autogroup:member, autogroup:admin, USER] -> dst: [USER, ...]` and
+# `src: [autogroup:member, autogroup:admin, autogroup:tagged] -> dst:
+# [autogroup:self, autogroup:tagged]`; the compiler gives a user-owned device
+# only its owner's own devices as principals, so the extra sources add nothing.
+USER_DST_AUTOGROUPS = frozenset({"autogroup:member"}) | frozenset(
+    {"autogroup:admin", "autogroup:owner", "autogroup:it-admin", "autogroup:network-admin",
+     "autogroup:billing-admin", "autogroup:auditor"})
+
+
+def _same_user_source(source: Alias, login: str) -> bool:
+    return (isinstance(source, UserRef) and source.login == login) or (
+        isinstance(source, AutoGroupRef) and source.name in USER_DST_AUTOGROUPS)
+
+
 def _check_ssh(policy: Policy, rule: SshRule, diags: Diagnostics) -> None:
     _check_recorders(policy, rule, diags)
-    tagged_source = any(_is_tagged(s) for s in rule.sources)
+    tag_source = any(isinstance(s, TagRef) for s in rule.sources)
+    tagged_source = tag_source or any(_is(s, "autogroup:tagged") for s in rule.sources)
     for dst in rule.destinations:
         user_owned = isinstance(dst, UserRef) or _is(dst, "autogroup:self") or _is(
             dst, "autogroup:member")
-        if tagged_source and user_owned:
+        # autogroup:tagged beside autogroup:self was applied by SaaS (above); an
+        # explicit tag there is refused (tailscale/tailscale#10374, the KB).
+        refused = tag_source if _is(dst, "autogroup:self") else tagged_source
+        if refused and user_owned:
             diags.error("E120", dst.span,
                         f'ssh dst "{dst}": tags in SSH source cannot access user-owned devices')
-        elif isinstance(dst, UserRef) and not all(
-                isinstance(s, UserRef) and s.login == dst.login for s in rule.sources):
+        elif isinstance(dst, UserRef) and not (
+                all(_same_user_source(s, dst.login) for s in rule.sources)
+                and any(isinstance(s, UserRef) for s in rule.sources)):
             # SaaS's message (quoted in juanfont/headscale#3010); the KB: a user
             # dst only "if the source contains only the same named user".
             diags.error("E120", dst.span,

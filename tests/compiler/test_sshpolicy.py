@@ -166,3 +166,28 @@ def test_domain_wildcards_must_name_the_tailnets_domain() -> None:
     assert domain_errors("bob@example.com", "localpart:*@*", tailnet) == ["E109"]
     # Without users (roles) the tailnet's domain is unknown: nothing to judge.
     assert domain_errors("user:*@example.org", "root", INVENTORY) == []
+
+
+def test_user_destination_gets_only_its_owners_devices_as_principals() -> None:
+    """SaaS applied `src: [autogroup:member, autogroup:admin, USER] -> dst: [USER, ...]`
+    (davidpius95/guildcloud-console); Tailscale never lets one user SSH into another
+    user's device, so USER's devices get USER's own devices as principals, not
+    every member's, and the member/role sources add nothing there."""
+    users = ["root"]
+    maps = netmaps(ssh=[{"action": "accept", "users": users,
+                         "src": ["autogroup:member", "alice@example.com"],
+                         "dst": ["alice@example.com", "tag:server"]}])
+    alice = {"100.64.0.1", "100.64.0.2"}
+    for name in ("alice-laptop", "alice-phone"):
+        [rule] = rules_of(maps, name)
+        assert {p["nodeIP"] for p in rule["principals"]} >= alice
+        assert "100.64.0.3" not in {p["nodeIP"] for p in rule["principals"]}  # bob
+    [server] = rules_of(maps, "server")  # a tag destination takes every source
+    assert "100.64.0.3" in {p["nodeIP"] for p in server["principals"]}
+    assert rules_of(maps, "bob-laptop") == []
+    # With autogroup:self beside it, the owner's rule appears once, not twice.
+    maps = netmaps(ssh=[{"action": "accept", "users": users,
+                         "src": ["autogroup:member", "alice@example.com"],
+                         "dst": ["alice@example.com", "autogroup:self"]}])
+    assert len(rules_of(maps, "alice-laptop")) == 1
+    assert len(rules_of(maps, "bob-laptop")) == 1  # bob's own devices, by self

@@ -135,17 +135,24 @@ def test_ssh_source_destination_rules(rule: str) -> None:
 
 # Decided with evidence (docs/policy-reference.md, Compatibility notes): the KB
 # allows autogroup:self only "if the source contains only users or groups" and
-# a user dst only "if the source contains only the same named user".
+# a user dst only "if the source contains only the same named user"; SaaS
+# applied two wider shapes (davidpius95/guildcloud-console, tests/corpus), kept
+# apart below: autogroup:tagged beside autogroup:self, and member/role
+# autogroups beside the destination user itself.
 @pytest.mark.parametrize(("rule", "message"), [
-    ('"src": ["autogroup:tagged"], "dst": ["autogroup:self"]',
+    ('"src": ["tag:web"], "dst": ["autogroup:self"]',
      "tags in SSH source cannot access user-owned devices"),
     ('"src": ["a@x.com", "tag:web"], "dst": ["autogroup:self"]',
+     "tags in SSH source cannot access user-owned devices"),
+    ('"src": ["autogroup:tagged"], "dst": ["a@x.com"]',
      "tags in SSH source cannot access user-owned devices"),
     ('"src": ["autogroup:member"], "dst": ["a@x.com"]',
      "users in dst are only allowed from the same user"),
     ('"src": ["autogroup:admin"], "dst": ["a@x.com"]',
      "users in dst are only allowed from the same user"),
-    ('"src": ["a@x.com", "autogroup:owner"], "dst": ["a@x.com"]',
+    ('"src": ["a@x.com", "group:dev"], "dst": ["a@x.com"]',
+     "users in dst are only allowed from the same user"),
+    ('"src": ["a@x.com", "b@x.com"], "dst": ["a@x.com"]',
      "users in dst are only allowed from the same user"),
 ])
 def test_ssh_user_owned_destinations_need_user_sources(rule: str, message: str) -> None:
@@ -154,6 +161,19 @@ def test_ssh_user_owned_destinations_need_user_sources(rule: str, message: str) 
     assert len(found) == 1 and message in found[0].message, found
     destination = rule.rsplit('"dst": [', 1)[1].rstrip("]")
     assert found[0].span.text == destination  # located at the destination
+
+
+@pytest.mark.parametrize("rule", [
+    '"src": ["autogroup:member", "autogroup:admin", "autogroup:tagged"],'
+    ' "dst": ["autogroup:self", "autogroup:tagged"]',
+    '"src": ["autogroup:member", "autogroup:admin", "a@x.com"],'
+    ' "dst": ["autogroup:tagged", "a@x.com", "autogroup:self"]',
+    '"src": ["a@x.com", "autogroup:owner"], "dst": ["a@x.com"]',
+])
+def test_ssh_shapes_saas_applied_are_accepted(rule: str) -> None:
+    """davidpius95/guildcloud-console's two SSH rules, applied through the API."""
+    body = f'"ssh": [{{"action": "accept", {rule}, "users": ["root"]}}]'
+    assert [c for c in codes(USES + body) if c.startswith("E")] == []
 
 
 def test_ssh_user_may_reach_own_devices() -> None:
