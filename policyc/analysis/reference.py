@@ -696,13 +696,21 @@ def ssh_user_matches(pattern: str, user: str, src: Node) -> bool:
     return pattern == user
 
 
+def _ssh_owner_ok(destination: Alias, src: Node, dst: Node) -> bool:
+    """A user named as an SSH destination is reached from that user's own devices
+    only (as the compiler lays it out: SSH into another user's device is never
+    allowed, and SaaS accepts member/role sources beside the user)."""
+    return not isinstance(destination, UserRef) or (
+        not src.tags and src.owner is not None and src.owner == dst.owner)
+
+
 def ssh_verdict(evaluator: ReferenceEvaluator, src: Node, dst: Node, user: str) -> SshVerdict:
     """First-match evaluation of the `ssh` rules for `src` -> `dst` as `user`."""
     for index, rule in enumerate(evaluator.policy.ssh):
         if not any(evaluator.source_contains(a, ip) for a in rule.sources for ip in src.ips):
             continue
-        if not any(evaluator.destination_contains(a, s, d) for a in rule.destinations
-                   for s in src.ips for d in dst.ips):
+        if not any(evaluator.destination_contains(a, s, d) and _ssh_owner_ok(a, src, dst)
+                   for a in rule.destinations for s in src.ips for d in dst.ips):
             continue
         if any(ssh_user_matches(p, user, src) for p in rule.users):
             return SshVerdict(rule.action, index, rule.span)

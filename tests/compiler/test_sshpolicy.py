@@ -12,6 +12,7 @@ from typing import Any
 
 from strategies import node
 
+from policyc.analysis.reference import ReferenceEvaluator, ssh_verdict
 from policyc.compiler.compiler import compile_policy
 from policyc.compiler.crosscheck import check_tailnet_domains
 from policyc.compiler.nodes import Inventory, User
@@ -182,6 +183,15 @@ def test_user_destination_gets_only_its_owners_devices_as_principals() -> None:
         [rule] = rules_of(maps, name)
         assert {p["nodeIP"] for p in rule["principals"]} >= alice
         assert "100.64.0.3" not in {p["nodeIP"] for p in rule["principals"]}  # bob
+    # The reference evaluator (sshTests) agrees: bob reaches the server, not alice.
+    policy, _ = load_policy_text(json.dumps({"tagOwners": TAG_OWNERS, "ssh": [
+        {"action": "accept", "users": users, "src": ["autogroup:member", "alice@example.com"],
+         "dst": ["alice@example.com", "tag:server"]}]}))
+    ev = ReferenceEvaluator(policy, INVENTORY)
+    by_name = {n.name: n for n in INVENTORY.nodes}
+    assert ssh_verdict(ev, by_name["alice-phone"], by_name["alice-laptop"], "root").action
+    assert ssh_verdict(ev, by_name["bob-laptop"], by_name["alice-laptop"], "root").action is None
+    assert ssh_verdict(ev, by_name["bob-laptop"], by_name["server"], "root").action
     [server] = rules_of(maps, "server")  # a tag destination takes every source
     assert "100.64.0.3" in {p["nodeIP"] for p in server["principals"]}
     assert rules_of(maps, "bob-laptop") == []
