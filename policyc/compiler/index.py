@@ -46,11 +46,12 @@ vanishing with an empty set, a changed multi-source set), keeps the merged
 groups none of whose aliases changed, and derives the changed netmaps
 structurally (`livepatch.patch`). The cyclic collector is paused while an event
 is applied and while `Changes` makes its records (what they keep is acyclic; see
-collector.py). Groups' SrcIPs texts and prefixes are patched in chunks
-(chunks.py). Cost at 10k dense, where a join changes ~9,200 netmaps: ~65-70 ms
-CPU under load for the changed set and grouped deltas, most of it splicing ~100
-groups' address sets (O(group size) copies each), refreshing and re-merging
-their rules; docs/performance.md has the figures. Events that change a node's
+collector.py). Groups' address sets (as intervals), SrcIPs texts and prefixes
+are patched in chunks (chunks.py), and only the aliases naming the event's node
+are looked at (livematch.py). Cost at 10k dense, where a join changes ~9,200
+netmaps: ~20-35 ms CPU for the changed set and grouped deltas, spread over
+splicing the ~110 groups a user is in, refreshing ~330 units and re-merging
+~140 groups of rules; docs/performance.md has the figures. Events that change a node's
 approved routes or exit approval, policies with `via` grants, node addresses
 inside approved routes or in Internet space, and policies where two rules'
 destinations only together cover the Internet are applied by rebuilding over

@@ -32,7 +32,7 @@ from policyc.compiler.addrpatch import (
     patch_parts,
     patch_texts,
 )
-from policyc.compiler.addrset import EMPTY, AddressSet, union_all
+from policyc.compiler.addrset import AddressSet, Interval, merge
 from policyc.compiler.grants import SelfPart, UnitCompiler, is_self
 from policyc.compiler.internet import INTERNET
 from policyc.compiler.livematch import AtomMatcher
@@ -423,7 +423,7 @@ def _patch_atoms(stage: LiveStage, slot: int, o: Node, n: Node
     routes = r.node_routes[slot]
     changed: set[tuple[str, str]] = set()
     flipped: set[int] = set()
-    near: list[AddressSet] = []
+    near: tuple[list[Interval], list[Interval]] = ([], [])  # per family, merged once
     matcher = _matcher(stage)
     was, now = matcher.named(o), matcher.named(n)
     # An identity atom naming E neither before nor after keeps its set, texts and
@@ -442,7 +442,8 @@ def _patch_atoms(stage: LiveStage, slot: int, o: Node, n: Node
                 stage._set_bits(atom)
                 changed.add(key)
                 flipped.add(id(atom))
-                near.append(addrs)
+                near[0].extend(addrs.v4)
+                near[1].extend(addrs.v6)
                 continue
             m_old = m_new = None  # not an identity alias: same addresses, maybe other text
         elif alias is not None:
@@ -473,16 +474,17 @@ def _patch_atoms(stage: LiveStage, slot: int, o: Node, n: Node
     for atom in (stage.all_atom, stage.internet_atom):
         if _set_bit(atom, bit, sends, routes, stage.exit_bits):
             flipped.add(id(atom))
-    region = union_all(near) if near else EMPTY
+    region = AddressSet(merge(near[0]), merge(near[1]))
     return (changed, sensitive, bits_of(r.nodes_in(region) + r.routers_overlapping(region)),
             flipped)
 
 
 def _edit_identity(atom: Atom, r: Resolver, removed: list[tuple[int, bool]],
-                   added: list[tuple[int, bool]], near: list[AddressSet]) -> None:
+                   added: list[tuple[int, bool]], near: tuple[list[Interval], list[Interval]]
+                   ) -> None:
     """E's addresses out of (`removed`) and into (`added`) an identity alias's set,
     its SrcIPs texts and its DstPorts prefixes (those made), spliced locally; the
-    intervals around each address before and after go to `near`."""
+    intervals around each address before and after go to `near` (v4, v6)."""
     families, edits = atom.families(), list[PointEdit]()
     if removed:
         families = edit_families(families, removed, False, edits)
@@ -497,8 +499,8 @@ def _edit_identity(atom: Atom, r: Resolver, removed: list[tuple[int, bool]],
     r._cache.pop(atom.key, None)  # the resolver reads the atom's set when asked
     r.kept[atom.key] = atom
     for edit in edits:
-        near.append(_family(edit.old_near, edit.v6))
-        near.append(_family(edit.new_near, edit.v6))
+        near[1 if edit.v6 else 0].extend(edit.old_near)
+        near[1 if edit.v6 else 0].extend(edit.new_near)
 
 
 def _matcher(stage: LiveStage) -> AtomMatcher:
@@ -507,10 +509,6 @@ def _matcher(stage: LiveStage) -> AtomMatcher:
     if matcher is None or matcher.size != len(stage.atoms):
         matcher = stage.matcher = AtomMatcher(stage.atoms, stage.r)
     return matcher
-
-
-def _family(intervals: tuple[tuple[int, int], ...], v6: bool) -> AddressSet:
-    return AddressSet((), intervals) if v6 else AddressSet(intervals, ())
 
 
 def _set_bit(atom: Atom, bit: int, sends: AddressSet, routes: AddressSet, exits: int,

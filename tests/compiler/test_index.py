@@ -389,6 +389,24 @@ def test_a_capgrant_to_a_group_names_the_device_that_joined_it() -> None:
     assert {"phone", "web"} <= changes.names
 
 
+def test_a_neighbour_whose_prefix_splits_when_a_node_leaves_is_reported() -> None:
+    """web1 and web2 are adjacent: tag:web is written 100.64.0.2/31 in each one's
+    filter; when web1 leaves, web2's entry becomes 100.64.0.3 though the two never
+    were peers (only the nodes next to the leaving address see that)."""
+    text = """{
+      "groups": {"group:eng": ["alice@example.com"]},
+      "tagOwners": {"tag:web": ["alice@example.com"]},
+      "acls": [{"action": "accept", "src": ["group:eng"], "dst": ["tag:web:22"]}],
+    }"""
+    index = PolicyIndex.build(load(text), Inventory.of([
+        node("laptop", "alice@example.com", (), 1), node("web1", None, ("tag:web",), 2),
+        node("web2", None, ("tag:web",), 3)]))
+    assert "100.64.0.2/31" in str(index.netmap("web2").packet_filter)
+    changes = index.apply(NodeRemoved("web1"))
+    assert_matches_fresh_compile(index, load(text))
+    assert changes.names == {"laptop", "web1", "web2"}
+
+
 # --- bad events ---------------------------------------------------------------------------
 
 POLICY_TEXT = """{
