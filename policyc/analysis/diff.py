@@ -159,8 +159,11 @@ def access_diff(old: Policy, new: Policy, inventory: Inventory | None = None) ->
     synthetic = inventory is None
     nodes = synthetic_inventory(old, new) if inventory is None else inventory
     old_sets = AliasSets(old, nodes)
-    new_sets = old_sets.with_policy(new)
     old_access = policy_access(old, nodes, old_sets)
+    old_namer = Namer(old_sets)
+    # Made after old's sets are: it keeps those that mean the same in `new` (every
+    # identity but a changed group), so a small edit does not re-make them all.
+    new_sets = old_sets.with_policy(new)
     new_access = policy_access(new, nodes, new_sets)
     # One partition of the address space for both directions and the naming, made of
     # the boxes the subtractions will look at (few, for a small change).
@@ -168,7 +171,7 @@ def access_diff(old: Policy, new: Policy, inventory: Inventory | None = None) ->
     losing = operands(old_access.boxes, new_access.boxes)
     atoms = Atoms(s for boxes in (*gaining, *losing) for box in boxes for s in (box.src, box.dst))
     gained = _changes("gained", subtract_operands(*gaining, atoms), Namer(new_sets))
-    lost = _changes("lost", subtract_operands(*losing, atoms), Namer(old_sets))
+    lost = _changes("lost", subtract_operands(*losing, atoms), old_namer)
     per_node = () if synthetic else _per_node(gained + lost)
     return AccessDiff(gained, lost, synthetic, len(nodes), per_node)
 

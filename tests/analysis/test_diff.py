@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import INTERNET_PROBES, ROUTE_PROBES, load, policies, tailnets
+from strategies import INTERNET_PROBES, ROUTE_PROBES, example_inventory, load, policies, tailnets
 
 from policyc.analysis.access import AliasSets, policy_access
 from policyc.analysis.diff import access_diff, render_json, render_markdown, render_text
@@ -172,3 +172,22 @@ def test_self_rules_from_different_sources_keep_their_own_owners() -> None:
             for port in (22, 80, 443):
                 assert access.rules_for(src, dst, 6, port) == \
                     ev.allowing_rules(src, dst, 6, port), (src, dst, port)
+
+
+def test_an_edited_group_or_host_is_made_again_for_the_new_policy() -> None:
+    """The new policy's AliasSets keep the old one's sets that mean the same
+    (`with_policy`): an edited group or host must not be among them."""
+    def policy(eng: list[str], nas: str) -> object:
+        return load(json.dumps({
+            "groups": {"group:eng": eng}, "hosts": {"nas": nas},
+            "tagOwners": {"tag:web": ["alice@example.com"]},
+            "acls": [{"action": "accept", "src": ["group:eng"], "dst": ["tag:web:22", "nas:22"]}],
+        }))
+    inventory = example_inventory()
+    ip = {n.name: n.ips[0] for n in inventory}
+    diff = access_diff(policy(["alice@example.com"], "10.1.2.3"),  # type: ignore[arg-type]
+                       policy(["alice@example.com", "bob@example.com"], "10.1.2.4"), inventory)
+    assert diff.gains(ip["laptop-b"], ip["web"], 6, 22)
+    assert not diff.gains(ip["laptop-a"], ip["web"], 6, 22)
+    assert diff.gains(ip["laptop-a"], ipaddress.ip_address("10.1.2.4"), 6, 22)
+    assert diff.loses(ip["laptop-a"], ipaddress.ip_address("10.1.2.3"), 6, 22)
