@@ -38,8 +38,8 @@ from policyc.protocol.envelope import (
     NetmapEnvelope,
     PeerOwner,
     _object,
+    payload_for_node,
     sign_payload,
-    verified_payload,
 )
 
 DELTA_FORMAT = 1
@@ -199,12 +199,9 @@ def verify_delta(signed: object, verify_key: VerifyKey | str, *, node_key: str,
     (not a delta from the version the node holds), "old-version" (a version not
     newer than its base), or a shape error.
     """
-    data = verified_payload(signed, verify_key, DELTA_CONTEXT, "netmap delta")
     what = "netmap delta"
-    if field(data, "format", int, what) != DELTA_FORMAT or data.get("kind") != "delta":
-        raise ProtocolError("bad-message", "unknown netmap delta format")
-    if field(data, "key", str, what) != node_key:
-        raise ProtocolError("wrong-node", "netmap delta was signed for another node's key")
+    data = payload_for_node(signed, verify_key, DELTA_CONTEXT, what,
+                            form=(DELTA_FORMAT, "delta"), node_key=node_key)
     delta_base = field(data, "base", int, what)
     if delta_base != base:
         raise ProtocolError("wrong-base", f"netmap delta applies to version {delta_base}, "

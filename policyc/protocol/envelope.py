@@ -162,6 +162,20 @@ def verified_payload(signed: object, verify_key: VerifyKey | str, context: bytes
     return parse_object(payload, f"{what} envelope" if what == "netmap" else what)
 
 
+def payload_for_node(signed: object, verify_key: VerifyKey | str, context: bytes, what: str,
+                     *, form: tuple[int, str | None], node_key: str) -> dict[str, Any]:
+    """`verified_payload`, then the checks every message to one node shares: its
+    `format` and `kind` are `form` ("bad-message" otherwise) and it was signed for
+    `node_key` ("wrong-node"): a message for another node never verifies here."""
+    data = verified_payload(signed, verify_key, context, what)
+    shape = f"{what} envelope" if what == "netmap" else what
+    if field(data, "format", int, shape) != form[0] or data.get("kind") != form[1]:
+        raise ProtocolError("bad-message", f"unknown {shape} format")
+    if field(data, "key", str, shape) != node_key:
+        raise ProtocolError("wrong-node", f"{what} was signed for another node's key")
+    return data
+
+
 def verify_netmap(signed: object, verify_key: VerifyKey | str, *, node_key: str,
                   newer_than: int | None = None) -> NetmapEnvelope:
     """The envelope inside `signed`, if control signed it for `node_key`.
@@ -171,12 +185,9 @@ def verify_netmap(signed: object, verify_key: VerifyKey | str, *, node_key: str,
     greater than `newer_than`, the version the node already holds), or a
     shape error. A node enforces nothing that did not pass this function.
     """
-    data = verified_payload(signed, verify_key, SIGNATURE_CONTEXT, "netmap")
+    data = payload_for_node(signed, verify_key, SIGNATURE_CONTEXT, "netmap",
+                            form=(ENVELOPE_FORMAT, None), node_key=node_key)
     what = "netmap envelope"
-    if field(data, "format", int, what) != ENVELOPE_FORMAT:
-        raise ProtocolError("bad-message", "unknown netmap envelope format")
-    if field(data, "key", str, what) != node_key:
-        raise ProtocolError("wrong-node", "netmap was signed for another node's key")
     version = field(data, "version", int, what)
     if newer_than is not None and version <= newer_than:
         raise ProtocolError("old-version",

@@ -20,7 +20,7 @@ from typing import Any
 from nacl.signing import SigningKey, VerifyKey
 
 from policyc.protocol.codec import ProtocolError, canonical_json, field
-from policyc.protocol.envelope import sign_payload, verified_payload
+from policyc.protocol.envelope import payload_for_node, sign_payload
 
 REMOVAL_FORMAT = 1
 REMOVAL_CONTEXT = b"policyc node removal v1\n"
@@ -54,12 +54,9 @@ def verify_removal(signed: object, verify_key: VerifyKey | str, *, node_key: str
     "old-version" (not newer than `newer_than`, the netmap version in force),
     "bad-message" (shape, unknown reason).
     """
-    data = verified_payload(signed, verify_key, REMOVAL_CONTEXT, "removal notice")
     what = "removal notice"
-    if field(data, "format", int, what) != REMOVAL_FORMAT or data.get("kind") != "removal":
-        raise ProtocolError("bad-message", "unknown removal notice format")
-    if field(data, "key", str, what) != node_key:
-        raise ProtocolError("wrong-node", "removal notice was signed for another node's key")
+    data = payload_for_node(signed, verify_key, REMOVAL_CONTEXT, what,
+                            form=(REMOVAL_FORMAT, "removal"), node_key=node_key)
     reason = field(data, "reason", str, what)
     if reason not in REMOVAL_REASONS:
         raise ProtocolError("bad-message", f"removal notice: unknown reason {reason[:40]!r}")

@@ -16,6 +16,7 @@ from policyc.netmap import CapGrant, FilterRule, NetPortRange, NodeNetmap, Peer,
 from policyc.protocol import NetmapEnvelope, ProtocolError, sign_netmap, verify_netmap
 from policyc.protocol.codec import b64encode, canonical_json
 from policyc.protocol.delta import (
+    DELTA_CONTEXT,
     SourcesMemo,
     apply_delta,
     delta_payload,
@@ -23,7 +24,7 @@ from policyc.protocol.delta import (
     sign_delta,
     verify_delta,
 )
-from policyc.protocol.envelope import PeerOwner
+from policyc.protocol.envelope import PeerOwner, sign_payload
 
 CONTROL = SigningKey.generate()
 PINNED = b64encode(bytes(CONTROL.verify_key))
@@ -179,6 +180,20 @@ def test_refused(signed: dict[str, str], base: int, code: str) -> None:
     with pytest.raises(ProtocolError) as err:
         verify_delta(signed, PINNED, node_key=KEY, base=base)
     assert err.value.code == code
+
+
+@pytest.mark.parametrize("kind", ["removal", None])
+def test_another_kind_under_the_delta_context_is_refused(kind: str | None) -> None:
+    """The context says which statement; `kind` must say the same (a removal notice
+    or a full envelope signed under the delta's context is not a delta)."""
+    data = json.loads(base64.b64decode(signed_delta({})["payload"]))
+    data.pop("kind")
+    if kind is not None:
+        data["kind"] = kind
+    signed = sign_payload(CONTROL, canonical_json(data), DELTA_CONTEXT)
+    with pytest.raises(ProtocolError) as err:
+        verify_delta(signed, PINNED, node_key=KEY, base=5)
+    assert err.value.code == "bad-message"
 
 
 def test_a_changed_delta_is_refused() -> None:
