@@ -53,6 +53,21 @@ def test_algebra_matches_python_sets(a: tuple[AddressSet, set[int]],
     assert sa.issubset(sb) == (ma <= mb)
 
 
+def _scattered(points: list[int]) -> tuple[AddressSet, set[int]]:
+    """Single addresses two apart: as many intervals as points."""
+    return _both([ipaddress.IPv4Network((V4_BASE + 2 * p, 32)) for p in points])
+
+
+@given(st.lists(st.integers(0, 127), max_size=40).map(_scattered), sets())
+def test_a_short_side_against_a_long_one(a: tuple[AddressSet, set[int]],
+                                         b: tuple[AddressSet, set[int]]) -> None:
+    """Either side many times longer than the other (the bisecting paths)."""
+    for (sa, ma), (sb, mb) in ((a, b), (b, a)):
+        assert _members(sa & sb) == ma & mb
+        assert sa.issubset(sb) == (ma <= mb)
+        assert sa.overlaps(sb) == bool(ma & mb)
+
+
 @given(sets())
 def test_prefix_cover_is_exact_and_minimal(a: tuple[AddressSet, set[int]]) -> None:
     s, _ = a
