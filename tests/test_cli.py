@@ -171,3 +171,23 @@ def test_diagnostics_doc_lists_every_code() -> None:
     _, table = run("codes", "--markdown")
     doc = (ROOT / "docs" / "diagnostics.md").read_text()
     assert table.strip() in doc, "regenerate docs/diagnostics.md with `policyc codes --markdown`"
+
+
+def test_other_commands_sum_up_warnings_beyond_the_first_ten(tmp_path: Path) -> None:
+    """A generated policy with many unused groups: `compile` shows ten warnings and
+    the count of the rest; `check` lists every one."""
+    unused = ", ".join(f'"group:unused{i:02}": ["alice@example.com"]' for i in range(12))
+    policy = tmp_path / "policy.hujson"
+    policy.write_text('{"groups": {' + unused + '}, "acls": [{"action": "accept", '
+                      '"src": ["*"], "dst": ["*:*"]}]}')
+    nodes = tmp_path / "nodes.json"
+    nodes.write_text(json.dumps({"nodes": [{"name": "a", "user": "alice@example.com",
+                                            "ips": ["100.64.0.1"],
+                                            "key": "xJVpj8liGM4acekGcKI/3Xf+13b/nwrG71I18lqz+DQ="}]}))
+    compiled = CliRunner().invoke(main, ["compile", str(policy), "--nodes", str(nodes)])
+    assert compiled.exit_code == 0, compiled.output
+    assert compiled.stderr.count("warning[W202]") == 10
+    assert "2 more warning(s) not shown; `policyc check` lists them all" in compiled.stderr
+    assert "unused00" in compiled.stderr and "unused11" not in compiled.stderr
+    checked = CliRunner().invoke(main, ["check", str(policy)])
+    assert checked.output.count("warning[W202]") == 12

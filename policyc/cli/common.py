@@ -23,6 +23,10 @@ from policyc.policy.model import Policy
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 IO_CODES = frozenset({"P006"})
+# Warnings a command other than `check` prints before summing up the rest: a big
+# generated policy can have hundreds (every unused group), which would bury the
+# command's own output; `check` is where they are all listed.
+WARNINGS_SHOWN = 10
 
 
 def server_url(_ctx: click.Context | None, param: click.Parameter | None,
@@ -63,6 +67,15 @@ def emit_diagnostics(diags: Diagnostics, fmt: str = "text", *, err: bool = True)
         text = render.render_full(items, color=use_color(stream))
     if text:
         click.echo(text.rstrip("\n"), file=stream)
+
+
+def emit_warnings(diags: Diagnostics) -> None:
+    """The first WARNINGS_SHOWN warnings in full, then how many more there are."""
+    items = diags.sorted()
+    emit_diagnostics(Diagnostics(items[:WARNINGS_SHOWN]))
+    if len(items) > WARNINGS_SHOWN:
+        click.echo(f"policyc: {len(items) - WARNINGS_SHOWN} more warning(s) not shown; "
+                   "`policyc check` lists them all", err=True)
 
 
 def io_failure(diags: Diagnostics) -> bool:
@@ -109,7 +122,7 @@ def load_or_exit(policy_path: str, nodes_path: str | None) -> tuple[Policy, Inve
     if loaded.diags.has_errors or loaded.policy is None or loaded.inventory is None:
         fail(loaded.diags)
     if loaded.diags.items:
-        emit_diagnostics(loaded.diags)  # warnings only
+        emit_warnings(loaded.diags)  # warnings only
     return loaded.policy, loaded.inventory
 
 

@@ -13,6 +13,7 @@ from policyc.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     emit_diagnostics,
+    emit_warnings,
     fail_io,
     io_failure,
     load_files,
@@ -43,7 +44,7 @@ def _load_for_review(paths: tuple[str, ...], nodes_path: str | None
         emit_diagnostics(diags)
         sys.exit(EXIT_USAGE)
     if diags.items:
-        emit_diagnostics(diags)  # warnings only
+        emit_warnings(diags)  # warnings only
     return policies, inventory
 
 
