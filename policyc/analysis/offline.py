@@ -17,7 +17,8 @@ which outcomes that made-up tailnet cannot settle:
   when only a rule naming identities (a user, group, tag or autogroup that
   must own that IP) could decide it, the outcome is undecidable offline;
 * role autogroups (autogroup:admin ...) need users' roles: without the
-  inventory's `users` list, an outcome that hinges on a role is undecidable.
+  inventory's `users` list, an outcome that hinges on a role is undecidable
+  (not one between tagged devices: a tagged device holds no role).
 
 Undecidable outcomes are T305 warnings with the reason, never failures.
 """
@@ -187,6 +188,24 @@ def undecided_reason(ev: ReferenceEvaluator, src_alias: Alias, dst_alias: Alias,
                                     roles_known, literal_src, literal_dst)
             if reason is not None:
                 return reason
+    return _via_reason(ev, sources, destinations, protocols, port) if synthetic else None
+
+
+def _via_reason(ev: ReferenceEvaluator, sources: list[IPAddress],
+                destinations: list[IPAddress], protocols: tuple[int, ...],
+                port: int) -> str | None:
+    """A grant with `via` applies only where a node carrying a via tag routes the
+    destination, and the made-up tailnet routes nothing: offline, such a grant
+    that would otherwise allow the entry leaves it undecided (nlopez/tailnet
+    tests `tag:work` -> 1.1.1.1:53, allowed only `via: tag:exit`)."""
+    for permit in ev.candidate_permits(sources=sources):
+        if permit.via and permit.matches_any(protocols, port) and any(
+                ev.source_contains(s, ip) for s in permit.sources for ip in sources) and any(
+                ev.destination_contains(permit.destination, s, d)
+                for s in sources for d in destinations):
+            return (f"{permit.ref.describe()} allows it through a node tagged "
+                    f"{', '.join(permit.via)}, and which nodes route it needs the "
+                    "inventory (--nodes)")
     return None
 
 
@@ -232,10 +251,13 @@ def _permit_reason(ev: ReferenceEvaluator, permit: Permit, src_alias: Alias,
             for s in sources for d in destinations)
 
     role_sources = [s for s in permit.sources if is_role(s)]
+    if not _may_hold_role(ev, sources):
+        role_sources = []
     if not roles_known and role_sources and (literal_dst or dst_may()):
         return (f"{permit.ref.describe()} allows {role_sources[0]}, and who holds that "
                 "role is unknown: give the inventory a users list with roles")
-    if not roles_known and is_role(permit.destination) and (role_sources or src_may()):
+    if not roles_known and is_role(permit.destination) and (
+            _may_hold_role(ev, destinations)) and (role_sources or src_may()):
         return (f"{permit.ref.describe()} allows {permit.destination} as a destination, and "
                 "who holds that role is unknown: give the inventory a users list with roles")
     if literal_dst and is_identity(permit.destination) and src_may():
@@ -245,6 +267,15 @@ def _permit_reason(ev: ReferenceEvaluator, permit: Permit, src_alias: Alias,
         return (f"{permit.ref.describe()} allows sources by identity, and whose node "
                 f"{src_alias} is needs the inventory (--nodes)")
     return None
+
+
+def _may_hold_role(ev: ReferenceEvaluator, addresses: list[IPAddress]) -> bool:
+    """Is one of `addresses` an untagged device's, so a role autogroup may name it?
+    A tagged device holds no user's identity (KB "Tags": it is no longer owned
+    by the user who tagged it), and an address written literally is left to the
+    identity checks below (offline, any device may have it)."""
+    return any(node is not None and not node.is_tagged
+               for node in map(ev.node_with_address, addresses))
 
 
 def test_only_users(policy: Policy) -> frozenset[str]:
@@ -266,7 +297,7 @@ def unknown_user_reason(src: Alias) -> str:
 
 def ssh_role_reason(ev: ReferenceEvaluator, src: Node, dst: Node, user: str) -> str | None:
     """An SSH rule naming a role could decide `src` -> `dst` as `user`, and roles are unknown."""
-    if ev.inventory.knows_roles:
+    if ev.inventory.knows_roles or src.is_tagged:  # a tagged device holds no role
         return None
     for index, rule in enumerate(ev.policy.ssh):
         roles = [a for a in rule.sources if is_role(a)]

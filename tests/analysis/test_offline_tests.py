@@ -85,6 +85,15 @@ ACL_TABLE = [
      {"src": "alice@example.com", "accept": ["tag:server:22"]}, "undecidable"),
     ("role-rule-irrelevant-port", [acl("autogroup:admin", "tag:server:22")],
      {"src": "alice@example.com", "accept": ["tag:server:80"]}, "fail"),
+    # A tagged device holds no role, so a role rule cannot decide a tag source
+    # (carlthome/dotfiles: autogroup:admin -> *, tests from tags); a literal
+    # source may be any device, a user's included.
+    ("role-rule-tag-src-deny", [acl("autogroup:admin", "tag:server:22")],
+     {"src": "tag:client", "deny": ["tag:server:22"]}, "pass"),
+    ("role-rule-tag-src-accept", [acl("autogroup:admin", "tag:server:22")],
+     {"src": "tag:client", "accept": ["tag:server:22"]}, "fail"),
+    ("role-rule-ip-src", [acl("autogroup:admin", "tag:server:22")],
+     {"src": "100.64.0.14", "deny": ["tag:server:22"]}, "undecidable"),
     # A role as the destination (jonpulsifer/infra: owner -> owner).
     ("role-dst-role-src", [acl("autogroup:owner", "autogroup:owner:22")],
      {"src": "alice@example.com", "accept": ["alice@example.com:22"]}, "undecidable"),
@@ -92,6 +101,10 @@ ACL_TABLE = [
      {"src": "tag:client", "accept": ["bob@example.com:22"]}, "undecidable"),
     ("role-dst-other-src", [acl("tag:client", "autogroup:admin:22")],
      {"src": "tag:server", "accept": ["bob@example.com:22"]}, "fail"),
+    ("role-dst-tag-dst", [acl("tag:client", "autogroup:admin:22")],
+     {"src": "tag:client", "deny": ["tag:server:22"]}, "pass"),
+    ("role-dst-role-src-tag-dst", [acl("autogroup:owner", "autogroup:owner:22")],
+     {"src": "alice@example.com", "deny": ["tag:server:22"]}, "pass"),
     # A group source is a representative member: user-specific rules do not apply.
     ("group-src-group-rule", [acl("group:dev", "tag:server:22")],
      {"src": "group:dev", "accept": ["tag:server:22"]}, "pass"),
@@ -156,6 +169,10 @@ SSH_TABLE = [
      {"src": "alice@example.com", "dst": ["tag:server"], "deny": ["root"]}, "undecidable"),
     ("role-rule-other-user", [{**SSH_RULE, "src": ["autogroup:admin"], "users": ["root"]}],
      {"src": "alice@example.com", "dst": ["tag:server"], "deny": ["bob"]}, "pass"),
+    ("role-rule-tag-src", [{**SSH_RULE, "src": ["autogroup:admin"], "users": ["root"]}],
+     {"src": "tag:client", "dst": ["tag:server"], "deny": ["root"]}, "pass"),
+    ("role-rule-tag-src-accept", [{**SSH_RULE, "src": ["autogroup:admin"], "users": ["root"]}],
+     {"src": "tag:client", "dst": ["tag:server"], "accept": ["root"]}, "fail"),
     ("test-only-user-ssh", [{**SSH_RULE, "src": ["autogroup:member"], "users": ["root"]}],
      {"src": "owner@example.com", "dst": ["tag:server"], "accept": ["root"]}, "undecidable"),
 ]
@@ -200,6 +217,11 @@ def tailnet(alice_role: str | None) -> Inventory:
     # An inventory without users still cannot tell roles.
     ([acl("autogroup:admin", "tag:server:22")],
      {"src": "alice@example.com", "accept": ["tag:server:22"]}, None, "undecidable"),
+    # ... but a tagged device holds none.
+    ([acl("autogroup:admin", "tag:server:22")],
+     {"src": "tag:client", "deny": ["tag:server:22"]}, None, "pass"),
+    ([acl("autogroup:admin", "tag:server:22")],
+     {"src": "100.64.0.14", "deny": ["tag:server:22"]}, None, "pass"),
 ])
 def test_with_inventory_outcomes_are_decided(rules: list[dict[str, Any]],
                                              test: dict[str, Any], role: str | None,
@@ -222,3 +244,39 @@ def test_made_up_addresses_avoid_the_policys_literal_blocks() -> None:
     # The group source got one representative member, who is in the group only.
     reps = [n for n in nodes if n.owner and n.owner.endswith("@representative.invalid")]
     assert [n.owner for n in reps] == ["dev.member@representative.invalid"]
+
+
+VIA_GRANT = {"src": ["tag:client"], "dst": ["autogroup:internet"], "ip": ["*"],
+             "via": ["tag:server"]}
+
+
+def via_run(test: dict[str, Any], inventory: Inventory | None) -> tuple[TestReport, Diagnostics]:
+    document = {**HEADER, "grants": [VIA_GRANT], "tests": [test]}
+    policy, load_diags = load_policy_text(json.dumps(document, indent=1), "p.hujson")
+    assert not load_diags.has_errors, [str(d) for d in load_diags.errors]
+    diags = Diagnostics()
+    return run_policy_tests(policy, inventory, diags), diags
+
+
+def exit_tailnet(exit_node: bool) -> Inventory:
+    return Inventory.of([
+        Node("web", None, ("tag:server",), (ipaddress.ip_address("100.64.0.16"),),
+             exit_node=exit_node),
+        Node("client", None, ("tag:client",), (ipaddress.ip_address("100.64.0.14"),))])
+
+
+@pytest.mark.parametrize(("kind", "inventory", "expected"), [
+    # Offline nothing routes: which node carries the via tag and routes the
+    # destination is the tailnet's (nlopez/tailnet: tag:work -> 1.1.1.1 via tag:exit).
+    ("accept", None, "undecidable"),
+    ("deny", None, "undecidable"),
+    ("accept", exit_tailnet(exit_node=True), "pass"),
+    ("deny", exit_tailnet(exit_node=True), "fail"),
+    ("accept", exit_tailnet(exit_node=False), "fail"),
+    ("deny", exit_tailnet(exit_node=False), "pass"),
+])
+def test_via_grant_needs_the_tailnets_routers(kind: str, inventory: Inventory | None,
+                                              expected: str) -> None:
+    report, diags = via_run({"src": "tag:client", kind: ["1.1.1.1:53"]}, inventory)
+    assert outcome(report) == expected, [str(d) for d in diags]
+    assert ("T305" in [d.code for d in diags]) is (expected == "undecidable")
