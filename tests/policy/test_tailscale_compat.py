@@ -266,6 +266,18 @@ def test_ssh_test_ip_source_is_accepted() -> None:
                                  "accept": ["root"]}])
 
 
+def test_ssh_test_without_dst_is_rejected() -> None:
+    """headscale's policy v2 refuses an sshTests entry with no dst at parse ("SSH
+    tests entry must have at least one dst", types.go ErrSSHTestEmptyDst), beside
+    the dst checks whose words match SaaS's captures; no capture or document
+    says SaaS accepts one (tristanheaven/tailscale-config has one, in
+    tests/corpus/realworld-invalid)."""
+    [found] = errors(sshTests=[{"src": "tag:server", "deny": ["root"]}])
+    assert found.code == "E103" and 'missing required field "dst"' in found.message
+    assert not errors(sshTests=[{"src": "tag:server", "dst": ["tag:server"],
+                                 "deny": ["root"]}])
+
+
 def test_ssh_test_prefix_source_is_rejected() -> None:
     found = errors(sshTests=[{"src": "100.64.0.0/24", "dst": ["tag:server"],
                               "accept": ["root"]}])
