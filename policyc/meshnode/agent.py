@@ -34,7 +34,7 @@ from types import FrameType
 from typing import Any
 
 from policyc.meshnode.apply import HostNetwork, apply_netmap
-from policyc.meshnode.client import ControlClient, ControlError
+from policyc.meshnode.client import TOO_LARGE, ControlClient, ControlError
 from policyc.meshnode.iface import Interface, ensure_interface
 from policyc.meshnode.keys import (
     NodeKey,
@@ -263,9 +263,9 @@ class Agent:
                     raise AgentFailed(f"control refused to let this node join: {err}") from err
                 if joined and not err.transient and err.code not in RETRY_CODES:
                     self._unsigned_refusal(err)
-                if err.code in TAMPERED_CODES:
+                if err.code in TAMPERED_CODES or err.code == TOO_LARGE:
                     self._reject(Rejection(err.code, str(err)))
-                self._set_reachable(False)
+                self._set_reachable(err.code == TOO_LARGE)  # that one came from control
                 delay = backoff_delay(attempt, self._rng)
                 log.warning("%s; retrying in %.1f s", err, delay)
             attempt += 1

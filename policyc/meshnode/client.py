@@ -7,6 +7,7 @@ refusal (control answered no: a bad auth key will not get better by retrying).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +32,16 @@ PATH_REGISTER = "/machine/register"  # POST: sealed RegisterRequest
 PATH_POLL = "/machine/poll"  # POST: sealed PollRequest (long-poll)
 CONNECT_TIMEOUT_SECONDS = 5.0
 REQUEST_TIMEOUT_SECONDS = 15.0
-MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+MIB = 1024 * 1024
+# The largest answer the agent reads: it bounds what a broken or hostile server can make
+# it hold, and must never refuse a real tailnet's netmap. A full netmap grows with the
+# node's peers, ~1.5 KB each on the wire (its JSON is base64'd in the signed envelope,
+# then again around the box): a member of a 10k-node dense tailnet (dense_gen) is
+# 14.8 MB. 256 MiB is ~170k such peers; the answer is read in chunks and given up at
+# the limit (before reading anything when Content-Length says so).
+MAX_RESPONSE_BYTES = 256 * MIB
+MAX_ERROR_BYTES = 64 * 1024  # a refusal's {"error", "detail"}
+TOO_LARGE = "too-large"
 
 
 class ControlError(Exception):
@@ -43,11 +53,20 @@ class ControlError(Exception):
         self.code = code
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Control's HTTP answer, read in full (within the limit)."""
+
+    status: int
+    content: bytes
+
+
 @dataclass
 class ControlClient:
     server: str  # base URL, e.g. http://127.0.0.1:8080
     node_private: PrivateKey
     keys: ServerKeys | None = None  # control's pinned keys; None until the first join
+    max_response_bytes: int = MAX_RESPONSE_BYTES
 
     def __post_init__(self) -> None:
         self.server = self.server.rstrip("/")
@@ -102,42 +121,68 @@ class ControlClient:
                                code=err.code) from err
 
     def _send(self, method: str, path: str, body: dict[str, Any] | None,
-              timeout: float) -> httpx.Response:
+              timeout: float) -> Answer:
         try:
-            response = self._http.request(method, self.server + path, json=body,
-                                          timeout=httpx.Timeout(timeout,
-                                                                connect=CONNECT_TIMEOUT_SECONDS))
+            with self._http.stream(method, self.server + path, json=body,
+                                   timeout=httpx.Timeout(timeout,
+                                                         connect=CONNECT_TIMEOUT_SECONDS)
+                                   ) as response:
+                status = response.status_code
+                if status >= 500 or status == 429:
+                    raise ControlError(f"control answered {status}", transient=True,
+                                       code=f"http-{status}")
+                limit = MAX_ERROR_BYTES if status >= 400 else self.max_response_bytes
+                answer = Answer(status, _read(response, limit, path))
         except httpx.HTTPError as err:
             raise ControlError(f"control {self.server} unreachable: {err}", transient=True,
                                code="unreachable") from err
-        if response.status_code >= 500 or response.status_code == 429:
-            raise ControlError(f"control answered {response.status_code}", transient=True,
-                               code=f"http-{response.status_code}")
-        if response.status_code >= 400:
-            code, detail = _error(response)
+        if answer.status >= 400:
+            code, detail = _error(answer)
             if code == "not-found":  # FastAPI's unknown route: not control's base URL
                 detail += f" ({self.server}{path}: is --server control's base URL?)"
-            raise ControlError(f"control refused: {response.status_code} {code}: {detail}",
+            raise ControlError(f"control refused: {answer.status} {code}: {detail}",
                                transient=False, code=code)
-        if len(response.content) > MAX_RESPONSE_BYTES:
-            raise ControlError("control's answer is too large", transient=True, code="too-large")
-        return response
+        return answer
 
     @staticmethod
-    def _json(response: httpx.Response) -> dict[str, Any]:
+    def _json(answer: Answer) -> dict[str, Any]:
         try:
-            return parse_object(response.content, "control's answer")
+            return parse_object(answer.content, "control's answer")
         except ProtocolError as err:
             raise ControlError(str(err), transient=True, code=err.code) from err
 
 
-def _error(response: httpx.Response) -> tuple[str, str]:
+def _read(response: httpx.Response, limit: int, path: str) -> bytes:
+    """The answer's body, or ControlError(too-large) once it is over `limit` bytes."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(path, f"{int(declared):,} bytes", limit)
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(path, f"over {limit:,} bytes", limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(path: str, size: str, limit: int) -> ControlError:
+    # Transient: control's answer may shrink (a narrower policy, fewer peers), and the
+    # agent keeps enforcing what it holds meanwhile; the limit is in the message so an
+    # operator can tell a huge tailnet from a broken server.
+    return ControlError(f"control's answer to {path} is too large: {size}, this agent "
+                        f"reads at most {limit / MIB:g} MiB", transient=True, code=TOO_LARGE)
+
+
+def _error(answer: Answer) -> tuple[str, str]:
     """Control's `{"error": code, "detail": text}`, or the status when it is not that."""
-    fallback = f"http-{response.status_code}"
+    fallback = f"http-{answer.status}"
+    text = answer.content.decode("utf-8", "replace")
     try:
-        data = response.json()
+        data = json.loads(text)
     except ValueError:
-        return fallback, response.text[:200]
+        return fallback, text[:200]
     if not isinstance(data, dict):
         return fallback, str(data)[:200]
     code = data.get("error")

@@ -37,9 +37,15 @@ def b64encode(data: bytes) -> str:
 
 
 def b64decode(text: object, what: str, length: int | None = None) -> bytes:
-    """Strict standard base64 of exactly `length` bytes (when given)."""
-    if not isinstance(text, str) or len(text) > 1 << 22:
+    """Strict standard base64 of exactly `length` bytes (when given).
+
+    No size limit of its own: what reaches it was bounded by whoever read it off the
+    wire (control's request body limit, the agent's answer limit). A fixed cap here
+    (it was 4 MiB of text) refused every full netmap of a ~2k-node dense tailnet."""
+    if not isinstance(text, str):
         raise ProtocolError("bad-encoding", f"{what} must be a base64 string")
+    if length is not None and len(text) != base64_chars(length):
+        raise ProtocolError("bad-encoding", f"{what} must be {length} bytes of base64")
     try:
         data = base64.b64decode(text.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError):
@@ -49,6 +55,11 @@ def b64decode(text: object, what: str, length: int | None = None) -> bytes:
     if b64encode(data) != text:
         raise ProtocolError("bad-encoding", f"{what} is not canonical base64")
     return data
+
+
+def base64_chars(size: int) -> int:
+    """The length of the padded base64 of `size` bytes."""
+    return 4 * ((size + 2) // 3)
 
 
 def decode_key(text: object, what: str = "key") -> bytes:

@@ -29,6 +29,7 @@ from policyc.protocol.codec import (
     ProtocolError,
     b64decode,
     b64encode,
+    base64_chars,
     canonical_json,
     decode_key,
     field,
@@ -161,9 +162,10 @@ def open_request(control_private: PrivateKey | BoxCache, wire: object, kind: str
     node_key = field(wire, "node_key", str, what)
     sender = decode_key(node_key, "node_key")
     nonce = b64decode(field(wire, "nonce", str, what), "nonce", NONCE_BYTES)
-    sealed = b64decode(field(wire, "box", str, what), "box")
-    if len(sealed) > MAX_SEALED_BYTES:
+    box = field(wire, "box", str, what)
+    if len(box) > base64_chars(MAX_SEALED_BYTES):  # before decoding it
         raise ProtocolError("too-large", "sealed request is too large")
+    sealed = b64decode(box, "box")
     try:
         plaintext = _control_box(control_private, sender).decrypt(sealed, nonce)
     except (nacl.exceptions.CryptoError, ValueError, TypeError):

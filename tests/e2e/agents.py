@@ -32,6 +32,7 @@ from typing import Any
 import harness
 
 from policyc.compiler.nodes import Inventory, Node
+from policyc.meshnode.client import MAX_RESPONSE_BYTES
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTROL_PORT = 8080
@@ -325,6 +326,7 @@ def replace_inventory(mesh: harness.Mesh, inventory: Inventory) -> None:
 _PROXY = r"""
 import base64, http.client, http.server, json, sys, threading
 listen_port, upstream, mode_file = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+huge = int(sys.argv[4])
 host, port = upstream.rsplit(":", 1)
 recorded = {}
 class Proxy(http.server.BaseHTTPRequestHandler):
@@ -336,6 +338,13 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         if self.path == "/machine/poll" and open(mode_file).read().strip() == "forbid":
             return self.answer(403, json.dumps({"error": "not-registered",
                                                 "detail": "forged"}).encode())
+        if self.path == "/machine/poll" and open(mode_file).read().strip() == "huge":
+            self.send_response(200)  # an answer over the agent's limit, announced as such
+            self.send_header("Content-Length", str(huge))
+            self.end_headers()
+            self.wfile.write(b" " * 65536)
+            self.close_connection = True
+            return
         conn = http.client.HTTPConnection(host, int(port), timeout=120)
         conn.request(method, self.path, body, {"Content-Type": "application/json"})
         answer = conn.getresponse()
@@ -374,8 +383,9 @@ server.serve_forever()
 class MeddlingProxy:
     """An HTTP proxy in a node's namespace, on 127.0.0.1: `mode` is "pass", "tamper"
     (flip one byte inside each poll answer's box), "replay" (answer every poll with
-    the first poll answer it saw) or "forbid" (answer every poll with a bare HTTP 403
-    "not-registered", as anyone on the path could)."""
+    the first poll answer it saw), "forbid" (answer every poll with a bare HTTP 403
+    "not-registered", as anyone on the path could) or "huge" (a poll answer whose
+    Content-Length is one byte over the agent's limit)."""
 
     node: harness.MeshNode
     mode_file: Path
@@ -389,7 +399,8 @@ class MeddlingProxy:
     def start(self, upstream: str) -> None:
         self.set("pass")
         self.process = self.node.popen([sys.executable, "-c", _PROXY, str(self.port),
-                                        upstream, str(self.mode_file)],
+                                        upstream, str(self.mode_file),
+                                        str(MAX_RESPONSE_BYTES + 1)],
                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         assert self.process.stdout is not None
         if self.process.stdout.readline().strip() != "READY":

@@ -267,6 +267,17 @@ def test_a_tampering_or_replaying_proxy_is_refused_and_the_rules_stay(
             lambda: (web.quick_status().get("last_rejection") or {}).get("code")
             == "unsigned-removal", timeout=CUT_SECONDS, step=0.2), net.log_tail("web")
         assert web.running and snapshot(net)["web"] == before
+        # An answer over the agent's size limit is refused unread, as control's answer
+        # (control stays reachable), and reported; the rules stay.
+        proxy.set("huge")
+        assert harness.wait_for(
+            lambda: (web.quick_status().get("last_rejection") or {}).get("code")
+            == "too-large", timeout=CUT_SECONDS, step=0.2), net.log_tail("web")
+        for _ in range(10):
+            assert web.quick_status().get("control_reachable") is True
+            time.sleep(0.2)
+        assert "MiB" in web.quick_status()["last_rejection"]["message"]
+        assert web.running and snapshot(net)["web"] == before
         # web kept the base rules: alice still reaches it on 443, which both pushes changed.
         assert harness.probe_all(net.mesh, [Probe("alice", "web", "tcp", 443)]) \
             == {Probe("alice", "web", "tcp", 443): True}
