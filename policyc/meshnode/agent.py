@@ -33,9 +33,10 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
+from policyc.enforcer.netns import interface_exists
 from policyc.meshnode.apply import HostNetwork, apply_netmap
 from policyc.meshnode.client import TOO_LARGE, ControlClient, ControlError
-from policyc.meshnode.iface import Interface, ensure_interface
+from policyc.meshnode.iface import Interface, ensure_interface, remove_interface
 from policyc.meshnode.keys import (
     NodeKey,
     load_or_create_node_key,
@@ -131,6 +132,7 @@ class Agent:
         self.last_rejection: dict[str, Any] | None = None
         self.key: NodeKey | None = None
         self.interface: Interface | None = None
+        self._made_interface = False  # by this run (undone if the first join fails)
         self.pins: ServerKeys | None = None
 
     # -- startup -----------------------------------------------------------------------
@@ -155,7 +157,9 @@ class Agent:
                               f"{self.state.control_keys}")
         if self.identity is None and not self.config.auth_key:
             raise AgentFailed("this node has not joined yet: --auth-key is needed once")
+        existed = interface_exists(self.config.iface, self.config.netns)
         self.interface = ensure_interface(self.state, self.config.iface, self.config.netns)
+        self._made_interface = not existed and self.interface.kind != "existing"
         log.info("interface %s (%s)", self.interface.name, self.interface.kind)
         envelope, chain, problem = load_cache(self.state, self.pins,
                                               node_key=self.key.public_key,
@@ -223,6 +227,9 @@ class Agent:
             self._follow(client)
         except _Stop:
             pass
+        except AgentFailed:
+            self._undo_unjoined_start()
+            raise
         except _Removed as removed:
             log.error("control's signed removal notice (%s): this node was removed from the "
                       "tailnet; its peers are gone and it admits nothing; `node up --auth-key` "
@@ -235,6 +242,13 @@ class Agent:
                 client.close()
         log.info("stopped; the rules in force stay")
         return 0
+
+    def _undo_unjoined_start(self) -> None:
+        """A first join that failed (refused auth key, wrong control key) leaves the
+        host as it was: the interface this run created, and its wireguard-go, go."""
+        if self.identity is None and self._made_interface:
+            remove_interface(self.state)
+            self._made_interface = False
 
     def _follow(self, client: ControlClient) -> None:
         attempt = 0

@@ -66,7 +66,8 @@ def ip_command(netns: str | None, *args: str) -> list[str]:
 def ensure_interface(state: StateDir, name: str, netns: str | None) -> Interface:
     """The interface `name` in `netns`, created if missing (and recorded in DIR)."""
     if not valid_interface_name(name):
-        raise InterfaceError(f"{name!r} is not a valid interface name")
+        raise InterfaceError(f"{name!r} is not a valid interface name (1-15 characters: "
+                             "letters, digits and _=+.-)")
     if netns is not None and (not valid_netns_name(netns) or not netns_exists(netns)):
         raise InterfaceError(f"network namespace {netns!r} does not exist")
     recorded = _recorded(state)

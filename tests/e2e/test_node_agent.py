@@ -27,7 +27,7 @@ from agents import AgentTailnet
 from harness import LanProbe, Probe
 
 from policyc.analysis.reference import ReferenceEvaluator
-from policyc.enforcer.netns import run_in_netns
+from policyc.enforcer.netns import interface_exists, run_in_netns
 from policyc.meshnode.client import ControlClient
 from policyc.meshnode.keys import NodeKey, load_or_create_node_key, load_pinned_control_keys
 from policyc.meshnode.state import StateDir
@@ -205,6 +205,20 @@ def test_a_failing_policy_is_refused_and_changes_nothing_anywhere(net: AgentTail
     assert {n: (v, p) for n, (v, p, _) in after.items()} == \
         {n: (v, p) for n, (v, p, _) in before.items()}
     assert all(after[n][2] == before[n][2] for n in after), "a table changed"
+
+
+def test_a_refused_first_join_leaves_no_interface_behind(net: AgentTailnet) -> None:
+    web = net.agents["web"].node
+    iface = f"{web.iface}x"
+    state = net.workdir / "refused.state"
+    refused = web.run(agents.policyc_argv(
+        "node", "up", "--server", net.control.url, "--auth-key", "pk-not-a-key",
+        "--iface", iface, "--state", str(state), "--hostname", "refused"), timeout=60)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "auth-key-unknown" in refused.stderr
+    assert not interface_exists(iface, web.netns)  # nor its wireguard-go (killed by PID)
+    assert not (harness.WG_SOCKET_DIR / f"{iface}.sock").exists()
+    assert not StateDir(state).interface.exists()
 
 
 def test_without_control_the_mesh_keeps_working_and_a_restarted_agent_enforces_its_cache(
