@@ -115,7 +115,9 @@ def peer_rows(netmap: NodeNetmap | None) -> tuple[dict[str, Any], ...]:
 def render_status(status: dict[str, Any]) -> str:
     """Human form of `Status.to_json` (what `node status` prints without --json)."""
     reach = status.get("control_reachable")
-    control = {True: "reachable", False: "unreachable", None: "unknown (agent not running)"}
+    control = {True: "reachable", False: "unreachable",
+               None: "not asked yet" if status.get("agent_running")
+               else "unknown (agent not running)"}
     where = status.get("state")
     lines = [
         f"node:     {status.get('name') or '(not joined)'}",

@@ -46,6 +46,13 @@ def test_status_reports_age_and_renders_every_peer() -> None:
     assert "unreachable" in text and "version 4" in text and "peer0" in text
 
 
+def test_a_running_agent_that_has_not_asked_control_is_not_called_stopped() -> None:
+    starting = Status("alice", (), True, None, None, None, None, (), None, None).to_json(0.0)
+    assert "control:  not asked yet" in render_status(starting)
+    stopped = {**starting, "agent_running": False}
+    assert "control:  unknown (agent not running)" in render_status(stopped)
+
+
 def test_owners_come_from_the_signed_envelope() -> None:
     from meshnode_helpers import FakeControlKeys
 
