@@ -157,6 +157,8 @@ class Agent:
                               f"{self.state.control_keys}")
         if self.identity is None and not self.config.auth_key:
             raise AgentFailed("this node has not joined yet: --auth-key is needed once")
+        for line in registration_drift(self.identity, self.config):
+            log.warning("%s", line)
         existed = interface_exists(self.config.iface, self.config.netns)
         self.interface = ensure_interface(self.state, self.config.iface, self.config.netns)
         self._made_interface = not existed and self.interface.kind != "existing"
@@ -209,7 +211,10 @@ class Agent:
                                   self.config.advertise_routes,
                                   self.config.endpoints[0] if self.config.endpoints else None)
         answer = client.register(request)
-        self.identity = {**answer.to_json(), "server": client.server, "joined_at": time.time()}
+        # What was asked for too: a later start with other values is told (registration_drift).
+        self.identity = {**answer.to_json(), "server": client.server, "joined_at": time.time(),
+                         "endpoint": request.endpoint,
+                         "advertised_routes": list(request.routes)}
         self.state.write_json(self.state.identity, self.identity)
         log.log(NOTICE, "joined as %s (%s)", answer.name, ", ".join(answer.addresses))
 
@@ -450,6 +455,30 @@ class Agent:
                           self.key.public_key if self.key else "", self_identity(self.identity))
             return {"found": found is not None, "whois": found.to_json() if found else None}
         return {"error": f"unknown op {op!r}"}
+
+
+def registration_drift(identity: dict[str, Any] | None, config: AgentConfig) -> list[str]:
+    """Warnings for a start whose --endpoint or routes differ from the node's registration.
+
+    Control takes them at the first join only (a later join with the same node key gets
+    its registration back unchanged), so a changed flag would silently do nothing."""
+    if not identity:
+        return []
+    name = identity.get("name") or "NAME"
+    again = (f"control keeps the registered value; to change it, `policyc control nodes rm "
+             f"{name}` and join again with a new auth key")
+    out = []
+    endpoint = config.endpoints[0] if config.endpoints else None
+    if "endpoint" in identity and identity["endpoint"] != endpoint:
+        out.append(f"--endpoint {endpoint or '(none)'} differs from the one this node "
+                   f"registered with ({identity['endpoint'] or 'none'}): {again}")
+    registered = identity.get("advertised_routes")
+    if isinstance(registered, list) and set(registered) != set(config.advertise_routes):
+        out.append(f"the routes to advertise ({', '.join(config.advertise_routes) or 'none'}"
+                   "; --advertise-routes, --advertise-exit-node) differ from the ones this "
+                   "node registered with "
+                   f"({', '.join(map(str, registered)) or 'none'}): {again}")
+    return out
 
 
 def identities_of(envelope: NetmapEnvelope) -> dict[str, Identity]:
