@@ -176,24 +176,125 @@ HOSTS = {"nas": "10.1.2.3", "lan": "10.1.0.0/16", "dns": "8.8.8.8", "v6box": "fd
 IPSETS = {"ipset:office": ["10.1.2.0/24", "nas", "100.64.0.3-100.64.0.5", "fd7a:115c:a1e0::4"]}
 
 
+# --- hypothesis: node addresses next to each other ---------------------------------
+
+V4_BASE = int(ipaddress.IPv4Address("100.64.0.0"))
+V6_BASE = int(ipaddress.IPv6Address("fd7a:115c:a1e0::"))
+# Address offsets (from the bases above) where prefix covers split and merge: the
+# first addresses, both sides of a /24 and a /16 (v4), of 16 and 32 bits (v6).
+SPREAD4 = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 254, 255, 256, 257, 0xFFFE, 0xFFFF, 0x10000)
+SPREAD6 = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0xFFFE, 0xFFFF, 0x10000, 0x10001, 0xFFFFFFFF,
+           0x100000000)
+# Where a spread tailnet's nodes cluster: 8 addresses from one of these (straddling a
+# boundary for all but the first).
+CLUSTERS4 = (0, 252, 0xFFFC)
+CLUSTERS6 = (0, 0xFFFC, 0xFFFFFFFC)
+# Ways from an address to one near it: both neighbours, two away, its /31 (/127)
+# partner and the rest of its /30 and /29, the next /30 and /29 up, the one before its
+# /30 (what it merges with into a larger prefix, or what splits one).
+NEAR = (lambda a: a - 1, lambda a: a + 1, lambda a: a - 2, lambda a: a + 2,
+        lambda a: a ^ 1, lambda a: a ^ 2, lambda a: a ^ 3, lambda a: a ^ 4, lambda a: a ^ 7,
+        lambda a: (a | 3) + 1, lambda a: (a | 7) + 1, lambda a: (a & ~3) - 1)
+FRESH_BAND = range(60, 80)  # offsets the index tests give fresh nodes (60 + step)
+# Approved routes over node addresses (a router's own among them).
+NODE_ROUTES = ("100.64.0.0/30", "100.64.0.4/31", "100.64.0.32/27", "100.64.1.0/24",
+               "fd7a:115c:a1e0::/126", "fd7a:115c:a1e0::8/125")
+
+
+def addresses(v4: int | None, v6: int | None) -> tuple[ipaddress.IPv4Address
+                                                     | ipaddress.IPv6Address, ...]:
+    """A node's addresses at these offsets from the tailnet bases (None: not that family)."""
+    out: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
+    if v4 is not None:
+        out.append(ipaddress.IPv4Address(V4_BASE + v4))
+    if v6 is not None:
+        out.append(ipaddress.IPv6Address(V6_BASE + v6))
+    return tuple(out)
+
+
+def offsets(nodes: list[Node], v6: bool) -> set[int]:
+    base = V6_BASE if v6 else V4_BASE
+    return {int(a) - base for n in nodes for a in n.ips if (a.version == 6) == v6}
+
+
 @st.composite
-def tailnets(draw: st.DrawFn, with_exit: bool | None = None) -> Inventory:
+def near_offset(draw: st.DrawFn, taken: set[int], v6: bool) -> int | None:
+    """A free address offset next to (or a few bits from) a taken one or a boundary;
+    None when the one drawn is taken (or in the fresh band: a later join's)."""
+    boundaries = SPREAD6 if v6 else SPREAD4
+    anchor = draw(st.sampled_from(sorted(taken)) | st.sampled_from(boundaries) if taken
+                  else st.sampled_from(boundaries))
+    found = draw(st.sampled_from(NEAR))(anchor)
+    top = (1 << 80) if v6 else (1 << 22)
+    if found in taken or found in FRESH_BAND or not 0 <= found < top:
+        return None
+    return found
+
+
+@st.composite
+def near_addresses(draw: st.DrawFn, nodes: list[Node],
+                   fallback: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]
+                   ) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
+    """Addresses for a node joining or moving among `nodes` (its own excluded by the
+    caller), next to theirs: one or both families; `fallback` if none drawn is free."""
+    family = draw(st.sampled_from(("both", "both", "v4", "v6")))
+    v4 = draw(near_offset(offsets(nodes, False), False)) if family != "v6" else None
+    v6 = draw(near_offset(offsets(nodes, True), True)) if family != "v4" else None
+    found = addresses(v4, v6)
+    return found if found else fallback
+
+
+@st.composite
+def clustered(draw: st.DrawFn, bases4: tuple[int, ...], bases6: tuple[int, ...]
+              ) -> list[tuple[int, int]]:
+    """(v4, v6) offsets of 3-8 nodes, most among 8 addresses from one base per family
+    (each taken or not: runs, gaps of one, aligned blocks or not), one maybe at a
+    boundary further off."""
+    base4, base6 = draw(st.sampled_from(bases4)), draw(st.sampled_from(bases6))
+    taken = st.sampled_from((True, True, True, False))
+    v4 = [base4 + k for k, on in enumerate(draw(st.lists(taken, min_size=8, max_size=8)))
+          if on][:7]
+    far4 = draw(st.sampled_from(SPREAD4))
+    if far4 not in v4 and (len(v4) < 3 or draw(st.booleans())):
+        v4.append(far4)
+    v4 = (v4 + [k for k in SPREAD4 if k not in v4])[:max(3, len(v4))]
+    v6 = [base6 + k for k in draw(st.permutations(range(8)))]
+    if draw(st.booleans()):  # one further off
+        far6 = draw(st.sampled_from(SPREAD6))
+        v6 = [x for x in v6 if x != far6][:len(v4) - 1] + [far6]
+    v6 = v6[:len(v4)]
+    return list(zip(draw(st.permutations(v4)), v6, strict=True))
+
+
+@st.composite
+def tailnets(draw: st.DrawFn, with_exit: bool | None = None, spread: bool = False,
+             route_choices: tuple[str, ...] = ROUTES,
+             tag_sets: tuple[tuple[str, ...], ...] | None = None) -> Inventory:
     """2-8 nodes: users' devices, tagged servers, maybe a subnet router and an exit node.
 
     `with_exit` forces the exit node in (True) or out (False); None draws it.
+    `spread`: the users' and servers' addresses cluster next to each other (runs with
+    gaps, across /31 to /16 boundaries; `clustered`), not 1, 2, 3...; routers approve routes
+    drawn from `route_choices`; `tag_sets`: the users' and servers' tags are one of
+    these (by default any of `TAGS`).
     """
-    count = draw(st.integers(2, 6))
+    places = draw(clustered(CLUSTERS4, CLUSTERS6)) if spread else None
+    count = len(places) if places is not None else draw(st.integers(2, 6))
     nodes: list[Node] = []
     for i in range(count):
         user = draw(st.sampled_from((*USERS, *USERS, OTHER_DOMAIN_USER)))
-        tags = tuple(sorted(draw(st.sets(st.sampled_from(TAGS), max_size=3))))
+        tags = tuple(sorted(draw(st.sets(st.sampled_from(TAGS), max_size=3)
+                                 if tag_sets is None else st.sampled_from(tag_sets))))
         made = node(f"n{i}", user, tags, i + 1)
+        if places is not None:
+            made = replace(made, ips=addresses(*places[i]))
         family = draw(st.sampled_from(("both", "both", "v4", "v6")))  # single-stack nodes too
         if family != "both":
             made = replace(made, ips=made.ips[:1] if family == "v4" else made.ips[1:])
         nodes.append(made)
     for k in range(draw(st.integers(0, 2))):  # subnet routers, maybe overlapping
-        routes = tuple(sorted(draw(st.sets(st.sampled_from(ROUTES), min_size=1, max_size=2))))
+        routes = tuple(sorted(draw(st.sets(st.sampled_from(route_choices), min_size=1,
+                                           max_size=2))))
         tag = draw(st.sampled_from((ROUTER_TAG, "tag:web")))
         nodes.append(node("router" if k == 0 else f"router{k}", draw(st.sampled_from(USERS)),
                           (tag,), 40 + k, routes=routes))

@@ -19,7 +19,19 @@ from dataclasses import replace
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import EXIT_TAG, ROUTER_TAG, ROUTES, TAGS, USERS, load, node, policies, tailnets
+from strategies import (
+    EXIT_TAG,
+    NODE_ROUTES,
+    ROUTER_TAG,
+    ROUTES,
+    TAGS,
+    USERS,
+    load,
+    near_addresses,
+    node,
+    policies,
+    tailnets,
+)
 
 from policyc.compiler import (
     EventRejected,
@@ -92,9 +104,31 @@ def key_for(text: str) -> str:
 # --- random events ----------------------------------------------------------------------
 
 
+ANY_ROUTES = ROUTES + NODE_ROUTES
+
+
+def index_tailnets() -> st.SearchStrategy[Inventory]:
+    """Tailnets numbered 1, 2, 3..., or spread over neighbours and boundaries with
+    routes over node addresses."""
+    return st.one_of(tailnets(), tailnets(spread=True, route_choices=ANY_ROUTES))
+
+
 @st.composite
-def node_changes(draw: st.DrawFn, current: Node, fresh: int,
-                 fields: tuple[str, ...] | None = None) -> Node:
+def new_addresses(draw: st.DrawFn, index: PolicyIndex, fresh: int, name: str,
+                  near: bool = False) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
+    """Addresses for a joining or moving node: fresh ones (far from every node's) or
+    next to other nodes' (prefix covers split and merge there; always, if `near`)."""
+    far = node("x", None, (), fresh).ips
+    kind = "near" if near else draw(st.sampled_from(("far", "v4", "v6", "near", "near")))
+    if kind != "near":
+        return far if kind == "far" else far[:1] if kind == "v4" else far[1:]
+    others = [n for n in map(index.node, index.names()) if n is not None and n.name != name]
+    return draw(near_addresses(others, far))
+
+
+@st.composite
+def node_changes(draw: st.DrawFn, current: Node, fresh: int, index: PolicyIndex,
+                 fields: tuple[str, ...] | None = None, near: bool = False) -> Node:
     """`current` with one or more of its fields changed."""
     changed = current
     for field in draw(st.sets(st.sampled_from(
@@ -106,11 +140,10 @@ def node_changes(draw: st.DrawFn, current: Node, fresh: int,
         elif field == "user":
             changed = replace(changed, user=draw(st.sampled_from(USERS)))
         elif field == "ips":
-            other = node("x", None, (), fresh)
-            changed = replace(changed, ips=draw(st.sampled_from(
-                (other.ips, other.ips[:1], other.ips[1:], changed.ips[:1]))))
+            changed = replace(changed, ips=draw(st.one_of(
+                new_addresses(index, fresh, current.name, near), st.just(changed.ips[:1]))))
         elif field == "routes":
-            routes = draw(st.sets(st.sampled_from(ROUTES), max_size=2))
+            routes = draw(st.sets(st.sampled_from(ANY_ROUTES), max_size=2))
             changed = replace(changed, routes=tuple(ipaddress.ip_network(r)
                                                     for r in sorted(routes)))
         elif field == "exit":
@@ -128,26 +161,29 @@ ORDINARY_FIELDS = ("tags", "user", "ips", "key", "endpoint")
 
 @st.composite
 def events(draw: st.DrawFn, index: PolicyIndex, fresh: int,
-           ordinary: bool = False) -> NodeEvent:
+           ordinary: bool = False, near: bool = False) -> NodeEvent:
     """A random event; `ordinary`: joins without routes, and changes of anything but
-    routes and exit approval (the events the index patches in place)."""
+    routes and exit approval (the events the index patches in place); `near`: joins
+    and moves always next to other nodes' addresses."""
     names = index.names()
     kind = draw(st.sampled_from(("add", "remove", "update", "update")) if names
                 else st.just("add"))
     if kind == "add":
         user = draw(st.sampled_from(USERS))
         tags = tuple(sorted(draw(st.sets(st.sampled_from(TAGS), max_size=2))))
+        ips = draw(new_addresses(index, fresh, "", near))
         if ordinary:
-            return NodeAdded(node(f"new{fresh}", user, tags, fresh))
-        routes = tuple(draw(st.sets(st.sampled_from(ROUTES), max_size=1)))
-        return NodeAdded(node(f"new{fresh}", user, tags, fresh, routes=routes,
-                              exit_node=draw(st.booleans()) and not routes))
+            return NodeAdded(replace(node(f"new{fresh}", user, tags, fresh), ips=ips))
+        routes = tuple(draw(st.sets(st.sampled_from(ANY_ROUTES), max_size=1)))
+        return NodeAdded(replace(node(f"new{fresh}", user, tags, fresh, routes=routes,
+                                      exit_node=draw(st.booleans()) and not routes), ips=ips))
     name = draw(st.sampled_from(names))
     if kind == "remove":
         return NodeRemoved(name)
     current = index.node(name)
     assert current is not None
-    return NodeUpdated(draw(node_changes(current, fresh, ORDINARY_FIELDS if ordinary else None)))
+    return NodeUpdated(draw(node_changes(current, fresh, index,
+                                         ORDINARY_FIELDS if ordinary else None, near)))
 
 
 DENSE_SOURCES = ("group:eng", "group:ops", "autogroup:member", "autogroup:tagged", *TAGS,
@@ -192,14 +228,14 @@ EVENT_SETTINGS = settings(max_examples=120, deadline=None,
 
 
 @EVENT_SETTINGS
-@given(text=policies(), inventory=tailnets(), ssh=st.booleans(), data=st.data())
+@given(text=policies(), inventory=index_tailnets(), ssh=st.booleans(), data=st.data())
 def test_events_keep_the_index_equal_to_a_fresh_compile(
         text: str, inventory: Inventory, ssh: bool, data: st.DataObject) -> None:
     check_events(text, inventory, ssh, data, ordinary=False)
 
 
 @EVENT_SETTINGS
-@given(text=st.one_of(policies(), dense_policies()), inventory=tailnets(), ssh=st.booleans(),
+@given(text=st.one_of(policies(), dense_policies()), inventory=index_tailnets(), ssh=st.booleans(),
        data=st.data())
 def test_ordinary_events_patched_in_place_equal_a_fresh_compile(
         text: str, inventory: Inventory, ssh: bool, data: st.DataObject) -> None:
@@ -208,8 +244,43 @@ def test_ordinary_events_patched_in_place_equal_a_fresh_compile(
     check_events(text, inventory, ssh, data, ordinary=True)
 
 
+# Rules from some nodes to others: a destination's nodes need not be each other's
+# peers, so a node next to E may see E's move only in its own filter's prefix.
+REGION_SOURCES = ("group:eng", "alice@example.com", "tag:ci", "autogroup:member",
+                  "100.64.0.0/29", "100.64.1.0-100.64.1.2", "fd7a:115c:a1e0::/125")
+REGION_DESTINATIONS = ("tag:web", "tag:db", "autogroup:tagged", "bob@example.com",
+                       "group:ops", "100.64.0.0/30", "100.64.0.255-100.64.1.1",
+                       "fd7a:115c:a1e0::/126", "fd7a:115c:a1e0::fffe-fd7a:115c:a1e0::1:1")
+
+
+@st.composite
+def region_policies(draw: st.DrawFn) -> str:
+    acls = [{"action": "accept",
+             "src": draw(st.lists(st.sampled_from(REGION_SOURCES), min_size=1, max_size=2)),
+             "dst": [f"{d}:{draw(st.sampled_from(('22', '*')))}" for d in draw(st.lists(
+                 st.sampled_from(REGION_DESTINATIONS), min_size=1, max_size=2))]}
+            for _ in range(draw(st.integers(1, 3)))]
+    doc = {"groups": {"group:eng": ["alice@example.com"],
+                      "group:ops": sorted(draw(st.sets(st.sampled_from(USERS), max_size=2)))},
+           "tagOwners": {t: ["alice@example.com"] for t in (*TAGS, ROUTER_TAG, EXIT_TAG)},
+           "acls": acls}
+    return json.dumps(doc, indent=2)[:-2] + ",\n}"
+
+
+@EVENT_SETTINGS
+@given(text=region_policies(), data=st.data(),
+       inventory=tailnets(spread=True, tag_sets=(
+           (), ("tag:web",), ("tag:web",), ("tag:web",), ("tag:db",), ("tag:db", "tag:web"))))
+def test_events_next_to_other_nodes_equal_a_fresh_compile(
+        text: str, inventory: Inventory, data: st.DataObject) -> None:
+    """Joins and moves next to other nodes' addresses, among nodes clustered across
+    prefix boundaries: the prefix covering a neighbour merges or splits though the
+    neighbour may not see E at all (the region `livepatch` compares)."""
+    check_events(text, inventory, False, data, ordinary=True, near=True)
+
+
 def check_events(text: str, inventory: Inventory, ssh: bool, data: st.DataObject,
-                 ordinary: bool) -> None:
+                 ordinary: bool, near: bool = False) -> None:
     policy = load(with_ssh(text, SSH_RULES) if ssh else text)
     index = PolicyIndex.build(policy, inventory)
     before = assert_matches_fresh_compile(index, policy)
@@ -218,7 +289,8 @@ def check_events(text: str, inventory: Inventory, ssh: bool, data: st.DataObject
             policy = load(data.draw(policies(), label="new policy"))
             changes = index.set_policy(policy)
         else:
-            changes = index.apply(data.draw(events(index, 60 + step, ordinary), label="event"))
+            changes = index.apply(data.draw(events(index, 60 + step, ordinary, near),
+                                            label="event"))
         after = assert_matches_fresh_compile(index, policy)
         differ = {n for n in after if n not in before or content(before[n]) != content(after[n])}
         differ |= set(before) - set(after)
@@ -265,7 +337,7 @@ def table_content(table: Table) -> tuple[object, ...]:
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(text=st.one_of(dense_policies(), policies()), inventory=tailnets(), data=st.data())
+@given(text=st.one_of(dense_policies(), policies()), inventory=index_tailnets(), data=st.data())
 def test_units_refreshed_in_place_equal_recompiled_units(
         text: str, inventory: Inventory, data: st.DataObject) -> None:
     """After each patched event, every unit the patch refreshed instead of recompiling
