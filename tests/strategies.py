@@ -261,7 +261,7 @@ def clustered(draw: st.DrawFn, bases4: tuple[int, ...], bases6: tuple[int, ...]
     v6 = [base6 + k for k in draw(st.permutations(range(8)))]
     if draw(st.booleans()):  # one further off
         far6 = draw(st.sampled_from(SPREAD6))
-        v6 = [x for x in v6 if x != far6][:len(v4) - 1] + [far6]
+        v6 = [*[x for x in v6 if x != far6][:len(v4) - 1], far6]
     v6 = v6[:len(v4)]
     return list(zip(draw(st.permutations(v4)), v6, strict=True))
 
