@@ -181,9 +181,9 @@ def test_other_commands_sum_up_warnings_beyond_the_first_ten(tmp_path: Path) -> 
     policy.write_text('{"groups": {' + unused + '}, "acls": [{"action": "accept", '
                       '"src": ["*"], "dst": ["*:*"]}]}')
     nodes = tmp_path / "nodes.json"
+    key = "xJVpj8liGM4acekGcKI/3Xf+13b/nwrG71I18lqz+DQ="
     nodes.write_text(json.dumps({"nodes": [{"name": "a", "user": "alice@example.com",
-                                            "ips": ["100.64.0.1"],
-                                            "key": "xJVpj8liGM4acekGcKI/3Xf+13b/nwrG71I18lqz+DQ="}]}))
+                                            "ips": ["100.64.0.1"], "key": key}]}))
     compiled = CliRunner().invoke(main, ["compile", str(policy), "--nodes", str(nodes)])
     assert compiled.exit_code == 0, compiled.output
     assert compiled.stderr.count("warning[W202]") == 10
