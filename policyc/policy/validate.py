@@ -193,6 +193,10 @@ def _check_placement(place: Place, alias: Alias, diags: Diagnostics) -> None:
     elif type(alias) not in place.kinds:
         message = (f'"{alias}": invalid address' if place is NODE_ATTR
                    else f'"{alias}" cannot be used in {place.label}')
+        if place is SSH_DST and isinstance(alias, GroupRef):
+            # SaaS's words (azigler/dotfiles a8b2508 -> c051ff2, 2026-05-24)
+            message = (f'ssh dst "{alias}": groups are not allowed dst (name a tag, '
+                       "autogroup:self, or the source's own user)")
         diags.error(place.code, alias.span, message)
 
 

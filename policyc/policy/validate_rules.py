@@ -108,14 +108,15 @@ def _check_ssh(policy: Policy, rule: SshRule, diags: Diagnostics) -> None:
         # autogroup:tagged beside autogroup:self was applied by SaaS (above); an
         # explicit tag there is refused (tailscale/tailscale#10374, the KB).
         refused = tag_source if _is(dst, "autogroup:self") else tagged_source
-        if refused and user_owned:
+        if refused and user_owned and not isinstance(dst, UserRef):
             diags.error("E120", dst.span,
                         f'ssh dst "{dst}": tags in SSH source cannot access user-owned devices')
         elif isinstance(dst, UserRef) and not (
                 all(_same_user_source(s, dst.login) for s in rule.sources)
                 and any(isinstance(s, UserRef) for s in rule.sources)):
-            # SaaS's message (quoted in juanfont/headscale#3010); the KB: a user
-            # dst only "if the source contains only the same named user".
+            # SaaS's message, for a tag source too (quoted in juanfont/headscale#3010;
+            # azigler/dotfiles 1662cdd -> 1bb13c2); the KB: a user dst only "if the
+            # source contains only the same named user".
             diags.error("E120", dst.span,
                         f'ssh dst "{dst}": users in dst are only allowed from the same user '
                         "(every src must be that user; use autogroup:self for each user's "
