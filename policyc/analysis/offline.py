@@ -15,7 +15,8 @@ which outcomes that made-up tailnet cannot settle:
   literal IP is never mistaken for a made-up node; a destination (or source)
   given as an IP, CIDR or host is decided by the rules that name addresses;
   when only a rule naming identities (a user, group, tag or autogroup that
-  must own that IP) could decide it, the outcome is undecidable offline;
+  must own that IP) could decide it, the outcome is undecidable offline,
+  unless the IP lies outside Tailscale's ranges (no node can hold it);
 * role autogroups (autogroup:admin ...) need users' roles: without the
   inventory's `users` list, an outcome that hinges on a role is undecidable
   (not one between tagged devices: a tagged device holds no role).
@@ -30,7 +31,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from weakref import WeakKeyDictionary
 
-from policyc.analysis.reference import Permit, ReferenceEvaluator, ssh_user_matches
+from policyc.analysis.reference import (
+    Permit,
+    ReferenceEvaluator,
+    in_tailscale_range,
+    ssh_user_matches,
+)
 from policyc.compiler.nodes import ROLE_AUTOGROUPS, Inventory, Node
 from policyc.policy.model import (
     Alias,
@@ -180,8 +186,8 @@ def undecided_reason(ev: ReferenceEvaluator, src_alias: Alias, dst_alias: Alias,
     an address could still allow it.
     """
     roles_known = ev.inventory.knows_roles
-    literal_src = synthetic and is_address(src_alias)
-    literal_dst = synthetic and is_address(dst_alias)
+    literal_src = synthetic and is_address(src_alias) and _node_addressable(sources)
+    literal_dst = synthetic and is_address(dst_alias) and _node_addressable(destinations)
     for permit in _candidates(ev, sources, destinations, literal_src, literal_dst):
         if permit.matches_any(protocols, port):
             reason = _permit_reason(ev, permit, src_alias, dst_alias, sources, destinations,
@@ -207,6 +213,14 @@ def _via_reason(ev: ReferenceEvaluator, sources: list[IPAddress],
                     f"{', '.join(permit.via)}, and which nodes route it needs the "
                     "inventory (--nodes)")
     return None
+
+
+def _node_addressable(addresses: list[IPAddress]) -> bool:
+    """Could a node hold one of these literal addresses? Only inside Tailscale's
+    ranges (100.64.0.0/10, fd7a:115c:a1e0::/48): a tag, user or group names its
+    nodes' Tailscale addresses, never a LAN address behind them (rajsinghtech/
+    kubernetes-manifests tests tag:robbinsdale against 192.168.50.1:443)."""
+    return any(in_tailscale_range(address) for address in addresses)
 
 
 def _candidates(ev: ReferenceEvaluator, sources: list[IPAddress],

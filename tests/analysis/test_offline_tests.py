@@ -73,6 +73,14 @@ ACL_TABLE = [
      {"src": "100.64.0.14", "accept": ["webserver:80"]}, "undecidable"),
     ("ip-src-address-rule", [acl("100.64.0.14", "webserver:80")],
      {"src": "100.64.0.14", "accept": ["webserver:80"]}, "pass"),
+    # ... but only an address inside Tailscale's ranges can be a node's: a LAN
+    # address is never a tag's or user's (rajsinghtech/kubernetes-manifests).
+    ("identity-rule-lan-ip-dst", [acl("group:dev", "tag:server:22")],
+     {"src": "alice@example.com", "accept": ["10.1.2.3:22"]}, "fail"),
+    ("identity-rule-lan-ip-dst-deny", [acl("group:dev", "tag:server:22")],
+     {"src": "alice@example.com", "deny": ["10.1.2.3:22"]}, "pass"),
+    ("lan-ip-src-identity-rule", [acl("tag:client", "webserver:80")],
+     {"src": "10.1.2.3", "deny": ["webserver:80"]}, "pass"),
     # Both ends literal: a rule between two identities could hold both
     # (abl030/nixosconfig tests host aliases of tagged nodes this way).
     ("ip-src-ip-dst-identity-rule", [acl("tag:client", "tag:server:22")],
