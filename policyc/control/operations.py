@@ -85,14 +85,18 @@ def register(tailnet: Tailnet, node_key: str, request: RegisterRequest,
     """Join `node_key` (already proven by its box) with a pre-auth key.
 
     A node key that is registered and not expired gets its registration back
-    without using the key, so an agent can safely retry.
+    without using the key, so an agent can safely retry; if it asks with other
+    routes or another endpoint (its agent restarted with other flags), those are
+    taken first (`_update_registration`).
     """
     routes = parse_routes(request.routes)
     endpoint = parse_endpoint(request.endpoint)
     existing = tailnet.store.node_by_key(node_key)
     now = int(tailnet.clock())
     if existing is not None and not existing.expired(now):
-        return _response(existing)
+        if existing.endpoint == endpoint and set(existing.advertised_routes) == set(routes):
+            return _response(existing)
+        return _response(_update_registration(tailnet, node_key, routes, endpoint))
     digest = auth_key_digest(request.auth_key)
 
     def write(view: View) -> Written:
@@ -137,6 +141,31 @@ def register(tailnet: Tailnet, node_key: str, request: RegisterRequest,
     if joined is None:  # an admin removed it between the commit and this read
         raise ControlError(409, "removed", "the node was removed while it registered")
     return _response(joined)
+
+
+def _update_registration(tailnet: Tailnet, node_key: str, routes: tuple[str, ...],
+                         endpoint: str | None) -> NodeRecord:
+    """A registered node advertises other routes or another endpoint. Routes approved
+    before stay approved while it still advertises them; new ones wait for approval."""
+    def write(view: View) -> Written:
+        record = tailnet.store.node_by_key(node_key)
+        if record is None:  # an admin removed it meanwhile
+            raise ControlError(409, "removed", "the node was removed while it registered")
+        record = replace(record, advertised_routes=routes, endpoint=endpoint,
+                         approved_routes=tuple(r for r in record.approved_routes
+                                               if r in routes))
+        tailnet.store.update_node(record)
+        tailnet.store.add_audit(int(tailnet.clock()), node_actor(node_key), "node.update",
+                                record.name, {"routes": list(routes), "endpoint": endpoint})
+        records = dict(view.records)
+        records[record.name] = record
+        return view.live, view.policy, records
+
+    tailnet.change(write)
+    updated = tailnet.store.node_by_key(node_key)
+    if updated is None:
+        raise ControlError(409, "removed", "the node was removed while it registered")
+    return updated
 
 
 def _unique_name(tailnet: Tailnet, hostname: str) -> str:

@@ -157,8 +157,6 @@ class Agent:
                               f"{self.state.control_keys}")
         if self.identity is None and not self.config.auth_key:
             raise AgentFailed("this node has not joined yet: --auth-key is needed once")
-        for line in registration_drift(self.identity, self.config):
-            log.warning("%s", line)
         existed = interface_exists(self.config.iface, self.config.netns)
         self.interface = ensure_interface(self.state, self.config.iface, self.config.netns)
         self._made_interface = not existed and self.interface.kind != "existing"
@@ -199,6 +197,8 @@ class Agent:
             if not self.config.auth_key:
                 raise AgentFailed("this node has not joined yet: --auth-key is needed once")
             self._register(client)
+        elif drift := registration_drift(self.identity, self.config):
+            self._reregister(client, drift)
         if self.pins is None:
             try:
                 self.pins = pin_control_keys(self.state, offered, self.config.control_key)
@@ -206,17 +206,33 @@ class Agent:
                 raise AgentFailed(str(err)) from err
             log.log(NOTICE, "pinned control's signing key %s", offered.signing_key)
 
-    def _register(self, client: ControlClient) -> None:
-        request = RegisterRequest(self.config.auth_key or "", self.config.hostname,
-                                  self.config.advertise_routes,
+    def _reregister(self, client: ControlClient, drift: list[str]) -> None:
+        """Started with another --endpoint or other routes than it registered with: ask
+        control to take them (the node key proves it is this node; no auth key needed).
+        A refusal is logged, not fatal: a removed node learns so from the signed notice."""
+        try:
+            self._register(client, auth_key="")
+        except ControlError as err:
+            if err.transient:
+                raise
+            log.warning("%s; control refused to take it: %s", "; ".join(drift), err)
+            return
+        log.log(NOTICE, "%s: control took the new values", "; ".join(drift))
+
+    def _register(self, client: ControlClient, *, auth_key: str | None = None) -> None:
+        request = RegisterRequest((self.config.auth_key or "") if auth_key is None else auth_key,
+                                  self.config.hostname, self.config.advertise_routes,
                                   self.config.endpoints[0] if self.config.endpoints else None)
         answer = client.register(request)
-        # What was asked for too: a later start with other values is told (registration_drift).
-        self.identity = {**answer.to_json(), "server": client.server, "joined_at": time.time(),
+        first = self.identity is None
+        # What was asked for too: a later start with other values registers again.
+        self.identity = {**answer.to_json(), "server": client.server,
+                         "joined_at": (self.identity or {}).get("joined_at", time.time()),
                          "endpoint": request.endpoint,
                          "advertised_routes": list(request.routes)}
         self.state.write_json(self.state.identity, self.identity)
-        log.log(NOTICE, "joined as %s (%s)", answer.name, ", ".join(answer.addresses))
+        if first:
+            log.log(NOTICE, "joined as %s (%s)", answer.name, ", ".join(answer.addresses))
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -458,26 +474,20 @@ class Agent:
 
 
 def registration_drift(identity: dict[str, Any] | None, config: AgentConfig) -> list[str]:
-    """Warnings for a start whose --endpoint or routes differ from the node's registration.
-
-    Control takes them at the first join only (a later join with the same node key gets
-    its registration back unchanged), so a changed flag would silently do nothing."""
+    """What differs between this start's --endpoint or routes and the node's registration
+    (the agent then registers again, so control takes them)."""
     if not identity:
         return []
-    name = identity.get("name") or "NAME"
-    again = (f"control keeps the registered value; to change it, `policyc control nodes rm "
-             f"{name}` and join again with a new auth key")
     out = []
     endpoint = config.endpoints[0] if config.endpoints else None
     if "endpoint" in identity and identity["endpoint"] != endpoint:
         out.append(f"--endpoint {endpoint or '(none)'} differs from the one this node "
-                   f"registered with ({identity['endpoint'] or 'none'}): {again}")
+                   f"registered with ({identity['endpoint'] or 'none'})")
     registered = identity.get("advertised_routes")
     if isinstance(registered, list) and set(registered) != set(config.advertise_routes):
         out.append(f"the routes to advertise ({', '.join(config.advertise_routes) or 'none'}"
                    "; --advertise-routes, --advertise-exit-node) differ from the ones this "
-                   "node registered with "
-                   f"({', '.join(map(str, registered)) or 'none'}): {again}")
+                   f"node registered with ({', '.join(map(str, registered)) or 'none'})")
     return out
 
 

@@ -272,6 +272,42 @@ def test_route_approval(control: ControlServer) -> None:
     assert "10.20.0.0/16" in peer.allowed_ips
 
 
+def test_a_registered_node_asking_again_with_other_routes_or_endpoint_gets_them(
+        control: ControlServer) -> None:
+    alice = joined(control, "alice", **ALICE)
+    router = control.node("router")
+    key = authkey(control, tags=["tag:router"])
+    router.register(key, routes=("10.20.0.0/16", "10.30.0.0/16"), endpoint="198.18.0.5:41641")
+    router.poll()
+    with control.admin() as admin:
+        approved = admin.post("/api/v1/nodes/router/routes",
+                              json={"routes": ["10.20.0.0/16", "10.30.0.0/16"]})
+        assert approved.status_code == 200
+    before = versions(control)
+    # The same values again (an agent retrying): nothing changes, no key is needed.
+    router.register("", routes=("10.30.0.0/16", "10.20.0.0/16"), endpoint="198.18.0.5:41641")
+    assert versions(control) == before
+    # A restart with another endpoint and one route less (and one new): taken at once;
+    # the dropped route is no longer approved, the new one waits for approval.
+    again = router.register("", routes=("10.20.0.0/16", "10.40.0.0/16"),
+                            endpoint="198.18.0.9:41641")
+    assert again.name == "router"
+    [listed] = [n for n in nodes(control) if n["name"] == "router"]
+    assert listed["endpoint"] == "198.18.0.9:41641"
+    assert listed["advertised_routes"] == ["10.20.0.0/16", "10.40.0.0/16"]
+    assert listed["approved_routes"] == ["10.20.0.0/16"]
+    with control.admin() as admin:
+        latest = admin.get("/api/v1/audit", params={"limit": 1}).json()["entries"]
+    assert [(e["action"], e["target"]) for e in latest] == [("node.update", "router")]
+    assert alice.poll() is not None and alice.envelope is not None
+    [peer] = [p for p in alice.envelope.netmap.peers if p.key == router.key]
+    assert peer.endpoint == "198.18.0.9:41641"
+    assert "10.20.0.0/16" in peer.allowed_ips
+    # A key that is not registered still needs a valid auth key.
+    assert refused(lambda: control.node("x").register("", endpoint="198.18.0.7:1")).code \
+        == "auth-key-unknown"
+
+
 def test_a_long_poll_wakes_on_change(control: ControlServer) -> None:
     alice = joined(control, "alice", **ALICE)
     held = alice.version

@@ -324,6 +324,16 @@ def test_an_approved_subnet_route_is_served_to_those_the_policy_lets_in(
         assert net.mesh["olga"].iface in olga_routes  # olga's agent routes the LAN over the mesh
         # ops may reach everything, the routed LAN too; developers may reach only tag:web ports.
         assert harness.probe_lan(net.mesh, lan, [ops, dev]) == {ops: True, dev: False}
+        # gw's agent restarted without --advertise-routes registers again: control drops
+        # the route (advertised and approved) and the LAN is out of reach again.
+        assert router.stop() == 0
+        router.start(net.control.url)
+        assert harness.wait_for(
+            lambda: [n["approved_routes"] for n in net.control.nodes() if n["name"] == "gw"]
+            == [[]], timeout=CUT_SECONDS, step=0.2), net.log_tail("gw")
+        net.wait_converged()
+        assert lan_prefix not in net.mesh["olga"].run(["ip", "route", "show", lan_prefix]).stdout
+        assert harness.probe_lan(net.mesh, lan, [ops]) == {ops: False}
     finally:
         net.control.api("DELETE", "/api/v1/nodes/gw")
         net.agents.pop("gw").stop()
