@@ -562,14 +562,15 @@ def _patch_usable(stage: LiveStage, slot: int) -> None:
     """E's bit in every usable route (E as a source), and E's own row if it routes."""
     usable = stage.usable
     bit = 1 << slot
+    high = 2 * slot > len(stage.r.nodes)  # see `peers.HIGH`
     for key in list(usable):
         if key[0] == slot:
             del usable[key]
-        elif usable[key] & bit:
+        elif (usable[key] >> slot & 1) if high else (usable[key] & bit):
             usable[key] &= ~bit
     routed_bits = bits_of(stage.routed)
     for edge in stage.edges_of(slot):
-        if not edge.src_bits & bit:
+        if not ((edge.src_bits >> slot & 1) if high else (edge.src_bits & bit)):
             continue
         for p in bits_to_indexes(edge.dst_bits & routed_bits):
             if p == slot:

@@ -514,11 +514,18 @@ class LiveStage:
         """Node `i`'s peers as a bitset (never itself)."""
         bit = 1 << i
         bits = 0
-        for edge in self.edges_of(i):
-            if edge.src_bits & bit:
-                bits |= edge.dst_bits
-            if edge.dst_bits & bit:
-                bits |= edge.src_bits
+        if 2 * i > len(self.r.nodes):  # see `peers.HIGH`: `>>` reads the digits above i
+            for edge in self.edges_of(i):
+                if edge.src_bits >> i & 1:
+                    bits |= edge.dst_bits
+                if edge.dst_bits >> i & 1:
+                    bits |= edge.src_bits
+        else:
+            for edge in self.edges_of(i):
+                if edge.src_bits & bit:
+                    bits |= edge.dst_bits
+                if edge.dst_bits & bit:
+                    bits |= edge.src_bits
         return bits & ~bit
 
     def peer_bitsets(self) -> list[int]:

@@ -369,7 +369,8 @@ class Table:
         chosen: dict[MergeKey, list[NetPortRange]] = {}
         orders: dict[MergeKey, Order] = {}
         for group in self.groups:
-            if not group.holders & bit:
+            h = group.holders  # see `peers.HIGH`: the test reading fewer digits
+            if not ((h >> i & 1) if 2 * i > h.bit_length() else (h & bit)):
                 continue
             entries: list[NetPortRange] = []
             for shape, holders in zip(group.parts, group.part_holders, strict=True):

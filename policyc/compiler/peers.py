@@ -34,6 +34,13 @@ class Edge:
 _BIT_VALUES = bytes.maketrans(b"01", b"\x00\x01")
 
 
+# HIGH: testing bit i of a slot bitset. `bits & (1 << i)` reads the digits below bit
+# i, `bits >> i & 1` those above it; a 100k-slot bitset is 12.5 KB, and a table's
+# ~400 group holders (or ~800 edge sides) are ~5-10 MB, not in cache. A joined node
+# has the top slot, so `&` read all of each; index code tests the upper half of the
+# slots with `>>` (a joined node's test then reads a digit or two).
+
+
 def bits_to_indexes(bits: int) -> list[int]:
     """Set bit positions, in increasing order, at C speed: a few bits are found in
     the binary text one by one; a dense set (a dense tailnet's peer set: one per
