@@ -64,7 +64,7 @@ compilation, autogroup:self and via rules, reduction of entries) are the ones
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from itertools import compress, repeat
@@ -377,7 +377,7 @@ class PolicyIndex:
 
     def _report(self, slot: int, name: str, old: Node | None, new: Node | None,
                 delta: Delta) -> Changes:
-        slot_names = self._stage.names  # this version's tuple: later events replace it
+        slot_names = self._stage.names  # this version's: later events copy it or append
         changed = delta.changed
         if new is not None and (old is None or delta.own_changed):
             changed |= 1 << slot
@@ -402,13 +402,13 @@ _RECORD = partial(tuple.__new__, NetmapChange)  # a NetmapChange from its fields
 _BIT_FLAGS = bytes.maketrans(b"01", b"\x00\x01")
 
 
-def _named(slot_names: tuple[str, ...], bits: int) -> Iterator[str]:
+def _named(slot_names: Sequence[str], bits: int) -> Iterator[str]:
     """The names of the slots in `bits`, in slot order (C-level: the bits' binary text,
     least significant first, as 0/1 bytes selecting from the names)."""
     return compress(slot_names, bin(bits)[:1:-1].encode().translate(_BIT_FLAGS))
 
 
-def _records(index: PolicyIndex, slot_names: tuple[str, ...], slots: list[int],
+def _records(index: PolicyIndex, slot_names: Sequence[str], slots: list[int],
              names: list[str], slot: int, name: str, left: bool, delta: Delta
              ) -> tuple[NetmapChange, ...]:
     """The records of a patched event: E's own peer delta; every other changed node
@@ -434,7 +434,7 @@ def _records(index: PolicyIndex, slot_names: tuple[str, ...], slots: list[int],
     return tuple(out)
 
 
-def _deltas(slot_names: tuple[str, ...], changed: int, slot: int, name: str, left: bool,
+def _deltas(slot_names: Sequence[str], changed: int, slot: int, name: str, left: bool,
             delta: Delta) -> tuple[PeerDelta, ...]:
     """`_records` grouped: E's own delta, then the other changed nodes by whether they
     gained E, lost E, see E anew (disjoint: that needs E as a peer before and after)
@@ -459,7 +459,7 @@ def _deltas(slot_names: tuple[str, ...], changed: int, slot: int, name: str, lef
     return tuple(out)
 
 
-def _names(slot_names: tuple[str, ...], bits: int) -> tuple[str, ...]:
+def _names(slot_names: Sequence[str], bits: int) -> tuple[str, ...]:
     return tuple(sorted(_named(slot_names, bits)))
 
 

@@ -102,9 +102,11 @@ def patch(stage: LiveStage, slot: int, old: Node | None, new: Node | None) -> De
     # --- the resolver and the per-slot views --------------------------------------------
     _patch_resolver(r, slot, o, n)
     view = NodeView(slot, r.node_addrs[slot], r.node_routes[slot], n.exit_node, n.ips)
-    stage.views = _put(stage.views, slot, view)
-    stage.base_peers = _put(stage.base_peers, slot, _base_peer(n))
-    stage.names = _put(stage.names, slot, n.name)
+    _put_list(stage.views, slot, view)
+    _put_list(stage.base_peers, slot, _base_peer(n))
+    if slot < len(stage.names):  # earlier reports keep the names they were made with
+        stage.names = list(stage.names)
+    _put_list(stage.names, slot, n.name)
     if new is None:
         stage.ghost_bits |= bit
     if o.name != n.name:

@@ -550,6 +550,17 @@ def test_nodes_that_gain_the_same_peer_share_one_delta(index: PolicyIndex) -> No
     ])
 
 
+def test_a_report_read_after_later_events_names_the_nodes_of_its_own(
+        index: PolicyIndex) -> None:
+    """Reports are made on first use from the slot names of their event: a later
+    leave (its slot renamed "") or join (a slot appended) must not show through."""
+    joined = index.apply(NodeAdded(node("tablet", "alice@example.com", (), 4)))
+    index.apply(NodeRemoved("web"))
+    index.apply(NodeAdded(node("web2", None, ("tag:web",), 5)))
+    assert sorted(n for d in joined.deltas for n in d.nodes) == ["tablet", "web"]
+    assert sorted(c.node for c in joined.changed) == ["tablet", "web"]
+
+
 def test_a_key_change_is_a_peer_change_for_those_who_see_the_node(index: PolicyIndex) -> None:
     current = index.node("laptop")
     assert current is not None
