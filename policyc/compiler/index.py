@@ -7,6 +7,8 @@ node events; it reports exactly which netmaps an event changed.
 
     index = PolicyIndex.build(policy, inventory)
     netmap = index.netmap("laptop")               # NodeNetmap; others not computed
+    peer = index.peer("laptop", "server")         # a Peer as laptop lists it
+    index.netmap_with_peers("laptop", peers)      # its netmap with these peers
     changes = index.apply(NodeAdded(node))        # or NodeRemoved("laptop"),
                                                   # NodeUpdated(replace(node, tags=...))
     for change in changes:                        # exactly the netmaps that differ
@@ -266,6 +268,18 @@ class PolicyIndex:
     def netmap(self, name: str) -> NodeNetmap:
         """`name`'s netmap; KeyError for a node the index does not hold."""
         return self._stage.netmap_of(self._position[name])
+
+    def peer(self, viewer: str, name: str) -> Peer:
+        """`name` as `viewer` lists it among its peers (with the routes `viewer` may
+        use); KeyError for a node the index does not hold."""
+        return self._stage.peer_view(self._position[viewer], self._position[name])
+
+    def netmap_with_peers(self, name: str, peers: tuple[Peer, ...]) -> NodeNetmap:
+        """`name`'s netmap with `peers` as its peer list and the rest from the index:
+        for a caller that holds the node's previous netmap and applied the peer delta
+        `apply` reported to its peers (on a dense tailnet, listing ~all nodes as peers
+        for each of ~all changed netmaps is what a join would cost otherwise)."""
+        return replace(self._stage.netmap_of(self._position[name], []), peers=peers)
 
     def netmaps(self, names: Iterable[str] | None = None) -> Iterator[tuple[str, NodeNetmap]]:
         """(name, netmap) one at a time, all nodes by default: for streaming output.

@@ -2,13 +2,22 @@
 
 Built once with the compiler's incremental index (`PolicyIndex`); each change
 is fed to it as node events (joined, removed, updated) or a policy push, and
-the index reports exactly the netmaps that changed (a policy push builds a
-new index instead: every netmap is a candidate). Control then compares
-`netmap_digest`s, which leave out the policy version stamp and include the
-owners the envelope carries, so a push re-signs only the nodes whose peers,
-filter, routes, SSH policy or peer owners differ. Each candidate is
-materialised and encoded once (`EncodedNetmap`); the digest and, when it
-changed, the signed envelope come from the same bytes.
+the index reports exactly the netmaps that changed, grouped by peer delta (a
+policy push builds a new index instead: every netmap is a candidate). Control
+then compares `Owners.digest`s, which leave out the policy version stamp and
+include the owners the envelope carries, so a push re-signs only the nodes
+whose peers, filter, routes, SSH policy or peer owners differ.
+
+After a single node event, a changed node that was in the netmaps before gets
+its new netmap as the one control holds with the index's reported peer delta
+applied (`TailnetNetmaps.netmap_after`: the filter and other fields still come
+from the index): on a dense tailnet a join changes ~every netmap, and listing
+~every node as a peer of each, encoding it and diffing it was O(N^2) per join.
+
+The digest is made of hashes cached per Peer object, per rule sources tuple
+and per owner (`Owners.digest`), not of the netmap's canonical JSON (which is
+what it was before digests were prefixed "v2:"; a control started on a
+database holding the old digests gives every node a new version once).
 
 The index is mutable: if the transaction that follows a change fails, the
 caller drops this object and builds a new one (see `Tailnet.change`).
@@ -16,45 +25,58 @@ caller drops this object and builds a new one (see `Tailnet.change`).
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import operator
+from collections.abc import Mapping
+from dataclasses import dataclass
+from itertools import islice
+
+import orjson
 
 from policyc.compiler.index import (
     NodeAdded,
     NodeEvent,
     NodeRemoved,
     NodeUpdated,
+    PeerDelta,
     PolicyIndex,
 )
 from policyc.compiler.nodes import Inventory
-from policyc.netmap import NodeNetmap, Peer
+from policyc.netmap import FilterRule, NodeNetmap, Peer
 from policyc.policy.model import Policy
 from policyc.protocol.codec import canonical_json
-from policyc.protocol.envelope import EncodedNetmap, PeerOwner
+from policyc.protocol.envelope import PeerOwner
+
+DIGEST_VERSION = "v2:"  # digests stored before it were of the content's canonical JSON
+_DIGEST_CONTEXT = b"policyc netmap content v2\n"
+_NAME = operator.attrgetter("name")
+_FIRST, _SECOND = operator.itemgetter(0), operator.itemgetter(1)
+NO_PEER_CHANGE = PeerDelta((), (), (), (), False)
 
 
-def netmap_digest(encoded: EncodedNetmap) -> str:
-    """The SHA-256 of the netmap's content and peer owners, without the policy stamp."""
-    return hashlib.sha256(encoded.content()).hexdigest()
+def _sha(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
 
 
 class Owners:
-    """Who each node belongs to (user, or tags), and that owner's canonical JSON.
+    """Who each node belongs to (user, or tags), and the hashes netmap digests are
+    made of.
 
-    Made per change from the previous change's `Owners`: an entry is rebuilt only
-    for a node whose user or tags changed (with the index's incremental events, a
-    thousand PeerOwners and their JSON per join were a visible share of it).
+    Made per change from the previous change's `Owners`: an owner entry is rebuilt
+    only for a node whose user or tags changed, and the hashes of Peer objects and
+    rule sources tuples the previous change made are reused (the index shares most
+    of them between the netmaps of one change and the next).
     """
 
-    _by_name: dict[str, tuple[PeerOwner, bytes]]
+    _by_name: dict[str, tuple[PeerOwner, bytes]]  # name -> (owner, hash of its JSON)
 
     def __init__(self, inventory: Inventory, previous: Owners | None = None) -> None:
-        # Each Peer's canonical JSON, by the object's identity (the objects are kept in
-        # `_pinned`, so an id is not reused while it is a key): the index shares most
-        # Peer objects between the netmaps of one change and the next, and on a dense
-        # tailnet encoding each netmap's thousand peers afresh was most of encoding it.
-        self._peer_bytes: dict[int, bytes] = {}
-        self._pinned: list[Peer] = []
-        self._earlier = previous._peer_bytes if previous is not None else {}
+        # Hashes by the object's identity (the objects are kept in `_pinned`, so an id
+        # is not reused while it is a key).
+        self._hashes: dict[int, bytes] = {}
+        self._pinned: list[object] = []
+        self._earlier = previous._hashes if previous is not None else {}
         old = previous._by_name if previous is not None else {}
         by_name: dict[str, tuple[PeerOwner, bytes]] = {}
         for node in inventory:
@@ -62,36 +84,87 @@ class Owners:
             user = node.owner
             if entry is None or entry[0].user != user or entry[0].tags != node.tags:
                 owner = PeerOwner(node.name, user, node.tags)
-                entry = (owner, canonical_json(owner.to_json()))
+                entry = (owner, _sha(canonical_json(owner.to_json())))
             by_name[node.name] = entry
         self._by_name = by_name
-
-    def encode(self, netmap: NodeNetmap) -> EncodedNetmap:
-        entries = self._entries(netmap)
-        return EncodedNetmap(netmap, tuple(e[0] for e in entries),
-                             b"[" + b",".join(e[1] for e in entries) + b"]",
-                             self.peers_json(netmap.peers))
-
-    def peers_json(self, peers: tuple[Peer, ...]) -> bytes:
-        """canonical_json of the peers list, from each peer's cached JSON."""
-        cache = self._peer_bytes
-        for peer in peers:
-            if id(peer) not in cache:
-                self._pinned.append(peer)
-                cache[id(peer)] = self._earlier.get(id(peer)) or canonical_json(peer.to_json())
-        return b"[" + b",".join(map(cache.__getitem__, map(id, peers))) + b"]"
 
     def forget_earlier(self) -> None:
         """Drop the previous change's cache (once this change is installed)."""
         self._earlier = {}
 
     def of(self, netmap: NodeNetmap) -> tuple[PeerOwner, ...]:
-        """The owners of the node and of each of its peers, the node first."""
+        """The owners of the node and of each of its peers, the node first, then by name."""
         return tuple(e[0] for e in self._entries(netmap))
 
+    def digest(self, netmap: NodeNetmap) -> tuple[str, tuple[PeerOwner, ...]]:
+        """The digest of the netmap's content and its owners, without the policy stamp
+        (equal digests, equal envelopes but for the stamp, version and time); and the
+        owners (`of`). Hashes of fixed length joined in order: no two contents share
+        the input."""
+        entries = self._entries(netmap)
+        fields = canonical_json([netmap.node, netmap.addresses, netmap.ssh_policy,
+                                 netmap.routes, netmap.cap_map])
+        owners = b"".join(map(_SECOND, entries))
+        digest = hashlib.sha256(
+            _DIGEST_CONTEXT + _sha(fields) + _sha(self._peers_hashes(netmap.peers))
+            + _sha(self._filter_hashes(netmap.packet_filter)) + _sha(owners)).hexdigest()
+        return DIGEST_VERSION + digest, tuple(map(_FIRST, entries))
+
+    def _peers_hashes(self, peers: tuple[Peer, ...]) -> bytes:
+        cache = self._hashes
+        try:  # after the first few netmaps of a change, every peer's hash is there
+            return b"".join(map(cache.__getitem__, map(id, peers)))
+        except KeyError:
+            pass
+        for peer in peers:
+            if id(peer) not in cache:
+                found = self._earlier.get(id(peer))
+                cache[id(peer)] = found or _sha(canonical_json(peer.to_json()))
+                self._pinned.append(peer)
+        return b"".join(map(cache.__getitem__, map(id, peers)))
+
+    def _filter_hashes(self, rules: tuple[FilterRule, ...]) -> bytes:
+        """Each rule's sources by their tuple's cached hash (the compiler shares them:
+        a dense tailnet's thousand netmaps have ~40,000 rules over a few hundred), the
+        rest as JSON (orjson writes the dataclasses field by field)."""
+        cache = self._hashes
+        for rule in rules:
+            sources = rule.src_ips
+            if id(sources) not in cache:
+                found = self._earlier.get(id(sources))
+                cache[id(sources)] = found or _sha(canonical_json(sources))
+                self._pinned.append(sources)
+        return orjson.dumps([(cache[id(r.src_ips)].hex(), r.dst_ports, r.ip_proto,
+                              r.cap_grant) for r in rules], option=orjson.OPT_SORT_KEYS)
+
     def _entries(self, netmap: NodeNetmap) -> list[tuple[PeerOwner, bytes]]:
-        names = [netmap.node, *sorted(p.name for p in netmap.peers)]
-        return [self._by_name[n] for n in names if n in self._by_name]
+        names = [netmap.node, *map(_NAME, netmap.peers)]
+        if not _ascending(names, 1):
+            names[1:] = sorted(names[1:])
+        by_name = self._by_name
+        try:  # every peer is a node of the inventory
+            return list(map(by_name.__getitem__, names))
+        except KeyError:
+            return [by_name[n] for n in names if n in by_name]
+
+
+def _ascending(items: list[str], start: int = 0) -> bool:
+    """items[start:] sorted, without duplicates (one C-level pass)."""
+    return all(map(operator.lt, islice(items, start, None), islice(items, start + 1, None)))
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """The nodes whose netmap or peer owners may differ after a change.
+
+    `known`: after a single node event, each candidate that was in the netmaps
+    before it and still is, with the index's exact peer delta for it (empty when
+    only its filter, fields or peers' owners may differ): its new netmap is the
+    one held with that delta applied. Candidates not in `known` are materialised.
+    """
+
+    names: frozenset[str]
+    known: Mapping[str, PeerDelta]
 
 
 class TailnetNetmaps:
@@ -109,21 +182,53 @@ class TailnetNetmaps:
     def netmap(self, name: str) -> NodeNetmap:
         return self._index.netmap(name)
 
-    def changed(self, policy: Policy, inventory: Inventory) -> frozenset[str]:
+    def netmap_after(self, name: str, held: NodeNetmap, delta: PeerDelta) -> NodeNetmap | None:
+        """`name`'s netmap now, from `held` (its netmap before the change) and the peer
+        delta the index reported; None when `held` does not fit the delta."""
+        peers = list(held.peers)
+        added = set(delta.peers_added)
+        for gone in delta.peers_removed:
+            k = bisect.bisect_left(peers, gone, key=_NAME)
+            if k == len(peers) or peers[k].name != gone:
+                return None
+            del peers[k]
+        for new in (*delta.peers_added, *delta.peers_changed):
+            peer = self._index.peer(name, new)
+            k = bisect.bisect_left(peers, new, key=_NAME)
+            there = k < len(peers) and peers[k].name == new
+            if there == (new in added):  # an added one there, a changed one not
+                return None
+            peers[k:k + there] = [peer]
+        return self._index.netmap_with_peers(name, tuple(peers))
+
+    def changed(self, policy: Policy, inventory: Inventory) -> Candidates:
         """Move to (policy, inventory); the nodes whose netmap or peer owners may differ."""
         if policy is not self._index.policy:
             # A push may change any netmap: build the new index and let the caller compare
             # each netmap's digest with the stored one (one netmap per node), rather than
             # have the index diff old and new netmaps first (two more per node).
             self._index = PolicyIndex.build(policy, inventory)
-            return frozenset(n.name for n in inventory)
+            return Candidates(frozenset(n.name for n in inventory), {})
         candidates: set[str] = set()
-        for event in _events(self._index.inventory(), inventory):
+        events = _events(self._index.inventory(), inventory)
+        before = set(self._index.names()) if len(events) == 1 else set()
+        known: dict[str, PeerDelta] = {}
+        for event in events:
             if isinstance(event, NodeUpdated):  # its peers carry its owner: look at them too
-                candidates.update(p.name for p in self._index.netmap(event.node.name).peers)
-            candidates.update(self._index.apply(event).names)
+                peers = [p.name for p in self._index.netmap(event.node.name).peers]
+                candidates.update(peers)
+                known.update(dict.fromkeys(peers, NO_PEER_CHANGE))
+            changes = self._index.apply(event)
+            candidates.update(changes.names)
+            if before:
+                for group in changes.deltas:
+                    known.update(dict.fromkeys(group.nodes, group))
         present = {n.name for n in inventory}
-        return frozenset(candidates & present)
+        if not before:  # none, or several events: each candidate is materialised
+            known = {}
+        return Candidates(frozenset(candidates & present),
+                          {n: d for n, d in known.items() if n in before and n in present
+                           and not d.removed})
 
 
 def _events(old: Inventory, new: Inventory) -> list[NodeEvent]:

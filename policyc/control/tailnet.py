@@ -23,10 +23,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
+from policyc.compiler.index import PeerDelta
 from policyc.compiler.nodes import Inventory, Node
 from policyc.control.errors import ControlError
 from policyc.control.longpoll import Watchers
-from policyc.control.netmaps import Owners, TailnetNetmaps, netmap_digest
+from policyc.control.netmaps import Candidates, Owners, TailnetNetmaps
 from policyc.control.policies import check_policy, diagnostics_json, policy_etag
 from policyc.control.registry import inventory_node
 from policyc.control.statedir import ADMIN_TOKEN_SETTING, ControlKeys, StateError
@@ -35,7 +36,13 @@ from policyc.netmap import NodeNetmap
 from policyc.policy.load import load_policy_text
 from policyc.policy.model import Policy
 from policyc.protocol.codec import canonical_json
-from policyc.protocol.delta import SourcesMemo, delta_payload, netmap_changes, sign_delta
+from policyc.protocol.delta import (
+    KnownPeers,
+    SourcesMemo,
+    delta_payload,
+    netmap_changes,
+    sign_delta,
+)
 from policyc.protocol.envelope import EncodedNetmap, PeerOwner, sign_payload
 from policyc.protocol.removal import RemovalNotice, sign_removal
 
@@ -150,33 +157,39 @@ class Tailnet:
         inventory = Inventory.of(list(nodes.values()))
         if self._netmaps is None:
             netmaps = TailnetNetmaps.build(policy, inventory)
-            candidates = frozenset(n.name for n in inventory)
+            candidates = Candidates(frozenset(n.name for n in inventory), {})
         else:
             netmaps = self._netmaps
             candidates = netmaps.changed(policy, inventory)
         records = dict(records)
         owners = Owners(inventory, self._owners)
-        # Each candidate is materialised and encoded once: its digest says whether it
-        # changed. A changed one gets a new version and a delta from its previous one;
-        # its full envelope is signed only when its node asks (see full_envelope).
+        # Each candidate's digest says whether it changed. A changed one gets a new
+        # version and a delta from its previous one; its full envelope is signed only
+        # when its node asks (see full_envelope).
         held = dict(self.view.held)
         memo: SourcesMemo = {}  # for this change's deltas (see netmap_changes)
         changed: list[str] = []
         stored_counter = self.store.counter("netmap_version")
         next_version = stored_counter + 1
-        for name in sorted(candidates):
-            netmap = netmaps.netmap(name)
-            encoded = owners.encode(netmap)
-            digest = netmap_digest(encoded)
+        for name in sorted(candidates.names):
+            previous = held.get(name)
+            peer_delta = candidates.known.get(name) if previous is not None else None
+            netmap = None
+            if previous is not None and peer_delta is not None:
+                netmap = netmaps.netmap_after(name, previous.netmap, peer_delta)
+            if netmap is None:
+                netmap, peer_delta = netmaps.netmap(name), None
+            digest, node_owners = owners.digest(netmap)
             record = records[name]
             if digest != record.netmap_digest:
                 record = records[name] = replace(record, netmap_version=next_version,
                                                  netmap_digest=digest)
                 next_version += 1
                 changed.append(name)
-                held[name] = self._held(record, encoded, live, now, held.get(name), memo)
-            elif name not in held:
-                held[name] = self._held(record, encoded, live, now, None)
+                held[name] = self._held(record, netmap, node_owners, live, now, previous,
+                                        memo, peer_delta)
+            elif previous is None:
+                held[name] = self._held(record, netmap, node_owners, live, now, None)
         counter = max(next_version - 1, self._retired_version(active, records, now) + 1)
         if counter != stored_counter:
             self.store.set_counter("netmap_version", counter)
@@ -185,8 +198,9 @@ class Tailnet:
              for name in changed])
         for record in active:  # not a candidate and never held (not expected; cheap)
             if record.name not in held:
-                encoded = owners.encode(netmaps.netmap(record.name))
-                held[record.name] = self._held(records[record.name], encoded, live, now, None)
+                netmap = netmaps.netmap(record.name)
+                held[record.name] = self._held(records[record.name], netmap, owners.of(netmap),
+                                               live, now, None)
         active_by_key = {r.node_key: r.name for r in active}
         held = {name: h for name, h in held.items() if name in records}
         view = View(live, policy, records, active_by_key, held, counter)
@@ -204,19 +218,23 @@ class Tailnet:
         expired = (r.netmap_version for r in records.values() if r.expired(now))
         return max(itertools.chain(gone, expired), default=0)
 
-    def _held(self, record: NodeRecord, encoded: EncodedNetmap, live: StoredPolicy,
-              now: float, previous: Held | None, memo: SourcesMemo | None = None) -> Held:
+    def _held(self, record: NodeRecord, netmap: NodeNetmap, owners: tuple[PeerOwner, ...],
+              live: StoredPolicy, now: float, previous: Held | None,
+              memo: SourcesMemo | None = None, peer_delta: PeerDelta | None = None) -> Held:
         """The node's netmap at its (new) version, with the signed delta from
-        `previous` when the node may apply one (same key, expressible change)."""
-        netmap = encoded.netmap
+        `previous` when the node may apply one (same key, expressible change).
+        `peer_delta`: how the peers of `previous` became these, when known exactly."""
         stamp = netmap.policy_version or live.etag[:16]
-        held = Held(record.netmap_version, record.node_key, netmap, encoded.owners, stamp,
-                    int(now))
+        held = Held(record.netmap_version, record.node_key, netmap, owners, stamp, int(now))
         if previous is None or previous.key != record.node_key or \
                 previous.version >= record.netmap_version:
             return held
-        changes = netmap_changes(previous.netmap, previous.owners, netmap, encoded.owners,
-                                 memo)
+        known = None
+        if peer_delta is not None:
+            updated = {*peer_delta.peers_added, *peer_delta.peers_changed}
+            known = KnownPeers(peer_delta.peers_removed,
+                               tuple(p for p in netmap.peers if p.name in updated))
+        changes = netmap_changes(previous.netmap, previous.owners, netmap, owners, memo, known)
         if changes is None:
             return held
         payload = delta_payload(record.name, record.node_key, previous.version,

@@ -47,9 +47,20 @@ DELTA_CONTEXT = b"policyc netmap delta v1\n"
 # The netmap's fields other than peers and filter: sent whole when they change.
 OTHER_FIELDS = ("addresses", "ssh_policy", "policy_version", "routes", "cap_map")
 MAX_RULES = 1 << 20
+_OWNER_NAME = operator.attrgetter("name")
 # (id(old sources), id(new sources)) -> (old sources, new sources, (removed, added) or None)
 SourcesMemo = dict[tuple[int, int], tuple[tuple[str, ...], tuple[str, ...],
                                          tuple[list[str], list[str]] | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class KnownPeers:
+    """How a netmap's peers changed, when the caller knows it exactly (the compiler
+    index reports it per event): the names no longer peers, and the peers added or
+    changed, in name order."""
+
+    removed: tuple[str, ...]
+    updated: tuple[Peer, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,18 +79,25 @@ class NetmapDelta:
 
 def netmap_changes(old: NodeNetmap, old_owners: tuple[PeerOwner, ...], new: NodeNetmap,
                    new_owners: tuple[PeerOwner, ...],
-                   memo: SourcesMemo | None = None) -> dict[str, Any] | None:
+                   memo: SourcesMemo | None = None,
+                   known: KnownPeers | None = None) -> dict[str, Any] | None:
     """What turns (old, old_owners) into (new, new_owners), as delta JSON; None when
     the new netmap does not follow the format's ordering rules (send it in full).
 
     `memo`: one dict for the netmaps of one change, so that the sources edit of a rule
     is worked out once per pair of source tuples (the compiler shares them: a dense
-    tailnet's thousand netmaps have ~40,000 rules over a few hundred source tuples)."""
-    if new.node != old.node or not _in_name_order(new.peers) or \
+    tailnet's thousand netmaps have ~40,000 rules over a few hundred source tuples).
+    `known`: the peers' change, which the caller vouches for (`new.peers` is `old.peers`
+    with it applied, in name order): the peers are then neither compared nor checked."""
+    if new.node != old.node or (known is None and not _in_name_order(new.peers)) or \
             not _owners_in_order(new.node, new_owners):
         return None
     changes: dict[str, Any] = {}
-    if old.peers != new.peers:
+    if known is not None:
+        if known.removed or known.updated:
+            changes["peers_removed"] = sorted(known.removed)
+            changes["peers"] = [p.to_json() for p in known.updated]
+    elif old.peers != new.peers:
         was = {p.name: p for p in old.peers}
         now = {p.name for p in new.peers}
         changes["peers_removed"] = sorted(was.keys() - now)
@@ -99,11 +117,12 @@ def netmap_changes(old: NodeNetmap, old_owners: tuple[PeerOwner, ...], new: Node
     changes["fields"] = {k: v for k, v in now_fields.items()
                          if k == "policy_version" or was_fields[k] != v}
     if old_owners != new_owners:
-        was_owner = {o.name: o for o in old_owners}
-        now_names = {o.name for o in new_owners}
-        changes["owners_removed"] = sorted(was_owner.keys() - now_names)
-        changes["owners"] = [o.to_json() for o in new_owners
-                             if _differs(was_owner.get(o.name), o)]
+        # Most PeerOwner objects are the very ones the old list had: look only at the rest.
+        kept = set(map(id, old_owners))
+        fresh = [o for o in new_owners if id(o) not in kept]
+        was_owner = dict(zip(map(_OWNER_NAME, old_owners), old_owners, strict=True))
+        changes["owners_removed"] = sorted(was_owner.keys() - set(map(_OWNER_NAME, new_owners)))
+        changes["owners"] = [o.to_json() for o in fresh if was_owner.get(o.name) != o]
     return changes
 
 
