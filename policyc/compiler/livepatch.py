@@ -427,7 +427,7 @@ def _patch_atoms(stage: LiveStage, slot: int, o: Node, n: Node
     flipped: set[int] = set()
     near: tuple[list[Interval], list[Interval]] = ([], [])  # per family, merged once
     matcher = _matcher(stage)
-    was, now = matcher.named(o), matcher.named(n)
+    was, now = matcher.named(o, slot), matcher.named(n, slot)
     # An identity atom naming E neither before nor after keeps its set, texts and
     # (E routing nothing) E's bit clear: only E's atoms and the others are looked at.
     keys = stage.atoms.keys() if routes else (*(was | now), *matcher.others)

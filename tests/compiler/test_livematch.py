@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import OTHER_DOMAIN_USER, TAGS, USERS, load, node, policies, tailnets
@@ -66,3 +68,29 @@ def test_role_autogroups_and_domain_groups_follow_the_owner() -> None:
         == {"tag:web", "autogroup:tagged"}
     for probe in (node("c", "carol@example.com", (), 7), node("z", None, (), 8)):
         assert matcher.named(probe) == expected(stage, probe)[0]
+
+
+BOBS = """{
+  "groups": {"group:bobs": ["bob@example.com"]},
+  "tagOwners": {"tag:web": ["alice@example.com"]},
+  "acls": [{"action": "accept", "src": ["group:bobs"], "dst": ["tag:web:22"]}],
+}"""
+
+
+def test_an_owner_s_router_or_shared_address_does_not_say_which_groups_name_the_owner(
+) -> None:
+    """The groups naming an owner are read from one of the owner's devices' bits in
+    the groups' atoms; an atom also holds the routers whose routes overlap its set,
+    and every node at one of its addresses: such a device of alice's says nothing
+    about alice (she is in no group here), so the login sets answer."""
+    bob = node("bob-laptop", "bob@example.com", (), 1)
+    router = node("alice-router", "alice@example.com", (), 2, routes=("100.64.0.0/24",))
+    shared = replace(node("alice-laptop", "alice@example.com", (), 3), ips=bob.ips)
+    for inventory in (Inventory.of([bob, router]), Inventory.of([bob, shared])):
+        stage = PolicyIndex.build(load(BOBS), inventory)._stage
+        matcher = AtomMatcher(stage.atoms, stage.r)
+        assert [key[1] for key, atom in stage.atoms.items()
+                if atom.bits >> 1 & 1 and key[1] == "group:bobs"] == ["group:bobs"]
+        for probe in (node("alice-phone", "alice@example.com", (), 9),
+                      node("bob-phone", "bob@example.com", (), 8)):
+            assert matcher.named(probe) == expected(stage, probe)[0], probe.name
