@@ -62,6 +62,12 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
                target VARCHAR(256) NOT NULL,
                detail TEXT NOT NULL)""",
     )),
+    # 3: each node's netmap version keeps its policy stamp and issue time, so a full
+    # envelope made after a restart is byte for byte the one the node was given.
+    (3, (
+        "ALTER TABLE nodes ADD COLUMN netmap_policy VARCHAR(64)",
+        "ALTER TABLE nodes ADD COLUMN netmap_issued_at BIGINT",
+    )),
 )
 
 LATEST = MIGRATIONS[-1][0]

@@ -22,7 +22,7 @@ from policyc.control.migrations import migrate
 
 NODE_COLUMNS = ("id, name, node_key, user_login, tags, ipv4, ipv6, advertised_routes, "
                 "approved_routes, endpoint, created_at, expires_at, netmap_version, "
-                "netmap_digest")
+                "netmap_digest, netmap_policy, netmap_issued_at")
 KEY_COLUMNS = ("id, key_hash, prefix, user_login, tags, reusable, expires_at, uses, created_at, "
                "revoked_at")
 AUDIT_COLUMNS = "id, at, actor, action, target, detail"
@@ -53,6 +53,10 @@ class NodeRecord:
     expires_at: int | None
     netmap_version: int
     netmap_digest: str
+    # The stamp and issue time the node's current netmap version was signed with (None:
+    # a database from before schema 3, or never given a netmap).
+    netmap_policy: str | None = None
+    netmap_issued_at: int | None = None
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and self.expires_at <= now
@@ -101,7 +105,7 @@ class AuditEntry:
 def _node(row: tuple[Any, ...]) -> NodeRecord:
     return NodeRecord(row[0], row[1], row[2], row[3], tuple(json.loads(row[4])), row[5], row[6],
                       tuple(json.loads(row[7])), tuple(json.loads(row[8])), row[9], row[10],
-                      row[11], row[12], row[13])
+                      row[11], row[12], row[13], row[14], row[15])
 
 
 def _auth_key(row: tuple[Any, ...]) -> AuthKeyRecord:
@@ -222,8 +226,9 @@ class Store:
         return self._one("SELECT 1 FROM nodes WHERE name = ?", (name,)) is not None
 
     def add_node(self, node: NodeRecord) -> None:
-        self._run(f"INSERT INTO nodes ({NODE_COLUMNS}) VALUES "
-                  "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", _node_row(node))
+        row = _node_row(node)
+        self._run(f"INSERT INTO nodes ({NODE_COLUMNS}) VALUES ({', '.join('?' * len(row))})",
+                  row)
 
     def update_node(self, node: NodeRecord) -> None:
         """Rewrite every column of the node with `node.id`."""
@@ -234,12 +239,15 @@ class Store:
     def delete_node(self, name: str) -> bool:
         return self._run("DELETE FROM nodes WHERE name = ?", (name,)) > 0
 
-    def set_netmap_versions(self, versions: list[tuple[str, int, str]]) -> None:
-        """(name, netmap version, digest) for each node whose netmap changed."""
+    def set_netmap_versions(self, nodes: list[NodeRecord]) -> None:
+        """The netmap version, digest, stamp and issue time of each node whose netmap
+        changed."""
         with self._lock:
             self._db.executemany(
-                "UPDATE nodes SET netmap_version = ?, netmap_digest = ? WHERE name = ?",
-                [(version, digest, name) for name, version, digest in versions])
+                "UPDATE nodes SET netmap_version = ?, netmap_digest = ?, netmap_policy = ?, "
+                "netmap_issued_at = ? WHERE name = ?",
+                [(n.netmap_version, n.netmap_digest, n.netmap_policy, n.netmap_issued_at, n.name)
+                 for n in nodes])
 
     # --- pre-auth keys ---------------------------------------------------------------
 
@@ -288,4 +296,5 @@ def _node_row(node: NodeRecord) -> tuple[Any, ...]:
     return (node.id, node.name, node.node_key, node.user, json.dumps(list(node.tags)),
             node.ipv4, node.ipv6, json.dumps(list(node.advertised_routes)),
             json.dumps(list(node.approved_routes)), node.endpoint, node.created_at,
-            node.expires_at, node.netmap_version, node.netmap_digest)
+            node.expires_at, node.netmap_version, node.netmap_digest, node.netmap_policy,
+            node.netmap_issued_at)

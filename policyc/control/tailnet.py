@@ -182,8 +182,10 @@ class Tailnet:
             digest, node_owners = owners.digest(netmap)
             record = records[name]
             if digest != record.netmap_digest:
-                record = records[name] = replace(record, netmap_version=next_version,
-                                                 netmap_digest=digest)
+                record = records[name] = replace(
+                    record, netmap_version=next_version, netmap_digest=digest,
+                    netmap_policy=netmap.policy_version or live.etag[:16],
+                    netmap_issued_at=int(now))
                 next_version += 1
                 changed.append(name)
                 held[name] = self._held(record, netmap, node_owners, live, now, previous,
@@ -193,9 +195,7 @@ class Tailnet:
         counter = max(next_version - 1, self._retired_version(active, records, now) + 1)
         if counter != stored_counter:
             self.store.set_counter("netmap_version", counter)
-        self.store.set_netmap_versions(
-            [(name, records[name].netmap_version, records[name].netmap_digest)
-             for name in changed])
+        self.store.set_netmap_versions([records[name] for name in changed])
         for record in active:  # not a candidate and never held (not expected; cheap)
             if record.name not in held:
                 netmap = netmaps.netmap(record.name)
@@ -224,8 +224,14 @@ class Tailnet:
         """The node's netmap at its (new) version, with the signed delta from
         `previous` when the node may apply one (same key, expressible change).
         `peer_delta`: how the peers of `previous` became these, when known exactly."""
-        stamp = netmap.policy_version or live.etag[:16]
-        held = Held(record.netmap_version, record.node_key, netmap, owners, stamp, int(now))
+        # What this version was signed with (kept across restarts), else what it is now.
+        stamp = record.netmap_policy or netmap.policy_version or live.etag[:16]
+        issued_at = record.netmap_issued_at or int(now)
+        if netmap.policy_version and netmap.policy_version != stamp:
+            # After a restart an unchanged netmap is compiled from a later policy: the
+            # content is the same (the digest leaves the stamp out), the stamp is not.
+            netmap = replace(netmap, policy_version=stamp)
+        held = Held(record.netmap_version, record.node_key, netmap, owners, stamp, issued_at)
         if previous is None or previous.key != record.node_key or \
                 previous.version >= record.netmap_version:
             return held
@@ -238,7 +244,7 @@ class Tailnet:
         if changes is None:
             return held
         payload = delta_payload(record.name, record.node_key, previous.version,
-                                record.netmap_version, stamp, int(now), canonical_json(changes))
+                                record.netmap_version, stamp, issued_at, canonical_json(changes))
         return replace(held, delta=sign_delta(self.keys.signing, payload), base=previous.version)
 
     def full_envelope(self, name: str, held: Held) -> dict[str, str]:

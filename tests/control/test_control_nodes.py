@@ -13,7 +13,7 @@ import pytest
 from control_harness import ControlServer, NodeRefused, NodeRemoved, SimNode
 
 from policyc.protocol import ProtocolError, open_response, verify_removal
-from policyc.protocol.codec import b64encode
+from policyc.protocol.codec import b64encode, canonical_json
 from policyc.protocol.messages import (
     KIND_POLL,
     KIND_REGISTER,
@@ -317,6 +317,29 @@ def test_a_long_poll_wakes_on_change(control: ControlServer) -> None:
     joined(control, "web", tags=["tag:web"])
     waiter.join(60)
     assert got and got[0] is not None and got[0].version > held
+
+
+def test_after_a_restart_a_full_netmap_is_the_one_the_node_holds(make_control: Any) -> None:
+    """Same version, same signed content: the policy stamp and issue time of each node's
+    version survive a restart (they were the live policy's and the restart's)."""
+    control = make_control()
+    alice = joined(control, "alice", **ALICE)
+    web = joined(control, "web", tags=["tag:web"])
+    sync(control, alice, web)
+    with control.admin() as admin:  # a push that changes neither netmap
+        live = admin.get("/api/v1/policy")
+        text = live.json()["policy"].replace(
+            '"acls": [', '"acls": [\n    {"action": "accept", "src": ["tag:db"], '
+            '"dst": ["tag:router:22"]},')
+        pushed = admin.put("/api/v1/policy", json={"policy": text},
+                           headers={"If-Match": live.headers["etag"]})
+        assert pushed.status_code == 200 and pushed.json()["netmaps_changed"] == 0
+    held = {n.name: canonical_json(n.envelope.to_json()) for n in (alice, web) if n.envelope}
+    assert control.stop() == 0
+    time.sleep(1.1)  # issue times are whole seconds
+    control.start()
+    for node in (alice, web):
+        assert canonical_json(node.full_netmap().to_json()) == held[node.name]
 
 
 def test_addresses_and_versions_survive_a_restart(make_control: Any) -> None:
