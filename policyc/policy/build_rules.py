@@ -131,10 +131,13 @@ def _via(r: Reader, value: JValue) -> tuple[TagRef, ...]:
 # Tailscale's golink; tsidp and secrets by their own projects; pam by Tailscale
 # PAM (KB tailzero: PAM grants are read from "tailscale.com/cap/pam"), and the
 # admin console adds such a grant itself when PAM is enabled (kevindurb/k8s,
-# tests/corpus: "Automatically added by enabling PAM").
+# tests/corpus: "Automatically added by enabling PAM"). tailsql: Tailscale's
+# grants announcement (blog, 2023-12) and its KB "Troubleshooting grants" ("Example
+# of a correct application capability grant") both grant "tailscale.com/cap/tailsql".
 ALLOWED_TAILSCALE_CAPS = frozenset(
     f"tailscale.com/cap/{name}"
-    for name in ("drive", "relay", "webui", "kubernetes", "tsidp", "secrets", "golink", "pam")
+    for name in ("drive", "relay", "webui", "kubernetes", "tsidp", "secrets", "golink", "pam",
+                 "tailsql")
 )
 # nodeAttrs `app` names Tailscale documents (KB "App connectors").
 APP_CONNECTORS = "tailscale.com/app-connectors"
