@@ -17,7 +17,7 @@ from typing import Any
 
 from policyc.diagnostics.diagnostics import Diagnostics, did_you_mean
 from policyc.diagnostics.source import SourceFile, Span
-from policyc.grammar.cst import JArray, JString, JValue, to_python
+from policyc.grammar.cst import JArray, JNull, JString, JValue, to_python
 from policyc.policy.aliases import parse_alias, parse_network
 from policyc.policy.build_rules import (
     build_acl,
@@ -273,7 +273,11 @@ def build_policy(tree: JValue | None, source: SourceFile, diags: Diagnostics) ->
     obj = r.obj(tree, "policy")
     if obj is None:
         return Policy(source)
-    f = r.fields(obj, "policy", TOP_LEVEL_KEYS)
+    # A section set to null is a section left out: SaaS decodes null as Go's zero
+    # value (captured: `"users": null` is "users must be specified", a null
+    # `acceptEnv`/`checkPeriod` is the field omitted), and a nil section is absent.
+    f = {key: value for key, value in r.fields(obj, "policy", TOP_LEVEL_KEYS).items()
+         if not isinstance(value, JNull)}
     kwargs: dict[str, Any] = {}
     for key, (field_name, build) in SECTIONS.items():
         if key in f:

@@ -204,6 +204,8 @@ def policy_schema() -> dict[str, Any]:
         "description": "A tailnet policy file (HuJSON): groups, tags, hosts, acls, grants, "
                        "ssh and their tests. See docs/policy-reference.md.",
         "type": "object",
-        "properties": {**SECTION_SCHEMAS, **OPTION_SCHEMAS},
+        # A section set to null is the section left out (Go's decoder, as in rules).
+        "properties": {name: _nullable(prop)
+                       for name, prop in {**SECTION_SCHEMAS, **OPTION_SCHEMAS}.items()},
         "additionalProperties": False,
     }

@@ -353,6 +353,19 @@ def test_via_empty_or_null_is_no_via_and_only_tags_otherwise() -> None:
         assert found.code == "E119" and "via can only be a tag" in found.message
 
 
+def test_a_null_section_is_a_section_left_out() -> None:
+    """SaaS decodes null as Go's zero value (captured: ssh-users-null is "users must
+    be specified", ssh-acceptenv-null and ssh-checkperiod-null equal the field
+    omitted), so a section set to null is absent: `"acls": null` with no grants is
+    the allow-all default, as if `acls` were not written."""
+    nulls = {key: None for key in ("acls", "grants", "ssh", "hosts", "ipsets", "postures",
+                                   "autoApprovers", "nodeAttrs", "tests", "sshTests",
+                                   "defaultSrcPosture", "derpMap", "disableIPv4")}
+    policy = loaded(**nulls)
+    assert policy.allows_all and policy.ssh == () and policy.tests == ()
+    assert not loaded(acls=None, grants=[{"src": ["*"], "dst": ["*"], "ip": ["22"]}]).allows_all
+
+
 def test_host_prefix_names_a_host_in_ipsets_and_rules() -> None:
     """Tailscale's IP-sets announcement writes `"remove host:prod"` in an ipset and
     `"dst": ["host:prod"]` in a grant: `host:NAME` is the hosts entry NAME."""
