@@ -56,7 +56,9 @@ KNOWN_AUTOGROUPS = frozenset({
 MEMBER = "autogroup:member"
 LEGACY_MEMBERS = "autogroup:members"
 SERVICE_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
-TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+# Tailscale's tailcfg.CheckTag: ASCII letters, digits and dashes, starting with a
+# letter (SaaS answers a bad tagOwners key in CheckTag's words, captured).
+TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
 GROUP_NAME = re.compile(r"[^\s:@]+")
 # A bare name that is plainly a (bad) address attempt rather than a host alias.
 ADDRESS_LIKE = re.compile(r"[0-9./]+|.*[/:].*")
@@ -130,9 +132,12 @@ def _group(text: str, span: Span, diags: Diagnostics, position: str) -> Alias | 
 
 
 def _tag(text: str, span: Span, diags: Diagnostics, position: str) -> Alias | None:
-    if not TAG_NAME.fullmatch(text.removeprefix("tag:")):
-        diags.error("E116", span,
-                    f"{position}: {text!r}: tag names must start with a letter, after 'tag:'")
+    name = text.removeprefix("tag:")
+    if not TAG_NAME.fullmatch(name):
+        why = ("tag names can only contain numbers, letters, or dashes"
+               if name[:1].isascii() and name[:1].isalpha() else
+               "tag names must start with a letter, after 'tag:'")
+        diags.error("E116", span, f"{position}: {text!r}: {why}")
         return None
     return TagRef(text, span)
 

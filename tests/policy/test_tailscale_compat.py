@@ -366,6 +366,19 @@ def test_a_null_section_is_a_section_left_out() -> None:
     assert not loaded(acls=None, grants=[{"src": ["*"], "dst": ["*"], "ip": ["22"]}]).allows_all
 
 
+@pytest.mark.parametrize(("tag", "why"), [
+    ("tag:my_tag", "can only contain numbers, letters, or dashes"),
+    ("tag:web.prod", "can only contain numbers, letters, or dashes"),
+    ("tag:1web", "must start with a letter"),
+])
+def test_tag_names_are_letters_digits_and_dashes(tag: str, why: str) -> None:
+    """Tailscale's tailcfg.CheckTag (whose words SaaS gives for a bad tagOwners key,
+    captured ssh-unicode-cyrillic-tag): a letter, then letters, digits or dashes."""
+    [found] = errors(tagOwners={tag: ["autogroup:admin"]})
+    assert found.code == "E116" and why in found.message and found.span.text == f'"{tag}"'
+    assert not errors(tagOwners={"tag:Web-2-": ["autogroup:admin"]})
+
+
 def test_host_prefix_names_a_host_in_ipsets_and_rules() -> None:
     """Tailscale's IP-sets announcement writes `"remove host:prod"` in an ipset and
     `"dst": ["host:prod"]` in a grant: `host:NAME` is the hosts entry NAME."""
