@@ -120,6 +120,7 @@ class UnitCompiler:
         self._interval_entries: dict[tuple[tuple[PortRange, ...], bool],
                                      dict[Interval, tuple[DstEntry, ...]]] = {}
         self._source_texts: dict[tuple[object, ...], tuple[tuple[str, ...], AddressSet]] = {}
+        self._prefix_cache: dict[AddressSet, tuple[IPNetwork, ...]] = {}
 
     def compile(self, index: int, unit: Unit) -> CompiledUnit:
         out = CompiledUnit(index, unit.span)
@@ -241,19 +242,24 @@ class UnitCompiler:
                    resolved: list[tuple[Alias, AddressSet]],
                    dsts: tuple[Alias, ...]) -> list[Rule]:
         cap_map = tuple((c.name, c.values) for c in unit.app)
-        caps: list[CapEntry] = []
-        dst_texts: list[str] = []
-        for alias in dsts:
-            addrs = self.r.alias(alias)
-            caps.append(CapEntry(tuple(addrs.to_prefixes()), cap_map))
-            dst_texts.extend(self.r.texts(addrs))
-        if any(isinstance(a, Wildcard) for a in dsts):
-            dst_texts.extend(self.r.route_texts)
+        caps = [CapEntry(self._prefixes(self.r.alias(alias)), cap_map) for alias in dsts]
         rules = [Rule(src_ips, src, order, caps=tuple(caps), span=unit.span)]
-        src_prefixes = tuple(p for _, addrs in resolved for p in addrs.to_prefixes())
-        rules.extend(companion_rules(order, dst_texts, src_prefixes,
-                                     {name for name, _ in cap_map}, unit.span))
+        names = {name for name, _ in cap_map}
+        if names.intersection(COMPANION_CAPS):  # only drive/relay reverse the grant
+            dst_texts = [t for alias in dsts for t in self.r.texts(self.r.alias(alias))]
+            if any(isinstance(a, Wildcard) for a in dsts):
+                dst_texts.extend(self.r.route_texts)
+            src_prefixes = tuple(p for _, addrs in resolved for p in addrs.to_prefixes())
+            rules.extend(companion_rules(order, dst_texts, src_prefixes, names, unit.span))
         return rules
+
+    def _prefixes(self, addrs: AddressSet) -> tuple[IPNetwork, ...]:
+        """A CapGrant destination's prefixes, made once per set (a tag named by a
+        hundred app grants has a few hundred node addresses)."""
+        made = self._prefix_cache.get(addrs)
+        if made is None:
+            made = self._prefix_cache[addrs] = tuple(addrs.to_prefixes())
+        return made
 
     # --- via ---------------------------------------------------------------------------
 

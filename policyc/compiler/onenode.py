@@ -376,7 +376,7 @@ class OneNode:
             addresses=self.addresses(),
             peers=peers,
             packet_filter=packet_filter,
-            ssh_policy=SshCompiler(self.policy, r, self.control_url).for_node(me),
+            ssh_policy=SshCompiler(self.policy, r, self.control_url, one_node=True).for_node(me),
             policy_version=policy_version(self.policy),
             routes=served_routes(node),
             cap_map=NodeAttrCompiler(self.policy, r).for_node(me),
@@ -587,6 +587,7 @@ class OneNode:
         """`via` grants: N's rules as a router serving them, and the edges between
         their sources and the routers."""
         r, out = self.r, []
+        unions: dict[tuple[str, ...], AddressSet] = {}  # exit nodes serve alike
         for k, unit in enumerate(units):
             if not unit.via or not unit.sources or not unit.destinations:
                 continue
@@ -601,7 +602,9 @@ class OneNode:
             if via is None:
                 continue
             src_bits = self.graph.src_bits(via.src)
-            for i in sorted({i for t in tags for i in r.by_tag.get(t, ())}):
+            # Not a source: only N's own edge as a via router can concern N.
+            routers = sorted({i for t in tags for i in r.by_tag.get(t, ())}) if mine else [self.me]
+            for i in routers:
                 view = NodeView(i, r.node_addrs[i], r.node_routes[i], r.nodes[i].exit_node,
                                 r.nodes[i].ips)
                 served = via_served(via, view, r.nodes[i].tags)
@@ -611,7 +614,11 @@ class OneNode:
                     out.extend(via_rules(cunits[k], via, served))
                 internet = via.internet or (
                     view.is_exit and any(a.issubset(INTERNET) for _, a in served))
-                self._edge(src_bits, 1 << i, union_all(a for _, a in served), internet)
+                key = tuple(text for text, _ in served)
+                dst = unions.get(key)
+                if dst is None:
+                    dst = unions[key] = union_all(a for _, a in served)
+                self._edge(src_bits, 1 << i, dst, internet)
         return out
 
     def _edge(self, src_bits: int, dst_bits: int, dst: AddressSet, internet: bool) -> None:
@@ -632,12 +639,20 @@ class OneNode:
         rules N is a source of reach every router whose route their destinations
         overlap, and every exit node when they reach the Internet: one edge to
         EVERYONE stands for them all."""
-        edges = [*self.extra_edges,
-                 Edge(1 << self.me, EVERYONE, tuple(self.route_sets.values()),
+        edges = [Edge(1 << self.me, EVERYONE, tuple(self.route_sets.values()),
                       self.route_internet)]
+        # Via grants add one edge per router they reach (thousands): each router
+        # reads only its own, not every edge.
+        to_one: dict[int, list[Edge]] = defaultdict(list)
+        for edge in dict.fromkeys(self.extra_edges):
+            bits = edge.dst_bits
+            if bits & (bits - 1):
+                edges.append(edge)
+            else:
+                to_one[bits.bit_length() - 1].append(edge)
         usable: dict[tuple[int, int], int] = defaultdict(int)
         for p in bits_to_indexes(self.peers):
             node = self.r.nodes[p]
             if node.routes or node.exit_node:
-                add_usable_routes(node, p, edges, usable)
+                add_usable_routes(node, p, [*edges, *to_one.get(p, ())], usable)
         return usable
