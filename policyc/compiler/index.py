@@ -225,8 +225,9 @@ class PolicyIndex:
     and otherwise rebuild it over the same slots and compare (`_compare_stages`).
     """
 
-    def __init__(self, stage: LiveStage) -> None:
-        self._stage = stage
+    def __init__(self, stage: LiveStage, *, reuse_filters: bool = False) -> None:
+        self._reuse_filters = reuse_filters
+        self._stage = self._used(stage)
         self._position: dict[str, int] = {}
         self._holders: dict[tuple[str, object], Node] = {}
         self._ghosts = 0
@@ -239,8 +240,20 @@ class PolicyIndex:
             self._claim(node)
 
     @classmethod
-    def build(cls, policy: Policy, inventory: Inventory) -> PolicyIndex:
-        return cls(LiveStage(policy, tuple(inventory.nodes), inventory.users))
+    def build(cls, policy: Policy, inventory: Inventory, *,
+              reuse_filters: bool = False) -> PolicyIndex:
+        """`reuse_filters`: keep, per node, what its last filter was made of, and make
+        the next one from it (`livefilter.py`): for a caller asking for every changed
+        netmap after each event (control). Costs a small dict per node asked for."""
+        return cls(LiveStage(policy, tuple(inventory.nodes), inventory.users),
+                   reuse_filters=reuse_filters)
+
+    def _used(self, stage: LiveStage) -> LiveStage:
+        """`stage`, set up to reuse filters when this index does (a new stage's views
+        are new objects: nothing from another stage's memos would be reused)."""
+        if self._reuse_filters and stage.filter_memos is None:
+            stage.filter_memos = {}
+        return stage
 
     @property
     def policy(self) -> Policy:
@@ -319,7 +332,7 @@ class PolicyIndex:
             slots = (*stage.r.nodes[:slot], new or GHOST, *stage.r.nodes[slot + 1:])
             rebuilt = LiveStage(stage.policy, slots, stage.users)
             changes = _compare_stages(stage, rebuilt, slot, name, self)
-            self._stage = rebuilt
+            self._stage = self._used(rebuilt)
         self._moved(slot, old, new)
         return changes
 
@@ -334,7 +347,7 @@ class PolicyIndex:
 
     def _switch(self, new: LiveStage) -> Changes:
         old_index = PolicyIndex(self._stage)
-        self.__init__(new)  # type: ignore[misc]
+        self.__init__(new, reuse_filters=self._reuse_filters)  # type: ignore[misc]
         return _diff(old_index, self)
 
     # --- bookkeeping -------------------------------------------------------------------
@@ -351,7 +364,8 @@ class PolicyIndex:
         if self._ghosts > max(COMPACT_AT, len(self._position) // 4):
             # Tombstones only cost slots: compact by rebuilding (netmaps do not change).
             stage = self._stage
-            self.__init__(LiveStage(stage.policy, tuple(self._live()), stage.users))  # type: ignore[misc]
+            self.__init__(LiveStage(stage.policy, tuple(self._live()), stage.users),  # type: ignore[misc]
+                          reuse_filters=self._reuse_filters)
 
     def _claim(self, node: Node) -> None:
         for identity in node_identities(node):

@@ -109,6 +109,8 @@ def patch(stage: LiveStage, slot: int, old: Node | None, new: Node | None) -> De
     _put_list(stage.names, slot, n.name)
     if new is None:
         stage.ghost_bits |= bit
+        if stage.filter_memos is not None:  # a tombstone has no filter
+            stage.filter_memos.pop(slot, None)
     if o.name != n.name:
         stage._rank = None
     stage._peer_bitsets = None

@@ -56,6 +56,7 @@ from policyc.compiler.grants import (
     is_self,
 )
 from policyc.compiler.internet import INTERNET
+from policyc.compiler.livefilter import FilterMemo, memo_filter
 from policyc.compiler.livetable import (
     Atom,
     Block,
@@ -235,6 +236,9 @@ class LiveStage:
         self.usable = self._usable_routes()
         self._peer_bitsets: list[int] | None = None
         self._parts_cache = None
+        # Per slot, what its last filter was made of (`livefilter.py`), when the
+        # index's owner reuses filters (None: each filter is made afresh).
+        self.filter_memos: dict[int, FilterMemo] | None = None
 
     # --- atoms -------------------------------------------------------------------------
 
@@ -584,7 +588,11 @@ class LiveStage:
     def filter_of(self, i: int) -> tuple[FilterRule, ...]:
         if self.policy.allows_all:
             return (ALLOW_ALL,)
-        return tuple(self.table.filter_of(i, self.views[i], self.extras(i)))
+        memos = self.filter_memos
+        if memos is None:
+            return tuple(self.table.filter_of(i, self.views[i], self.extras(i)))
+        made, memos[i] = memo_filter(self.table, i, self.views[i], self.extras(i), memos.get(i))
+        return made
 
     def rest(self, i: int) -> tuple[object, ...]:
         """Node `i`'s netmap apart from its peers and the version stamp, to compare

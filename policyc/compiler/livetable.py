@@ -209,6 +209,27 @@ class Edge(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class Dests:
+    """A merged group's destinations: each of its rules' blocks, and the nodes that
+    keep each rule. A node's DstPorts entries from the group are a function of this
+    and the node's view alone (`entries_of`). Compared by identity: a group remade
+    under a new key with the very same blocks and holders keeps the object
+    (`Group.rekeyed`), so a node's entries from it can be reused (`livefilter.py`)."""
+
+    blocks: tuple[tuple[Block, ...], ...]
+    part_holders: tuple[int, ...]
+
+    def entries_of(self, bit: int, view: NodeView, ordinary: bool) -> list[NetPortRange]:
+        """The entries of the node with bit `bit` (one of the group's holders)."""
+        entries: list[NetPortRange] = []
+        for blocks, holders in zip(self.blocks, self.part_holders, strict=True):
+            if holders & bit:
+                for block in blocks:
+                    entries.extend(block.entries(view, ordinary))
+        return entries
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class Group:
     """Unit rules with equal SrcIPs and IPProto, merged as `rules.merge_rules` merges."""
 
@@ -216,6 +237,7 @@ class Group:
     parts: tuple[IpShape, ...]
     part_holders: tuple[int, ...]
     holders: int
+    dests: Dests
     atoms: frozenset[int] = frozenset()  # ids of the atoms its holders and edge read
 
     @staticmethod
@@ -244,7 +266,9 @@ class Group:
             internet = internet or shape.internet
             covers = covers or shape.covers
             inet_sets += shape.inet_sets
-        group = Group(key, parts, tuple(part_holders), holders, frozenset(atoms))
+        each = tuple(part_holders)
+        group = Group(key, parts, each, holders,
+                      Dests(tuple(shape.blocks for shape in parts), each), frozenset(atoms))
         covers = covers or (bool(inet_sets) and INTERNET.issubset(union_all(inet_sets)))
         if internet or covers:
             dst |= exit_bits
@@ -269,7 +293,8 @@ class Group:
             if any(id(block.atom) in flipped for block in new.blocks):
                 return None
         src = parts[0].src.bits
-        return (Group(key, parts, self.part_holders, self.holders, self.atoms),
+        # The same blocks (checked above) and holders: the same destinations.
+        return (Group(key, parts, self.part_holders, self.holders, self.dests, self.atoms),
                 Edge(src, edge.dst_bits, edge.dst, edge.internet) if src else None)
 
     @property
@@ -372,12 +397,7 @@ class Table:
             h = group.holders  # see `peers.HIGH`: the test reading fewer digits
             if not ((h >> i & 1) if 2 * i > h.bit_length() else (h & bit)):
                 continue
-            entries: list[NetPortRange] = []
-            for shape, holders in zip(group.parts, group.part_holders, strict=True):
-                if holders & bit:
-                    for block in shape.blocks:
-                        entries.extend(block.entries(view, ordinary))
-            chosen[group.key] = entries
+            chosen[group.key] = group.dests.entries_of(bit, view, ordinary)
             orders[group.key] = group.first.order
         extra_rules: list[Rule] = []
         for rule in merge_rules(extras):

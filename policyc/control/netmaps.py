@@ -173,7 +173,7 @@ class TailnetNetmaps:
 
     @classmethod
     def build(cls, policy: Policy, inventory: Inventory) -> TailnetNetmaps:
-        return cls(PolicyIndex.build(policy, inventory))
+        return cls(PolicyIndex.build(policy, inventory, reuse_filters=True))
 
     @property
     def inventory(self) -> Inventory:
@@ -207,7 +207,7 @@ class TailnetNetmaps:
             # A push may change any netmap: build the new index and let the caller compare
             # each netmap's digest with the stored one (one netmap per node), rather than
             # have the index diff old and new netmaps first (two more per node).
-            self._index = PolicyIndex.build(policy, inventory)
+            self._index = PolicyIndex.build(policy, inventory, reuse_filters=True)
             return Candidates(frozenset(n.name for n in inventory), {})
         candidates: set[str] = set()
         events = _events(self._index.inventory(), inventory)
