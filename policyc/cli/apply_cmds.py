@@ -2,8 +2,8 @@
 
 Exit codes (DESIGN.md): 0 applied or unchanged; 1 rejected (diagnostics or
 failing tests, rendered as `check` does, whether found here or by the
-server); 2 usage, authentication or network errors; 3 conflict (the live
-policy changed since it was read: If-Match failed).
+server, or over the server's size limit); 2 usage, authentication or network
+errors; 3 conflict (the live policy changed since it was read: If-Match failed).
 """
 
 from __future__ import annotations
@@ -87,6 +87,9 @@ def _apply(client: AdminClient, path: str, text: str, dry_run: bool,
         if err.status == 422:
             show_policy_diagnostics(err.diagnostics, path, text)
             click.echo(f"{path}: rejected by the server: nothing stored", err=True)
+            return EXIT_FAIL
+        if err.status == 413:
+            click.echo(f"{path}: rejected by the server: {err.detail}", err=True)
             return EXIT_FAIL
         raise
     if stored["changed"]:

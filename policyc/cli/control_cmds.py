@@ -78,6 +78,8 @@ def control_init(state_dir: str, policy_path: str | None) -> None:
         click.echo(f"error: {err}", err=True)
         sys.exit(EXIT_USAGE)
     except ControlError as err:
+        if not err.diagnostics:  # e.g. over the size limit: nothing was parsed
+            click.echo(f"error: {policy_path or 'policy'}: {err.detail}", err=True)
         show_policy_diagnostics(err.diagnostics or [], policy_path or "policy", text or "")
         sys.exit(EXIT_FAIL)
     click.echo(token)

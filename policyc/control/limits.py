@@ -1,9 +1,17 @@
-"""An ASGI middleware that refuses bodies over a size limit with 413.
+"""Size limits: the policy text, and an ASGI middleware that refuses request
+bodies over a size limit with 413.
 
-It checks Content-Length up front, then reads the body itself (never more
-than the limit) before the application sees it, so a client that lies about
-or omits the length still cannot make the server buffer more, and the
-framework never turns the overflow into some other error.
+The policy limit is in UTF-8 bytes of the text. `PUT /api/v1/policy` may carry
+a body of twice that (plus room for the envelope): JSON doubles at most a
+quote, backslash, tab or newline, and leaves other text as it is (httpx and
+orjson do not escape non-ASCII), so any policy under the limit fits its
+body. `policy_too_large` is what `control init` and the PUT both apply, so a
+policy `init` accepted can always be pushed again.
+
+The middleware checks Content-Length up front, then reads the body itself
+(never more than the limit) before the application sees it, so a client that
+lies about or omits the length still cannot make the server buffer more, and
+the framework never turns the overflow into some other error.
 """
 
 from __future__ import annotations
@@ -12,21 +20,47 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-DEFAULT_MAX_BODY = 8 * 1024 * 1024
+MIB = 1024 * 1024
+MAX_POLICY_BYTES = 32 * MIB  # the 10k-node dense benchmark's policy is 12.9 MiB
+MAX_POLICY_BODY = 2 * MAX_POLICY_BYTES + 64 * 1024
+DEFAULT_MAX_BODY = 8 * MIB  # every other route (a node's sealed request is under 100 KB)
+POLICY_ROUTE = ("PUT", "/api/v1/policy")
+
+
+def policy_too_large(text: str) -> str | None:
+    """Why `text` is over the policy limit, or None when it is not."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_POLICY_BYTES:
+        return (f"the policy is {size} bytes of UTF-8 text; the limit is "
+                f"{MAX_POLICY_BYTES} bytes ({MAX_POLICY_BYTES // MIB} MiB)")
+    if 6 * size + 16 <= MAX_POLICY_BODY:  # even six bytes per byte would fit
+        return None
+    body = len(json.dumps({"policy": text}, ensure_ascii=False,
+                          separators=(",", ":")).encode("utf-8", "surrogatepass"))
+    if body > MAX_POLICY_BODY:  # only control characters escape to more than 2 bytes
+        return (f"the policy's JSON encoding is {body} bytes (control characters escape "
+                f"to 6 bytes each); PUT /api/v1/policy takes at most {MAX_POLICY_BODY}")
+    return None
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_body: int = DEFAULT_MAX_BODY) -> None:
+    """`max_body` for every route but `PUT /api/v1/policy`, which takes `policy_body`."""
+
+    def __init__(self, app: ASGIApp, max_body: int = DEFAULT_MAX_BODY,
+                 policy_body: int = MAX_POLICY_BODY) -> None:
         self.app = app
         self.max_body = max_body
+        self.policy_body = policy_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = (self.policy_body if (scope["method"], scope["path"]) == POLICY_ROUTE
+                 else self.max_body)
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_body):
-                await _too_large(send, self.max_body)
+            if name == b"content-length" and (not value.isdigit() or int(value) > limit):
+                await _too_large(send, scope, limit)
                 return
         chunks: list[bytes] = []
         size = 0
@@ -36,8 +70,8 @@ class BodyLimit:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body:
-                await _too_large(send, self.max_body)
+            if size > limit:
+                await _too_large(send, scope, limit)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -54,9 +88,11 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    data = json.dumps({"error": "too-large",
-                       "detail": f"request body over {limit} bytes"}).encode()
+async def _too_large(send: Send, scope: Scope, limit: int) -> None:
+    detail = f"request body over {limit} bytes, the limit for {scope['method']} {scope['path']}"
+    if (scope["method"], scope["path"]) == POLICY_ROUTE:
+        detail += f" (a policy may be up to {MAX_POLICY_BYTES} bytes of UTF-8 text)"
+    data = json.dumps({"error": "too-large", "detail": detail}).encode()
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(data)).encode()),

@@ -14,6 +14,8 @@ from typing import Any
 
 from policyc.analysis.testrunner import run_policy_tests
 from policyc.compiler.nodes import Inventory
+from policyc.control.errors import ControlError
+from policyc.control.limits import policy_too_large
 from policyc.diagnostics.diagnostics import Diagnostics
 from policyc.diagnostics.render import to_dict
 from policyc.policy.load import load_policy_text
@@ -42,6 +44,13 @@ DEFAULT_POLICY = """// The default policy (Tailscale's): every device may reach 
 def policy_etag(text: str) -> str:
     """The ETag of a policy: the SHA-256 of its exact text."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def refuse_too_large(text: str) -> None:
+    """413 `too-large` naming the limit when `text` is over it (before it is parsed)."""
+    reason = policy_too_large(text)
+    if reason is not None:
+        raise ControlError(413, "too-large", f"{reason}; nothing was stored")
 
 
 def check_policy(text: str, inventory: Inventory) -> tuple[Policy | None, Diagnostics]:

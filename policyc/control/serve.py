@@ -21,7 +21,13 @@ import uvicorn
 from policyc.compiler.nodes import Inventory
 from policyc.control.app import Settings, create_app
 from policyc.control.errors import ControlError
-from policyc.control.policies import DEFAULT_POLICY, check_policy, diagnostics_json, policy_etag
+from policyc.control.policies import (
+    DEFAULT_POLICY,
+    check_policy,
+    diagnostics_json,
+    policy_etag,
+    refuse_too_large,
+)
 from policyc.control.statedir import (
     ADMIN_TOKEN,
     ADMIN_TOKEN_SETTING,
@@ -42,10 +48,12 @@ from policyc.control.tailnet import Tailnet, admin_actor
 def init_state(state: Path, policy_text: str | None = None) -> tuple[str, ControlKeys]:
     """A new control state in `state`: keys, admin token, database, first policy.
 
-    The policy is checked first (422-style ControlError with diagnostics), so
-    a refused init creates nothing. Raises StateError for an existing state.
+    The policy is checked first (a 413-style ControlError over the size limit
+    `PUT /api/v1/policy` applies, 422-style with diagnostics when invalid), so a
+    refused init creates nothing. Raises StateError for an existing state.
     """
     text = DEFAULT_POLICY if policy_text is None else policy_text
+    refuse_too_large(text)
     policy, diags = check_policy(text, Inventory.of([]))
     if policy is None:
         raise ControlError(422, "invalid-policy", "the initial policy has errors",

@@ -28,7 +28,12 @@ from policyc.compiler.nodes import Inventory, Node
 from policyc.control.errors import ControlError
 from policyc.control.longpoll import Watchers
 from policyc.control.netmaps import Candidates, Owners, TailnetNetmaps
-from policyc.control.policies import check_policy, diagnostics_json, policy_etag
+from policyc.control.policies import (
+    check_policy,
+    diagnostics_json,
+    policy_etag,
+    refuse_too_large,
+)
 from policyc.control.registry import inventory_node
 from policyc.control.statedir import ADMIN_TOKEN_SETTING, ControlKeys, StateError
 from policyc.control.store import NodeRecord, Store, StoredPolicy
@@ -267,8 +272,8 @@ class Tailnet:
                    actor: str = CONTROL_ACTOR, action: str = "policy.put") -> PolicyResult:
         """Store `text` as the live policy if it is valid and its tests pass.
 
-        428 without If-Match, 412
-        when If-Match is not the live ETag, 422 with diagnostics when invalid.
+        428 without If-Match, 412 when If-Match is not the live ETag, 413 over the
+        policy size limit, 422 with diagnostics when invalid.
         """
         if if_match is None:
             raise ControlError(428, "precondition-required",
@@ -278,6 +283,7 @@ class Tailnet:
             if if_match.strip() != "*" and if_match.strip().strip('"') != live.etag:
                 raise ControlError(412, "stale-etag", "the live policy changed since it was "
                                    f"read (it is now version {live.version})")
+            refuse_too_large(text)
             etag = policy_etag(text)
             if etag == live.etag:
                 return PolicyResult(live, False, 0)

@@ -8,6 +8,8 @@ import httpx
 import pytest
 from control_harness import POLICY, ControlServer
 
+from policyc.control.limits import MAX_POLICY_BODY
+
 WITH_TESTS = POLICY.replace('"acls"', '''"tests": [
     {"src": "alice@example.com", "accept": ["tag:web:443"], "deny": ["tag:db:5432"]},
   ],
@@ -117,13 +119,13 @@ def test_admin_routes_need_the_token(shared_control: ControlServer, authorizatio
 def test_oversized_bodies_are_refused(shared_control: ControlServer) -> None:
     control = shared_control
     before = state_of(control)
-    huge = "{" + " " * (9 * 1024 * 1024) + "}"
+    huge = "{" + " " * MAX_POLICY_BODY + "}"
     with control.admin() as admin:
         declared = admin.put("/api/v1/policy", json={"policy": huge}, headers={"If-Match": "*"})
 
         def chunks() -> Any:  # no Content-Length: the server must count
             yield b'{"policy": "'
-            for _ in range(160):
+            for _ in range(MAX_POLICY_BODY // 65536 + 2):
                 yield b" " * 65536
             yield b'"}'
 
