@@ -1,7 +1,9 @@
 """The compiled-policy index at scale: build, one netmap, node events. Prints a table.
 
-    python3 benchmarks/bench_index.py [--shape dense|today] [--sizes 1000,10000]
+    python3 benchmarks/bench_index.py [--shape dense|today|SHAPE] [--sizes 1000,10000]
                                       [--events 200] [--lookups 50]
+
+SHAPE is one of `dense_shapes.py`'s (allowall, selfmember, grants, v6hosts, ssh).
 
 Each size runs in its own process (peak RSS is ru_maxrss of that process).
 Columns: build seconds wall and CPU (policy parsing excluded), one netmap
@@ -35,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import dense_gen, tailnet_gen
+from benchmarks import dense_gen, dense_shapes, tailnet_gen
 from policyc.compiler.index import NodeAdded, NodeEvent, NodeRemoved, NodeUpdated, PolicyIndex
 from policyc.compiler.nodes import Inventory, Node
 from policyc.diagnostics.diagnostics import Diagnostics
@@ -49,7 +51,8 @@ V6_BASE = int(ipaddress.IPv6Address("fd7a:115c:a1e0::"))
 
 
 def load(shape: str, nodes: int, rules: int) -> tuple[Policy, Inventory]:
-    generate = dense_gen.generate if shape == "dense" else tailnet_gen.generate
+    generate = {"dense": dense_gen.generate, "today": tailnet_gen.generate,
+                **dense_shapes.SHAPES}[shape]
     text, data = generate(nodes, 200, rules)
     diags = Diagnostics()
     source = SourceFile("bench.hujson", text)
@@ -145,7 +148,8 @@ def run(shape: str, nodes: int, rules: int, events: int, lookups: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--shape", default="dense", choices=("dense", "today"))
+    parser.add_argument("--shape", default="dense",
+                        choices=("dense", "today", *dense_shapes.SHAPES))
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--rules", type=int, default=1000)
     parser.add_argument("--events", type=int, default=200)
