@@ -31,7 +31,7 @@ import functools
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
-from itertools import repeat
+from itertools import chain, repeat
 from typing import TYPE_CHECKING, Any
 
 from policyc.collector import paused_collector
@@ -233,6 +233,8 @@ class LiveStage:
             self.fixed_edges = self.via_edges
         self.ssh = SshCompiler(policy, r)
         self.attrs = NodeAttrCompiler(policy, r)
+        # fixed_edges (the list it was made from), those to many nodes, those to one
+        self._fixed_index: tuple[list[Edge], list[Edge], dict[int, list[Edge]]] | None = None
         self.usable = self._usable_routes()
         self._peer_bitsets: list[int] | None = None
         self._parts_cache = None
@@ -492,7 +494,9 @@ class LiveStage:
             if via is None:
                 continue
             src_bits = self._atom_of(("*set", ""), via.src).bits
-            for view in self.views:
+            # Only routers carrying a via tag serve it (was: every slot, per unit).
+            routers = sorted({i for t in via.tags for i in r.by_tag.get(t, ())})
+            for view in map(self.views.__getitem__, routers):
                 served = via_served(via, view, r.nodes[view.index].tags)
                 if not served:
                     continue
@@ -553,12 +557,27 @@ class LiveStage:
 
     def _usable_row(self, p: int, out: dict[tuple[int, int], int]) -> None:
         node = self.r.nodes[p]
-        edges = self.edges_of(p) if node.owner is not None else self._global_edges()
+        edges: Iterable[Edge] = chain(self.table.edges, self._fixed_reaching(p))
+        if node.owner is not None:
+            edges = chain(edges, self.owner_edges.get(node.owner, ()))
         add_usable_routes(node, p, edges, out)
 
-    def _global_edges(self) -> Iterator[Edge]:
-        yield from self.table.edges
-        yield from self.fixed_edges
+    def _fixed_reaching(self, p: int) -> list[Edge]:
+        """The fixed edges that may reach router `p`: those to many nodes and those to
+        `p` alone (a via grant adds one per router it reaches: 10k grants ~20,000, which
+        every router read in turn). Remade when `fixed_edges` is replaced."""
+        index = self._fixed_index
+        if index is None or index[0] is not self.fixed_edges:
+            many: list[Edge] = []
+            one: dict[int, list[Edge]] = defaultdict(list)
+            for edge in self.fixed_edges:
+                bits = edge.dst_bits
+                if bits & (bits - 1):
+                    many.append(edge)
+                else:
+                    one[bits.bit_length() - 1].append(edge)
+            index = self._fixed_index = (self.fixed_edges, many, one)
+        return [*index[1], *index[2].get(p, ())]
 
     @property
     def rank(self) -> list[int]:
