@@ -132,8 +132,12 @@ def _own_rules(extras: list[Rule], view: NodeView) -> tuple[OwnRule, ...]:
     used (merged into a shared group, or alone), as `Table._rules` reduces them."""
     out: list[OwnRule] = []
     for rule in merge_rules(extras):
-        key = (SrcKey(rule.src_ips), rule.proto) if rule.merge_key is not None else None
-        kept = (tuple(e.to_wire() for e in rule.dst if entry_concerns(e.addrs, view))
-                if key is not None else ())
-        out.append(OwnRule(rule, key, kept, _reduce_extra(rule, view)))
+        if rule.merge_key is None:  # CapGrant rules: never merged
+            out.append(OwnRule(rule, None, (), _reduce_extra(rule, view)))
+            continue
+        # `_reduce_extra`, with the entries reduced once for both uses.
+        entries = [e for e in rule.dst if entry_concerns(e.addrs, view)]
+        out.append(OwnRule(rule, (SrcKey(rule.src_ips), rule.proto),
+                           tuple(e.to_wire() for e in entries),
+                           rule.to_wire(dst=entries) if entries else None))
     return tuple(out)

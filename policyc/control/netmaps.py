@@ -75,8 +75,10 @@ class Owners:
         # Hashes by the object's identity (the objects are kept in `_pinned`, so an id
         # is not reused while it is a key).
         self._hashes: dict[int, bytes] = {}
+        self._rules: dict[int, bytes] = {}  # id(FilterRule) -> its JSON in the digest
         self._pinned: list[object] = []
         self._earlier = previous._hashes if previous is not None else {}
+        self._earlier_rules = previous._rules if previous is not None else {}
         old = previous._by_name if previous is not None else {}
         by_name: dict[str, tuple[PeerOwner, bytes]] = {}
         for node in inventory:
@@ -91,6 +93,7 @@ class Owners:
     def forget_earlier(self) -> None:
         """Drop the previous change's cache (once this change is installed)."""
         self._earlier = {}
+        self._earlier_rules = {}
 
     def of(self, netmap: NodeNetmap) -> tuple[PeerOwner, ...]:
         """The owners of the node and of each of its peers, the node first, then by name."""
@@ -124,18 +127,37 @@ class Owners:
         return b"".join(map(cache.__getitem__, map(id, peers)))
 
     def _filter_hashes(self, rules: tuple[FilterRule, ...]) -> bytes:
-        """Each rule's sources by their tuple's cached hash (the compiler shares them:
-        a dense tailnet's thousand netmaps have ~40,000 rules over a few hundred), the
-        rest as JSON (orjson writes the dataclasses field by field)."""
+        """The filter as a JSON array of one item per rule: its sources by their
+        tuple's cached hash (the compiler shares them: a dense tailnet's thousand
+        netmaps have ~40,000 rules over a few hundred), the rest as JSON (orjson
+        writes the dataclasses field by field). Each rule's item is cached by the
+        rule object: the index gives a node the very rule objects of its last
+        filter for the rules an event left alone (`reuse_filters`)."""
+        cache = self._rules
+        try:  # after a join on a dense tailnet, most of a node's rules are there
+            items = list(map(cache.__getitem__, map(id, rules)))
+        except KeyError:
+            items = list(map(self._rule_item, rules))
+        return b"[" + b",".join(items) + b"]"
+
+    def _rule_item(self, rule: FilterRule) -> bytes:
+        found = self._rules.get(id(rule)) or self._earlier_rules.get(id(rule))
+        if found is None:
+            found = orjson.dumps((self._sources_hash(rule.src_ips).hex(), rule.dst_ports,
+                                  rule.ip_proto, rule.cap_grant), option=orjson.OPT_SORT_KEYS)
+        if id(rule) not in self._rules:
+            self._rules[id(rule)] = found
+            self._pinned.append(rule)
+        return found
+
+    def _sources_hash(self, sources: tuple[str, ...]) -> bytes:
         cache = self._hashes
-        for rule in rules:
-            sources = rule.src_ips
-            if id(sources) not in cache:
-                found = self._earlier.get(id(sources))
-                cache[id(sources)] = found or _sha(canonical_json(sources))
-                self._pinned.append(sources)
-        return orjson.dumps([(cache[id(r.src_ips)].hex(), r.dst_ports, r.ip_proto,
-                              r.cap_grant) for r in rules], option=orjson.OPT_SORT_KEYS)
+        found = cache.get(id(sources))
+        if found is None:
+            found = cache[id(sources)] = (self._earlier.get(id(sources))
+                                          or _sha(canonical_json(sources)))
+            self._pinned.append(sources)
+        return found
 
     def _entries(self, netmap: NodeNetmap) -> list[tuple[PeerOwner, bytes]]:
         names = [netmap.node, *map(_NAME, netmap.peers)]

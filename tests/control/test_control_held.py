@@ -12,12 +12,14 @@ envelope of the previous version into the full envelope of the new one.
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nacl.public import PrivateKey
@@ -30,9 +32,10 @@ from policyc.control.registry import inventory_node
 from policyc.control.statedir import DATABASE, load_keys
 from policyc.control.store import Store
 from policyc.control.tailnet import Held, Tailnet
+from policyc.netmap import NodeNetmap
 from policyc.protocol.codec import canonical_json
 from policyc.protocol.delta import apply_delta, verify_delta
-from policyc.protocol.envelope import verify_netmap
+from policyc.protocol.envelope import PeerOwner, verify_netmap
 from policyc.protocol.messages import RegisterRequest
 from policyc.protocol.sealed import public_key_text
 
@@ -88,6 +91,24 @@ def held_content(held: Held) -> bytes:
                            "owners": [o.to_json() for o in held.owners]})
 
 
+def _sha(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def reference_digest(netmap: NodeNetmap, owners: tuple[PeerOwner, ...]) -> str:
+    """The v2 digest, written out from scratch: stored digests are compared with it
+    after a restart, so its bytes must not change however it is computed."""
+    fields = canonical_json([netmap.node, netmap.addresses, netmap.ssh_policy, netmap.routes,
+                             netmap.cap_map])
+    peers = b"".join(_sha(canonical_json(p.to_json())) for p in netmap.peers)
+    rules = orjson.dumps([(_sha(canonical_json(r.src_ips)).hex(), r.dst_ports, r.ip_proto,
+                           r.cap_grant) for r in netmap.packet_filter],
+                         option=orjson.OPT_SORT_KEYS)
+    owned = b"".join(_sha(canonical_json(o.to_json())) for o in owners)
+    return "v2:" + hashlib.sha256(b"policyc netmap content v2\n" + _sha(fields) + _sha(peers)
+                                  + _sha(rules) + _sha(owned)).hexdigest()
+
+
 def check_against_scratch(tailnet: Tailnet) -> None:
     view = tailnet.view
     active = sorted(view.active(tailnet.clock()), key=lambda r: r.id)
@@ -102,6 +123,7 @@ def check_against_scratch(tailnet: Tailnet) -> None:
         scratch = Held(0, record.node_key, netmap, node_owners, "", 0)
         assert held_content(view.held[record.name]) == held_content(scratch), record.name
         assert stored[record.name] == record.netmap_digest == digest, record.name
+        assert digest == reference_digest(netmap, node_owners), record.name
 
 
 def check_deltas(tailnet: Tailnet, before: dict[str, Held]) -> None:
