@@ -9,13 +9,25 @@ body. `policy_too_large` is what `control init` and the PUT both apply, so a
 policy `init` accepted can always be pushed again.
 
 The middleware checks Content-Length up front, then reads the body itself
-(never more than the limit) before the application sees it, so a client that
-lies about or omits the length still cannot make the server buffer more, and
-the framework never turns the overflow into some other error.
+(never keeping more than the limit) before the application sees it, so a client
+that lies about or omits the length still cannot make the server buffer more,
+and the framework never turns the overflow into some other error.
+
+A refused body is read to its end and dropped before the 413 is sent (up to
+twice the limit in all, for at most DRAIN_SECONDS). The answer closes the
+connection, and closing a socket that still holds unread data sends a TCP reset,
+which can destroy the 413 on its way to a client that is still sending (httpx
+reads the answer only after its whole body is out): it saw "peer closed
+connection without sending complete message body". A client that says
+`Expect: 100-continue` is answered at once (it sends nothing before the 100);
+one that declares more than twice the limit is answered at once too, and may
+see a reset instead of the 413.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -25,6 +37,7 @@ MAX_POLICY_BYTES = 32 * MIB  # the 10k-node dense benchmark's policy is 12.9 MiB
 MAX_POLICY_BODY = 2 * MAX_POLICY_BYTES + 64 * 1024
 DEFAULT_MAX_BODY = 8 * MIB  # every other route (a node's sealed request is under 100 KB)
 POLICY_ROUTE = ("PUT", "/api/v1/policy")
+DRAIN_SECONDS = 10.0  # how long a refused body is read and dropped, at most
 
 
 def policy_too_large(text: str) -> str | None:
@@ -58,10 +71,14 @@ class BodyLimit:
             return
         limit = (self.policy_body if (scope["method"], scope["path"]) == POLICY_ROUTE
                  else self.max_body)
-        for name, value in scope.get("headers", []):
-            if name == b"content-length" and (not value.isdigit() or int(value) > limit):
-                await _too_large(send, scope, limit)
-                return
+        headers = dict(scope.get("headers", []))
+        declared = headers.get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > limit:
+            if (declared.isdigit() and int(declared) <= 2 * limit
+                    and headers.get(b"expect", b"").lower() != b"100-continue"):
+                await _discard(receive, 2 * limit)
+            await _too_large(send, scope, limit)
+            return
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -70,11 +87,15 @@ class BodyLimit:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
+            more = message.get("more_body", False)
             if size > limit:
+                chunks.clear()
+                if more:
+                    await _discard(receive, 2 * limit - size)
                 await _too_large(send, scope, limit)
                 return
             chunks.append(chunk)
-            if not message.get("more_body", False):
+            if not more:
                 break
         replayed = False
 
@@ -86,6 +107,20 @@ class BodyLimit:
             return await receive()  # e.g. http.disconnect, which long-polls wait on
 
         await self.app(scope, replay, send)
+
+
+async def _discard(receive: Receive, budget: int) -> None:
+    """Read and drop the rest of a refused body: until its end, `budget` bytes
+    or DRAIN_SECONDS, whichever comes first (see the module's docstring)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while budget >= 0:
+                message = await receive()
+                if message["type"] != "http.request":  # the client went away
+                    return
+                budget -= len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
 
 
 async def _too_large(send: Send, scope: Scope, limit: int) -> None:
