@@ -59,6 +59,12 @@ def _apply(client: AdminClient, path: str, text: str, dry_run: bool,
     from policyc.policy.load import load_policy_text
 
     live = client.get_policy()
+    if if_match is not None and if_match.strip().strip('"') not in ("*", live["etag"]):
+        # The precondition comes first, whatever the text (as the server's 412 does):
+        # a reviewed diff must not be reported "unchanged" or pushed over another one.
+        click.echo(f"conflict: --if-match {if_match} is not the live policy's ETag (live: "
+                   f"version {live['version']}, etag {live['etag']}); nothing pushed", err=True)
+        return EXIT_CONFLICT
     inventory = registered_inventory(client.nodes())
     new, diags = load_policy_text(text, path)
     if not diags.has_errors:

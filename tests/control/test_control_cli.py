@@ -111,6 +111,24 @@ def test_apply_conflict_is_exit_3(control: ControlServer, tmp_path: Path) -> Non
     assert live(control)["policy"] == WITH_TESTS
 
 
+@pytest.mark.parametrize("text", [POLICY, GAINED, UNDEFINED_GROUP],
+                         ids=["the-live-text", "a-change", "an-invalid-policy"])
+@pytest.mark.parametrize("dry_run", [False, True], ids=["push", "dry-run"])
+def test_apply_checks_if_match_first_whatever_the_text(control: ControlServer, tmp_path: Path,
+                                                       text: str, dry_run: bool) -> None:
+    before = live(control)
+    args = [write(tmp_path, text), *admin_args(control, tmp_path), "--if-match", "0" * 64]
+    result = cli("apply", *args, *(["--dry-run"] if dry_run else []))
+    assert result.exit_code == 3, result.output
+    assert f"conflict: --if-match {'0' * 64} is not the live policy's ETag" in result.stderr
+    assert f"etag {before['etag']}" in result.stderr and "unchanged" not in result.stderr
+    assert live(control) == before
+    if text == POLICY:  # the right ETag, quoted as an HTTP header has it, or `*`
+        for etag in (f'"{before["etag"]}"', "*"):
+            same = cli("apply", *args[:-1], etag)
+            assert same.exit_code == 0 and "unchanged" in same.stderr, same.output
+
+
 def test_apply_usage_auth_and_network_errors_are_exit_2(control: ControlServer,
                                                         tmp_path: Path) -> None:
     path = write(tmp_path, GAINED)
