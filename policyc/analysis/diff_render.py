@@ -20,10 +20,14 @@ def _counts(diff: AccessDiff) -> str:
     return f"{len(diff.gained)} gained, {len(diff.lost)} lost"
 
 
+def _nodes(count: int) -> str:
+    return f"{count} node{'' if count == 1 else 's'}"
+
+
 def _inventory(diff: AccessDiff) -> str:
     if diff.synthetic:
-        return f"synthetic inventory: one node per user and tag, {diff.node_count} nodes"
-    return f"inventory of {diff.node_count} nodes"
+        return f"synthetic inventory: one node per user and tag, {_nodes(diff.node_count)}"
+    return f"inventory of {_nodes(diff.node_count)}"
 
 
 def _rules_text(change: Change) -> str:
@@ -82,7 +86,7 @@ def render_markdown(diff: AccessDiff) -> str:
             lines.append(f"| {label} | {_md(c.who.text)} | {_md(c.where.text)} | "
                          f"{_md(c.services.text())} | {len(c.where.nodes)} | {rules} |")
     if diff.per_node:
-        lines += ["", f"<details><summary>{len(diff.per_node)} nodes affected</summary>", ""]
+        lines += ["", f"<details><summary>{_nodes(len(diff.per_node))} affected</summary>", ""]
         for node in diff.per_node[:MAX_NODES_SHOWN]:
             parts = [f"{'+' if c.kind == 'gained' else '-'} from {_md(c.who.text)} "
                      f"{_md(c.services.text())}" for c in node.inbound]

@@ -143,4 +143,5 @@ def drift(policy: str, nodes_path: str, node_name: str, iface: str, netns: str |
     applied = apply_ruleset(expected, netns=netns, iface=iface)
     if not applied.ok:
         fail(Diagnostics(list(applied.diagnostics)))
-    click.echo(f"{name}: repaired ({applied.elements} elements re-applied)")
+    elements = f"{applied.elements} element{'' if applied.elements == 1 else 's'}"
+    click.echo(f"{name}: repaired ({elements} re-applied)")

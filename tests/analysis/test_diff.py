@@ -7,6 +7,7 @@ import json
 import random
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import INTERNET_PROBES, ROUTE_PROBES, example_inventory, load, policies, tailnets
@@ -110,6 +111,21 @@ def test_a_new_port_is_gained_by_who_and_where() -> None:
     nodes = {n.node for n in diff.per_node}
     assert {"alice-laptop", "bob-laptop", "prod-db"} <= nodes and "carol-laptop" not in nodes
     assert "group:dev gained tag:prod tcp,udp/5432 (4 nodes)" in render_text(diff)
+
+
+@pytest.mark.parametrize(("names", "counted"), [
+    (["alice-laptop"], "1 node"), (["alice-laptop", "alice-desktop"], "2 nodes")])
+def test_counts_of_nodes_agree_with_their_noun(names: list[str], counted: str) -> None:
+    old, new = _sample_pair('"dst": ["office-lan:22"]', '"dst": ["office-lan:22,23"]')
+    inventory = Inventory.of([n for n in _inventory().nodes if n.name in names])
+    diff = access_diff(old, new, inventory)  # type: ignore[arg-type]
+    assert render_text(diff).startswith(
+        f"access changes: 1 gained, 0 lost (inventory of {counted})\n")
+    markdown = render_markdown(diff)
+    assert f"(inventory of {counted})" in markdown
+    assert f"<summary>{counted} affected</summary>" in markdown
+    same = access_diff(old, old, inventory)  # type: ignore[arg-type]
+    assert render_text(same) == f"no access changes (inventory of {counted})"
 
 
 def test_a_removed_subnet_rule_is_lost_without_an_inventory() -> None:

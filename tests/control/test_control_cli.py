@@ -92,6 +92,16 @@ def test_apply_shows_the_diff_and_pushes(control: ControlServer, tmp_path: Path)
     assert back.exit_code == 0 and "0 gained, 1 lost" in back.stdout
 
 
+def test_apply_over_one_registered_node_says_node(control: ControlServer,
+                                                 tmp_path: Path) -> None:
+    with control.admin() as admin:
+        key = admin.post("/api/v1/authkeys", json={"user": "alice@example.com"}).json()["key"]
+    control.node("laptop").register(key)
+    result = cli("apply", write(tmp_path, GAINED), *admin_args(control, tmp_path), "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "(inventory of 1 node)" in result.stdout, result.stdout
+
+
 @pytest.mark.parametrize(("text", "code"), [(UNDEFINED_GROUP, "E104"), (FAILING_TESTS, "")])
 def test_apply_rejects_like_check(control: ControlServer, tmp_path: Path, text: str,
                                   code: str) -> None:
