@@ -7,8 +7,8 @@
     apply_ruleset(ruleset, *, netns=None, iface=None) -> ApplyResult
         one atomic transaction + read-back verification; fail closed
     check_drift(expected, netns=None) -> DriftReport;  repair(expected, *, netns=None)
-    remove_table(netns=None) -> diagnostics
-        delete table inet policyc (`policyc node down`)
+    remove_table(netns=None) -> TableRemoval
+        delete table inet policyc, saying whether there was one (`policyc node down`)
     revoke_disallowed_flows(rules, iface, netns=None) -> RevokeResult
         delete conntrack entries the new filter no longer allows
     enforce_netmap(netmap, iface, *, routes=(), netns=None) -> EnforceResult
@@ -29,6 +29,7 @@ from policyc.enforcer.conntrack import RevokeResult, revoke_disallowed_flows
 from policyc.enforcer.nftapply import (
     ApplyResult,
     DriftReport,
+    TableRemoval,
     apply_ruleset,
     check_drift,
     counter_packets,
@@ -43,7 +44,7 @@ from policyc.enforcer.nfttext import render_text
 from policyc.netmap import NodeNetmap
 
 __all__ = [
-    "ApplyResult", "DriftReport", "EnforceResult", "RevokeResult", "apply_ruleset",
+    "ApplyResult", "DriftReport", "EnforceResult", "RevokeResult", "TableRemoval", "apply_ruleset",
     "check_drift", "counter_packets", "enforce_netmap", "fail_closed_if_unfiltered",
     "fail_closed_ruleset", "filter_allows", "read_table", "remove_table", "render_ruleset",
     "render_text", "repair", "revoke_disallowed_flows", "served_destinations",

@@ -56,6 +56,15 @@ class DriftReport:
 
 
 @dataclass(frozen=True, slots=True)
+class TableRemoval:
+    """What `remove_table` did. `removed` is False when there was no table to
+    remove, or when it could not be removed (then `diagnostics` says why)."""
+
+    removed: bool
+    diagnostics: tuple[Diagnostic, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class TableState:
     """A table reduced to what matters for comparison (no handles, no counts)."""
 
@@ -449,23 +458,25 @@ def counter_packets(name: str, netns: str | None = None) -> int | None:
     return run_in_netns(netns, read)
 
 
-def remove_table(netns: str | None = None) -> tuple[Diagnostic, ...]:
-    """Delete table `inet policyc` (and nothing else); no table is not an error.
+def remove_table(netns: str | None = None) -> TableRemoval:
+    """Delete table `inet policyc` (and nothing else); no table is not an error,
+    and the answer says whether there was one.
 
     For `policyc node down`: the node leaves the tailnet and its filter goes with it.
     """
     diags = Diagnostics()
     if not check_enforcer_ready(diags):
-        return tuple(diags)
+        return TableRemoval(False, tuple(diags))
 
-    def delete() -> str | None:
+    def delete() -> tuple[bool, str]:
+        """(deleted, why not): (False, "") when there is no table."""
         ctx = new_context()
         if ctx.cmd(_PROBE_TABLE)[0] != 0:
-            return None
+            return False, ""
         rc, _output, error = ctx.cmd(f"delete table {FAMILY} {TABLE}")
-        return None if rc == 0 else str(error).strip()
+        return (True, "") if rc == 0 else (False, str(error).strip() or f"nft exit {rc}")
 
-    failure = _in_namespace(netns, delete, diags)
+    removed, failure = _in_namespace(netns, delete, diags) or (False, "")
     if failure:
         diags.error("N501", NO_SPAN, f"cannot delete table {FAMILY} {TABLE}: {failure}")
-    return tuple(diags)
+    return TableRemoval(removed, tuple(diags))

@@ -44,10 +44,12 @@ def node_down(state: StateDir) -> tuple[list[str], list[str]]:
         if recorded.kind == "existing":
             remove_routes_and_addresses(recorded.name, netns)
             done.append(f"removed routes and addresses from {recorded.name}")
-    problems = remove_table(netns)
-    failed += [d.message for d in problems]
-    if not problems:
+    table = remove_table(netns)
+    failed += [d.message for d in table.diagnostics]
+    if table.removed:
         done.append("removed table inet policyc")
+    elif not table.diagnostics:
+        done.append("no table inet policyc to remove")
     removed = remove_interface(state)
     if removed is not None and removed.kind != "existing":
         done.append(f"removed interface {removed.name} ({removed.kind})")

@@ -148,13 +148,25 @@ def test_a_netmap_sets_filter_peers_addresses_and_routes_and_down_removes_them(
                              "net.ipv4.ip_forward"]).stdout.strip()
     assert forwarding == "1"  # serves an approved route
 
-    _done, failed = node_down(state)
+    done, failed = node_down(state)
     assert not failed, failed
+    assert "removed table inet policyc" in done
     assert read_table(netns) is None
     assert harness.wait_for(lambda: not interface_exists(name, netns))
     assert not state.interface.exists()
     assert base64.b64decode(key.public_key)  # the key stays for the next `node up`
     assert state.node_key.exists()
+
+
+def test_down_before_any_netmap_says_there_was_no_table(tmp_path: Path, netns: str) -> None:
+    state = StateDir(tmp_path / "state").ensure()
+    name = iface_name()
+    assert ensure_interface(state, name, netns).kind != "existing"  # made here
+    done, failed = node_down(state)
+    assert not failed, failed
+    assert "no table inet policyc to remove" in done
+    assert not any(line.startswith("removed table") for line in done), done
+    assert harness.wait_for(lambda: not interface_exists(name, netns))
 
 
 def test_down_on_an_interface_it_did_not_create_leaves_the_interface(

@@ -33,6 +33,7 @@ from policyc.enforcer.nft import (
     enforce_netmap,
     fail_closed_ruleset,
     read_table,
+    remove_table,
     render_ruleset,
     render_text,
     repair,
@@ -382,6 +383,22 @@ def test_drift_is_detected_and_repaired_without_touching_other_tables(
     assert repair(expected, netns=pair.node).ok
     assert check_drift(expected, pair.node).ok
     assert sh(*run, "list", "table", "inet", "other").stdout == other_before
+
+
+def test_remove_table_says_whether_there_was_one(pair: Pair) -> None:
+    run = ("ip", "netns", "exec", pair.node, "nft")
+    sh(*run, OTHER_TABLE)
+    other_before = sh(*run, "list", "table", "inet", "other").stdout
+    assert remove_table(pair.node) == (nothing := remove_table(pair.node))
+    assert not nothing.removed and nothing.diagnostics == ()  # no table: not an error
+    applied(render_ruleset(SSH_FROM_PEER, IFACE), pair.node)
+    removed = remove_table(pair.node)
+    assert removed.removed and removed.diagnostics == ()
+    assert read_table(pair.node) is None
+    assert remove_table(pair.node) == nothing
+    assert sh(*run, "list", "table", "inet", "other").stdout == other_before
+    gone = remove_table(pair.node + "-gone")
+    assert not gone.removed and [d.code for d in gone.diagnostics] == ["N508"]
 
 
 def test_a_rule_respelt_by_hand_to_the_same_meaning_is_not_drift(pair: Pair) -> None:
