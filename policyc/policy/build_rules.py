@@ -134,10 +134,12 @@ def _via(r: Reader, value: JValue) -> tuple[TagRef, ...]:
 # tests/corpus: "Automatically added by enabling PAM"). tailsql: Tailscale's
 # grants announcement (blog, 2023-12) and its KB "Troubleshooting grants" ("Example
 # of a correct application capability grant") both grant "tailscale.com/cap/tailsql".
+# databases (Tailscale's tsdb database connector): keiretsu-labs/kubernetes-manifests
+# applied grants naming it through gitops-acl-action in 69 revisions (2026-02..07).
 ALLOWED_TAILSCALE_CAPS = frozenset(
     f"tailscale.com/cap/{name}"
     for name in ("drive", "relay", "webui", "kubernetes", "tsidp", "secrets", "golink", "pam",
-                 "tailsql")
+                 "tailsql", "databases")
 )
 # nodeAttrs `app` names Tailscale documents (KB "App connectors").
 APP_CONNECTORS = "tailscale.com/app-connectors"

@@ -145,7 +145,7 @@ def test_services_rejected_where_tailscale_rejects(sections: dict[str, object],
 
 
 @pytest.mark.parametrize("cap", ["drive", "kubernetes", "relay", "webui", "golink", "tsidp",
-                                 "secrets", "pam", "tailsql"])
+                                 "secrets", "pam", "tailsql", "databases"])
 def test_allowed_tailscale_caps(cap: str) -> None:
     assert not errors(grants=[{"src": ["*"], "dst": ["tag:server"],
                                "app": {f"tailscale.com/cap/{cap}": [{}]}}])
