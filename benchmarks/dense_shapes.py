@@ -176,6 +176,11 @@ def grants(nodes: int = 1000, groups: int = 200, rules: int = 1000, seed: int = 
                         "app": {"example.com/cap/web": [{"role": f"r{k % 7}"}]}})
     out.append({"src": ["autogroup:member"], "dst": ["autogroup:self"], "ip": ["*"]})
     out.append({"src": ["*"], "dst": ["tag:router"], "ip": ["icmp:*"]})
+    # A team named only by via grants (no other rule keeps its set).
+    team = min(len(users), max(6, len(users) // 20))
+    group_map["group:netops"] = sorted(rng.sample(users, team))
+    out.append({"src": ["group:netops"], "dst": ["10.0.0.0/8"], "ip": ["tcp:22", "icmp:*"],
+                "via": [vias[0], vias[1]]})
     all_tags = [*tags, *vias, "tag:router", "tag:exit"]
     policy = {"groups": group_map, "tagOwners": _owners(all_tags), "grants": out,
               "autoApprovers": {"routes": {"10.0.0.0/8": ["tag:router"]},

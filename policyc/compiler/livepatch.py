@@ -77,8 +77,10 @@ class Delta:
 def patchable(stage: LiveStage, old: Node | None, new: Node | None) -> bool:
     """Whether `patch` is exact for this event (else: rebuild and compare)."""
     o, n = old or GHOST, new or GHOST
-    if stage.has_via or stage.partial_internet > 1:
+    if stage.partial_internet > 1:
         return False
+    if stage.has_via and (o.routes or n.routes or o.exit_node or n.exit_node):
+        return False  # E may serve via grants: its rules as a router are not redone
     if o.routes != n.routes or o.exit_node != n.exit_node:
         return False
     addrs = AddressSet.of_addresses(o.ips) | AddressSet.of_addresses(n.ips)
@@ -94,7 +96,7 @@ def patch(stage: LiveStage, slot: int, old: Node | None, new: Node | None) -> De
     # E's own netmap before, to compare with after (a leave has no after).
     own_before = _own(stage, slot, peers_before) if old is not None and new is not None else None
     row_before = _row(stage, slot)
-    old_table, old_ssh = stage.table, stage.ssh
+    old_table, old_ssh, old_via = stage.table, stage.ssh, stage.via_extras
     # The owners whose autogroup:self rules the event redoes, as they were.
     old_owner_rules = {x: stage.owner_rules.get(x, []) for x in (o.owner, n.owner)
                        if x is not None}
@@ -136,6 +138,7 @@ def patch(stage: LiveStage, slot: int, old: Node | None, new: Node | None) -> De
     owners = {x for x in (o.owner, n.owner) if x is not None}
     for owner in owners:
         stage._owner_self(owner)
+    via_changed = _patch_via(stage, o, n, compiler) if stage.has_via else 0
     # --- SSH, nodeAttrs ------------------------------------------------------------------------
     ssh_compare = _patch_ssh(stage, o, n)
     if stage.policy.node_attrs:
@@ -180,10 +183,10 @@ def patch(stage: LiveStage, slot: int, old: Node | None, new: Node | None) -> De
     elif row_before != row_after:
         view_changed = common & _row_flips(row_before, row_after)
     live = stage.live_bits()
-    changed = (certain.bits() | (peers_before ^ peers_after) | view_changed) & live
+    changed = (certain.bits() | (peers_before ^ peers_after) | view_changed | via_changed) & live
     compare_bits = compare.bits() | region | owners_bits | ssh_compare
     for i in bits_to_indexes(compare_bits & live & ~changed & ~bit):
-        extras_before = _old_extras(stage, i, old_owner_rules)
+        extras_before = _old_extras(stage, i, old_owner_rules, old_via)
         if (old_table.filter_key(i, stage.views[i], extras_before)
                 != table.filter_key(i, stage.views[i], stage.extras(i))
                 or (ssh_compare >> i & 1 and old_ssh.for_node(i) != stage.ssh.for_node(i))):
@@ -320,12 +323,14 @@ def _same(a: tuple[IpShape, ...], b: tuple[IpShape, ...]) -> bool:
     return len(a) == len(b) and all(x.pos == y.pos for x, y in zip(a, b, strict=True))
 
 
-def _old_extras(stage: LiveStage, i: int, owner_rules: dict[str, list]) -> list:  # type: ignore[type-arg]
-    """Node `i`'s own rules before the event (`owner_rules`: the owners it redid)."""
+def _old_extras(stage: LiveStage, i: int, owner_rules: dict[str, list],  # type: ignore[type-arg]
+                old_via: dict[int, list]) -> list:  # type: ignore[type-arg]
+    """Node `i`'s own rules before the event (`owner_rules`: the owners it redid;
+    `old_via`: the via rules as they were)."""
     owner = stage.r.nodes[i].owner
     own = (owner_rules[owner] if owner in owner_rules else stage.owner_rules.get(owner, [])
            ) if owner is not None else []
-    via = stage.via_extras.get(i)
+    via = old_via.get(i)
     return own + via if via else own
 
 
@@ -528,14 +533,57 @@ def _set_bit(atom: Atom, bit: int, sends: AddressSet, routes: AddressSet, exits:
     return True
 
 
+def _patch_via(stage: LiveStage, o: Node, n: Node, uc: UnitCompiler) -> int:
+    """Redo the via units whose sources name E; the routers whose via rules changed.
+
+    E routes nothing (`patchable`), so it serves no via grant and the routers each
+    unit reaches, and what they serve, stay: only a unit's SrcIPs and its sources'
+    bits (E's, in its edges) change. A router holding a unit whose SrcIPs changed
+    now lists or drops E's addresses: its netmap differs."""
+    r = stage.r
+    addrs = AddressSet.of_addresses(o.ips) | AddressSet.of_addresses(n.ips)
+    made = dict(stage.via_made)
+    changed = 0
+    for k, unit in enumerate(stage.units):
+        if not unit.via:
+            continue
+        sources = [a for a in unit.sources if not is_self(a)]
+        if not any(_names(a, o, n, addrs, r) for a in sources):
+            continue
+        for alias in sources:  # no atom keeps an alias only via grants name
+            r._cache.pop(alias_key(alias), None)
+        before = made.pop(k, None)
+        after = stage.via_unit(k, uc, before)
+        if after is not None:
+            made[k] = after
+        if (before and before.src_ips) != (after and after.src_ips) or (
+                before and before.rules.keys()) != (after and after.rules.keys()):
+            changed |= bits_of(before.rules if before else ()) | bits_of(
+                after.rules if after else ())
+    stage.via_made = made
+    stage.join_via()
+    stage.fixed_edges = stage.via_edges
+    return changed
+
+
 def _patch_ssh(stage: LiveStage, o: Node, n: Node) -> int:
-    """Re-resolve the SSH rules naming E; the slots whose SSH policy may differ."""
+    """Re-resolve the SSH rules naming E; the slots whose SSH policy may differ.
+
+    Beside a rule's destinations (they list its sources): with autogroup:self or a
+    user as destination only the devices of E's owners (before and after) list
+    principals of their owner's sources, and a localpart source that is no
+    destination names only itself, so of the sources only E (not all of them: an
+    allow-all tailnet's default SSH rule has every member device as a source) can
+    differ there. (Before: the sources of self and localpart rules, and no owner's
+    device for a user destination, whose SSH policy a retag can change alone.)"""
     policy, r = stage.policy, stage.r
     if not policy.ssh:
         return 0
     addrs = AddressSet.of_addresses(o.ips) | AddressSet.of_addresses(n.ips)
     fresh = copy.copy(stage.ssh)
     fresh.rules = list(stage.ssh.rules)
+    owners = bits_of(i for x in {o.owner, n.owner} if x is not None
+                     for i in r.by_user.get(x, ()))  # E itself is compared whole
     compare = 0
     for k, rule in enumerate(policy.ssh):
         aliases = (*rule.sources, *rule.destinations, *rule.recorder)
@@ -544,9 +592,7 @@ def _patch_ssh(stage: LiveStage, o: Node, n: Node) -> int:
         before = fresh.rules[k]
         fresh.rules[k] = after = fresh._resolve(rule)
         for resolved in (before, after):
-            compare |= bits_of(resolved.destinations)
-            if resolved.to_self or resolved.has_localpart:
-                compare |= bits_of(resolved.sources)
+            compare |= bits_of(resolved.destinations) | owners
     stage.ssh = fresh
     return compare
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from itertools import chain, repeat
 from typing import TYPE_CHECKING, Any
 
@@ -155,6 +155,17 @@ def identity_match(alias: Alias, node: Node, r: Resolver) -> bool | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class ViaMade:
+    """One via unit on the routers serving it: its SrcIPs, each router's rules, the
+    edges from its sources to each router."""
+
+    src_ips: tuple[str, ...]
+    rules: dict[int, list[Rule]]
+    edges: list[Edge]
+    targets: list[tuple[int, AddressSet, bool]]  # (router, what it serves, Internet)
+
+
 class LiveStage:
     """Shared state of one (policy, slots); `patch` applies one ordinary node event."""
 
@@ -193,6 +204,7 @@ class LiveStage:
         self._rank: list[int] | None = None
         self.via_extras: dict[int, list[Rule]] = defaultdict(list)
         self.via_edges: list[Edge] = []
+        self.via_made: dict[int, ViaMade] = {}  # per via unit (livepatch redoes some)
         self.owner_rules: dict[str, list[Rule]] = {}
         self.owner_edges: dict[str, list[Edge]] = {}
         self._owner_keys: dict[str, set[MergeKey]] = {}
@@ -485,27 +497,85 @@ class LiveStage:
 
     def _via(self, uc: UnitCompiler) -> None:
         """`Compilation._via_rules`: via grants' rules on the routers serving them."""
-        r = self.r
-        for k, unit in enumerate(self.units):
-            if not unit.via or not unit.sources or not unit.destinations:
+        self.via_made = {}
+        for k in range(len(self.units)):
+            made = self.via_unit(k, uc)
+            if made is not None:
+                self.via_made[k] = made
+        self.join_via()
+
+    def via_unit(self, k: int, uc: UnitCompiler, was: ViaMade | None = None) -> ViaMade | None:
+        """Via unit `k`'s rules on the routers serving it, and its edges to them.
+        `was`: the unit as made before a node event that changed neither the routers
+        nor what they serve (`livepatch.patchable`): its rules get the new sources."""
+        r, unit = self.r, self.units[k]
+        if not unit.via or not unit.sources or not unit.destinations:
+            return None
+        one = self._via_source(unit)
+        if was is not None and one is not None:  # the kept atom: no texts made anew
+            atom = self.atom(one, k)
+            if not atom.addrs:
+                return None
+            texts = tuple(self.texts(atom)[0])
+            return ViaMade(
+                texts,
+                {i: [replace(rule, src_ips=texts, src=atom.addrs) for rule in rules]
+                 for i, rules in was.rules.items()},
+                [Edge(atom.bits, 1 << i, (dst,), internet) for i, dst, internet in was.targets
+                 ] if atom.bits else [], was.targets)
+        if one is not None:
+            self.atom(one, k)  # kept up to date by node events from now on
+        resolved = [(a, r.alias(a)) for a in unit.sources if not is_self(a)]
+        via: ViaPart | None = uc._via(unit, resolved, union_all(s for _, s in resolved))
+        if via is None:
+            return None
+        src_bits = self._atom_of(("*set", ""), via.src).bits
+        if was is not None:
+            return ViaMade(
+                tuple(via.src_ips),
+                {i: [replace(rule, src_ips=via.src_ips, src=via.src) for rule in rules]
+                 for i, rules in was.rules.items()},
+                [Edge(src_bits, 1 << i, (dst,), internet) for i, dst, internet in was.targets
+                 ] if src_bits else [], was.targets)
+        rules: dict[int, list[Rule]] = {}
+        edges: list[Edge] = []
+        targets: list[tuple[int, AddressSet, bool]] = []
+        # Only routers carrying a via tag serve it (was: every slot, per unit).
+        routers = sorted({i for t in via.tags for i in r.by_tag.get(t, ())})
+        for view in map(self.views.__getitem__, routers):
+            served = via_served(via, view, r.nodes[view.index].tags)
+            if not served:
                 continue
-            resolved = [(a, r.alias(a)) for a in unit.sources if not is_self(a)]
-            via: ViaPart | None = uc._via(unit, resolved, union_all(s for _, s in resolved))
-            if via is None:
-                continue
-            src_bits = self._atom_of(("*set", ""), via.src).bits
-            # Only routers carrying a via tag serve it (was: every slot, per unit).
-            routers = sorted({i for t in via.tags for i in r.by_tag.get(t, ())})
-            for view in map(self.views.__getitem__, routers):
-                served = via_served(via, view, r.nodes[view.index].tags)
-                if not served:
-                    continue
-                self.via_extras[view.index].extend(via_rules(self.cunits[k], via, served))
-                internet = via.internet or (
-                    view.is_exit and any(a.issubset(INTERNET) for _, a in served))
-                if src_bits:
-                    self.via_edges.append(Edge(src_bits, 1 << view.index,
-                                               (union_all(a for _, a in served),), internet))
+            rules[view.index] = via_rules(self.cunits[k], via, served)
+            internet = via.internet or (
+                view.is_exit and any(a.issubset(INTERNET) for _, a in served))
+            targets.append((view.index, union_all(a for _, a in served), internet))
+            if src_bits:
+                edges.append(Edge(src_bits, 1 << view.index, (targets[-1][1],), internet))
+        return ViaMade(tuple(via.src_ips), rules, edges, targets)
+
+    @staticmethod
+    def _via_source(unit: Unit) -> Alias | None:
+        """A via unit's one source alias, when its SrcIPs are that alias's texts."""
+        if len(unit.sources) != 1:
+            return None
+        one = unit.sources[0]
+        if is_self(one) or isinstance(one, Wildcard) or (
+                isinstance(one, AutoGroupRef) and one.name == "autogroup:danger-all"):
+            return None
+        return one
+
+    def join_via(self) -> None:
+        """`via_extras` and `via_edges` from the units' parts, in unit order (new
+        objects: an event's report compares with the ones it replaced)."""
+        extras: dict[int, list[Rule]] = defaultdict(list)
+        edges: list[Edge] = []
+        for k in sorted(self.via_made):
+            made = self.via_made[k]
+            for i, rules in made.rules.items():
+                extras[i].extend(rules)
+            edges.extend(made.edges)
+        self.via_extras, self.via_edges = extras, edges
 
     # --- peers ---------------------------------------------------------------------------
 
