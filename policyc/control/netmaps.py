@@ -46,6 +46,7 @@ from policyc.compiler.nodes import Inventory
 from policyc.netmap import FilterRule, NodeNetmap, Peer
 from policyc.policy.model import Policy
 from policyc.protocol.codec import canonical_json
+from policyc.protocol.delta import KnownPeers
 from policyc.protocol.envelope import PeerOwner
 
 DIGEST_VERSION = "v2:"  # digests stored before it were of the content's canonical JSON
@@ -81,14 +82,18 @@ class Owners:
         self._earlier_rules = previous._rules if previous is not None else {}
         old = previous._by_name if previous is not None else {}
         by_name: dict[str, tuple[PeerOwner, bytes]] = {}
+        rebuilt: list[str] = []
         for node in inventory:
             entry = old.get(node.name)
             user = node.owner
             if entry is None or entry[0].user != user or entry[0].tags != node.tags:
                 owner = PeerOwner(node.name, user, node.tags)
                 entry = (owner, _sha(canonical_json(owner.to_json())))
+                rebuilt.append(node.name)
             by_name[node.name] = entry
         self._by_name = by_name
+        # The nodes whose owner entry is new or differs from the previous change's.
+        self.rebuilt = frozenset(rebuilt)
 
     def forget_earlier(self) -> None:
         """Drop the previous change's cache (once this change is installed)."""
@@ -112,6 +117,27 @@ class Owners:
             _DIGEST_CONTEXT + _sha(fields) + _sha(self._peers_hashes(netmap.peers))
             + _sha(self._filter_hashes(netmap.packet_filter)) + _sha(owners)).hexdigest()
         return DIGEST_VERSION + digest, tuple(map(_FIRST, entries))
+
+    def known_peers(self, netmap: NodeNetmap, owners: tuple[PeerOwner, ...],
+                    delta: PeerDelta) -> KnownPeers:
+        """How `netmap` (with `owners`, from `digest`) differs from the node's netmap
+        before this change, whose peers became these by `delta` (`netmap_after`): the
+        peers added or changed, and the owners added or changed: the added peers',
+        and those this change rebuilt (a user or tags changed) of the node and its
+        peers. Looked up by name (bisection), not by walking the ~N peers of a dense
+        tailnet's netmap for each of its ~N changed netmaps."""
+        peers, name = netmap.peers, netmap.node
+        updated = tuple(peers[bisect.bisect_left(peers, p, key=_NAME)]
+                        for p in sorted({*delta.peers_added, *delta.peers_changed}))
+        changed = {*delta.peers_added}
+        for other in self.rebuilt:
+            k = bisect.bisect_left(peers, other, key=_NAME)
+            if other == name or (k < len(peers) and peers[k].name == other):
+                changed.add(other)
+        mine = [owners[0]] if name in changed else []
+        mine += (owners[bisect.bisect_left(owners, other, 1, key=_NAME)]
+                 for other in sorted(changed - {name}))
+        return KnownPeers(delta.peers_removed, updated, tuple(mine))
 
     def _peers_hashes(self, peers: tuple[Peer, ...]) -> bytes:
         cache = self._hashes

@@ -24,7 +24,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from policyc.collector import paused_collector
-from policyc.compiler.index import PeerDelta
 from policyc.compiler.nodes import Inventory, Node
 from policyc.control.errors import ControlError
 from policyc.control.longpoll import Watchers
@@ -202,8 +201,10 @@ class Tailnet:
                     netmap_issued_at=int(now))
                 next_version += 1
                 changed.append(name)
+                known = (owners.known_peers(netmap, node_owners, peer_delta)
+                         if peer_delta is not None else None)
                 held[name] = self._held(record, netmap, node_owners, live, now, previous,
-                                        memo, peer_delta)
+                                        memo, known)
             elif previous is None:
                 held[name] = self._held(record, netmap, node_owners, live, now, None)
         counter = max(next_version - 1, self._retired_version(active, records, now) + 1)
@@ -234,10 +235,11 @@ class Tailnet:
 
     def _held(self, record: NodeRecord, netmap: NodeNetmap, owners: tuple[PeerOwner, ...],
               live: StoredPolicy, now: float, previous: Held | None,
-              memo: SourcesMemo | None = None, peer_delta: PeerDelta | None = None) -> Held:
+              memo: SourcesMemo | None = None, known: KnownPeers | None = None) -> Held:
         """The node's netmap at its (new) version, with the signed delta from
         `previous` when the node may apply one (same key, expressible change).
-        `peer_delta`: how the peers of `previous` became these, when known exactly."""
+        `known`: how the peers and owners of `previous` became these, when known
+        exactly (`Owners.known_peers`)."""
         # What this version was signed with (kept across restarts), else what it is now.
         stamp = record.netmap_policy or netmap.policy_version or live.etag[:16]
         issued_at = record.netmap_issued_at or int(now)
@@ -249,11 +251,6 @@ class Tailnet:
         if previous is None or previous.key != record.node_key or \
                 previous.version >= record.netmap_version:
             return held
-        known = None
-        if peer_delta is not None:
-            updated = {*peer_delta.peers_added, *peer_delta.peers_changed}
-            known = KnownPeers(peer_delta.peers_removed,
-                               tuple(p for p in netmap.peers if p.name in updated))
         changes = netmap_changes(previous.netmap, previous.owners, netmap, owners, memo, known)
         if changes is None:
             return held

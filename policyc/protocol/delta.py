@@ -57,10 +57,13 @@ SourcesMemo = dict[tuple[int, int], tuple[tuple[str, ...], tuple[str, ...],
 class KnownPeers:
     """How a netmap's peers changed, when the caller knows it exactly (the compiler
     index reports it per event): the names no longer peers, and the peers added or
-    changed, in name order."""
+    changed, in name order. `owners`, when the caller knows them too: the owners
+    added or changed, in the owners' order (their names no longer listed are then
+    `removed`'s)."""
 
     removed: tuple[str, ...]
     updated: tuple[Peer, ...]
+    owners: tuple[PeerOwner, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +91,11 @@ def netmap_changes(old: NodeNetmap, old_owners: tuple[PeerOwner, ...], new: Node
     is worked out once per pair of source tuples (the compiler shares them: a dense
     tailnet's thousand netmaps have ~40,000 rules over a few hundred source tuples).
     `known`: the peers' change, which the caller vouches for (`new.peers` is `old.peers`
-    with it applied, in name order): the peers are then neither compared nor checked."""
+    with it applied, in name order): the peers are then neither compared nor checked,
+    nor, with `known.owners`, the owners (made from the peers: in order)."""
+    owners_known = known is not None and known.owners is not None
     if new.node != old.node or (known is None and not _in_name_order(new.peers)) or \
-            not _owners_in_order(new.node, new_owners):
+            not (owners_known or _owners_in_order(new.node, new_owners)):
         return None
     changes: dict[str, Any] = {}
     if known is not None:
@@ -116,7 +121,11 @@ def netmap_changes(old: NodeNetmap, old_owners: tuple[PeerOwner, ...], new: Node
     # the node's (a push that changed nothing else for the node does not re-version it).
     changes["fields"] = {k: v for k, v in now_fields.items()
                          if k == "policy_version" or was_fields[k] != v}
-    if old_owners != new_owners:
+    if known is not None and known.owners is not None:
+        if known.removed or known.owners:
+            changes["owners_removed"] = sorted(known.removed)
+            changes["owners"] = [o.to_json() for o in known.owners]
+    elif old_owners != new_owners:
         # Most PeerOwner objects are the very ones the old list had: look only at the rest.
         kept = set(map(id, old_owners))
         fresh = [o for o in new_owners if id(o) not in kept]

@@ -30,9 +30,10 @@ from policyc.control.netmaps import Owners, TailnetNetmaps
 from policyc.control.operations import approve_routes, create_auth_key, register, remove_node
 from policyc.control.registry import inventory_node
 from policyc.control.statedir import DATABASE, load_keys
-from policyc.control.store import Store
-from policyc.control.tailnet import Held, Tailnet
+from policyc.control.store import NodeRecord, Store, StoredPolicy
+from policyc.control.tailnet import Held, Tailnet, View
 from policyc.netmap import NodeNetmap
+from policyc.policy.model import Policy
 from policyc.protocol.codec import canonical_json
 from policyc.protocol.delta import apply_delta, verify_delta
 from policyc.protocol.envelope import PeerOwner, verify_netmap
@@ -152,6 +153,7 @@ STEP = st.one_of(
     st.tuples(st.just("rejoin"), st.integers(0, 30), st.integers(0, len(TAGS) - 1)),
     st.tuples(st.just("rejoin"), st.integers(0, 30), st.integers(0, len(TAGS) - 1)),
     st.tuples(st.just("push"), st.sampled_from((6543, 22, 5432))),
+    st.tuples(st.just("retag"), st.integers(0, 30), st.integers(0, len(TAGS))),
 )
 
 
@@ -185,6 +187,17 @@ def run_step(tailnet: Tailnet, clock: Clock, step: tuple[object, ...], joined: l
                                      False, None)
             register(tailnet, record.node_key, RegisterRequest(
                 key, record.name, record.advertised_routes), EXPIRY)
+    elif kind == "retag" and joined:  # no operation does it yet: the pipeline allows it
+        record = tailnet.view.records[joined[int(step[1]) % len(joined)]]  # type: ignore
+        k = int(step[2])  # type: ignore[call-overload]
+        retagged = replace(record, user=USERS[0], tags=()) if k == len(TAGS) else \
+            replace(record, user=None, tags=(TAGS[k],))
+
+        def write(view: View) -> tuple[StoredPolicy, Policy, dict[str, NodeRecord]]:
+            tailnet.store.update_node(retagged)
+            return view.live, view.policy, {**view.records, retagged.name: retagged}
+
+        tailnet.change(write)
     elif kind == "push":
         tailnet.put_policy(policy(int(step[1])), "*", "test")  # type: ignore[call-overload]
 
