@@ -59,9 +59,12 @@ def _apply(client: AdminClient, path: str, text: str, dry_run: bool,
     from policyc.policy.load import load_policy_text
 
     live = client.get_policy()
-    if if_match is not None and if_match.strip().strip('"') not in ("*", live["etag"]):
-        # The precondition comes first, whatever the text (as the server's 412 does):
-        # a reviewed diff must not be reported "unchanged" or pushed over another one.
+    stale = if_match is not None and if_match.strip().strip('"') not in ("*", live["etag"])
+    if stale and text != live["policy"]:
+        # The precondition comes before validation and the diff (as the server's 412
+        # does): a reviewed change must not be pushed over another one. The live text
+        # itself is the exception, as in Tailscale's gitops-pusher ("no update needed"
+        # before its ETag check): a re-run of a job whose push landed has nothing to do.
         click.echo(f"conflict: --if-match {if_match} is not the live policy's ETag (live: "
                    f"version {live['version']}, etag {live['etag']}); nothing pushed", err=True)
         return EXIT_CONFLICT
@@ -79,6 +82,9 @@ def _apply(client: AdminClient, path: str, text: str, dry_run: bool,
     click.echo(render_access_diff(old, new, inventory), nl=False)
     if text == live["policy"]:
         click.echo(f"unchanged: {path} is the live policy (version {live['version']})", err=True)
+        if stale:
+            click.echo(f"note: --if-match {if_match} is not its ETag ({live['etag']}); "
+                       "nothing to push either way", err=True)
         return EXIT_OK
     if dry_run:
         click.echo(f"dry run: not pushed (live version {live['version']}, "
