@@ -54,9 +54,10 @@ are looked at (livematch.py). Cost at 10k dense, where a join changes ~9,200
 netmaps: ~20-35 ms CPU for the changed set and grouped deltas, spread over
 splicing the ~110 groups a user is in, refreshing ~330 units and re-merging
 ~140 groups of rules; docs/performance.md has the figures. Events that change a node's
-approved routes or exit approval, policies with `via` grants, node addresses
-inside approved routes or in Internet space, and policies where two rules'
-destinations only together cover the Internet are applied by rebuilding over
+approved routes or exit approval, events of a router or exit node when the
+policy has `via` grants, node addresses inside approved routes or in Internet
+space, and policies where two rules' destinations only together cover the
+Internet are applied by rebuilding over
 the same slots and comparing every netmap (`_compare_stages`): exact, but
 seconds on a 10,000-node tailnet. The leaf functions (alias resolution, unit
 compilation, autogroup:self and via rules, reduction of entries) are the ones

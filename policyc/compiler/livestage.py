@@ -18,11 +18,14 @@ A node event E (`patch`) touches only what depends on E:
   be exact (`livepatch._refreshed`), then re-merged (by SrcIPs identity; merged
   groups none of whose aliases changed are kept);
 - E's owners' autogroup:self rules, the SSH rules and nodeAttrs naming E,
-  E's views (mesh addresses, peer entry) and E's column of usable routes.
+  the via units whose sources name E (their rules on the routers, with the new
+  SrcIPs; `via_made`), E's views (mesh addresses, peer entry) and E's column of
+  usable routes.
 
-`LiveStage.patchable(old, new)` says when that is exact; other events (a
-node gaining or losing routes or exit approval, `via` grants, a node address
-inside an approved route or in Internet space) rebuild the stage.
+`livepatch.patchable(old, new)` says when that is exact; other events (a
+node gaining or losing routes or exit approval, any event of a router or exit
+node when the policy has `via` grants, a node address inside an approved route
+or in Internet space) rebuild the stage.
 """
 
 from __future__ import annotations
