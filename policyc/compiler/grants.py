@@ -242,7 +242,8 @@ class UnitCompiler:
                    resolved: list[tuple[Alias, AddressSet]],
                    dsts: tuple[Alias, ...]) -> list[Rule]:
         cap_map = tuple((c.name, c.values) for c in unit.app)
-        caps = [CapEntry(self._prefixes(self.r.alias(alias)), cap_map) for alias in dsts]
+        caps = [CapEntry(self._prefixes(addrs), cap_map, addrs)
+                for addrs in map(self.r.alias, dsts)]
         rules = [Rule(src_ips, src, order, caps=tuple(caps), span=unit.span)]
         names = {name for name, _ in cap_map}
         if names.intersection(COMPANION_CAPS):  # only drive/relay reverse the grant

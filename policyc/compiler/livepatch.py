@@ -619,15 +619,23 @@ def _patch_usable(stage: LiveStage, slot: int) -> None:
         elif (usable[key] >> slot & 1) if high else (usable[key] & bit):
             usable[key] &= ~bit
     routed_bits = bits_of(stage.routed)
+    # Each router's routes as sets, made once: E is a source of thousands of edges
+    # to single routers when the policy has via grants.
+    route_sets: dict[int, list[AddressSet]] = {}
     for edge in stage.edges_of(slot):
         if not ((edge.src_bits >> slot & 1) if high else (edge.src_bits & bit)):
             continue
-        for p in bits_to_indexes(edge.dst_bits & routed_bits):
+        reached = edge.dst_bits & routed_bits
+        for p in ((reached.bit_length() - 1,) if reached & (reached - 1) == 0 and reached
+                  else bits_to_indexes(reached)):
             if p == slot:
                 continue
             node = stage.r.nodes[p]
-            for k, route in enumerate(node.routes):
-                if any(d.overlaps(AddressSet.of_network(route)) for d in edge.dst):
+            sets = route_sets.get(p)
+            if sets is None:
+                sets = route_sets[p] = [AddressSet.of_network(r) for r in node.routes]
+            for k, one in enumerate(sets):
+                if any(d.overlaps(one) for d in edge.dst):
                     usable[(p, k)] = usable.get((p, k), 0) | bit
             if node.exit_node and edge.internet:
                 usable[(p, len(node.routes))] = usable.get((p, len(node.routes)), 0) | bit

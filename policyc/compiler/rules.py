@@ -43,10 +43,13 @@ class CapEntry:
 
     prefixes: tuple[IPNetwork, ...]
     cap_map: tuple[tuple[str, Any], ...]
+    # The set the prefixes cover, when the maker has it (a tag's few hundred
+    # node addresses are otherwise remade from their prefixes on every read).
+    known: AddressSet | None = field(default=None, compare=False, repr=False)
 
     @property
     def addrs(self) -> AddressSet:
-        return AddressSet.of_networks(self.prefixes)
+        return self.known if self.known is not None else AddressSet.of_networks(self.prefixes)
 
     def to_wire(self) -> CapGrant:
         return CapGrant(tuple(str(p) for p in self.prefixes), self.cap_map)
