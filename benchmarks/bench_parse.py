@@ -113,6 +113,9 @@ def main() -> None:
     parser.add_argument("--json5-repeat", type=int, default=2,
                         help="best of N runs for json5 (about 10 s per MB)")
     parser.add_argument("--files", nargs="*", default=[], help="also parse these files")
+    parser.add_argument("--tails", default="64,256",
+                        help="KiB of blank tail (lines, then a comment after the last `}`) "
+                             "added to the first size, one row each")
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f}; CPU time, best of runs")
     print("| size | json.loads | policyc | lark path | json5.loads | json5 / policyc "
@@ -132,6 +135,14 @@ def main() -> None:
         print(f"| {len(text) / 1024:.0f} KiB | {t_json * 1e3:.1f} ms | {t_ours * 1e3:.0f} ms "
               f"| {t_lark * 1e3:.0f} ms | {t_json5 * 1e3:.0f} ms | {t_json5 / t_ours:.1f}x "
               f"| {t_lark / t_ours:.1f}x |", flush=True)
+    first = generate_policy(int(args.sizes.split(",")[0] or 64) * 1024)
+    for kib in (int(s) for s in args.tails.split(",") if s):
+        # A blank tail once cost quadratic time in the fast path's token search.
+        text = first + "\n" * (kib * 512) + "// " + "x" * (kib * 512) + "\n"
+        t_ours = best_of(args.repeat, partial(parse_text, text))
+        t_lark = best_of(min(args.repeat, 2), partial(lark_path, text))
+        print(f"| {len(first) / 1024:.0f} KiB + {kib} KiB blank tail | | {t_ours * 1e3:.0f} ms "
+              f"| {t_lark * 1e3:.0f} ms | | | {t_lark / t_ours:.1f}x |", flush=True)
     for path in args.files:
         text = Path(path).read_text(encoding="utf-8-sig")
         t_json = best_of(args.repeat, partial(json.loads, to_plain_json(text)))

@@ -119,7 +119,10 @@ def _walk(source: SourceFile, text: str, value: Any, max_depth: int) -> JValue:
     Closures rather than methods: free variables are read faster than
     attributes, and this runs once per value of a 13 MB policy.
     """
-    next_span = map(methodcaller("span", 1), _TOKEN.finditer(text)).__next__
+    # Tokens end where the JSON does: a blank tail (trailing lines, a comment after the
+    # last `}`, blanked) would make the search fail, and retry, at each of its characters.
+    stop = len(text.rstrip(" \t\r\n"))
+    next_span = map(methodcaller("span", 1), _TOKEN.finditer(text, 0, stop)).__next__
 
     def string(value: str) -> JString:
         start, end = next_span()
@@ -171,7 +174,7 @@ def _walk(source: SourceFile, text: str, value: Any, max_depth: int) -> JValue:
         if len(value) >= MIN_RUN:
             end = _string_run(text, start, value)
             if end:  # the tokens go on after this array's `]`
-                next_span = map(methodcaller("span", 1), _TOKEN.finditer(text, end)).__next__
+                next_span = map(methodcaller("span", 1), _TOKEN.finditer(text, end, stop)).__next__
                 values = tuple(value)
                 return JArray.of_strings(values, Span(source, start, end),
                                          partial(_run_items, source, start, end, values))

@@ -189,7 +189,7 @@ class _ScanningLexer(Lexer):
     """lark's `basic` lexer, minus per-token line counting, in one regex.
 
     The terminals come from hujson.lark itself (lexer_conf), so the grammar
-    stays the single definition. One `finditer` over the text consumes the
+    stays the single definition. One anchored match per token consumes the
     ignored whitespace/comments and the next token in a single C-level match;
     that roughly halves lexing time compared to lark's basic lexer, which
     matters for the 1 MB goal (docs/performance.md). Tokens carry offsets
@@ -211,9 +211,10 @@ class _ScanningLexer(Lexer):
         text: str = lexer_state.text.text
         pos = depth = 0
         new_token = Token
-        for match in self._scan.finditer(text):
-            if match.start() != pos:
-                break  # finditer skipped something no terminal matches
+        scan = self._scan.match
+        # Anchored matches, not finditer: at a blank tail (or before a bad character)
+        # finditer would fail and retry at each of the characters that follow.
+        while (match := scan(text, pos)) is not None:
             kind = match.lastgroup or ""
             pos = match.end()
             if kind in _DEPTH_STEP:

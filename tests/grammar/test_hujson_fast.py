@@ -195,6 +195,8 @@ def test_fast_path_answers_valid_hujson(text: str) -> None:
     '["\\ud800"]', '"\\udc00"', '["\\q"]', '["a\tb"]', "[1e400]", "[01]", "[" + "9" * 4301 + "]",
     "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1), "[,]", "{,}", "[1 ,]", "[1 /* c */,]",
     "[1,,]", '["abc]', "[1] / 2", "/* open", '{"a": 1} // end', "[\ud800]",
+    # a bad character before a blank run: lark's lexer stops there, located
+    '{"a": 1} x' + " " * 300 + "y", "[1, x" + "\n" * 300, '{"a": [1 @' + "// c\n" * 50 + "]}",
     *(f'{{"a": [{", ".join([odd] * MIN_RUN)}], "a": []}}' for odd in ('"]"', '"["', '"{"', "1")),
     '{"a": [' + '"x", ' * MIN_RUN + '["y"]], "a": [' + '"z", ' * (MIN_RUN - 1) + '"z"]}',
 ])
@@ -206,6 +208,10 @@ def test_agrees_on_edge_cases(text: str) -> None:
     "[" * MAX_DEPTH + "]" * MAX_DEPTH, '{"a": 1,}', "[1,]", "[[],{},]",
     BOM + '{"a": "\\u00e9\\ud83d\\ude00"} // c', '{"a" /* c */ : 1 // d\n}', "[-0, -0.0, 1E5]",
     "[123456789012345678901234567890]", '["// not", "/* a comment */"]',
+    # blank tails: the token search stops at the last token (it once retried at each
+    # character of the tail), and must not cut a number, literal or string short
+    "123 \t\r\n", "-0.5e3\n\n", "true  ", '"a b "\n', '{"a": [1, 2]}' + "\n" * 500,
+    '[1,]  // tail\n' + " " * 300, '{"a": 1} /* a\nblock */ \n// and a line\n',
     *(f'{{"a": [{", ".join([odd] * MIN_RUN)}]}}' for odd in ('"]"', '"[["', '"{"', '"\\u00e9"')),
 ])
 def test_fast_path_answers(text: str) -> None:
