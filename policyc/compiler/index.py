@@ -9,6 +9,8 @@ node events; it reports exactly which netmaps an event changed.
     netmap = index.netmap("laptop")               # NodeNetmap; others not computed
     peer = index.peer("laptop", "server")         # a Peer as laptop lists it
     index.netmap_with_peers("laptop", peers)      # its netmap with these peers
+    PolicyIndex.build(policy, inventory, reuse_filters=True)  # each node's filter made
+                                                  # from its last one (livefilter.py)
     changes = index.apply(NodeAdded(node))        # or NodeRemoved("laptop"),
                                                   # NodeUpdated(replace(node, tags=...))
     for change in changes:                        # exactly the netmaps that differ
