@@ -24,6 +24,7 @@ from __future__ import annotations
 import bisect
 import copy
 from dataclasses import dataclass
+from typing import Any
 
 from policyc.compiler.addrpatch import (
     PointEdit,
@@ -58,6 +59,7 @@ from policyc.compiler.nodes import Node
 from policyc.compiler.peers import bits_to_indexes
 from policyc.compiler.pernode import NodeView
 from policyc.compiler.resolve import Resolver
+from policyc.compiler.sshpolicy import SshCompiler
 from policyc.policy.model import AutoGroupRef, IPSetRef, Wildcard
 
 
@@ -140,7 +142,8 @@ def patch(stage: LiveStage, slot: int, old: Node | None, new: Node | None) -> De
         stage._owner_self(owner)
     via_changed = _patch_via(stage, o, n, compiler) if stage.has_via else 0
     # --- SSH, nodeAttrs ------------------------------------------------------------------------
-    ssh_compare = _patch_ssh(stage, o, n)
+    ssh_compare, ssh_touched = _patch_ssh(stage, o, n)
+    ssh_memo: dict[tuple[int, int], tuple[object, object, bool]] = {}
     if stage.policy.node_attrs:
         stage.attrs = NodeAttrCompiler(stage.policy, r)
     # --- usable routes: E's column (and E's row if E is a router) ---------------------------
@@ -189,7 +192,8 @@ def patch(stage: LiveStage, slot: int, old: Node | None, new: Node | None) -> De
         extras_before = _old_extras(stage, i, old_owner_rules, old_via)
         if (old_table.filter_key(i, stage.views[i], extras_before)
                 != table.filter_key(i, stage.views[i], stage.extras(i))
-                or (ssh_compare >> i & 1 and old_ssh.for_node(i) != stage.ssh.for_node(i))):
+                or (ssh_compare >> i & 1
+                    and _ssh_differs(old_ssh, stage.ssh, i, ssh_touched, ssh_memo))):
             changed |= 1 << i
     own_changed, own_peers_changed = False, 0
     if own_before is not None and new is not None:
@@ -566,7 +570,38 @@ def _patch_via(stage: LiveStage, o: Node, n: Node, uc: UnitCompiler) -> int:
     return changed
 
 
-def _patch_ssh(stage: LiveStage, o: Node, n: Node) -> int:
+def _ssh_differs(old: SshCompiler, new: SshCompiler, i: int, touched: list[int],
+                 memo: dict[tuple[int, int], tuple[object, object, bool]]) -> bool:
+    """Whether node `i`'s SSH policy differs. The rules not re-resolved are the same
+    objects before and after: if the re-resolved ones alone give `i` the same rules,
+    so does the whole policy; only otherwise is it compared whole. Principal lists
+    are shared by the destinations of a rule, so each pair is compared once (an
+    autogroup:member rule lists thousands: compared per node, one 1k event took
+    minutes)."""
+    if not _rules_differ(old.for_node(i, touched), new.for_node(i, touched), memo):
+        return False
+    return _rules_differ(old.for_node(i), new.for_node(i), memo)
+
+
+def _rules_differ(a: dict[str, Any], b: dict[str, Any],
+                  memo: dict[tuple[int, int], tuple[object, object, bool]]) -> bool:
+    ra, rb = a["rules"], b["rules"]
+    if len(ra) != len(rb):
+        return True
+    for x, y in zip(ra, rb, strict=True):
+        px, py = x["principals"], y["principals"]
+        if px is not py:
+            found = memo.get((id(px), id(py)))
+            if found is None:  # keeps both lists alive: their ids stay theirs
+                found = memo[(id(px), id(py))] = (px, py, px == py)
+            if not found[2]:
+                return True
+        if x.keys() != y.keys() or any(x[k] != y[k] for k in x if k != "principals"):
+            return True
+    return False
+
+
+def _patch_ssh(stage: LiveStage, o: Node, n: Node) -> tuple[int, list[int]]:
     """Re-resolve the SSH rules naming E; the slots whose SSH policy may differ.
 
     Beside a rule's destinations (they list its sources): with autogroup:self or a
@@ -578,23 +613,25 @@ def _patch_ssh(stage: LiveStage, o: Node, n: Node) -> int:
     device for a user destination, whose SSH policy a retag can change alone.)"""
     policy, r = stage.policy, stage.r
     if not policy.ssh:
-        return 0
+        return 0, []
     addrs = AddressSet.of_addresses(o.ips) | AddressSet.of_addresses(n.ips)
     fresh = copy.copy(stage.ssh)
     fresh.rules = list(stage.ssh.rules)
     owners = bits_of(i for x in {o.owner, n.owner} if x is not None
                      for i in r.by_user.get(x, ()))  # E itself is compared whole
     compare = 0
+    touched: list[int] = []
     for k, rule in enumerate(policy.ssh):
         aliases = (*rule.sources, *rule.destinations, *rule.recorder)
         if not any(_names(a, o, n, addrs, r) for a in aliases):
             continue
+        touched.append(k)
         before = fresh.rules[k]
         fresh.rules[k] = after = fresh._resolve(rule)
         for resolved in (before, after):
             compare |= bits_of(resolved.destinations) | owners
     stage.ssh = fresh
-    return compare
+    return compare, touched
 
 
 def _names(alias: object, o: Node, n: Node, addrs: AddressSet, r: Resolver) -> bool:

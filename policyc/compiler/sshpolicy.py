@@ -34,7 +34,7 @@ is then a function of one node, so the incremental index can call it alone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,12 +183,15 @@ class SshCompiler:
         self._principals = _Principals(resolver.nodes)
         self.rules = [] if one_node else [self._resolve(rule) for rule in policy.ssh]
 
-    def for_node(self, index: int) -> dict[str, Any]:
-        """`tailcfg.SSHPolicy` JSON for node `index`."""
+    def for_node(self, index: int, only: Sequence[int] | None = None) -> dict[str, Any]:
+        """`tailcfg.SSHPolicy` JSON for node `index` (`only`: of these rules alone, which
+        the node event patcher compares)."""
         node = self.r.nodes[index]
         owner = node.owner
         out: list[dict[str, Any]] = []
-        for rule in self._reaching(index, owner) if self.one_node else self.rules:
+        rules = (self._reaching(index, owner) if self.one_node else
+                 self.rules if only is None else [self.rules[k] for k in only])
+        for rule in rules:
             if not rule.sources:
                 continue
             mine = rule.by_user(owner)
