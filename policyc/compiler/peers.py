@@ -84,15 +84,24 @@ def peer_bitsets_of(edges: Iterable[BitEdge], n: int) -> list[int]:
     incoming: list[set[int]] = [set() for _ in range(n)]
     dst_ids: dict[int, int] = {}
     src_ids: dict[int, int] = {}
+    # Per distinct side, the ids of the other sides it meets: a via grant's sources
+    # (thousands of nodes) reach each of its routers in an edge of its own, and
+    # their nodes were walked once per edge (10k grants shape: 53M set adds).
+    dsts_of: dict[int, set[int]] = defaultdict(set)
+    srcs_of: dict[int, set[int]] = defaultdict(set)
     for edge in edges:
         d = dst_ids.setdefault(edge.dst_bits, len(dst_ids))
         s = src_ids.setdefault(edge.src_bits, len(src_ids))
-        for i in bits_to_indexes(edge.src_bits):
+        dsts_of[edge.src_bits].add(d)
+        srcs_of[edge.dst_bits].add(s)
+    for side, ids in dsts_of.items():
+        for i in bits_to_indexes(side):
             if i < n:
-                outgoing[i].add(d)
-        for i in bits_to_indexes(edge.dst_bits):
+                outgoing[i].update(ids)
+    for side, ids in srcs_of.items():
+        for i in bits_to_indexes(side):
             if i < n:
-                incoming[i].add(s)
+                incoming[i].update(ids)
     dst_by_id = {v: k for k, v in dst_ids.items()}
     src_by_id = {v: k for k, v in src_ids.items()}
     by_class: dict[tuple[frozenset[int], frozenset[int]], int] = {}
